@@ -1,0 +1,112 @@
+"""Device-side commands: ``doorwatch agent run`` and ``doorwatch sim``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+__all__ = ["agent_app", "sim_command"]
+
+agent_app = typer.Typer(help="The device service.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+
+def _run_until_signal(main: Callable[[], Awaitable[T]]) -> T | None:
+    """Run ``main`` and cancel it cleanly on SIGINT/SIGTERM."""
+
+    async def wrapper() -> T | None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            return None
+
+    return asyncio.run(wrapper())
+
+
+@agent_app.command("run")
+def run_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Device TOML file")] = None,
+    simulate: Annotated[
+        bool, typer.Option(help="Mock door and a simulated household (no Pi hardware)")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Simulation seed")] = 1,
+    mean_interval: Annotated[float, typer.Option(help="Simulation: mean seconds between door openings")] = 20.0,
+    exit_probability: Annotated[float, typer.Option(help="Simulation: share of openings that are exits")] = 0.3,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
+) -> None:
+    """Run the agent until interrupted."""
+    from agent.classify import ScriptedClassifier
+    from agent.service import Agent, running_agent
+    from agent.simulation import HouseholdScript, SimulatedHousehold
+    from doorwatch.errors import DoorwatchError
+    from doorwatch.logs import configure_logging
+    from firmware_config.device_config import load_device_config
+    from sensors.door import make_pin_factory
+
+    configure_logging(log_level)
+    try:
+        overrides: dict[str, Any] = {"pin_factory": "mock"} if simulate else {}
+        settings = load_device_config(config, **overrides)
+        pin_factory = make_pin_factory(settings.pin_factory)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    classifier = ScriptedClassifier()
+
+    async def main() -> None:
+        agent = Agent(settings, pin_factory=pin_factory, classifier=classifier)
+        extra: dict[str, Callable[[], Awaitable[None]]] = {}
+        if simulate:
+            household = SimulatedHousehold(
+                agent.door.pin, classifier,
+                HouseholdScript(seed=seed, mean_interval_s=mean_interval,
+                                exit_probability=exit_probability))
+            extra["household"] = household.run
+        async with running_agent(agent, extra):
+            await asyncio.Event().wait()
+
+    _run_until_signal(main)
+
+
+def sim_command(
+    credentials: Annotated[Path, typer.Option(help='JSON file {"device-id": "password"}')],
+    host: Annotated[str, typer.Option(help="Broker address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Broker port")] = 1883,
+    data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path("sim-data"),
+    events: Annotated[int, typer.Option(help="Records per device (restart-safe total)")] = 100,
+    rate: Annotated[float, typer.Option(help="Records per second, whole fleet (0 = as fast as possible)")] = 100.0,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for the last acknowledgements")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
+) -> None:
+    """Fleet simulator: simulated devices publishing events through the real outbox and link."""
+    from agent.fleet import load_credentials, run_fleet
+    from doorwatch.errors import DoorwatchError
+    from doorwatch.logs import configure_logging
+
+    configure_logging(log_level)
+    try:
+        creds = load_credentials(credentials)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result = _run_until_signal(lambda: run_fleet(
+        credentials=creds, host=host, port=port, data_dir=data_dir, events=events, rate=rate,
+        drain_timeout_s=drain_timeout, seed=seed))
+    if result is None:
+        raise typer.Exit(130)
+    typer.echo(json.dumps(result.__dict__))
+    if result.pending:
+        raise typer.Exit(1)

@@ -1,0 +1,119 @@
+"""Fleet simulator: many simulated devices in one process, on the agent's own outbox and link.
+
+Used by ``doorwatch sim`` for load and fault tests. Each device has its own
+MQTT connection and credentials; all share one outbox file. Production is
+restart-safe: ``--events N`` means "until each device's seq reaches N", so a
+simulator killed and started again on the same data folder finishes the job
+without producing more or fewer records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from agent.link import AgentLink
+from agent.outbox import Outbox
+from broker.messages import Event, EventKind, encode, utc_now
+from broker.topics import Channel, device_topic
+from doorwatch.errors import ConfigError
+from firmware_config.device_config import MqttLinkSettings
+
+__all__ = ["FleetResult", "load_credentials", "run_fleet"]
+
+_KINDS = (EventKind.EXIT, EventKind.ENTRY, EventKind.HANDOVER)
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """What the fleet did."""
+
+    devices: int
+    produced: int
+    acked: int
+    pending: int
+
+
+def load_credentials(path: Path) -> dict[str, str]:
+    """Read ``{"device-id": "password", ...}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("credentials file not found", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc}", path=path) from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError('expected {"device-id": "password", ...}', path=path)
+    return {str(k): v for k, v in data.items()}
+
+
+async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: float,
+                   seed: int) -> int:
+    rng = random.Random(seed)
+    produced = 0
+    interval = 1 / rate if rate > 0 else 0.0
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    remaining = {link.device_id: events - outbox.last_seq(link.device_id) for link in links}
+    by_id = {link.device_id: link for link in links}
+    while any(n > 0 for n in remaining.values()):
+        for device_id, left in remaining.items():
+            if left <= 0:
+                continue
+            kind = rng.choice(_KINDS)
+            topic = device_topic(device_id, Channel.EVENT)
+            await asyncio.to_thread(outbox.append, device_id, topic, lambda s, d=device_id, k=kind:
+                                    encode(Event(device_id=d, seq=s, time=utc_now(), kind=k,
+                                                 armed=True)))
+            remaining[device_id] = left - 1
+            produced += 1
+            by_id[device_id].wake()
+            if interval:
+                next_at += interval
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+    return produced
+
+
+async def run_fleet(
+    *,
+    credentials: dict[str, str],
+    host: str,
+    port: int,
+    data_dir: Path,
+    events: int,
+    rate: float,
+    drain_timeout_s: float,
+    seed: int = 1,
+) -> FleetResult:
+    """Run the fleet until every device produced ``events`` records and all are acknowledged."""
+    outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
+    links = [
+        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox)
+        for device_id, pw in sorted(credentials.items())
+    ]
+    loop = asyncio.get_running_loop()
+    for link in links:
+        link.start(loop)
+    try:
+        async with asyncio.TaskGroup() as group:
+            pumps = [group.create_task(link.run(), name=f"link-{link.device_id}") for link in links]
+            produced = await _produce(outbox, links, events, rate, seed)
+            deadline = loop.time() + drain_timeout_s
+            while outbox.depth() and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            for pump in pumps:
+                pump.cancel()
+    finally:
+        for link in links:
+            link.stop()
+    pending = outbox.depth()
+    outbox.close()
+    return FleetResult(devices=len(links), produced=produced,
+                       acked=sum(link.acked_total for link in links), pending=pending)

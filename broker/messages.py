@@ -1,0 +1,362 @@
+"""Every wire message of protocol v1 as a pydantic model.
+
+Nothing outside ``broker/`` parses or dumps message JSON: agents build these
+models and call :func:`encode`; the server calls :func:`decode_device_message`
+and gets a validated model or a :class:`~doorwatch.errors.PayloadError` whose
+``reason`` goes into the rejected-messages table.
+
+Every message carries a ``type`` tag (the discriminator) and ``v``, the schema
+version. Device records (events and command acks) also carry the device's
+monotonically increasing ``seq`` and a unique ``event_id``: the server stores
+``(device_id, seq)`` uniquely, so redelivery is harmless and gaps are visible.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
+from doorwatch.errors import PayloadError
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "SCHEMA_VERSION",
+    "ArmCommand",
+    "Command",
+    "CommandAck",
+    "CommandName",
+    "ConfigUpdateCommand",
+    "DeviceMessage",
+    "DeviceRecord",
+    "DeviceState",
+    "DisarmCommand",
+    "EpisodeInfo",
+    "Event",
+    "EventKind",
+    "Heartbeat",
+    "PassageInfo",
+    "PingCommand",
+    "Snapshot",
+    "SnapshotCommand",
+    "Status",
+    "TamperKind",
+    "decode_command",
+    "decode_device_message",
+    "encode",
+    "json_schemas",
+    "utc_now",
+]
+
+SCHEMA_VERSION: Literal[1] = 1
+# Events and heartbeats are small; snapshots are JPEGs (base64) of a few
+# hundred kB at most. Anything larger is refused before JSON parsing.
+MAX_EVENT_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
+
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Device id (= MQTT user)")]
+
+
+class _Wire(BaseModel):
+    """Base of every wire message: strict about unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = Field(SCHEMA_VERSION, description="Wire schema version")
+
+
+class EventKind(StrEnum):
+    """What a device event reports (see DESIGN.md, "Event semantics")."""
+
+    DOOR_OPEN = "door_open"
+    DOOR_CLOSE = "door_close"
+    EXIT = "exit"
+    ENTRY = "entry"
+    HANDOVER = "handover"
+    DOOR_OPEN_UNVERIFIED = "door_open_unverified"
+    TAMPER = "tamper"
+    COMMISSIONING = "commissioning"
+    HEALTH_ALARM = "health_alarm"
+
+
+class TamperKind(StrEnum):
+    """Kinds of tampering a device can detect about itself."""
+
+    CAMERA_COVERED = "camera_covered"
+    CAMERA_BLINDED = "camera_blinded"
+    CAMERA_MOVED = "camera_moved"
+    CAMERA_FROZEN = "camera_frozen"
+    CAMERA_FAILED = "camera_failed"
+    DOOR_SENSOR_DISCONNECTED = "door_sensor_disconnected"
+    CLOCK_JUMP = "clock_jump"
+
+
+class PassageInfo(BaseModel):
+    """One crossing of the doorway threshold seen by the camera."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    t: float = Field(description="Seconds since the episode started")
+    direction: Literal["out", "in"] = Field(description="out = leaving the household")
+    track: int = Field(ge=0, description="Analyzer track id")
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class EpisodeInfo(BaseModel):
+    """A door episode: from the door opening until it stayed closed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    door_sensor: bool = Field(description="Whether a reed switch started the episode")
+    passages: list[PassageInfo] = Field(default_factory=list, max_length=200)
+    confidence: float = Field(ge=0.0, le=1.0, description="Confidence of the classification")
+    camera_ok: bool = Field(True, description="False when the camera could not judge")
+
+
+class DeviceRecord(_Wire):
+    """Fields common to everything a device sends through its durable outbox."""
+
+    device_id: DeviceId
+    seq: int = Field(ge=1, description="Per-device sequence number, persisted across reboots")
+    event_id: UUID = Field(default_factory=uuid4, description="Globally unique id")
+    time: AwareDatetime = Field(description="Device clock when the record was made")
+
+
+class Event(DeviceRecord):
+    """Something happened at the door (or to the device)."""
+
+    type: Literal["event"] = "event"
+    kind: EventKind
+    armed: bool = Field(description="Whether the device was armed when this happened")
+    episode: EpisodeInfo | None = None
+    tamper: TamperKind | None = None
+    detail: str | None = Field(None, max_length=2000, description="Free text for humans")
+    snapshot: bool = Field(False, description="Whether a snapshot message follows")
+
+
+class CommandAck(DeviceRecord):
+    """A device's answer to a command, sent through its durable outbox."""
+
+    type: Literal["command_ack"] = "command_ack"
+    command_id: UUID
+    command: str = Field(max_length=64)
+    ok: bool
+    reason: str | None = Field(None, max_length=2000)
+
+
+class DeviceState(StrEnum):
+    """Retained presence state on the status topic."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Status(_Wire):
+    """Retained online/offline; the agent registers ``offline`` as its Last Will."""
+
+    type: Literal["status"] = "status"
+    device_id: DeviceId
+    state: DeviceState
+    time: AwareDatetime
+
+
+class Heartbeat(_Wire):
+    """Periodic health of a device."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    device_id: DeviceId
+    time: AwareDatetime
+    uptime_s: float = Field(ge=0)
+    armed: bool
+    last_seq: int = Field(ge=0, description="Highest seq the device has produced")
+    outbox_depth: int = Field(ge=0)
+    camera_fps: float | None = Field(None, ge=0)
+    cpu_temp_c: float | None = None
+    free_disk_mb: float | None = Field(None, ge=0)
+    clock_offset_s: float | None = None
+    firmware_version: str = Field(max_length=64)
+
+
+class Snapshot(_Wire):
+    """A JPEG taken as evidence for an event."""
+
+    type: Literal["snapshot"] = "snapshot"
+    device_id: DeviceId
+    event_id: UUID = Field(description="The event this snapshot belongs to")
+    taken_at: AwareDatetime
+    jpeg_b64: str = Field(max_length=MAX_PAYLOAD_BYTES)
+
+
+DeviceMessage = Annotated[
+    Event | CommandAck | Heartbeat | Status | Snapshot, Field(discriminator="type")
+]
+_DEVICE_MESSAGE: TypeAdapter[DeviceMessage] = TypeAdapter(DeviceMessage)
+
+# Which message types may arrive on which channel.
+_CHANNEL_TYPES: dict[Channel, tuple[type[BaseModel], ...]] = {
+    Channel.EVENT: (Event, CommandAck),
+    Channel.HEARTBEAT: (Heartbeat,),
+    Channel.STATUS: (Status,),
+    Channel.SNAPSHOT: (Snapshot,),
+}
+
+
+class CommandName(StrEnum):
+    """Commands the server can send a device."""
+
+    ARM = "arm"
+    DISARM = "disarm"
+    SNAPSHOT = "snapshot"
+    CONFIG_UPDATE = "config_update"
+    PING = "ping"
+
+
+class _CommandBase(_Wire):
+    type: Literal["command"] = "command"
+    command_id: UUID = Field(default_factory=uuid4)
+    device_id: DeviceId
+    issued_at: AwareDatetime
+
+
+class ArmCommand(_CommandBase):
+    """Arm the device (retained, so a rebooted device knows)."""
+
+    name: Literal["arm"] = "arm"
+
+
+class DisarmCommand(_CommandBase):
+    """Disarm the device (retained)."""
+
+    name: Literal["disarm"] = "disarm"
+
+
+class SnapshotCommand(_CommandBase):
+    """Take a snapshot now and publish it."""
+
+    name: Literal["snapshot"] = "snapshot"
+
+
+class PingCommand(_CommandBase):
+    """Answer with an ack; used by commissioning to prove the round trip."""
+
+    name: Literal["ping"] = "ping"
+
+
+class ConfigUpdateCommand(_CommandBase):
+    """Replace parts of the device configuration (validated on the device)."""
+
+    name: Literal["config_update"] = "config_update"
+    config: dict[str, Any]
+
+
+Command = Annotated[
+    ArmCommand | DisarmCommand | SnapshotCommand | PingCommand | ConfigUpdateCommand,
+    Field(discriminator="name"),
+]
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialize a wire model to its JSON payload."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def _summarize(error: ValidationError) -> str:
+    """One line per problem: 'field.path: message'."""
+    parts = []
+    for item in error.errors()[:5]:
+        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{loc}: {item['msg']}")
+    more = error.error_count() - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _load_json(payload: bytes, topic: str, limit: int) -> Any:
+    if len(payload) > limit:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds {limit}", topic=topic)
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"not JSON: {exc}", topic=topic) from None
+
+
+def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> DeviceMessage:
+    """Validate a payload received on a device topic.
+
+    Checks, in order: size, JSON, schema version, the model, the channel/type
+    pairing and that the payload's device id is the topic's (a device must not
+    speak for another). Every failure is a :class:`PayloadError` with a reason
+    fit for the rejected-messages table.
+    """
+    limit = MAX_PAYLOAD_BYTES if info.channel is Channel.SNAPSHOT else MAX_EVENT_BYTES
+    raw = _load_json(payload, topic, limit)
+    if not isinstance(raw, dict):
+        raise PayloadError("payload is not a JSON object", topic=topic, device_id=info.device_id)
+    if raw.get("v") != SCHEMA_VERSION:
+        raise PayloadError(
+            f"unsupported schema version {raw.get('v')!r} (expected {SCHEMA_VERSION})",
+            topic=topic,
+            device_id=info.device_id,
+        )
+    try:
+        message = _DEVICE_MESSAGE.validate_python(raw)
+    except ValidationError as exc:
+        raise PayloadError(_summarize(exc), topic=topic, device_id=info.device_id) from None
+    if not isinstance(message, _CHANNEL_TYPES[info.channel]):
+        raise PayloadError(
+            f"message type {message.type!r} not allowed on channel {info.channel.value!r}",
+            topic=topic,
+            device_id=info.device_id,
+        )
+    if message.device_id != info.device_id:
+        raise PayloadError(
+            f"device_id {message.device_id!r} in payload differs from topic's "
+            f"{info.device_id!r}",
+            topic=topic,
+            device_id=info.device_id,
+        )
+    return message
+
+
+def decode_command(topic: str, payload: bytes) -> Command:
+    """Validate a command received by a device."""
+    raw = _load_json(payload, topic, MAX_EVENT_BYTES)
+    try:
+        return _COMMAND.validate_python(raw)
+    except ValidationError as exc:
+        raise PayloadError(_summarize(exc), topic=topic) from None
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every wire message, keyed by message name."""
+    models: dict[str, type[BaseModel]] = {
+        "Event": Event,
+        "CommandAck": CommandAck,
+        "Heartbeat": Heartbeat,
+        "Status": Status,
+        "Snapshot": Snapshot,
+    }
+    schemas: dict[str, Any] = {name: m.model_json_schema() for name, m in models.items()}
+    schemas["Command"] = _COMMAND.json_schema()
+    return schemas
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime (wire times are always aware)."""
+    from datetime import UTC
+
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Mosquitto configuration templates shipped with doorwatch (package data)."""

@@ -1,0 +1,57 @@
+"""Server-side commands: ``doorwatch server run`` and administration."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register_server_commands", "server_app"]
+
+server_app = typer.Typer(help="The server: consumer, rules, notifications.", no_args_is_help=True)
+
+
+@server_app.command("run")
+def run_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Server TOML file")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
+) -> None:
+    """Run the server until interrupted (SIGINT/SIGTERM)."""
+    from doorwatch.errors import DoorwatchError
+    from doorwatch.logs import configure_logging
+    from server.config import load_server_settings
+    from server.service import run_server
+
+    configure_logging(log_level)
+    try:
+        settings = load_server_settings(config)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await run_server(settings)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def register_server_commands(app: typer.Typer) -> None:
+    """Attach the server's command groups to the root CLI."""
+    app.add_typer(server_app, name="server")

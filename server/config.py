@@ -1,0 +1,136 @@
+"""Server configuration: one strict root model, a section per concern.
+
+Read from a TOML file (``--config``) with environment overrides
+(``DOORWATCH_SERVER__MQTT__PASSWORD=...``); unknown keys are errors, so a
+typo is reported at start instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from doorwatch.errors import ConfigError
+
+__all__ = [
+    "HttpSettings",
+    "IngestSettings",
+    "MqttSettings",
+    "NotifySettings",
+    "RuleSettings",
+    "ServerSettings",
+    "load_server_settings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(_Section):
+    """How the server reaches the broker."""
+
+    host: str = Field("127.0.0.1", description="Broker address")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port")
+    username: str | None = Field("doorwatch-server", description="Server account on the broker")
+    password: SecretStr | None = Field(None, description="Server account password")
+    client_id: str = Field(
+        default_factory=lambda: f"doorwatch-server-{socket.gethostname()}",
+        description="MQTT client id; must be stable across restarts (persistent session) "
+        "and unique per server instance",
+    )
+    protocol: Literal[5, 311] = Field(
+        5, description="MQTT protocol version (311 for brokers without v5, e.g. the embedded one)"
+    )
+    shared_group: str | None = Field(
+        None, description="Shared-subscription group when several server instances split the load"
+    )
+    keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
+
+
+class IngestSettings(_Section):
+    """How received messages are batched into database transactions."""
+
+    batch_max: int = Field(1000, ge=1, le=4000, description="Messages per transaction at most")
+    batch_wait_ms: float = Field(
+        5.0, ge=0, description="How long to wait for more messages before committing a batch"
+    )
+    max_stored_rejected_bytes: int = Field(
+        65536, ge=0, description="Bytes of a rejected payload kept for inspection"
+    )
+
+
+class RuleSettings(_Section):
+    """What turns events into incidents."""
+
+    fold_window_s: float = Field(
+        600, ge=0, description="Events of one household within this window fold into one incident"
+    )
+
+
+class NotifySettings(_Section):
+    """Delivery of notifications through Apprise."""
+
+    retry_delays_s: list[float] = Field(
+        default_factory=lambda: [2, 10, 30, 120, 600],
+        description="Delay before each retry; after the last, the notification is marked failed",
+    )
+    poll_interval_s: float = Field(0.5, gt=0, description="How often due notifications are checked")
+    claim_s: float = Field(120, gt=0, description="How long an instance owns a delivery attempt")
+    dashboard_url: str = Field(
+        "http://127.0.0.1:8080", description="Base URL of the dashboard, for links in messages"
+    )
+    timezone: str = Field("Asia/Shanghai", description="Time zone for times shown in messages")
+
+
+class HttpSettings(_Section):
+    """The HTTP API and dashboard."""
+
+    enabled: bool = Field(False, description="Serve the HTTP API and dashboard")
+    host: str = Field("127.0.0.1", description="Listen address")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port")
+
+
+class ServerSettings(BaseSettings):
+    """Root configuration of ``doorwatch server run``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOORWATCH_SERVER__", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = Field(
+        "sqlite:///data/doorwatch.db", description="sqlite:///PATH or postgresql://..."
+    )
+    data_dir: Path = Field(Path("data"), description="Folder for server state")
+    instance: str = Field(
+        default_factory=socket.gethostname, description="Name of this server instance"
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    rules: RuleSettings = Field(default_factory=RuleSettings)  # type: ignore[arg-type]
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+
+
+def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:
+    """Load settings from a TOML file (if given), the environment and ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file not found", path=path) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    data.update(overrides)
+    try:
+        return ServerSettings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(first["msg"], path=path, field=field) from None

@@ -1,0 +1,1 @@
+"""Notifications: a persisted outbox in the database, delivered through Apprise."""

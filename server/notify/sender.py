@@ -1,0 +1,127 @@
+"""Deliver queued notifications through Apprise, with retries persisted in the database.
+
+Each due notification is first *claimed* (an UPDATE that only one server
+instance can win) so several instances never send the same message twice;
+every attempt is recorded with its error, and the next attempt is scheduled
+by the configured backoff. Apprise does the sending, so every channel it knows
+(WeCom, DingTalk, e-mail, SMS gateways, webhooks) works without code of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+import apprise
+
+from doorwatch.logs import get_logger
+from doorwatch.timeutil import now_ts, to_ts, utcnow
+from server.config import NotifySettings
+from server.db.base import Database, Row
+
+__all__ = ["DeliveryOutcome", "NotificationSender", "send_with_apprise"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """Result of one delivery attempt."""
+
+    ok: bool
+    error: str | None = None
+
+
+def send_with_apprise(url: str, title: str, body: str) -> DeliveryOutcome:
+    """Send one message to one Apprise URL (blocking; run it on a thread)."""
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return DeliveryOutcome(False, "Apprise does not understand this URL")
+    try:
+        ok = bool(sender.notify(title=title, body=body))
+    except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop delivery of others
+        return DeliveryOutcome(False, f"{type(exc).__name__}: {exc}")
+    return DeliveryOutcome(ok, None if ok else "the channel did not accept the message")
+
+
+class NotificationSender:
+    """Loop that delivers due notifications."""
+
+    def __init__(self, db: Database, settings: NotifySettings, instance: str):
+        self._db = db
+        self._settings = settings
+        self._instance = instance
+        self.delivered = 0
+        self.failed_attempts = 0
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        while True:
+            sent = await self.deliver_due()
+            if not sent:
+                await asyncio.sleep(self._settings.poll_interval_s)
+
+    async def _claim(self) -> list[Row]:
+        now = utcnow()
+        until = to_ts(now + timedelta(seconds=self._settings.claim_s))
+        async with self._db.transaction() as tx:
+            due = await tx.fetch_all(
+                "SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 20",
+                (to_ts(now), to_ts(now)),
+            )
+            claimed: list[Row] = []
+            for row in due:
+                won = await tx.execute(
+                    "UPDATE notifications SET claimed_until = ?, claimed_by = ? WHERE id = ? "
+                    "AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
+                    (until, self._instance, row["id"], to_ts(now)),
+                )
+                if won:
+                    got = await tx.fetch_one(
+                        "SELECT id, url, title, body, attempts, incident_id FROM notifications "
+                        "WHERE id = ?", (row["id"],))
+                    if got is not None:
+                        claimed.append(got)
+            return claimed
+
+    async def deliver_due(self) -> int:
+        """Attempt every due notification once; return how many were attempted."""
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        outcomes = await asyncio.gather(
+            *(asyncio.to_thread(send_with_apprise, r["url"], r["title"], r["body"]) for r in claimed)
+        )
+        async with self._db.transaction() as tx:
+            for row, outcome in zip(claimed, outcomes, strict=True):
+                attempts = int(row["attempts"]) + 1
+                at = now_ts()
+                await tx.execute(
+                    "INSERT INTO notification_attempts (notification_id, at, ok, error) "
+                    "VALUES (?, ?, ?, ?)", (row["id"], at, int(outcome.ok), outcome.error))
+                if outcome.ok:
+                    state, next_at = "delivered", at
+                elif attempts > len(self._settings.retry_delays_s):
+                    state, next_at = "failed", at
+                else:
+                    delay = self._settings.retry_delays_s[attempts - 1]
+                    state, next_at = "pending", to_ts(utcnow() + timedelta(seconds=delay))
+                await tx.execute(
+                    "UPDATE notifications SET state = ?, attempts = ?, next_attempt_at = ?, "
+                    "last_error = ?, claimed_until = NULL, claimed_by = NULL, "
+                    "delivered_at = COALESCE(?, delivered_at) WHERE id = ?",
+                    (state, attempts, next_at, outcome.error, at if outcome.ok else None,
+                     row["id"]))
+        for row, outcome in zip(claimed, outcomes, strict=True):
+            if outcome.ok:
+                self.delivered += 1
+                log.info("notification delivered",
+                         extra={"notification_id": row["id"], "incident_id": row["incident_id"]})
+            else:
+                self.failed_attempts += 1
+                log.warning("notification attempt failed",
+                            extra={"notification_id": row["id"], "incident_id": row["incident_id"],
+                                   "error": outcome.error})
+        return len(claimed)

@@ -1,0 +1,68 @@
+"""Track missing sequence numbers per device.
+
+Each device numbers its records 1, 2, 3, ... A record arriving with a seq
+beyond the highest seen opens a gap (the numbers in between); a late record
+inside a gap shrinks or splits it. Open gaps are possible loss, visible to
+operators; once everything is delivered, no gap remains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from doorwatch.timeutil import now_ts
+from server.db.base import Transaction
+
+__all__ = ["record_seqs"]
+
+
+async def _fill(tx: Transaction, device_id: str, seq: int) -> None:
+    """A record arrived below the device's maximum: take it out of its gap."""
+    gap = await tx.fetch_one(
+        "SELECT id, first_seq, last_seq FROM seq_gaps "
+        "WHERE device_id = ? AND first_seq <= ? AND last_seq >= ?",
+        (device_id, seq, seq),
+    )
+    if gap is None:
+        return
+    await tx.execute("DELETE FROM seq_gaps WHERE id = ?", (gap["id"],))
+    detected = now_ts()
+    for first, last in ((gap["first_seq"], seq - 1), (seq + 1, gap["last_seq"])):
+        if first <= last:
+            await tx.execute(
+                "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
+                "VALUES (?, ?, ?, ?)",
+                (device_id, first, last, detected),
+            )
+
+
+async def record_seqs(tx: Transaction, new_seqs: dict[str, Iterable[int]]) -> None:
+    """Update gaps and each device's highest seq for newly stored records."""
+    if not new_seqs:
+        return
+    devices = list(new_seqs)
+    marks = ",".join("?" for _ in devices)
+    rows = await tx.fetch_all(
+        f"SELECT device_id, max_seq FROM devices WHERE device_id IN ({marks})",  # noqa: S608 - placeholders only
+        devices,
+    )
+    highest = {r["device_id"]: int(r["max_seq"]) for r in rows}
+    new_gaps: list[tuple[str, int, int, str]] = []
+    detected = now_ts()
+    for device_id, seqs in new_seqs.items():
+        top = highest.get(device_id, 0)
+        start = top
+        for seq in sorted(seqs):
+            if seq > top + 1:
+                new_gaps.append((device_id, top + 1, seq - 1, detected))
+            if seq > top:
+                top = seq
+            else:
+                await _fill(tx, device_id, seq)
+        if top != start:
+            await tx.execute("UPDATE devices SET max_seq = ? WHERE device_id = ?", (top, device_id))
+    if new_gaps:
+        await tx.executemany(
+            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) VALUES (?, ?, ?, ?)",
+            new_gaps,
+        )

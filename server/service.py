@@ -1,0 +1,81 @@
+"""The server process: consumer, notifier (and later HTTP) as one structured service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from doorwatch.logs import get_logger
+from server.config import ServerSettings
+from server.consumer import Consumer
+from server.db import Database, open_database
+from server.inbound import InboundMessage
+from server.ingest import Ingestor
+from server.mqtt_link import MqttLink
+from server.notify.sender import NotificationSender
+
+__all__ = ["RunningServer", "run_server", "serve"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class RunningServer:
+    """Handles to a running server's parts (for tests and the demo)."""
+
+    settings: ServerSettings
+    db: Database
+    mqtt: MqttLink
+    consumer: Consumer
+    sender: NotificationSender
+
+
+@asynccontextmanager
+async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
+    """Run the server's loops for the duration of the ``async with`` block.
+
+    The loops run as named tasks in a TaskGroup; leaving the block cancels
+    them, disconnects from the broker (keeping the persistent session) and
+    closes the database.
+    """
+    db = await open_database(settings.database_url)
+    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    link = MqttLink(settings.mqtt, queue)
+    consumer = Consumer(
+        queue,
+        Ingestor(db, settings),
+        link.ack,
+        batch_max=settings.ingest.batch_max,
+        batch_wait_s=settings.ingest.batch_wait_ms / 1000,
+    )
+    sender = NotificationSender(db, settings.notify, settings.instance)
+    running = RunningServer(settings, db, link, consumer, sender)
+    link.start(asyncio.get_running_loop())
+    log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
+                                        "instance": settings.instance})
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(consumer.run(), name="consumer"),
+                group.create_task(sender.run(), name="notifier"),
+            ]
+            try:
+                yield running
+            finally:
+                for task in tasks:
+                    task.cancel()
+    finally:
+        link.stop()
+        await db.close()
+        log.info("server stopped", extra={"stored": consumer.totals.stored,
+                                          "rejected": consumer.totals.rejected})
+
+
+async def run_server(settings: ServerSettings) -> None:
+    """Run until cancelled (SIGINT/SIGTERM)."""
+    async with serve(settings):
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()

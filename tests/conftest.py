@@ -1,0 +1,145 @@
+"""Shared fixtures: a private Mosquitto on our own config, a notification receiver, processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from broker.broker_dir import BrokerDir
+from broker.passwords import new_secret
+from broker.runner import find_mosquitto, start_mosquitto
+from tests.requirements import need
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Mosquitto:
+    """A private Mosquitto started with the project's generated configuration."""
+
+    broker: BrokerDir
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        """Listener port."""
+        return self.broker.port
+
+    def start(self) -> None:
+        """Start (or start again after :meth:`stop`)."""
+        self.process = start_mosquitto(self.broker)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop gracefully (persistence saved) or with SIGKILL."""
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        """Graceful stop, then start on the same port and files."""
+        self.stop()
+        self.start()
+
+    def add_device(self, device_id: str) -> str:
+        """Create credentials for ``device_id``; reload the broker; return the password."""
+        password = new_secret()
+        self.broker.set_password(device_id, password)
+        if self.process is not None:
+            self.process.send_signal(1)  # SIGHUP: re-read password file and ACL
+            time.sleep(0.2)
+        return password
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """Start a private Mosquitto on a free port with the configuration we ship."""
+    need("mosquitto", find_mosquitto() is not None,
+         "mosquitto is not installed (Debian: apt-get install mosquitto)")
+    broker = BrokerDir(tmp_path / "broker")
+    broker.init(port=free_port())
+    instance = Mosquitto(broker)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@dataclass
+class Receiver:
+    """A local HTTP endpoint collecting what Apprise's json:// plugin posts."""
+
+    port: int
+    received: list[dict[str, object]] = field(default_factory=list)
+    fail_next: int = 0
+
+    @property
+    def apprise_url(self) -> str:
+        """The Apprise URL that posts to this receiver."""
+        return f"json://127.0.0.1:{self.port}/notify"
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> bool:
+        """Wait until ``count`` notifications arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.received) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real local HTTP server that notifications are delivered to."""
+    state = Receiver(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if state.fail_next > 0:
+                state.fail_next -= 1
+                self.send_response(500)
+                self.end_headers()
+                return
+            state.received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def doorwatch_process(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m doorwatch ARGS`` with its output going to ``log``."""
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "doorwatch", *args],
+        stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+    )

@@ -1,0 +1,59 @@
+"""Building blocks for end-to-end tests: settings, seeded households, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from server.admin import add_household, add_worker, register_device
+from server.config import ServerSettings, load_server_settings
+from server.db import Database
+from tests.conftest import Mosquitto
+
+
+def server_settings(tmp_path: Path, broker: Mosquitto, **overrides: object) -> ServerSettings:
+    """Settings for a server on ``broker`` with a database in ``tmp_path``."""
+    base: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / 'server.db'}",
+        "data_dir": str(tmp_path / "server-data"),
+        "instance": "test",
+        "mqtt": {"host": "127.0.0.1", "port": broker.port,
+                 "password": broker.broker.server_password, "client_id": "doorwatch-server-test"},
+        "notify": {"retry_delays_s": [0.2, 0.5, 1.0], "poll_interval_s": 0.05},
+    }
+    base.update(overrides)
+    return load_server_settings(None, **base)
+
+
+def secret(value: str) -> SecretStr:
+    """Wrap a password."""
+    return SecretStr(value)
+
+
+async def seed_household(db: Database, device_id: str, apprise_url: str, *, armed: bool = True,
+                         language: str = "zh_CN") -> int:
+    """One worker, one household, one device; return the household id."""
+    worker = await add_worker(db, "王网格", apprise_urls=[apprise_url], language=language)
+    household = await add_household(db, "张三家", "幸福路 8 号 3-502", worker_id=worker, armed=armed)
+    await register_device(db, device_id, household_id=household)
+    return household
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def count(db: Database, sql: str, params: tuple[object, ...] = ()) -> int:
+    """First column of the first row, as an int."""
+    row = await db.fetch_one(sql, params)
+    return int(next(iter(row.values()))) if row else 0
