@@ -1,0 +1,170 @@
+"""``doorwatch analyze`` and ``doorwatch eval``.
+
+Plain functions with typer-annotated parameters; the root CLI registers them.
+OpenCV and numpy are imported inside the commands so ``doorwatch --help``
+stays fast on a Pi.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from sensors.analyzer import DoorwayAnalyzer, Passage
+    from sensors.frames import Frame
+
+__all__ = ["analyze_command", "eval_command"]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def analyze_command(
+    video: Annotated[Path, typer.Argument(help="Video file (or camera index / URL) to analyse.")],
+    scene: Annotated[
+        Path, typer.Option("--scene", help="TOML file with threshold and inside_point.")
+    ],
+    annotate: Annotated[
+        Path | None,
+        typer.Option("--annotate", help="Write the video with line, tracks and decisions drawn."),
+    ] = None,
+) -> None:
+    """Analyse a recording: one JSON line per passage on stdout, then a summary line."""
+    from doorwatch.errors import DoorwatchError
+    from sensors.analyzer import DoorwayAnalyzer
+    from sensors.scene import load_scene
+    from sensors.source_opencv import OpenCVSource
+
+    try:
+        the_scene = load_scene(scene)
+        source = OpenCVSource(video, keep_color=annotate is not None)
+    except DoorwatchError as exc:
+        raise _fail(str(exc)) from exc
+    analyzer = DoorwayAnalyzer(the_scene, source.fps)
+    writer: Any = None
+    busy = 0.0
+    passages: list[Passage] = []
+    total = _frame_count(video)
+    with source, typer.progressbar(length=total, label="analysing", file=sys.stderr) as bar:
+        while (frame := source.read()) is not None:
+            start = time.perf_counter()
+            found = analyzer.feed(frame)
+            busy += time.perf_counter() - start
+            for p in found:
+                typer.echo(p.model_dump_json())
+            passages += found
+            if annotate is not None:
+                writer = _annotate(writer, annotate, frame, analyzer, passages, source.fps)
+            bar.update(1)
+    analyzer.finish()
+    if writer is not None:
+        writer.release()
+    summary = {
+        "frames": analyzer.frames,
+        "analysis_fps": round(analyzer.frames / busy, 1) if busy > 0 else 0.0,
+        "passages": len(passages),
+        "out": sum(p.direction == "out" for p in passages),
+        "in": sum(p.direction == "in" for p in passages),
+        "handovers": sum(s.handover for s in analyzer.summaries),
+        "tracks": [s.model_dump() for s in analyzer.summaries],
+    }
+    typer.echo(json.dumps({"summary": summary}))
+
+
+def _frame_count(video: Path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    # MPEG-1 streams misreport their length; the bar is a hint, never a limit.
+    return max(count, 1)
+
+
+def _annotate(
+    writer: Any,
+    path: Path,
+    frame: Frame,
+    analyzer: DoorwayAnalyzer,
+    passages: list[Passage],
+    fps: float,
+) -> Any:
+    import cv2
+
+    image = frame.color if frame.color is not None else cv2.cvtColor(frame.gray, cv2.COLOR_GRAY2BGR)
+    image = image.copy()
+    h, w = image.shape[:2]
+    if writer is None:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    (x1, y1), (x2, y2) = analyzer.scene.threshold
+    cv2.line(image, (int(x1 * w), int(y1 * h)), (int(x2 * w), int(y2 * h)), (0, 255, 255), 2)
+    px, py = analyzer.scene.inside_point
+    cv2.circle(image, (int(px * w), int(py * h)), 4, (0, 255, 0), -1)
+    s = analyzer.scale
+    for t in analyzer.tracks:
+        x, y, bw, bh = (v / s for v in t.box)
+        cv2.rectangle(image, (int(x), int(y)), (int(x + bw), int(y + bh)), (255, 128, 0), 1)
+        cv2.putText(image, str(t.id), (int(x), int(y) - 2), 0, 0.4, (255, 128, 0), 1)
+    recent = [p for p in passages if frame.index - p.frame < 2 * fps]
+    for i, p in enumerate(recent):
+        text = f"{p.direction.upper()} #{p.track}"
+        colour = (0, 0, 255) if p.direction == "out" else (0, 200, 0)
+        cv2.putText(image, text, (8, 20 + 18 * i), 0, 0.6, colour, 2)
+    writer.write(image)
+    return writer
+
+
+def eval_command(
+    labels: Annotated[Path, typer.Argument(help="labels.json; videos in videos/ beside it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Score the analyzer on labelled clips: precision, recall and F1 per clip and overall."""
+    from doorwatch.errors import DoorwatchError
+    from sensors.evaluate import evaluate_labels, load_labels
+
+    try:
+        clips = load_labels(labels).clips
+    except DoorwatchError as exc:
+        raise _fail(str(exc)) from exc
+    total_frames = sum(c.frames or 0 for c in clips.values()) or 1
+    with typer.progressbar(length=total_frames, label="evaluating", file=sys.stderr) as bar:
+        try:
+            results, total = evaluate_labels(labels, progress=bar.update)
+        except DoorwatchError as exc:
+            raise _fail(str(exc)) from exc
+    if as_json:
+        payload = {
+            "clips": [
+                {
+                    "clip": r.clip, "tp": r.score.tp, "fp": r.score.fp, "fn": r.score.fn,
+                    "precision": r.score.precision, "recall": r.score.recall, "f1": r.score.f1,
+                    "frames": r.frames, "analysis_fps": round(r.analysis_fps, 1),
+                }
+                for r in results
+            ],
+            "overall": {
+                "tp": total.tp, "fp": total.fp, "fn": total.fn,
+                "precision": total.precision, "recall": total.recall, "f1": total.f1,
+            },
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(f"{'clip':40} {'tp':>3} {'fp':>3} {'fn':>3} {'P':>6} {'R':>6} {'F1':>6} {'fps':>7}")
+    for r in results:
+        sc = r.score
+        typer.echo(
+            f"{r.clip:40} {sc.tp:3d} {sc.fp:3d} {sc.fn:3d} {sc.precision:6.3f} {sc.recall:6.3f} "
+            f"{sc.f1:6.3f} {r.analysis_fps:7.0f}"
+        )
+    typer.echo(
+        f"{'overall':40} {total.tp:3d} {total.fp:3d} {total.fn:3d} {total.precision:6.3f} "
+        f"{total.recall:6.3f} {total.f1:6.3f}"
+    )

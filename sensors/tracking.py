@@ -1,0 +1,268 @@
+"""Blobs from a foreground mask, and a multi-object tracker over them.
+
+Blobs: morphological clean-up, connected components, then fragments of one
+person (head, torso and legs split by a shirt the colour of the wall) are
+joined when they overlap horizontally and nearly touch vertically, and
+blobs much wider than tall (people side by side) are split at the deepest
+valley of their column profile.
+
+Tracks: a constant-velocity prediction, greedy gated association by
+distance relative to the track's size (no scipy, a handful of objects per
+frame), hysteresis on both ends (a track is *confirmed* after several hits
+and *dropped* only after it was missed for a while, coasting on its
+prediction meanwhile). When two tracks fall into one blob (people meeting),
+the unmatched one is carried by that blob, keeping its sideways offset, so
+a pair walking through a door together still yields two tracks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from sensors.frames import GrayImage
+
+__all__ = ["Blob", "BlobConfig", "Track", "Tracker", "TrackerConfig", "find_blobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A foreground region: bounding box in pixels and area."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    area: float
+
+    @property
+    def cx(self) -> float:
+        """Horizontal centre."""
+        return self.x + self.w / 2.0
+
+    @property
+    def cy(self) -> float:
+        """Vertical centre of the box."""
+        return self.y + self.h / 2.0
+
+    @property
+    def bottom(self) -> float:
+        """Lowest row (the feet in a front view)."""
+        return self.y + self.h
+
+
+@dataclass(frozen=True, slots=True)
+class BlobConfig:
+    """Blob extraction tuning; sizes relative to the frame."""
+
+    min_area: float = 0.002
+    join_gap: float = 0.04
+    split_aspect: float = 1.25
+    open_size: int = 3
+    close_size: int = 7
+
+
+def _kernel(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _join(blobs: list[Blob], gap: float) -> list[Blob]:
+    """Merge boxes that overlap horizontally and are less than ``gap`` apart vertically."""
+    merged = True
+    while merged and len(blobs) > 1:
+        merged = False
+        for i in range(len(blobs)):
+            for j in range(i + 1, len(blobs)):
+                a, b = blobs[i], blobs[j]
+                overlap = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+                vgap = max(a.y, b.y) - min(a.bottom, b.bottom)
+                x0, y0 = min(a.x, b.x), min(a.y, b.y)
+                x1, y1 = max(a.x + a.w, b.x + b.w), max(a.bottom, b.bottom)
+                person_shaped = (x1 - x0) < 1.3 * max(a.w, b.w)
+                if overlap > 0.5 * min(a.w, b.w) and vgap < gap and person_shaped:
+                    blobs[i] = Blob(x0, y0, x1 - x0, y1 - y0, a.area + b.area)
+                    del blobs[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return blobs
+
+
+def _split(mask: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
+    """Split a blob wider than ``aspect`` times its height at the emptiest column."""
+    if blob.w < aspect * blob.h or blob.w < 8:
+        return [blob]
+    x0, y0, w, h = int(blob.x), int(blob.y), int(blob.w), int(blob.h)
+    columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+    lo, hi = w // 4, w - w // 4
+    cut = lo + int(np.argmin(columns[lo:hi]))
+    left = Blob(blob.x, blob.y, float(cut), blob.h, blob.area * cut / w)
+    right = Blob(blob.x + cut, blob.y, blob.w - cut, blob.h, blob.area * (w - cut) / w)
+    return _split(mask, left, aspect) + _split(mask, right, aspect)
+
+
+def find_blobs(mask: GrayImage, config: BlobConfig | None = None) -> list[Blob]:
+    """Person-sized foreground regions of a 0/255 mask."""
+    cfg = config or BlobConfig()
+    clean = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_size))
+    clean = np.asarray(cv2.morphologyEx(clean, cv2.MORPH_CLOSE, _kernel(cfg.close_size)), np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(clean, connectivity=8)
+    h, w = mask.shape
+    # Thin slivers are registration residue along strong edges, never body parts;
+    # letting them join would glue distant people together.
+    min_fragment = 0.25 * cfg.min_area * w * h
+    min_side = max(3, round(0.02 * h))
+    blobs = [
+        Blob(float(s[0]), float(s[1]), float(s[2]), float(s[3]), float(s[4]))
+        for s in stats[1:count]
+        if s[4] >= min_fragment and min(s[2], s[3]) >= min_side
+    ]
+    blobs = _join(blobs, cfg.join_gap * h)
+    blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
+    return [part for b in blobs for part in _split(clean, b, cfg.split_aspect)]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    """Tracker tuning; times in seconds."""
+
+    confirm_time: float = 0.15
+    coast_time: float = 0.6
+    gate: float = 0.8
+    min_gate_px: float = 12.0
+    velocity_smoothing: float = 0.5
+
+
+@dataclass(slots=True)
+class Track:
+    """One object followed over frames; positions are the box centre and size."""
+
+    id: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+    first_frame: int
+    last_frame: int
+    vx: float = 0.0
+    vy: float = 0.0
+    hits: int = 1
+    missed: int = 0
+    shared: bool = False
+    history: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """``(x, y, w, h)`` of the current box."""
+        return self.cx - self.w / 2, self.cy - self.h / 2, self.w, self.h
+
+    def predicted(self) -> tuple[float, float]:
+        """Where the centre should be on the next frame."""
+        return self.cx + self.vx, self.cy + self.vy
+
+
+class Tracker:
+    """Greedy multi-object tracker with hysteresis; see the module docstring."""
+
+    def __init__(self, fps: float, config: TrackerConfig | None = None) -> None:
+        """Create a tracker for a stream at ``fps`` frames per second."""
+        self._cfg = config or TrackerConfig()
+        self._confirm_hits = max(2, round(self._cfg.confirm_time * fps))
+        self._max_missed = max(2, round(self._cfg.coast_time * fps))
+        self._next_id = 1
+        self.tracks: list[Track] = []
+
+    def is_confirmed(self, track: Track) -> bool:
+        """Seen often enough to be believed."""
+        return track.hits >= self._confirm_hits
+
+    def update(self, frame: int, blobs: list[Blob], *, allow_new: bool = True) -> list[Track]:
+        """Advance all tracks by one frame; returns the tracks dropped on this frame."""
+        pairs = self._associate(blobs)
+        used_tracks = {t for t, _ in pairs}
+        used_blobs = {b for _, b in pairs}
+        for ti, bi in pairs:
+            self._correct(self.tracks[ti], blobs[bi], frame)
+        for ti, track in enumerate(self.tracks):
+            if ti in used_tracks:
+                continue
+            host = self._host(track, [blobs[b] for _, b in pairs])
+            if host is not None:
+                self._carry(track, host, frame)
+            else:
+                track.cx, track.cy = track.predicted()
+                track.missed += 1
+                track.shared = False
+        dropped = [t for t in self.tracks if t.missed > self._max_missed]
+        self.tracks = [t for t in self.tracks if t.missed <= self._max_missed]
+        if allow_new:
+            for bi, blob in enumerate(blobs):
+                if bi not in used_blobs:
+                    self._start(blob, frame)
+        return dropped
+
+    def _associate(self, blobs: list[Blob]) -> list[tuple[int, int]]:
+        candidates: list[tuple[float, int, int]] = []
+        for ti, t in enumerate(self.tracks):
+            px, py = t.predicted()
+            gate = max(self._cfg.min_gate_px, self._cfg.gate * max(t.w, t.h))
+            for bi, b in enumerate(blobs):
+                dist = math.hypot(b.cx - px, b.cy - py)
+                size = abs(math.log(max(b.h, 1.0) / max(t.h, 1.0)))
+                if dist < gate:
+                    candidates.append((dist / gate + 0.5 * size, ti, bi))
+        candidates.sort()
+        pairs: list[tuple[int, int]] = []
+        seen_t: set[int] = set()
+        seen_b: set[int] = set()
+        for _, ti, bi in candidates:
+            if ti not in seen_t and bi not in seen_b:
+                pairs.append((ti, bi))
+                seen_t.add(ti)
+                seen_b.add(bi)
+        return pairs
+
+    def _host(self, track: Track, matched: list[Blob]) -> Blob | None:
+        if not self.is_confirmed(track):
+            return None
+        px, py = track.predicted()
+        for b in matched:
+            similar = 0.6 * track.h <= b.h <= 1.8 * track.h and b.w > 0.7 * track.w
+            if similar and b.x <= px <= b.x + b.w and b.y <= py <= b.bottom:
+                return b
+        return None
+
+    def _carry(self, track: Track, host: Blob, frame: int) -> None:
+        """Move a track that merged into another's blob with that blob's vertical motion."""
+        px, _ = track.predicted()
+        track.cx = min(max(px, host.x), host.x + host.w)
+        new_cy = host.cy
+        track.vy = new_cy - track.cy
+        track.cy = new_cy
+        track.vx *= 0.5
+        track.h = host.h
+        track.shared = True
+        track.missed = 0
+        track.last_frame = frame
+        track.history.append((frame, track.cx, track.cy, track.w, track.h))
+
+    def _correct(self, track: Track, blob: Blob, frame: int) -> None:
+        k = self._cfg.velocity_smoothing
+        track.vx = (1 - k) * track.vx + k * (blob.cx - track.cx)
+        track.vy = (1 - k) * track.vy + k * (blob.cy - track.cy)
+        track.cx, track.cy, track.w, track.h = blob.cx, blob.cy, blob.w, blob.h
+        track.hits += 1
+        track.missed = 0
+        track.shared = False
+        track.last_frame = frame
+        track.history.append((frame, track.cx, track.cy, track.w, track.h))
+
+    def _start(self, blob: Blob, frame: int) -> None:
+        track = Track(self._next_id, blob.cx, blob.cy, blob.w, blob.h, frame, frame)
+        track.history.append((frame, blob.cx, blob.cy, blob.w, blob.h))
+        self._next_id += 1
+        self.tracks.append(track)
