@@ -5,19 +5,40 @@ from __future__ import annotations
 from doorwatch.errors import ConfigError
 from server.db.base import Database, Row, Transaction
 from server.db.migrations import migrate
+from server.db.postgres import PostgresDatabase
 from server.db.sqlite import SqliteDatabase
 
-__all__ = ["Database", "Row", "SqliteDatabase", "Transaction", "migrate", "open_database"]
+__all__ = [
+    "Database",
+    "PostgresDatabase",
+    "Row",
+    "SqliteDatabase",
+    "Transaction",
+    "migrate",
+    "open_database",
+]
 
 
 async def open_database(url: str) -> Database:
-    """Open the database named by ``url`` (``sqlite:///path`` or a path) and migrate it."""
+    """Open the database named by ``url`` and migrate it.
+
+    ``sqlite:///path`` (or a bare path) opens the embedded SQLite file;
+    ``postgresql://user@host:port/db`` opens an asyncpg pool.
+    """
+    db: Database
     if url.startswith(("postgresql://", "postgres://")):
+        db = await PostgresDatabase.open(url)
+    elif "://" in url and not url.startswith("sqlite:///"):
         raise ConfigError(
-            "PostgreSQL is not supported by this version yet; use a sqlite:/// URL",
+            f"unsupported database URL scheme {url.split('://', 1)[0]!r}: "
+            "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
             field="database_url",
         )
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    db = await SqliteDatabase.open(path)
-    await migrate(db)
+    else:
+        db = await SqliteDatabase.open(url.removeprefix("sqlite:///"))
+    try:
+        await migrate(db)
+    except BaseException:
+        await db.close()
+        raise
     return db
