@@ -1,0 +1,310 @@
+"""``doorwatch demo``: the whole system on embedded defaults, on one machine.
+
+Starts a broker (the system's Mosquitto with our generated configuration if
+it is installed, otherwise the embedded pure-Python broker), the server on
+SQLite in a data folder, a local notification receiver (what a grid worker's
+phone would get, printed in the terminal) and several simulated households
+whose doors open and whose occupants sometimes leave. Ctrl-C, or ``--for``
+running out, stops every process it started and prints a summary line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+import typer
+
+from doorwatch.i18n import t
+
+__all__ = ["demo_command"]
+
+_HOUSEHOLDS = [
+    ("张三家", "幸福路 8 号 3-502"),
+    ("李四家", "光明街 21 号 1-101"),
+    ("王五家", "和平里 5 栋 2 单元 601"),
+    ("赵六家", "长安路 99 号 4-302"),
+    ("钱七家", "新华路 12 号 7-1203"),
+    ("孙八家", "建设路 3 号 2-402"),
+]
+_WORKERS = [("王网格", "zh_CN"), ("Grid worker Li", "en")]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Receiver:
+    """Local HTTP endpoint that Apprise's json:// plugin delivers to; prints each message."""
+
+    language: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    note = json.loads(body)
+                except json.JSONDecodeError:
+                    return
+                receiver.received.append(note)
+                recipient = self.path.strip("/")
+                line = t("demo.notification", receiver.language, recipient=recipient,
+                         title=note.get("title", ""))
+                typer.secho(f"\n📣 {line}", fg=typer.colors.RED, bold=True)
+                typer.echo("   " + str(note.get("message", "")).replace("\n", "\n   "))
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class _Processes:
+    """Children of the demo, stopped in reverse order of start."""
+
+    def __init__(self, logs: Path):
+        self._logs = logs
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self._logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        self.children.append((name, process))
+        return process
+
+    def stop(self, prefix: str = "") -> None:
+        chosen = [(n, p) for n, p in reversed(self.children) if n.startswith(prefix)]
+        for _, process in chosen:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in chosen:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            self.children.remove((name, process))
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.children if p.poll() is not None]
+
+
+def _query(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute(sql).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0) if row else 0
+
+
+def _produced(agent_dirs: list[Path]) -> tuple[int, int]:
+    """Records the agents produced, and how many still wait in their outboxes."""
+    produced = pending = 0
+    for folder in agent_dirs:
+        db = folder / "outbox.db"
+        produced += _query(db, "SELECT COALESCE(SUM(last_seq), 0) FROM seqs")
+        pending += _query(db, "SELECT COUNT(*) FROM outbox")
+    return produced, pending
+
+
+@dataclass
+class _Broker:
+    host: str
+    port: int
+    server_password: str | None
+    device_passwords: dict[str, str]
+    protocol: int
+    kind: str
+
+
+def _start_broker(procs: _Processes, root: Path, device_ids: list[str], force_embedded: bool) -> _Broker:
+    from broker.broker_dir import BrokerDir
+    from broker.passwords import new_secret
+    from broker.runner import find_mosquitto, start_mosquitto, wait_for_port
+
+    port = _free_port()
+    if find_mosquitto() and not force_embedded:
+        broker = BrokerDir(root / "broker")
+        broker.init(port=port)
+        passwords = {d: new_secret() for d in device_ids}
+        for device_id, password in passwords.items():
+            broker.set_password(device_id, password)
+        process = start_mosquitto(broker)
+        procs.children.append(("broker", process))
+        return _Broker("127.0.0.1", port, broker.server_password, passwords, 5, "mosquitto")
+    procs.start("broker", [sys.executable, "-m", "doorwatch.embedded_broker", str(port)])
+    if not wait_for_port("127.0.0.1", port, 15):
+        raise RuntimeError(f"the embedded broker did not start; see {root / 'logs' / 'broker.log'}")
+    return _Broker("127.0.0.1", port, None, {}, 311, "embedded (amqtt)")
+
+
+async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
+    from server.admin import add_household, add_worker, register_device
+    from server.db import open_database
+
+    db = await open_database(db_url)
+    try:
+        workers = []
+        for index, (name, language) in enumerate(_WORKERS):
+            url = f"json://127.0.0.1:{receiver_port}/worker-{index + 1}"
+            workers.append(await add_worker(db, name, apprise_urls=[url], language=language))
+        for index, device_id in enumerate(device_ids):
+            name, address = _HOUSEHOLDS[index % len(_HOUSEHOLDS)]
+            household = await add_household(db, name, address,
+                                            worker_id=workers[index % len(workers)])
+            await register_device(db, device_id, household_id=household)
+    finally:
+        await db.close()
+
+
+def _write_toml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def _stack(root: Path, households: int, mean_interval: float, force_embedded: bool,
+           language: str) -> Iterator[tuple[_Processes, _Receiver, Path, list[Path], _Broker]]:
+    logs = root / "logs"
+    logs.mkdir(parents=True)
+    procs = _Processes(logs)
+    receiver = _Receiver(language=language)
+    receiver.start()
+    device_ids = [f"door-{101 + i}" for i in range(households)]
+    db_path = root / "server" / "doorwatch.db"
+    db_url = f"sqlite:///{db_path}"
+    agent_dirs = [root / "agents" / d for d in device_ids]
+    try:
+        broker = _start_broker(procs, root, device_ids, force_embedded)
+        asyncio.run(_seed(db_url, receiver.port, device_ids))
+        mqtt: dict[str, Any] = {"host": broker.host, "port": broker.port,
+                                "protocol": broker.protocol, "client_id": "doorwatch-server-demo"}
+        if broker.server_password:
+            mqtt["password"] = broker.server_password
+        server_toml = _write_toml(root / "server.toml", {
+            "database_url": db_url, "data_dir": str(root / "server"), "instance": "demo",
+            "mqtt": mqtt, "rules": {"fold_window_s": 20.0},
+            "notify": {"retry_delays_s": [1, 3, 10], "poll_interval_s": 0.2},
+        })
+        procs.start("server", [sys.executable, "-m", "doorwatch", "server", "run",
+                               "-c", str(server_toml)])
+        for index, (device_id, folder) in enumerate(zip(device_ids, agent_dirs, strict=True)):
+            link: dict[str, Any] = {"host": broker.host, "port": broker.port}
+            if device_id in broker.device_passwords:
+                link["password"] = broker.device_passwords[device_id]
+            config = _write_toml(root / f"{device_id}.toml", {
+                "device_id": device_id, "data_dir": str(folder), "heartbeat_interval_s": 10.0,
+                "mqtt": link, "door": {"quiet_s": 1.0, "bounce_s": 0.0},
+            })
+            procs.start(f"agent-{device_id}", [
+                sys.executable, "-m", "doorwatch", "agent", "run", "--simulate", "-c", str(config),
+                "--seed", str(index + 1), "--mean-interval", str(mean_interval),
+                "--exit-probability", "0.35"])
+        yield procs, receiver, db_path, agent_dirs, broker
+    finally:
+        procs.stop()
+        receiver.stop()
+
+
+def _status(db: Path, agent_dirs: list[Path], receiver: _Receiver) -> dict[str, int]:
+    produced, pending = _produced(agent_dirs)
+    return {
+        "events_sent": produced,
+        "events_pending_on_devices": pending,
+        "events_stored": _query(db, "SELECT COUNT(*) FROM events"),
+        "incidents": _query(db, "SELECT COUNT(*) FROM incidents"),
+        "notifications_delivered": len(receiver.received),
+        "rejected": _query(db, "SELECT COUNT(*) FROM rejected_messages"),
+    }
+
+
+def demo_command(
+    for_seconds: Annotated[
+        float | None, typer.Option("--for", help="Stop after SECONDS (default: until Ctrl-C)")
+    ] = None,
+    households: Annotated[int, typer.Option(min=1, max=50, help="Simulated households")] = 4,
+    mean_interval: Annotated[
+        float, typer.Option(help="Mean seconds between door openings per household")
+    ] = 8.0,
+    data_dir: Annotated[Path, typer.Option(help="Folder for the demo's state (replaced)")] = Path(
+        "demo-data"),
+    embedded_broker: Annotated[
+        bool, typer.Option(help="Use the embedded broker even if Mosquitto is installed")
+    ] = False,
+    language: Annotated[str, typer.Option(help="Language of the demo's own lines (zh_CN/en)")] = "en",
+) -> None:
+    """Run broker, server and simulated households; show breaches being notified."""
+    from doorwatch.logs import configure_logging
+
+    configure_logging("WARNING")
+    root = data_dir.resolve()
+    if root.exists():
+        shutil.rmtree(root)
+    started = time.monotonic()
+    status: dict[str, int] = {}
+    with _stack(root, households, mean_interval, embedded_broker, language) as (
+            procs, receiver, db, agent_dirs, broker):
+        typer.echo(f"doorwatch demo: broker {broker.kind} on {broker.host}:{broker.port}, "
+                   f"{households} households, server database {db}, logs in {root / 'logs'}")
+        typer.echo("Press Ctrl-C to stop." if for_seconds is None else
+                   f"Running for {for_seconds:.0f} s.")
+        try:
+            while for_seconds is None or time.monotonic() - started < for_seconds:
+                time.sleep(1.0)
+                if int(time.monotonic() - started) % 10 == 0:
+                    status = _status(db, agent_dirs, receiver)
+                    typer.echo(f"[{time.monotonic() - started:5.0f} s] " + json.dumps(status))
+                if dead := procs.dead():
+                    typer.secho(f"stopped unexpectedly: {', '.join(dead)} (see logs)", err=True,
+                                fg=typer.colors.YELLOW)
+                    break
+        except KeyboardInterrupt:
+            typer.echo("stopping ...")
+        procs.stop("agent-")
+        # Give the server a moment to store what the agents handed over before it stops.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = _status(db, agent_dirs, receiver)
+            if status["events_stored"] >= status["events_sent"] - status["events_pending_on_devices"]:
+                break
+            time.sleep(0.3)
+        status = _status(db, agent_dirs, receiver)
+    typer.echo("summary: " + json.dumps(status))
