@@ -1,41 +1,86 @@
-"""A broker directory: Mosquitto config, password file and ACL made from our templates.
+"""A broker directory: Mosquitto config, CA, server certificate, password file and ACL.
 
 ``doorwatch broker init DIR`` creates one; tests create one in a temporary
-folder so the broker they start runs the configuration we ship. The files
-hold secrets, so they are written with owner-only permissions.
+folder so the broker they start runs the configuration we ship. Secrets (CA
+key, server key, password file, our state file) are written owner-only, and
+:meth:`BrokerDir.check` refuses to start Mosquitto when they are not.
+
+Listeners (see docs/security.md):
+
+* TLS (default 8883) for devices and remote server instances, with
+  ``use_username_as_clientid`` so a device cannot take over another's session;
+* optionally a plaintext listener bound to 127.0.0.1 only, for a server on the
+  same machine (and for tests and the demo). Off unless ``loopback_port`` is given.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import signal
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from broker.files import check_private, write_private
+from broker.messages import MAX_PAYLOAD_BYTES
 from broker.passwords import hash_password, new_secret
+from broker.tls import check_key_pair, make_ca, make_server_certificate
 from broker.topics import is_valid_device_id
 from doorwatch.errors import ConfigError
 
-__all__ = ["SERVER_USER", "BrokerDir"]
+__all__ = ["DEFAULT_TLS_PORT", "SERVER_USER", "BrokerDir", "BrokerState"]
 
 SERVER_USER = "doorwatch-server"
+DEFAULT_TLS_PORT = 8883
 _STATE_FILE = "doorwatch-broker.json"
+# Topic, headers and JSON around the base64 snapshot fit easily in 512 KiB more.
+_MAX_PACKET = MAX_PAYLOAD_BYTES + 512 * 1024
+
+
+class BrokerState(BaseModel):
+    """What ``broker init`` decided, kept beside the files (owner-only: holds a secret)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(description="Address the TLS listener binds to ('' = all)")
+    port: int = Field(ge=1, le=65535, description="TLS listener port")
+    loopback_port: int | None = Field(
+        None, ge=1, le=65535, description="Plaintext listener on 127.0.0.1, or none"
+    )
+    public_host: str = Field(description="Broker address written into device bundles")
+    hostnames: list[str] = Field(description="Names/addresses in the server certificate")
+    server_user: str = Field(SERVER_USER, description="The server's broker account")
+    server_password: str = Field(description="The server account's password")
 
 
 def _template(name: str) -> str:
     return resources.files("broker.mosquitto").joinpath(name).read_text(encoding="utf-8")
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` so that only the owner can read it, replacing atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+def _listeners(directory: Path, state: BrokerState) -> str:
+    bind = f" {state.host}" if state.host else ""
+    text = (
+        "# Devices (and server instances on other machines) connect here, with TLS only.\n"
+        f"listener {state.port}{bind}\n"
+        f"certfile {directory}/server.crt\n"
+        f"keyfile {directory}/server.key\n"
+        f"cafile {directory}/ca.crt\n"
+        "tls_version tlsv1.2\n"
+        "# The client id is replaced by the username (= device id), so a device that\n"
+        "# connects with another device's client id cannot kick that device off.\n"
+        "use_username_as_clientid true\n"
+    )
+    if state.loopback_port is not None:
+        text += (
+            "\n# Plaintext, but reachable from this machine only: for a server on the\n"
+            "# same box. Same password file and ACL. Server instances keep their own\n"
+            "# client ids here (several may share the server account).\n"
+            f"listener {state.loopback_port} 127.0.0.1\n"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -61,7 +106,7 @@ class BrokerDir:
 
     @property
     def state_file(self) -> Path:
-        """Our own record of the listener port and the server's credentials."""
+        """Our own record of the listeners and the server's credentials."""
         return self.path / _STATE_FILE
 
     @property
@@ -69,46 +114,112 @@ class BrokerDir:
         """Where ``broker run`` records Mosquitto's pid (for reloads)."""
         return self.path / "mosquitto.pid"
 
-    def init(self, *, port: int, host: str = "127.0.0.1", log_file: bool = True) -> None:
-        """Create config, ACL, an empty password file and the server account."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (self.path / "data").mkdir(exist_ok=True, mode=0o700)
-        server_password = new_secret()
-        state = {"host": host, "port": port, "server_user": SERVER_USER,
-                 "server_password": server_password}
-        _write_private(self.state_file, json.dumps(state, indent=2) + "\n")
-        log_dest = f"file {self.path / 'mosquitto.log'}" if log_file else "stderr"
-        listeners = f"listener {port} {host}\n"
-        _write_private(self.config_file, _template("mosquitto.conf.template").format(
-            dir=self.path, log_dest=log_dest, listeners=listeners, run_user=getpass.getuser()))
-        _write_private(self.acl_file, _template("acl.template").format(server_user=SERVER_USER))
-        _write_private(self.password_file, "")
-        self.set_password(SERVER_USER, server_password)
+    @property
+    def log_file(self) -> Path:
+        """Mosquitto's log."""
+        return self.path / "mosquitto.log"
 
-    def _state(self) -> dict[str, object]:
+    @property
+    def ca_cert_file(self) -> Path:
+        """The CA certificate devices verify the broker with (public)."""
+        return self.path / "ca.crt"
+
+    @property
+    def ca_key_file(self) -> Path:
+        """The CA's private key (owner-only; needed only to renew the server certificate)."""
+        return self.path / "ca.key"
+
+    @property
+    def server_cert_file(self) -> Path:
+        """The broker's TLS certificate."""
+        return self.path / "server.crt"
+
+    @property
+    def server_key_file(self) -> Path:
+        """The broker's TLS key (owner-only)."""
+        return self.path / "server.key"
+
+    def init(
+        self,
+        *,
+        port: int = DEFAULT_TLS_PORT,
+        host: str = "",
+        loopback_port: int | None = None,
+        hostnames: list[str] | None = None,
+        public_host: str | None = None,
+        log_file: bool = True,
+    ) -> None:
+        """Create CA, server certificate, config, ACL, password file and the server account."""
+        names = hostnames or ["localhost", "127.0.0.1"]
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path, 0o700)
+        (self.path / "data").mkdir(exist_ok=True, mode=0o700)
+        state = BrokerState(host=host, port=port, loopback_port=loopback_port,
+                            public_host=public_host or names[0], hostnames=names,
+                            server_password=new_secret())
+        write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
+        ca = make_ca()
+        server_key, server_cert = make_server_certificate(ca, names)
+        write_private(self.ca_key_file, ca.key_pem)
+        write_private(self.ca_cert_file, ca.cert_pem)
+        write_private(self.server_key_file, server_key)
+        write_private(self.server_cert_file, server_cert)
+        log_dest = f"file {self.log_file}" if log_file else "stderr"
+        write_private(self.config_file, _template("mosquitto.conf.template").format(
+            dir=self.path, log_dest=log_dest, listeners=_listeners(self.path, state),
+            run_user=getpass.getuser(), max_packet=_MAX_PACKET, max_payload=MAX_PAYLOAD_BYTES))
+        write_private(self.acl_file, _template("acl.template").format(server_user=SERVER_USER))
+        write_private(self.password_file, "")
+        self.set_password(SERVER_USER, state.server_password)
+
+    def state(self) -> BrokerState:
+        """Read the state file; raise :class:`ConfigError` naming it when missing or corrupt."""
         try:
-            data: dict[str, object] = json.loads(self.state_file.read_text(encoding="utf-8"))
+            text = self.state_file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError("not a broker directory (run `doorwatch broker init`)",
                               path=self.state_file) from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"corrupt: {exc}", path=self.state_file) from None
-        return data
+        try:
+            return BrokerState.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise ConfigError(f"corrupt: {first['msg']}", path=self.state_file,
+                              field=field) from None
 
     @property
     def port(self) -> int:
-        """The listener port chosen at init."""
-        return int(str(self._state()["port"]))
+        """The TLS listener port chosen at init."""
+        return self.state().port
 
     @property
     def host(self) -> str:
-        """The listener address chosen at init."""
-        return str(self._state()["host"])
+        """The address to reach the TLS listener at from this machine."""
+        host = self.state().host
+        return host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"  # noqa: S104 - a bind address, not one we bind
+
+    @property
+    def loopback_port(self) -> int | None:
+        """The plaintext loopback listener's port, if there is one."""
+        return self.state().loopback_port
 
     @property
     def server_password(self) -> str:
         """The server account's password."""
-        return str(self._state()["server_password"])
+        return self.state().server_password
+
+    def check(self) -> None:
+        """Check everything Mosquitto will read; raise :class:`ConfigError` naming the bad file."""
+        self.state()
+        for secret in (self.state_file, self.ca_key_file, self.server_key_file,
+                       self.password_file, self.config_file, self.acl_file):
+            check_private(secret)
+        check_key_pair(self.server_cert_file, self.server_key_file, self.ca_cert_file)
+        lines = self.password_file.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            user, _, hashed = line.partition(":")
+            if not user or not hashed.startswith("$7$"):
+                raise ConfigError(f"line {number} is not 'user:$7$...'", path=self.password_file)
 
     def _entries(self) -> dict[str, str]:
         entries: dict[str, str] = {}
@@ -121,7 +232,7 @@ class BrokerDir:
 
     def _save_entries(self, entries: dict[str, str]) -> None:
         text = "".join(f"{user}:{hashed}\n" for user, hashed in sorted(entries.items()))
-        _write_private(self.password_file, text)
+        write_private(self.password_file, text)
 
     def set_password(self, user: str, password: str) -> None:
         """Add or replace ``user`` in the password file (call :meth:`reload` after)."""
@@ -143,11 +254,23 @@ class BrokerDir:
         return sorted(self._entries())
 
     def reload(self) -> bool:
-        """Ask a running Mosquitto (started by ``broker run``) to re-read its files."""
+        """Ask a running Mosquitto (started by ``broker run``) to re-read its files.
+
+        Mosquitto re-checks every connected client against the new password
+        file, so a revoked device is disconnected at once.
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return False
+        # A stale pid file may name an unrelated process now; SIGHUP would kill it.
+        if Path("/proc/self").exists():  # elsewhere (no /proc) trust the pid file
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+            except OSError:
+                return False  # no such process
+            if str(self.config_file) not in cmdline:
+                return False
         try:
             os.kill(pid, signal.SIGHUP)
         except ProcessLookupError:

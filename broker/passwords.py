@@ -20,7 +20,9 @@ _ITERATIONS = 101  # Mosquitto's own default; the password is a long random secr
 _SALT_BYTES = 12
 
 
-def hash_password(password: str, *, salt: bytes | None = None, iterations: int = _ITERATIONS) -> str:
+def hash_password(
+    password: str, *, salt: bytes | None = None, iterations: int = _ITERATIONS
+) -> str:
     """Return the password-file hash field (``$7$...``) for ``password``."""
     salt = salt if salt is not None else os.urandom(_SALT_BYTES)
     key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)

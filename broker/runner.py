@@ -34,10 +34,14 @@ def find_mosquitto() -> str | None:
     return next((c for c in _CANDIDATES if Path(c).exists()), None)
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0) -> bool:
-    """Wait until something accepts TCP connections on host:port."""
+def wait_for_port(
+    host: str, port: int, timeout: float = 10.0, *, process: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """Wait until something accepts TCP connections on host:port (or ``process`` exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
@@ -46,29 +50,52 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def start_mosquitto(broker: BrokerDir, *, timeout: float = 10.0) -> subprocess.Popen[bytes]:
-    """Start Mosquitto on ``broker``'s config; raise with its log if it does not come up."""
+def _listeners(broker: BrokerDir) -> list[tuple[str, int]]:
+    state = broker.state()
+    found = [(broker.host, state.port)]
+    if state.loopback_port is not None:
+        found.append(("127.0.0.1", state.loopback_port))
+    return found
+
+
+def start_mosquitto(
+    broker: BrokerDir, *, timeout: float = 10.0, check: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start Mosquitto on ``broker``'s config; raise with its log if it does not come up.
+
+    ``check`` first runs :meth:`BrokerDir.check`, so unsafe key permissions or a
+    corrupt certificate are reported by file instead of as a Mosquitto failure.
+    """
     binary = find_mosquitto()
     if binary is None:
         raise ConfigError("mosquitto is not installed (Debian: apt-get install mosquitto)")
     if not broker.config_file.exists():
         raise ConfigError("no mosquitto.conf (run `doorwatch broker init`)", path=broker.path)
+    if check:
+        broker.check()
+    log_path = broker.log_file
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     process = subprocess.Popen(
         [binary, "-c", str(broker.config_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     broker.pid_file.write_text(f"{process.pid}\n")
-    if wait_for_port(broker.host, broker.port, timeout):
+    down = [(h, p) for h, p in _listeners(broker)
+            if not wait_for_port(h, p, timeout, process=process)]
+    if not down:
         return process
-    process.kill()
+    if process.poll() is None:
+        process.kill()
     _, err = process.communicate(timeout=5)
-    log_path = broker.path / "mosquitto.log"
     log = err.decode(errors="replace")
     if log_path.exists():
-        log += log_path.read_text(errors="replace")[-4000:]
+        with log_path.open("rb") as handle:
+            handle.seek(log_start)
+            log += handle.read()[-4000:].decode(errors="replace")
+    where = ", ".join(f"{h}:{p}" for h, p in down)
     raise BrokerStartError(
-        f"mosquitto did not start listening on {broker.host}:{broker.port}",
+        f"mosquitto did not start listening on {where} (exit code {process.returncode})",
         config=broker.config_file,
         log=log.strip(),
     )

@@ -38,7 +38,14 @@ class Mosquitto:
 
     @property
     def port(self) -> int:
-        """Listener port."""
+        """Plaintext listener port (bound to 127.0.0.1 only; the server's and the e2e tests')."""
+        port = self.broker.loopback_port
+        assert port is not None, "this broker directory has no loopback listener"
+        return port
+
+    @property
+    def tls_port(self) -> int:
+        """TLS listener port (the one devices use in production)."""
         return self.broker.port
 
     def start(self) -> None:
@@ -77,7 +84,7 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     need("mosquitto", find_mosquitto() is not None,
          "mosquitto is not installed (Debian: apt-get install mosquitto)")
     broker = BrokerDir(tmp_path / "broker")
-    broker.init(port=free_port())
+    broker.init(port=free_port(), host="127.0.0.1", loopback_port=free_port())
     instance = Mosquitto(broker)
     instance.start()
     yield instance
