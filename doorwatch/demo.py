@@ -65,7 +65,7 @@ class _Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 self.send_response(200)
                 self.end_headers()
@@ -155,7 +155,9 @@ class _Broker:
     kind: str
 
 
-def _start_broker(procs: _Processes, root: Path, device_ids: list[str], force_embedded: bool) -> _Broker:
+def _start_broker(
+    procs: _Processes, root: Path, device_ids: list[str], force_embedded: bool
+) -> _Broker:
     from broker.broker_dir import BrokerDir
     from broker.passwords import new_secret
     from broker.runner import find_mosquitto, start_mosquitto, wait_for_port
@@ -195,6 +197,15 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
         await db.close()
 
 
+def _wait_for_line(path: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {text!r} in {path}")
+
+
 def _write_toml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path
@@ -226,6 +237,8 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
         })
         procs.start("server", [sys.executable, "-m", "doorwatch", "server", "run",
                                "-c", str(server_toml)])
+        # Devices start only once the broker queues their messages for the server.
+        _wait_for_line(logs / "server.log", '"msg": "subscribed"', timeout=30)
         for index, (device_id, folder) in enumerate(zip(device_ids, agent_dirs, strict=True)):
             link: dict[str, Any] = {"host": broker.host, "port": broker.port}
             if device_id in broker.device_passwords:
@@ -269,7 +282,9 @@ def demo_command(
     embedded_broker: Annotated[
         bool, typer.Option(help="Use the embedded broker even if Mosquitto is installed")
     ] = False,
-    language: Annotated[str, typer.Option(help="Language of the demo's own lines (zh_CN/en)")] = "en",
+    language: Annotated[
+        str, typer.Option(help="Language of the demo's own lines (zh_CN/en)")
+    ] = "en",
 ) -> None:
     """Run broker, server and simulated households; show breaches being notified."""
     from doorwatch.logs import configure_logging
@@ -303,7 +318,8 @@ def demo_command(
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             status = _status(db, agent_dirs, receiver)
-            if status["events_stored"] >= status["events_sent"] - status["events_pending_on_devices"]:
+            handed_over = status["events_sent"] - status["events_pending_on_devices"]
+            if status["events_stored"] >= handed_over:
                 break
             time.sleep(0.3)
         status = _status(db, agent_dirs, receiver)

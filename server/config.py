@@ -51,6 +51,14 @@ class MqttSettings(_Section):
         None, description="Shared-subscription group when several server instances split the load"
     )
     keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
+    tls: bool = Field(
+        False, description="Connect with TLS (required unless the broker is on this machine "
+        "and offers its loopback-only plaintext listener)"
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificate the broker's certificate is verified against "
+        "(the broker directory's ca.crt); none = the system's trusted CAs"
+    )
 
 
 class IngestSettings(_Section):
@@ -77,7 +85,7 @@ class NotifySettings(_Section):
     """Delivery of notifications through Apprise."""
 
     retry_delays_s: list[float] = Field(
-        default_factory=lambda: [2, 10, 30, 120, 600],
+        default_factory=lambda: [2.0, 10.0, 30.0, 120.0, 600.0],
         description="Delay before each retry; after the last, the notification is marked failed",
     )
     poll_interval_s: float = Field(0.5, gt=0, description="How often due notifications are checked")
@@ -93,7 +101,11 @@ class HttpSettings(_Section):
 
     enabled: bool = Field(False, description="Serve the HTTP API and dashboard")
     host: str = Field("127.0.0.1", description="Listen address")
-    port: int = Field(8080, ge=0, le=65535, description="Listen port")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port (0: any free port)")
+    cookie_secure: bool = Field(
+        True, description="Send the session cookie over HTTPS only; turn off only when the "
+        "dashboard is served over plain HTTP (browsers allow it on localhost either way)"
+    )
 
 
 class ServerSettings(BaseSettings):
@@ -110,11 +122,11 @@ class ServerSettings(BaseSettings):
     instance: str = Field(
         default_factory=socket.gethostname, description="Name of this server instance"
     )
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
-    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
-    rules: RuleSettings = Field(default_factory=RuleSettings)  # type: ignore[arg-type]
-    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -15,8 +15,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from broker.topics import device_subscription, shared
 from doorwatch.logs import get_logger
@@ -54,6 +54,9 @@ class MqttLink:
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             self._client.username_pw_set(settings.username, password)
+        if settings.tls:
+            ca = str(settings.ca_file) if settings.ca_file else None
+            self._client.tls_set(ca_certs=ca)
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -61,6 +64,8 @@ class MqttLink:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
 
     @property
     def where(self) -> str:
@@ -72,7 +77,7 @@ class MqttLink:
         self._loop = loop
         props = None
         if self._settings.protocol == 5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
             props.SessionExpiryInterval = _SESSION_EXPIRY_S
             props.ReceiveMaximum = _RECEIVE_MAXIMUM
         self._client.connect_async(
@@ -116,10 +121,24 @@ class MqttLink:
         log.info("connected to broker", extra={"broker": self.where,
                                                "client_id": self._settings.client_id})
 
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("broker refused the subscription",
+                      extra={"broker": self.where, "reasons": failed})
+            return
+        # From here on the broker queues device messages for this server's session,
+        # even while the server is down: operators and tests wait for this line.
+        self.subscribed.set()
+        log.info("subscribed", extra={"broker": self.where, "filters": self._topic_filters()})
+
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         log.warning("disconnected from broker; reconnecting",
                     extra={"broker": self.where, "reason": str(reason)})
 
@@ -130,6 +149,6 @@ class MqttLink:
         if self._loop is None:
             return
         inbound = InboundMessage(
-            topic=msg.topic, payload=msg.payload, mid=msg.mid, qos=msg.qos, retain=msg.retain
+            topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos, retain=msg.retain
         )
         self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)

@@ -8,7 +8,7 @@ operators; once everything is delivered, no gap remains.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from doorwatch.timeutil import now_ts
 from server.db.base import Transaction
@@ -36,7 +36,7 @@ async def _fill(tx: Transaction, device_id: str, seq: int) -> None:
             )
 
 
-async def record_seqs(tx: Transaction, new_seqs: dict[str, Iterable[int]]) -> None:
+async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) -> None:
     """Update gaps and each device's highest seq for newly stored records."""
     if not new_seqs:
         return
@@ -60,7 +60,9 @@ async def record_seqs(tx: Transaction, new_seqs: dict[str, Iterable[int]]) -> No
             else:
                 await _fill(tx, device_id, seq)
         if top != start:
-            await tx.execute("UPDATE devices SET max_seq = ? WHERE device_id = ?", (top, device_id))
+            await tx.execute(
+                "UPDATE devices SET max_seq = ? WHERE device_id = ?", (top, device_id)
+            )
     if new_gaps:
         await tx.executemany(
             "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) VALUES (?, ?, ?, ?)",

@@ -120,7 +120,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver(port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if state.fail_next > 0:
                 state.fail_next -= 1
@@ -143,7 +143,19 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-def doorwatch_process(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def wait_for_log(path: Path, text: str, timeout: float = 20.0, after: int = 0) -> bool:
+    """Wait until ``text`` appears in the log file ``path`` (past byte offset ``after``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace")[after:]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def doorwatch_process(
+    *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``python -m doorwatch ARGS`` with its output going to ``log``."""
     handle = log.open("ab")
     return subprocess.Popen(

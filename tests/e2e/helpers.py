@@ -38,14 +38,16 @@ async def seed_household(db: Database, device_id: str, apprise_url: str, *, arme
                          language: str = "zh_CN") -> int:
     """One worker, one household, one device; return the household id."""
     worker = await add_worker(db, "王网格", apprise_urls=[apprise_url], language=language)
-    household = await add_household(db, "张三家", "幸福路 8 号 3-502", worker_id=worker, armed=armed)
+    household = await add_household(
+        db, "张三家", "幸福路 8 号 3-502", worker_id=worker, armed=armed
+    )
     await register_device(db, device_id, household_id=household)
     return household
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Callable[[], Awaitable[bool]], limit_s: float = 20.0) -> bool:
+    """Poll ``check`` until it is true or ``limit_s`` seconds pass."""
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if await check():
             return True

@@ -58,7 +58,8 @@ async def test_door_exit_becomes_one_event_one_incident_one_notification(
     assert delivered == [{"state": "delivered", "attempts": 1}]
     assert len(receiver.received) == 1
     note = receiver.received[0]
-    assert "张三家" in str(note["title"]) and "违规外出" in str(note["title"])
+    assert "张三家" in str(note["title"])
+    assert "违规外出" in str(note["title"])
     assert "幸福路 8 号 3-502" in str(note["message"])
     assert "/incidents/1" in str(note["message"])
 
