@@ -65,11 +65,13 @@ class SqliteDatabase:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = await aiosqlite.connect(target, isolation_level=None)
+            # First: switching to WAL needs a lock that another process opening the
+            # same file at the same moment may hold; wait for it instead of failing.
+            await conn.execute("PRAGMA busy_timeout=10000")
             await conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk before we acknowledge the MQTT message.
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {target}: {exc}") from exc
         return cls(conn, target)
