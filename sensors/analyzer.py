@@ -81,11 +81,13 @@ class AnalyzerConfig:
     """One configuration for every camera; see the module docstring for the choices."""
 
     working_width: int = 320
-    anchor_up: float = 0.25
+    anchor_up: float = 0.2
     margin_fraction: float = 0.12
     min_margin_px: float = 3.0
     along_tolerance: float = 0.1
     handover_reach: float = 0.6
+    return_margin_factor: float = 2.5
+    handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -103,6 +105,7 @@ class _LineState:
     cross_along: float = 0.5
     depth: float = 0.0
     closest: float = float("inf")
+    farthest: float = 0.0
     passages: int = 0
 
 
@@ -182,6 +185,7 @@ class DoorwayAnalyzer:
         inside_segment = -self.config.along_tolerance <= along <= 1 + self.config.along_tolerance
         if inside_segment:
             state.closest = min(state.closest, abs(d) / max(h, 1.0))
+            state.farthest = max(state.farthest, abs(d) / max(h, 1.0))
         if state.last_d is not None and (d > 0) != (state.last_d > 0):
             # Interpolate the zero crossing between the two measurements.
             k = state.last_d / (state.last_d - d)
@@ -190,6 +194,10 @@ class DoorwayAnalyzer:
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
         margin = max(self.config.min_margin_px, self.config.margin_fraction * h)
+        if state.passages and (d > 0) != (state.side == "outside"):
+            # Going back over the line right after a passage needs a clear move:
+            # someone stepping out and turning along the corridor hovers near it.
+            margin *= self.config.return_margin_factor
         if abs(d) <= margin:
             return None
         side: Side = "outside" if d > 0 else "inside"
@@ -222,6 +230,9 @@ class DoorwayAnalyzer:
             state.origin == "inside"
             and state.passages == 0
             and state.closest <= self.config.handover_reach
+            # It must have come towards the line: a door panel swinging or a
+            # light patch in the doorway sits still and is no handover.
+            and state.farthest - state.closest >= self.config.handover_travel
         )
         self.summaries.append(
             TrackSummary(

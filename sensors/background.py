@@ -49,6 +49,9 @@ class BackgroundConfig:
     relearn_fraction: float = 0.35
     max_shift_fraction: float = 0.2
     register: bool = True
+    dark_level: float = 20.0
+    bright_level: float = 240.0
+    uniform_std: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class BackgroundModel:
         self._window: np.ndarray | None = None
         self._prev_mask: GrayImage | None = None
         self._shift = (0.0, 0.0)
+        self._updates = 0
 
     @property
     def background(self) -> GrayImage | None:
@@ -106,6 +110,11 @@ class BackgroundModel:
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
         assert self._dev is not None
         assert self._prev_mask is not None
+        if self._unusable(gray):
+            # Covered, blinded or black: nothing to see, and the picture after it
+            # must be learned afresh (tamper.py reports the condition itself).
+            self._bg = None
+            return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
         frame = gray.astype(np.float32)
         shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
         valid: np.ndarray | None = None
@@ -143,6 +152,13 @@ class BackgroundModel:
             out = np.asarray(cv2.warpAffine(mask, back, (w, h), flags=cv2.INTER_NEAREST), np.uint8)
         return Segmentation(out, shift, gain, False)
 
+    def _unusable(self, gray: GrayImage) -> bool:
+        small = cv2.resize(gray, (32, 24), interpolation=cv2.INTER_AREA)
+        mean, std = cv2.meanStdDev(small)
+        m, s = float(mean.ravel()[0]), float(std.ravel()[0])
+        cfg = self._cfg
+        return m < cfg.dark_level or m > cfg.bright_level or s < cfg.uniform_std
+
     def _update(self, frame: np.ndarray, diff: np.ndarray, mask: GrayImage) -> None:
         assert self._bg is not None
         assert self._dev is not None
@@ -151,7 +167,11 @@ class BackgroundModel:
         cv2.accumulateWeighted(frame, self._bg, self._a_fg, mask)
         cv2.accumulateWeighted(diff, self._dev, self._a_dev, background)
         self._prev_mask = mask
-        self._small_bg = None
+        # The background drifts slowly; its half-size copy for registration
+        # need not be rebuilt on every frame (that was a tenth of the frame time).
+        self._updates += 1
+        if self._updates % 8 == 0:
+            self._small_bg = None
 
     def _gain(self, frame: np.ndarray) -> float:
         assert self._bg is not None

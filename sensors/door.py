@@ -48,7 +48,7 @@ def make_pin_factory(name: str) -> Any:
             from gpiozero.pins.native import NativeFactory
 
             return NativeFactory()
-    except Exception as exc:  # noqa: BLE001 - backends raise many kinds of errors on a non-Pi
+    except Exception as exc:
         raise HardwareError(f"pin backend {name!r} is not usable here: {exc}",
                             device="gpio") from exc
     raise HardwareError(f"unknown pin backend {name!r} (use mock, lgpio or native)", device="gpio")
@@ -73,7 +73,7 @@ class DoorContact:
             self._button = Button(
                 pin, pull_up=pull_up, bounce_time=bounce_s or None, pin_factory=pin_factory
             )
-        except Exception as exc:  # noqa: BLE001 - gpiozero raises per-backend errors
+        except Exception as exc:
             raise HardwareError(f"cannot use GPIO {pin} for the door switch: {exc}",
                                 device=f"gpio{pin}") from exc
         # gpiozero calls these on its own thread; consumers hop back to their loop.

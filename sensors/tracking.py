@@ -135,6 +135,7 @@ class TrackerConfig:
     gate: float = 0.8
     min_gate_px: float = 12.0
     velocity_smoothing: float = 0.5
+    max_size_change: float = 0.5
 
 
 @dataclass(slots=True)
@@ -213,7 +214,9 @@ class Tracker:
             for bi, b in enumerate(blobs):
                 dist = math.hypot(b.cx - px, b.cy - py)
                 size = abs(math.log(max(b.h, 1.0) / max(t.h, 1.0)))
-                if dist < gate:
+                # A blob of a very different height is another object or a merge;
+                # taking it would teleport the track's feet across the line.
+                if dist < gate and size < self._cfg.max_size_change:
                     candidates.append((dist / gate + 0.5 * size, ti, bi))
         candidates.sort()
         pairs: list[tuple[int, int]] = []
