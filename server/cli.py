@@ -20,6 +20,9 @@ def run_command(
         Path | None, typer.Option("--config", "-c", help="Server TOML file")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
+    http_port: Annotated[
+        int | None, typer.Option(help="Serve the dashboard on this port (enables http)")
+    ] = None,
 ) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM)."""
     from doorwatch.errors import DoorwatchError
@@ -30,6 +33,8 @@ def run_command(
     configure_logging(log_level)
     try:
         settings = load_server_settings(config)
+        if http_port is not None:
+            settings.http = settings.http.model_copy(update={"enabled": True, "port": http_port})
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -54,4 +59,7 @@ def run_command(
 
 def register_server_commands(app: typer.Typer) -> None:
     """Attach the server's command groups to the root CLI."""
+    from server.web.cli import user_app
+
     app.add_typer(server_app, name="server")
+    app.add_typer(user_app, name="user")

@@ -16,6 +16,7 @@ from server.inbound import InboundMessage
 from server.ingest import Ingestor
 from server.mqtt_link import MqttLink
 from server.notify.sender import NotificationSender
+from server.web.runner import WebServer, start_web
 
 __all__ = ["RunningServer", "run_server", "serve"]
 
@@ -31,6 +32,7 @@ class RunningServer:
     mqtt: MqttLink
     consumer: Consumer
     sender: NotificationSender
+    web: WebServer | None = None
 
 
 @asynccontextmanager
@@ -52,7 +54,12 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
         batch_wait_s=settings.ingest.batch_wait_ms / 1000,
     )
     sender = NotificationSender(db, settings.notify, settings.instance)
-    running = RunningServer(settings, db, link, consumer, sender)
+    try:
+        web = await start_web(db, settings) if settings.http.enabled else None
+    except BaseException:
+        await db.close()
+        raise
+    running = RunningServer(settings, db, link, consumer, sender, web)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -62,6 +69,8 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
                 group.create_task(consumer.run(), name="consumer"),
                 group.create_task(sender.run(), name="notifier"),
             ]
+            if web is not None:
+                tasks.append(group.create_task(web.run(), name="http"))
             try:
                 yield running
             finally:

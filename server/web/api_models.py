@@ -1,0 +1,209 @@
+"""Pydantic models at the JSON API's boundary (requests and responses)."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from server.web.actions import Outcome
+from server.web.users import Role
+
+__all__ = [
+    "AuditOut",
+    "DeviceIn",
+    "DeviceOut",
+    "FollowupIn",
+    "HouseholdIn",
+    "HouseholdOut",
+    "IdOut",
+    "IncidentDetailOut",
+    "IncidentOut",
+    "LeaveIn",
+    "LoginIn",
+    "ResolveIn",
+    "SessionOut",
+    "UserIn",
+    "UserOut",
+    "WorkerIn",
+    "WorkerOut",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LoginIn(_In):
+    """Credentials for ``POST /api/login``."""
+
+    username: str = Field(max_length=128)
+    password: str = Field(max_length=512)
+
+
+class UserOut(_Out):
+    """A dashboard user."""
+
+    id: int
+    username: str
+    role: Role
+    language: str
+    worker_id: int | None
+
+
+class SessionOut(_Out):
+    """Who is logged in, and the CSRF token to send as ``X-CSRF-Token`` on changes."""
+
+    user: UserOut
+    csrf_token: str
+
+
+class IdOut(_Out):
+    """The id of what was created."""
+
+    id: int
+
+
+class IncidentOut(_Out):
+    """An incident as listed."""
+
+    id: int
+    kind: str
+    severity: str
+    state: str
+    household_id: int | None
+    household: str | None
+    address: str | None
+    grid: str | None = None
+    device_id: str | None
+    opened_at: str
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    resolved_at: str | None
+    resolved_by: str | None
+    outcome: str | None
+    note: str | None
+
+
+class IncidentDetailOut(_Out):
+    """An incident with its events, notifications and history."""
+
+    incident: IncidentOut
+    events: list[dict[str, object]]
+    notifications: list[dict[str, object]]
+    history: list[dict[str, object]]
+
+
+class ResolveIn(_In):
+    """How an incident ended."""
+
+    outcome: Outcome
+    note: str = Field("", max_length=2000)
+
+
+class HouseholdIn(_In):
+    """A household to watch."""
+
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=500)
+    worker_id: int | None = None
+    armed: bool = True
+
+
+class HouseholdOut(_Out):
+    """A household as listed."""
+
+    id: int
+    name: str
+    address: str
+    armed: bool
+    worker_id: int | None
+    grid_id: int | None = None
+    grid: str | None = None
+    quarantine_start: str | None = None
+    quarantine_end: str | None = None
+    day_n: int | None = None
+    day_m: int | None = None
+    open_incidents: int = 0
+    followups_today: int = 0
+
+
+class WorkerIn(_In):
+    """A grid worker or supervisor who receives notifications."""
+
+    name: str = Field(min_length=1, max_length=200)
+    apprise_urls: list[str] = Field(default_factory=list, max_length=20)
+    language: str = "zh_CN"
+    phone: str | None = Field(None, max_length=40)
+
+
+class WorkerOut(_Out):
+    """A worker (Apprise URLs are not shown: they carry secrets)."""
+
+    id: int
+    name: str
+    language: str
+    phone: str | None = None
+
+
+class DeviceIn(_In):
+    """Register (or re-assign) a device."""
+
+    device_id: str = Field(min_length=1, max_length=64)
+    household_id: int | None = None
+
+
+class DeviceOut(_Out):
+    """A device with its health."""
+
+    device_id: str
+    household_id: int | None
+    household: str | None
+    online: bool
+    status: str | None
+    last_heartbeat_at: str | None
+    fps: float | None
+    temp: float | None
+    firmware: str | None
+    outbox: int | None
+
+
+class LeaveIn(_In):
+    """A permitted leave."""
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class FollowupIn(_In):
+    """Today's follow-up of a household."""
+
+    temperatures: dict[str, float] = Field(default_factory=dict)
+    symptoms: str = Field("", max_length=500)
+    note: str = Field("", max_length=2000)
+
+
+class AuditOut(_Out):
+    """One audit record."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    subject: str | None
+    detail: str | None
+
+
+class UserIn(_In):
+    """A new dashboard user."""
+
+    username: str
+    password: str
+    role: Role
+    language: str | None = None
+    worker_id: int | None = None
+
+

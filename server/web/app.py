@@ -1,0 +1,138 @@
+"""The FastAPI application: pages, JSON API, health and metrics, on the server's database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from doorwatch.i18n import t
+from server.config import ServerSettings
+from server.db.base import Database
+from server.web.deps import CsrfError, ForbiddenError, NotLoggedInError, wants_html
+from server.web.render import language_of, render
+from server.web.sessions import Backoff, load_secret
+
+__all__ = ["SESSION_COOKIE", "create_app"]
+
+SESSION_COOKIE = "doorwatch_session"
+
+# Pages load only our own files: no CDN, no inline script (the SVG charts are markup).
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+     b"frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware (streams such as SSE pass through untouched)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def create_app(
+    db: Database, settings: ServerSettings, *, backoff: Backoff | None = None
+) -> FastAPI:
+    """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
+    from server.web import routes_api, routes_auth, routes_pages, routes_people, routes_system
+
+    app = FastAPI(
+        title="doorwatch",
+        description="Incidents, households, devices and administration of doorwatch.",
+        version="1",
+        # The schema is served behind login by routes_api; the Swagger UI would load
+        # its script from a CDN, which neither the CSP nor an offline office allows.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    app.state.backoff = backoff or Backoff()
+    app.state.stopping = asyncio.Event()  # set on shutdown: live streams end
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=await load_secret(db),
+        session_cookie=SESSION_COOKIE,
+        max_age=12 * 3600,
+        same_site="lax",
+        https_only=settings.http.cookie_secure,
+    )
+    app.add_middleware(_SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in (routes_system.router, routes_auth.router, routes_pages.router,
+                   routes_people.router, routes_api.login_router, routes_api.router):
+        app.include_router(router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotLoggedInError)
+    async def not_logged_in(request: Request, _exc: NotLoggedInError) -> Response:
+        if wants_html(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+        return JSONResponse({"detail": "login required"}, status_code=401)
+
+    @app.exception_handler(ForbiddenError)
+    async def forbidden(request: Request, _exc: ForbiddenError) -> Response:
+        return _error(request, 403, "web.error.forbidden")
+
+    @app.exception_handler(CsrfError)
+    async def csrf_failed(request: Request, _exc: CsrfError) -> Response:
+        return _error(request, 403, "web.error.csrf")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        key = {404: "web.error.not_found", 400: "web.error.bad_request",
+               409: "web.error.conflict"}.get(exc.status_code, "web.error.bad_request")
+        if not wants_html(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return _error(request, exc.status_code, key, detail=str(exc.detail or ""))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not wants_html(request):
+            return JSONResponse({"detail": exc.errors()}, status_code=422)
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors())
+        return _error(request, 422, "web.error.bad_request", detail=fields)
+
+
+def _error(request: Request, status: int, key: str, detail: str = "") -> Response:
+    user = getattr(request.state, "user", None)
+    if not wants_html(request):
+        return JSONResponse({"detail": t(key, "en")}, status_code=status)
+    message = t(key, language_of(request, user))
+    return render(request, "error.html", user, status_code=status, message=message,
+                  detail=detail, status=status)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")

@@ -1,0 +1,177 @@
+"""Households, permitted leaves, daily follow-ups; devices; audit log; users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+
+from server.web import actions
+from server.web.deps import (
+    CASEWORK,
+    DEVICE_STAFF,
+    OVERSEERS,
+    Db,
+    Settings,
+    csrf_protect,
+    require,
+)
+from server.web.queries import (
+    audit_entries,
+    device_rows,
+    household_rows,
+    visible_household,
+)
+from server.web.render import render
+from server.web.users import Role, User, UserError, create_user, list_users
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_protect)])
+
+Casework = Annotated[User, Depends(require(*CASEWORK))]
+Overseer = Annotated[User, Depends(require(*OVERSEERS))]
+DeviceStaff = Annotated[User, Depends(require(*DEVICE_STAFF))]
+Admin = Annotated[User, Depends(require(Role.ADMIN))]
+
+
+@router.get("/households")
+async def households_page(request: Request, db: Db, settings: Settings,
+                          user: Casework) -> Response:
+    """Households: quarantine day N of M, armed, device health, today's follow-up."""
+    rows = await household_rows(db, user, settings.notify.timezone)
+    return render(request, "households.html", user, rows=rows)
+
+
+async def _household_or_404(db: Db, user: User, household_id: int) -> dict[str, object]:
+    row = await visible_household(db, user, household_id)
+    if row is None:
+        raise HTTPException(404)
+    return row
+
+
+@router.get("/households/{household_id}")
+async def household_page(request: Request, db: Db, settings: Settings, user: Casework,
+                         household_id: int) -> Response:
+    """One household: leaves (grant/end), follow-ups (record), devices, incidents."""
+    household = await _household_or_404(db, user, household_id)
+    leaves = await db.fetch_all(
+        "SELECT * FROM leaves WHERE household_id = ? ORDER BY starts_at DESC LIMIT 50",
+        (household_id,))
+    followups = await db.fetch_all(
+        "SELECT * FROM followups WHERE household_id = ? ORDER BY day DESC, id DESC LIMIT 30",
+        (household_id,))
+    devices = [d for d in await device_rows(db, user) if d["household_id"] == household_id]
+    today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
+    return render(request, "household.html", user, h=household, leaves=leaves,
+                  followups=followups, devices=devices, today=today.isoformat(),
+                  error=request.query_params.get("error"))
+
+
+def _local(value: str, zone: str) -> datetime:
+    """A ``datetime-local`` form value (``2026-02-01T09:30``) in the dashboard's zone."""
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(zone))
+    except ValueError:
+        raise HTTPException(400, f"not a date and time: {value!r}") from None
+
+
+@router.post("/households/{household_id}/leaves")
+async def grant_leave(
+    db: Db, settings: Settings, user: Casework, household_id: int,
+    starts_at: Annotated[str, Form()], ends_at: Annotated[str, Form()],
+    reason: Annotated[str, Form(min_length=1, max_length=500)],
+) -> Response:
+    """Grant a permitted leave (hospital, testing) with a time window."""
+    await _household_or_404(db, user, household_id)
+    zone = settings.notify.timezone
+    try:
+        await actions.grant_leave(db, household_id, _local(starts_at, zone),
+                                  _local(ends_at, zone), reason.strip(), user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.post("/leaves/{leave_id}/end")
+async def end_leave(db: Db, user: Casework, leave_id: int) -> Response:
+    """End a permitted leave now."""
+    row = await db.fetch_one("SELECT household_id FROM leaves WHERE id = ?", (leave_id,))
+    if row is None:
+        raise HTTPException(404)
+    household_id = int(row["household_id"])
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.end_leave(db, leave_id, user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.post("/households/{household_id}/followups")
+async def record_followup(
+    request: Request, db: Db, settings: Settings, user: Casework, household_id: int,
+    symptoms: Annotated[str, Form(max_length=500)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Record today's follow-up: a temperature per member (fields ``temp_<member>``)."""
+    await _household_or_404(db, user, household_id)
+    form = await request.form()
+    temperatures: dict[str, float] = {}
+    for key, value in form.items():
+        if key.startswith("temp_") and isinstance(value, str) and value.strip():
+            try:
+                temperatures[key[5:] or "?"] = float(value)
+            except ValueError:
+                raise HTTPException(400, f"{key}: not a number: {value!r}") from None
+    today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
+    await actions.record_followup(db, household_id, today, temperatures, symptoms.strip(),
+                                  note.strip(), user.username)
+    return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.get("/devices")
+async def devices_page(request: Request, db: Db, user: DeviceStaff) -> Response:
+    """Devices: online/offline, last heartbeat, fps, temperature, firmware, outbox depth."""
+    rows = await device_rows(db, user)
+    commissioning = await db.fetch_all(
+        "SELECT device_id, device_time, payload FROM events WHERE kind = 'commissioning' "
+        "ORDER BY id DESC LIMIT 50")
+    return render(request, "devices.html", user, rows=rows, commissioning=commissioning)
+
+
+@router.get("/audit")
+async def audit_page(request: Request, db: Db, user: Overseer) -> Response:
+    """Who did what, newest first."""
+    actor = request.query_params.get("actor") or None
+    action = request.query_params.get("action") or None
+    rows = await audit_entries(db, actor=actor, action=action)
+    return render(request, "audit.html", user, rows=rows, actor=actor or "",
+                  action=action or "")
+
+
+@router.get("/users")
+async def users_page(request: Request, db: Db, user: Admin) -> Response:
+    """Dashboard users and a form to add one."""
+    workers = await db.fetch_all("SELECT id, name FROM workers ORDER BY name")
+    return render(request, "users.html", user, users=await list_users(db), workers=workers,
+                  roles=list(Role), error=request.query_params.get("error"))
+
+
+@router.post("/users")
+async def add_user(
+    db: Db, user: Admin, username: Annotated[str, Form()], password: Annotated[str, Form()],
+    role: Annotated[str, Form()], language: Annotated[str, Form()] = "zh_CN",
+    worker_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Create a user (admin only)."""
+    try:
+        await create_user(db, username, password, role, language=language,
+                          worker_id=int(worker_id) if worker_id.isdigit() else None,
+                          actor=user.username)
+    except UserError as exc:
+        return RedirectResponse(f"/users?error={exc.field}", status_code=303)
+    return RedirectResponse("/users", status_code=303)

@@ -1,0 +1,96 @@
+"""Seeding and logging in for the dashboard tests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import httpx
+
+from server.admin import add_household, add_worker, register_device
+from server.db import Database
+from server.incidents import IncidentKind, open_or_fold
+from doorwatch.timeutil import now_ts
+from server.web.users import create_user
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Seed:
+    """Two grids, a worker in each, a household and device in each, an incident in each."""
+
+    grids: dict[str, int] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
+    households: dict[str, int] = field(default_factory=dict)
+    incidents: dict[str, int] = field(default_factory=dict)
+
+
+async def add_grid(db: Database, name: str) -> int:
+    """A grid row (the domain's grid functions may replace this)."""
+    async with db.transaction() as tx:
+        row = await tx.fetch_one(
+            "INSERT INTO grids (name, created_at) VALUES (?, ?) RETURNING id", (name, now_ts()))
+        assert row is not None
+        return int(row["id"])
+
+
+async def open_incident(db: Database, household_id: int, device_id: str,
+                        kind: IncidentKind = IncidentKind.BREACH) -> int:
+    """An incident as the rules would open it, with one stored event."""
+    at = now_ts()
+    async with db.transaction() as tx:
+        event = await tx.fetch_one(
+            "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
+            "payload) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?),"
+            " ?, 'event', 'exit', ?, ?, '{}') RETURNING id",
+            (device_id, device_id, f"ev-{device_id}-{at}", at, at))
+        assert event is not None
+        opened = await open_or_fold(tx, household_id=household_id, device_id=device_id,
+                                    kind=kind, severity="high", event_row_id=int(event["id"]),
+                                    at=at, fold_window_s=0)
+    return opened.incident_id
+
+
+async def seed(db: Database) -> Seed:
+    """Grids east/west, each with a worker, household, device, open incident, and users."""
+    s = Seed()
+    for grid in ("east", "west"):
+        s.grids[grid] = await add_grid(db, f"{grid}-grid")
+        s.workers[grid] = await add_worker(db, f"worker-{grid}", apprise_urls=[],
+                                           language="zh_CN")
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE workers SET grid_id = ? WHERE id = ?",
+                             (s.grids[grid], s.workers[grid]))
+        s.households[grid] = await add_household(db, f"{grid} family", f"{grid} road 1",
+                                                 worker_id=s.workers[grid])
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE households SET grid_id = ? WHERE id = ?",
+                             (s.grids[grid], s.households[grid]))
+        await register_device(db, f"door-{grid}", household_id=s.households[grid])
+        s.incidents[grid] = await open_incident(db, s.households[grid], f"door-{grid}")
+    await create_user(db, "admin", PASSWORD, "admin", language="en")
+    await create_user(db, "super", PASSWORD, "supervisor", language="zh_CN")
+    await create_user(db, "east", PASSWORD, "worker", worker_id=s.workers["east"])
+    await create_user(db, "west", PASSWORD, "worker", worker_id=s.workers["west"])
+    await create_user(db, "fitter", PASSWORD, "installer", language="en")
+    return s
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token in a page's forms."""
+    match = _CSRF.search(html)
+    assert match, "no csrf_token in the page"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    """Log in through the form; return the session's CSRF token."""
+    page = await client.get("/login")
+    response = await client.post("/login", data={"username": username, "password": password,
+                                                 "csrf_token": csrf_from(page.text)})
+    assert response.status_code == 303, response.text
+    session = await client.get("/api/session")
+    assert session.status_code == 200
+    return str(session.json()["csrf_token"])
