@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,8 +21,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.credentials import CredentialStore
 from agent.outbox import Outbox
-from broker.messages import Command, DeviceState, Status, decode_command, encode, utc_now
+from broker.messages import (
+    Command,
+    DeviceState,
+    RotateCredentialsCommand,
+    Status,
+    decode_command,
+    encode,
+    utc_now,
+)
 from broker.topics import Channel, command_subscription, device_topic
 from doorwatch.errors import PayloadError
 from doorwatch.logs import get_logger
@@ -32,6 +42,8 @@ __all__ = ["AgentLink"]
 log = get_logger(__name__)
 
 CommandHandler = Callable[[Command], None]
+# CONNACK reasons meaning "wrong credentials" (MQTT 3.1.1 codes 4 and 5 map to these).
+_AUTH_REFUSED = (134, 135)
 
 
 class AgentLink:
@@ -46,6 +58,7 @@ class AgentLink:
         on_command: CommandHandler | None = None,
         window: int = 100,
         resend_after_s: float = 30.0,
+        credentials: CredentialStore | None = None,
     ):
         self.device_id = device_id
         self._settings = settings
@@ -60,6 +73,10 @@ class AgentLink:
         self._acked: collections.deque[int] = collections.deque()
         self.connected = threading.Event()
         self.acked_total = 0
+        if credentials is None and settings.credentials_file is not None:
+            credentials = CredentialStore(settings.credentials_file)
+        self._credentials = credentials
+        self._password: str | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -69,8 +86,8 @@ class AgentLink:
             protocol=mqtt.MQTTv311,
             clean_session=False,
         )
-        password = self._settings.password.get_secret_value() if self._settings.password else None
-        client.username_pw_set(self.device_id, password)
+        self._password = self._candidates()[0] if self._candidates() else None
+        client.username_pw_set(self.device_id, self._password)
         if self._settings.tls:
             client.tls_set(ca_certs=str(self._settings.ca_file) if self._settings.ca_file else None)
         offline = Status(device_id=self.device_id, state=DeviceState.OFFLINE, time=utc_now())
@@ -124,10 +141,8 @@ class AgentLink:
             await self._delete_acked()
             if self.connected.is_set():
                 await self._hand_over()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def _delete_acked(self) -> None:
@@ -160,6 +175,23 @@ class AgentLink:
             self._inflight[key] = (info.mid, now)
             self._mid_to_key[info.mid] = key
 
+    def _candidates(self) -> list[str]:
+        configured = self._settings.password.get_secret_value() if self._settings.password else None
+        if self._credentials is None:
+            return [configured] if configured else []
+        return self._credentials.candidates(configured)
+
+    def _next_password(self, client: mqtt.Client) -> None:
+        """Refused: try the next known password on paho's next reconnect."""
+        candidates = self._candidates()
+        if len(candidates) < 2:
+            return
+        index = candidates.index(self._password) if self._password in candidates else -1
+        self._password = candidates[(index + 1) % len(candidates)]
+        client.username_pw_set(self.device_id, self._password)
+        log.info("trying another stored password",
+                 extra={"device_id": self.device_id, "candidate": (index + 1) % len(candidates)})
+
     # paho callbacks (its network thread)
 
     def _on_connect(
@@ -169,7 +201,11 @@ class AgentLink:
             log.error("broker refused the connection",
                       extra={"device_id": self.device_id, "broker": self.where,
                              "reason": str(reason)})
+            if reason.value in _AUTH_REFUSED:
+                self._next_password(client)
             return
+        if self._credentials is not None and self._password is not None:
+            self._credentials.confirm(self._password)
         online = Status(device_id=self.device_id, state=DeviceState.ONLINE, time=utc_now())
         client.publish(device_topic(self.device_id, Channel.STATUS), encode(online), 1, True)
         client.subscribe(command_subscription(self.device_id), qos=1)
@@ -182,6 +218,12 @@ class AgentLink:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        pending = self._credentials.pending if self._credentials is not None else None
+        if pending is not None and pending != self._password:
+            # A rotation is under way: the broker most likely dropped us because it
+            # switched to the new password, so try that first.
+            self._password = pending
+            _client.username_pw_set(self.device_id, pending)
         if was:
             log.warning("lost the broker; events stay in the outbox",
                         extra={"device_id": self.device_id, "broker": self.where,
@@ -195,11 +237,29 @@ class AgentLink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            command = decode_command(msg.topic, msg.payload)
+            command = decode_command(msg.topic, bytes(msg.payload))
         except PayloadError as exc:
             log.warning("bad command ignored",
                         extra={"device_id": self.device_id, "topic": msg.topic,
                                "reason": exc.reason})
             return
+        if isinstance(command, RotateCredentialsCommand) and not self._take_up(command):
+            return  # not stored, so not acknowledged: the server leaves the broker unchanged
         if self._on_command is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._on_command, command)
+
+    def _take_up(self, command: RotateCredentialsCommand) -> bool:
+        """Store a rotated password durably before the command is acknowledged."""
+        if self._credentials is None:
+            log.error("cannot rotate credentials: no credentials_file configured",
+                      extra={"device_id": self.device_id})
+            return False
+        try:
+            self._credentials.offer(command.password)
+        except OSError as exc:
+            log.error("cannot store the new password",
+                      extra={"device_id": self.device_id, "reason": str(exc)})
+            return False
+        log.info("new broker password stored; switching when the broker does",
+                 extra={"device_id": self.device_id})
+        return True

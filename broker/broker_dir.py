@@ -31,9 +31,15 @@ from broker.tls import check_key_pair, make_ca, make_server_certificate
 from broker.topics import is_valid_device_id
 from doorwatch.errors import ConfigError
 
-__all__ = ["DEFAULT_TLS_PORT", "SERVER_USER", "BrokerDir", "BrokerState"]
+__all__ = ["ADMIN_USER", "DEFAULT_TLS_PORT", "RESERVED_USERS", "SERVER_USER", "BrokerDir",
+           "BrokerState"]
 
 SERVER_USER = "doorwatch-server"
+# `doorwatch device rotate` talks to devices as this account, never as the server:
+# on the TLS listener the client id is the username, so sharing the server's
+# account would take over (and, with a clean session, wipe) the server's session.
+ADMIN_USER = "doorwatch-admin"
+RESERVED_USERS = (SERVER_USER, ADMIN_USER)
 DEFAULT_TLS_PORT = 8883
 _STATE_FILE = "doorwatch-broker.json"
 # Topic, headers and JSON around the base64 snapshot fit easily in 512 KiB more.
@@ -54,6 +60,7 @@ class BrokerState(BaseModel):
     hostnames: list[str] = Field(description="Names/addresses in the server certificate")
     server_user: str = Field(SERVER_USER, description="The server's broker account")
     server_password: str = Field(description="The server account's password")
+    admin_password: str | None = Field(None, description="The admin tools' account password")
 
 
 def _template(name: str) -> str:
@@ -150,13 +157,16 @@ class BrokerDir:
         log_file: bool = True,
     ) -> None:
         """Create CA, server certificate, config, ACL, password file and the server account."""
-        names = hostnames or ["localhost", "127.0.0.1"]
+        # This machine's own names are always in the certificate, so local tools
+        # (and a server on this box) can verify the broker too.
+        bound = [host] if host not in ("", "0.0.0.0", "::") else []  # noqa: S104 - bind addresses
+        names = list(dict.fromkeys([*(hostnames or []), *bound, "localhost", "127.0.0.1"]))
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.path, 0o700)
         (self.path / "data").mkdir(exist_ok=True, mode=0o700)
         state = BrokerState(host=host, port=port, loopback_port=loopback_port,
                             public_host=public_host or names[0], hostnames=names,
-                            server_password=new_secret())
+                            server_password=new_secret(), admin_password=new_secret())
         write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
         ca = make_ca()
         server_key, server_cert = make_server_certificate(ca, names)
@@ -168,9 +178,12 @@ class BrokerDir:
         write_private(self.config_file, _template("mosquitto.conf.template").format(
             dir=self.path, log_dest=log_dest, listeners=_listeners(self.path, state),
             run_user=getpass.getuser(), max_packet=_MAX_PACKET, max_payload=MAX_PAYLOAD_BYTES))
-        write_private(self.acl_file, _template("acl.template").format(server_user=SERVER_USER))
+        write_private(self.acl_file, _template("acl.template").format(
+            server_user=SERVER_USER, admin_user=ADMIN_USER))
         write_private(self.password_file, "")
         self.set_password(SERVER_USER, state.server_password)
+        assert state.admin_password is not None
+        self.set_password(ADMIN_USER, state.admin_password)
 
     def state(self) -> BrokerState:
         """Read the state file; raise :class:`ConfigError` naming it when missing or corrupt."""
@@ -236,7 +249,7 @@ class BrokerDir:
 
     def set_password(self, user: str, password: str) -> None:
         """Add or replace ``user`` in the password file (call :meth:`reload` after)."""
-        if user != SERVER_USER and not is_valid_device_id(user):
+        if user not in RESERVED_USERS and not is_valid_device_id(user):
             raise ConfigError(f"invalid device id {user!r}", path=self.password_file)
         entries = self._entries()
         entries[user] = hash_password(password)

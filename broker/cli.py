@@ -25,18 +25,35 @@ def schema_command() -> None:
 @broker_app.command("init")
 def init_command(
     directory: Annotated[Path, typer.Argument(help="Folder to create the broker files in")],
-    port: Annotated[int, typer.Option(help="Listener port")] = 1883,
-    host: Annotated[str, typer.Option(help="Listener address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TLS listener port (devices)")] = 8883,
+    host: Annotated[
+        str, typer.Option(help="Address the TLS listener binds to (default: all)")] = "",
+    hostname: Annotated[
+        list[str] | None,
+        typer.Option(help="Name or address devices use to reach the broker (repeatable; "
+                     "goes into the server certificate; the first is written into bundles)"),
+    ] = None,
+    loopback_port: Annotated[
+        int | None,
+        typer.Option(help="Also open a plaintext listener on 127.0.0.1:PORT for a server on "
+                     "this machine (default: none)"),
+    ] = None,
 ) -> None:
-    """Create Mosquitto config, ACL and password file (owner-only permissions)."""
+    """Create CA, server certificate, Mosquitto config, ACL and password file (owner-only)."""
     from broker.broker_dir import BrokerDir
 
     broker = BrokerDir(directory.resolve())
-    if broker.config_file.exists():
-        typer.echo(f"{broker.config_file} exists; refusing to overwrite", err=True)
+    if broker.config_file.exists() or broker.ca_key_file.exists():
+        typer.echo(f"{broker.path} already holds a broker; refusing to overwrite", err=True)
         raise typer.Exit(2)
-    broker.init(port=port, host=host)
-    typer.echo(f"broker files written to {broker.path} (listener {host}:{port})")
+    broker.init(port=port, host=host, loopback_port=loopback_port, hostnames=hostname)
+    state = broker.state()
+    typer.echo(f"broker files written to {broker.path}")
+    typer.echo(f"  TLS listener {host or '*'}:{port}, certificate for {', '.join(state.hostnames)}")
+    if loopback_port is not None:
+        typer.echo(f"  plaintext listener 127.0.0.1:{loopback_port} (this machine only)")
+    typer.echo(f"  server account: {state.server_user} (password in {broker.state_file})")
+    typer.echo(f"  CA certificate for devices and remote servers: {broker.ca_cert_file}")
 
 
 @broker_app.command("run")
@@ -54,7 +71,10 @@ def run_command(
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"mosquitto running (pid {process.pid}) on {broker.host}:{broker.port}")
+    where = f"TLS {broker.host}:{broker.port}"
+    if broker.loopback_port is not None:
+        where += f", plaintext 127.0.0.1:{broker.loopback_port}"
+    typer.echo(f"mosquitto running (pid {process.pid}): {where}")
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
         sys.exit(process.wait())

@@ -39,6 +39,7 @@ __all__ = [
     "CommandAck",
     "CommandName",
     "ConfigUpdateCommand",
+    "DeviceIdMismatchError",
     "DeviceMessage",
     "DeviceRecord",
     "DeviceState",
@@ -49,6 +50,7 @@ __all__ = [
     "Heartbeat",
     "PassageInfo",
     "PingCommand",
+    "RotateCredentialsCommand",
     "Snapshot",
     "SnapshotCommand",
     "Status",
@@ -189,6 +191,11 @@ class Heartbeat(_Wire):
     free_disk_mb: float | None = Field(None, ge=0)
     clock_offset_s: float | None = None
     firmware_version: str = Field(max_length=64)
+    alarms: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Health alarms the device raises about itself (outbox exhausted or "
+        "unwritable, events kept in memory or lost, camera failing)",
+    )
 
 
 class Snapshot(_Wire):
@@ -223,6 +230,7 @@ class CommandName(StrEnum):
     SNAPSHOT = "snapshot"
     CONFIG_UPDATE = "config_update"
     PING = "ping"
+    ROTATE_CREDENTIALS = "rotate_credentials"
 
 
 class _CommandBase(_Wire):
@@ -263,8 +271,22 @@ class ConfigUpdateCommand(_CommandBase):
     config: dict[str, Any]
 
 
+class RotateCredentialsCommand(_CommandBase):
+    """Take up a new broker password (sent over TLS to the device's own command topic).
+
+    The device stores it beside the current one and acknowledges; the server
+    switches the broker to it only after that acknowledgement, and the device,
+    refused with the old password, reconnects with the new one. Never retained.
+    """
+
+    name: Literal["rotate_credentials"] = "rotate_credentials"
+    password: str = Field(min_length=16, max_length=256, repr=False,
+                          description="The device's new broker password")
+
+
 Command = Annotated[
-    ArmCommand | DisarmCommand | SnapshotCommand | PingCommand | ConfigUpdateCommand,
+    ArmCommand | DisarmCommand | SnapshotCommand | PingCommand | ConfigUpdateCommand
+    | RotateCredentialsCommand,
     Field(discriminator="name"),
 ]
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
@@ -292,6 +314,19 @@ def _load_json(payload: bytes, topic: str, limit: int) -> Any:
         return json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"not JSON: {exc}", topic=topic) from None
+
+
+class DeviceIdMismatchError(PayloadError):
+    """A device published a payload claiming another device's id: a security event."""
+
+    def __init__(self, topic: str, topic_device_id: str, claimed_device_id: str):
+        self.claimed_device_id = claimed_device_id
+        super().__init__(
+            f"device_id {claimed_device_id!r} in payload differs from topic's "
+            f"{topic_device_id!r}",
+            topic=topic,
+            device_id=topic_device_id,
+        )
 
 
 def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> DeviceMessage:
@@ -323,12 +358,7 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
             device_id=info.device_id,
         )
     if message.device_id != info.device_id:
-        raise PayloadError(
-            f"device_id {message.device_id!r} in payload differs from topic's "
-            f"{info.device_id!r}",
-            topic=topic,
-            device_id=info.device_id,
-        )
+        raise DeviceIdMismatchError(topic, info.device_id, message.device_id)
     return message
 
 

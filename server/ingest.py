@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from broker.messages import (
     CommandAck,
+    DeviceIdMismatchError,
     DeviceMessage,
     Event,
     Heartbeat,
@@ -28,6 +29,7 @@ from broker.topics import parse_topic
 from doorwatch.errors import PayloadError
 from doorwatch.logs import get_logger
 from doorwatch.timeutil import now_ts, to_ts
+from server.audit import audit
 from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.inbound import InboundMessage
@@ -60,6 +62,8 @@ class _Sorted:
     statuses: dict[str, tuple[InboundMessage, Status]] = field(default_factory=dict)
     snapshots: list[tuple[InboundMessage, Snapshot]] = field(default_factory=list)
     rejected: list[tuple[InboundMessage, str, str | None]] = field(default_factory=list)
+    # A device speaking for another (payload device_id != topic's): also a security event.
+    spoofed: list[DeviceIdMismatchError] = field(default_factory=list)
 
 
 class Ingestor:
@@ -83,6 +87,8 @@ class Ingestor:
                 decoded.append((message, decode_device_message(info, message.topic, message.payload)))
             except PayloadError as exc:
                 out.rejected.append((message, exc.reason, exc.device_id))
+                if isinstance(exc, DeviceIdMismatchError):
+                    out.spoofed.append(exc)
         if any(m.device_id not in self._known_devices for _, m in decoded):
             await self._refresh_devices()  # a device may have been provisioned since
         for message, model in decoded:
@@ -104,6 +110,9 @@ class Ingestor:
         result = BatchResult(rejected=len(sorted_.rejected))
         async with self._db.transaction() as tx:
             await self._store_rejected(tx, sorted_.rejected)
+            for spoof in sorted_.spoofed:
+                await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
+                            f"device:{spoof.claimed_device_id}", f"{spoof.topic}: {spoof.reason}")
             new_events = await self._store_records(tx, sorted_.records, result)
             await self._store_health(tx, sorted_)
             await self._store_snapshots(tx, sorted_.snapshots, result)
@@ -202,7 +211,7 @@ class Ingestor:
         try:
             async with self._db.transaction() as tx:
                 await self._store_rejected(tx, [(message, reason, None)])
-        except Exception:  # noqa: BLE001 - the caller decides what a dead database means
+        except Exception:
             log.exception("cannot record a rejected message", extra={"topic": message.topic})
             return False
         log.error("message rejected after a processing failure",

@@ -1,0 +1,149 @@
+"""The device's broker password on disk, its rotation, and installing a provisioning bundle.
+
+The password lives in ``<data_dir>/credentials.json`` (owner-only; the agent
+refuses to start when others can read it). Rotation is two-phase so no event
+is lost and the device never locks itself out:
+
+1. a ``rotate_credentials`` command (over TLS, on the device's own command
+   topic) carries the new password; the store keeps it as ``pending`` beside
+   ``current`` and the agent acknowledges through its outbox;
+2. only after that acknowledgement does the server switch the broker's
+   password file and reload Mosquitto, which disconnects the device;
+3. the link reconnects trying ``pending`` first, then ``current``, then the
+   configured password; whichever the broker accepts becomes ``current``.
+
+Events are never at risk: the outbox deletes a record only on its PUBACK, so
+whatever was in flight when the broker cut the connection is sent again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from broker.files import check_private, write_private
+from doorwatch.errors import ConfigError
+from firmware_config.bundle import read_bundle
+from firmware_config.device_config import DeviceConfig, load_device_config
+
+__all__ = ["CREDENTIALS_FILE", "CredentialStore", "InstalledBundle", "install_bundle"]
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: str | None = Field(None, repr=False, description="Password the broker last accepted")
+    pending: str | None = Field(None, repr=False, description="Password offered by a rotation")
+
+
+class CredentialStore:
+    """The device's broker passwords (current and, during a rotation, pending)."""
+
+    def __init__(self, path: Path, *, fresh: bool = False):
+        self.path = path
+        self._lock = threading.Lock()
+        # ``fresh``: about to be replaced by install(), so an old file is not read.
+        self._data = _Stored() if fresh else self._load()
+
+    def _load(self) -> _Stored:
+        if not self.path.exists():
+            return _Stored()
+        check_private(self.path)
+        try:
+            return _Stored.model_validate_json(self.path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"corrupt credentials file: {first['msg']}", path=self.path,
+                              field=".".join(str(p) for p in first["loc"]) or None) from None
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(self.path, self._data.model_dump_json() + "\n")
+
+    @property
+    def pending(self) -> str | None:
+        """A password offered by a rotation and not yet accepted by the broker."""
+        return self._data.pending
+
+    @property
+    def current(self) -> str | None:
+        """The password the broker last accepted."""
+        return self._data.current
+
+    def candidates(self, configured: str | None = None) -> list[str]:
+        """Passwords to try, best first: pending, current, then the configured one."""
+        found: list[str] = []
+        for password in (self._data.pending, self._data.current, configured):
+            if password and password not in found:
+                found.append(password)
+        return found
+
+    def install(self, password: str) -> None:
+        """Replace everything with ``password`` (a new provisioning bundle)."""
+        with self._lock:
+            self._data = _Stored(current=password)
+            self._save()
+
+    def offer(self, password: str) -> None:
+        """Keep ``password`` as pending (durably) until the broker accepts it."""
+        with self._lock:
+            self._data = _Stored(current=self._data.current, pending=password)
+            self._save()
+
+    def confirm(self, password: str) -> bool:
+        """The broker accepted ``password``: make it current; return whether anything changed."""
+        with self._lock:
+            if self._data.current == password and self._data.pending is None:
+                return False
+            pending = None if self._data.pending == password else self._data.pending
+            self._data = _Stored(current=password, pending=pending)
+            self._save()
+            return True
+
+
+@dataclass(frozen=True)
+class InstalledBundle:
+    """Where ``install_bundle`` put things."""
+
+    device_id: str
+    config_file: Path
+    ca_file: Path
+    credentials_file: Path
+
+
+def install_bundle(
+    bundle_path: Path, config_dir: Path, *, data_dir: Path | None = None
+) -> InstalledBundle:
+    """Install a provisioning bundle: device TOML and CA into ``config_dir``, password into data.
+
+    The bundle is verified completely before anything is written, so a corrupt
+    bundle leaves the device as it was.
+    """
+    bundle = read_bundle(bundle_path)
+    settings: dict[str, Any] = bundle.device_settings()
+    config_dir.mkdir(parents=True, exist_ok=True)
+    ca_file = config_dir / "ca.crt"
+    if data_dir is not None:
+        settings["data_dir"] = str(data_dir)
+    # Where the password goes: the data folder (the service's writable place).
+    credentials_file = Path(settings.get("data_dir") or DeviceConfig.model_fields[
+        "data_dir"].default) / CREDENTIALS_FILE
+    mqtt = dict(settings.get("mqtt", {}))
+    mqtt.update({"tls": True, "ca_file": str(ca_file), "credentials_file": str(credentials_file)})
+    mqtt.pop("password", None)  # the password lives in the credentials file only
+    settings["mqtt"] = mqtt
+    config_file = config_dir / "device.toml"
+    write_private(ca_file, bundle.ca_pem)
+    write_private(config_file, tomli_w.dumps(settings))
+    load_device_config(config_file, use_override=False)  # the file we wrote must load as-is
+    store = CredentialStore(credentials_file, fresh=True)
+    store.install(bundle.password)
+    return InstalledBundle(bundle.device_id, config_file, ca_file, store.path)
+
