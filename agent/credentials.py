@@ -21,9 +21,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import tomli_w
+import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.files import check_private, write_private
@@ -31,7 +32,13 @@ from doorwatch.errors import ConfigError
 from firmware_config.bundle import read_bundle
 from firmware_config.device_config import DeviceConfig, load_device_config
 
-__all__ = ["CREDENTIALS_FILE", "CredentialStore", "InstalledBundle", "install_bundle"]
+__all__ = [
+    "CREDENTIALS_FILE",
+    "CredentialStore",
+    "InstalledBundle",
+    "install_bundle",
+    "install_bundle_command",
+]
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -147,3 +154,28 @@ def install_bundle(
     store.install(bundle.password)
     return InstalledBundle(bundle.device_id, config_file, ca_file, store.path)
 
+
+
+def install_bundle_command(
+    bundle: Annotated[
+        Path, typer.Argument(help="Provisioning bundle from `doorwatch device provision`")],
+    config_dir: Annotated[
+        Path, typer.Option(help="Where to put device.toml and ca.crt")] = Path("/etc/doorwatch"),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Override the bundle's data folder (the password is kept there)"),
+    ] = None,
+) -> None:
+    """Install a provisioning bundle: configuration, broker CA and the device's password."""
+    from doorwatch.errors import DoorwatchError
+    from doorwatch.i18n import t
+
+    try:
+        done = install_bundle(bundle, config_dir, data_dir=data_dir)
+        language = load_device_config(done.config_file, use_override=False).language
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(t("agent.bundle_installed", language, device=done.device_id,
+                 config=done.config_file, ca=done.ca_file, credentials=done.credentials_file,
+                 bundle=bundle))
