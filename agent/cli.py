@@ -11,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from agent.credentials import install_bundle_command
+
 __all__ = ["agent_app", "sim_command"]
 
 agent_app = typer.Typer(help="The device service.", no_args_is_help=True)
@@ -39,17 +41,29 @@ def _run_until_signal(main: Callable[[], Awaitable[T]]) -> T | None:
 def run_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Device TOML file")] = None,
     simulate: Annotated[
-        bool, typer.Option(help="Mock door and a simulated household (no Pi hardware)")
+        bool, typer.Option(help="Mock door, synthetic camera and a simulated household")
+    ] = False,
+    scripted: Annotated[
+        bool,
+        typer.Option(
+            help="Simulation without the camera: the script decides the verdict "
+            "(fast, for many agents on a small machine)"
+        ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Simulation seed")] = 1,
-    mean_interval: Annotated[float, typer.Option(help="Simulation: mean seconds between door openings")] = 20.0,
-    exit_probability: Annotated[float, typer.Option(help="Simulation: share of openings that are exits")] = 0.3,
+    mean_interval: Annotated[
+        float, typer.Option(help="Simulation: mean seconds between door openings")
+    ] = 20.0,
+    exit_probability: Annotated[
+        float, typer.Option(help="Simulation: share of openings that are exits")
+    ] = 0.3,
     log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
 ) -> None:
     """Run the agent until interrupted."""
-    from agent.classify import ScriptedClassifier
+    from agent.classify import EpisodeClassifier, ScriptedClassifier
     from agent.service import Agent, running_agent
-    from agent.simulation import HouseholdScript, SimulatedHousehold
+    from agent.simulation import CameraHousehold, HouseholdScript, SimulatedHousehold
+    from agent.wiring import build_camera, synthetic_source
     from doorwatch.errors import DoorwatchError
     from doorwatch.logs import configure_logging
     from firmware_config.device_config import load_device_config
@@ -57,37 +71,76 @@ def run_command(
 
     configure_logging(log_level)
     try:
-        overrides: dict[str, Any] = {"pin_factory": "mock"} if simulate else {}
+        overrides: dict[str, Any] = {}
+        if simulate:
+            backend = "none" if scripted else "synthetic"
+            overrides = {"pin_factory": "mock", "camera": {"backend": backend}}
         settings = load_device_config(config, **overrides)
         pin_factory = make_pin_factory(settings.pin_factory)
+        synthetic = synthetic_source(settings) if settings.camera.backend == "synthetic" else None
+        camera = build_camera(settings, synthetic)
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    classifier = ScriptedClassifier()
+    script = HouseholdScript(
+        seed=seed, mean_interval_s=mean_interval, exit_probability=exit_probability
+    )
 
     async def main() -> None:
-        agent = Agent(settings, pin_factory=pin_factory, classifier=classifier)
+        classifier: EpisodeClassifier | None = (
+            ScriptedClassifier() if simulate and scripted else None
+        )
+        agent = Agent(settings, pin_factory=pin_factory, classifier=classifier, camera=camera)
         extra: dict[str, Callable[[], Awaitable[None]]] = {}
-        if simulate:
-            household = SimulatedHousehold(
-                agent.door.pin, classifier,
-                HouseholdScript(seed=seed, mean_interval_s=mean_interval,
-                                exit_probability=exit_probability))
-            extra["household"] = household.run
+        if simulate and agent.door is not None:
+            if isinstance(classifier, ScriptedClassifier):
+                extra["household"] = SimulatedHousehold(agent.door.pin, classifier, script).run
+            elif synthetic is not None:
+                extra["household"] = CameraHousehold(agent.door.pin, synthetic, script).run
         async with running_agent(agent, extra):
             await asyncio.Event().wait()
 
-    _run_until_signal(main)
+    try:
+        _run_until_signal(main)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@agent_app.command("config-schema")
+def config_schema_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the device configuration file."""
+    from firmware_config.device_config import device_config_schema
+
+    text = json.dumps(device_config_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+# `doorwatch agent install-bundle FILE` (issue 5 owns the command, in agent/credentials.py).
+agent_app.command("install-bundle")(install_bundle_command)
 
 
 def sim_command(
     credentials: Annotated[Path, typer.Option(help='JSON file {"device-id": "password"}')],
     host: Annotated[str, typer.Option(help="Broker address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Broker port")] = 1883,
-    data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path("sim-data"),
+    data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
+        "sim-data"
+    ),
     events: Annotated[int, typer.Option(help="Records per device (restart-safe total)")] = 100,
-    rate: Annotated[float, typer.Option(help="Records per second, whole fleet (0 = as fast as possible)")] = 100.0,
-    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for the last acknowledgements")] = 120.0,
+    rate: Annotated[
+        float, typer.Option(help="Records per second, whole fleet (0 = as fast as possible)")
+    ] = 100.0,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the last acknowledgements")
+    ] = 120.0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 1,
     log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
 ) -> None:
@@ -102,9 +155,18 @@ def sim_command(
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    result = _run_until_signal(lambda: run_fleet(
-        credentials=creds, host=host, port=port, data_dir=data_dir, events=events, rate=rate,
-        drain_timeout_s=drain_timeout, seed=seed))
+    result = _run_until_signal(
+        lambda: run_fleet(
+            credentials=creds,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            events=events,
+            rate=rate,
+            drain_timeout_s=drain_timeout,
+            seed=seed,
+        )
+    )
     if result is None:
         raise typer.Exit(130)
     typer.echo(json.dumps(result.__dict__))

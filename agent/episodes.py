@@ -1,4 +1,17 @@
-"""Door episodes: from the door opening until it has stayed closed for the quiet time."""
+"""Door episodes: from the door opening until it has stayed closed for the quiet time.
+
+Transitions come from the reed switch (or, without one, from the camera's
+doorway activity) on the event loop. The tracker calls:
+
+* ``on_start(started)`` when an episode begins (the agent persists it and
+  starts keeping evidence frames);
+* ``on_episode(window)`` when it ends: the door stayed closed ``quiet_s``,
+  or it has been open ``max_open_s`` (the episode is cut, reported, and a
+  continuation starts at once, so somebody leaving through a door that stays
+  open is reported without waiting for it to close);
+* ``on_stuck(opened_at)`` once when the door has read open without a break for
+  ``stuck_open_s`` (with a pull-up, a cut wire reads as "open").
+"""
 
 from __future__ import annotations
 
@@ -11,42 +24,111 @@ from sensors.door import DoorTransition
 __all__ = ["EpisodeTracker"]
 
 EpisodeDone = Callable[[EpisodeWindow], Awaitable[None]]
+EpisodeStarted = Callable[[float], Awaitable[None]]
+DoorStuck = Callable[[float], Awaitable[None]]
+
+
+async def _nothing(_at: float) -> None:
+    return None
 
 
 class EpisodeTracker:
-    """Turns door transitions into episodes; calls ``on_episode`` when one ends."""
+    """Turns door transitions into episodes; see the module docstring."""
 
-    def __init__(self, quiet_s: float, on_episode: EpisodeDone):
+    def __init__(
+        self,
+        quiet_s: float,
+        on_episode: EpisodeDone,
+        *,
+        max_open_s: float = 3600.0,
+        stuck_open_s: float = 86400.0,
+        on_start: EpisodeStarted = _nothing,
+        on_stuck: DoorStuck = _nothing,
+    ):
         self._quiet_s = quiet_s
+        self._max_open_s = max_open_s
+        self._stuck_open_s = stuck_open_s
         self._on_episode = on_episode
+        self._on_start = on_start
+        self._on_stuck = on_stuck
         self._queue: asyncio.Queue[DoorTransition] = asyncio.Queue()
         self.started: float | None = None
+        self.door_open = False
+        self._opened_at: float | None = None
+        self._closed_at: float | None = None
+        self._stuck_reported = False
+        self._cut = False
+        self._observed_from: float | None = None
+
+    def configure(self, *, quiet_s: float, max_open_s: float, stuck_open_s: float) -> None:
+        """Change the limits (a remote configuration update); applies from the next wait."""
+        self._quiet_s, self._max_open_s, self._stuck_open_s = quiet_s, max_open_s, stuck_open_s
 
     def feed(self, transition: DoorTransition) -> None:
         """Hand a transition to the tracker (call on the event loop)."""
         self._queue.put_nowait(transition)
 
+    def resume(self, started: float, *, door_open: bool, now: float) -> None:
+        """Continue an episode that began (at monotonic ``started``) before a restart."""
+        self.started = started
+        self._observed_from = now
+        self.door_open = door_open
+        self._opened_at = now if door_open else None
+        self._closed_at = None if door_open else now
+
+    def _deadline(self) -> tuple[float, str] | None:
+        candidates: list[tuple[float, str]] = []
+        if self.started is not None and not self.door_open and self._closed_at is not None:
+            candidates.append((self._closed_at + self._quiet_s, "quiet"))
+        if self.started is not None and self.door_open:
+            candidates.append((self.started + self._max_open_s, "cut"))
+        if self.door_open and self._opened_at is not None and not self._stuck_reported:
+            candidates.append((self._opened_at + self._stuck_open_s, "stuck"))
+        return min(candidates) if candidates else None
+
     async def run(self) -> None:
         """Track episodes until cancelled."""
-        door_open = False
-        closed_at: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
-            timeout = None
-            if self.started is not None and not door_open and closed_at is not None:
-                loop_now = asyncio.get_running_loop().time()
-                timeout = max(0.0, closed_at + self._quiet_s - loop_now)
+            deadline = self._deadline()
+            timeout = None if deadline is None else max(0.0, deadline[0] - loop.time())
             try:
                 transition = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
-                assert self.started is not None and closed_at is not None
-                window = EpisodeWindow(started=self.started, ended=closed_at)
-                self.started, closed_at = None, None
-                await self._on_episode(window)
+                assert deadline is not None
+                await self._expire(deadline[1], deadline[0])
                 continue
-            door_open = transition.is_open
-            if door_open:
-                if self.started is None:
-                    self.started = transition.at
-                closed_at = None
-            elif self.started is not None:
-                closed_at = transition.at
+            await self._apply(transition)
+
+    async def _expire(self, what: str, at: float) -> None:
+        if what == "stuck":
+            self._stuck_reported = True
+            assert self._opened_at is not None
+            await self._on_stuck(self._opened_at)
+            return
+        assert self.started is not None
+        ended = self._closed_at if what == "quiet" and self._closed_at is not None else at
+        window = EpisodeWindow(started=self.started, ended=ended,
+                               lead_s=0.0 if self._cut else 1.0,
+                               tail_s=1.0 if what == "quiet" else 0.0,
+                               observed_from=self._observed_from)
+        self.started, self._closed_at, self._observed_from = None, None, None
+        self._cut = what == "cut"
+        await self._on_episode(window)
+        if self._cut and self.door_open:
+            self.started = at
+            await self._on_start(at)
+
+    async def _apply(self, transition: DoorTransition) -> None:
+        was_open, self.door_open = self.door_open, transition.is_open
+        if transition.is_open:
+            if not was_open:
+                self._opened_at, self._stuck_reported = transition.at, False
+            self._closed_at = None
+            if self.started is None:
+                self.started, self._cut = transition.at, False
+                await self._on_start(transition.at)
+        else:
+            self._opened_at = None
+            if self.started is not None:
+                self._closed_at = transition.at

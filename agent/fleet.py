@@ -10,6 +10,7 @@ without producing more or fewer records.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ def load_credentials(path: Path) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
+def _build(device_id: str, kind: EventKind, seq: int) -> bytes:
+    return encode(Event(device_id=device_id, seq=seq, time=utc_now(), kind=kind, armed=True))
+
+
 async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: float,
                    seed: int) -> int:
     rng = random.Random(seed)
@@ -67,9 +72,8 @@ async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: fl
                 continue
             kind = rng.choice(_KINDS)
             topic = device_topic(device_id, Channel.EVENT)
-            await asyncio.to_thread(outbox.append, device_id, topic, lambda s, d=device_id, k=kind:
-                                    encode(Event(device_id=d, seq=s, time=utc_now(), kind=k,
-                                                 armed=True)))
+            await asyncio.to_thread(outbox.append, device_id, topic,
+                                    functools.partial(_build, device_id, kind))
             remaining[device_id] = left - 1
             produced += 1
             by_id[device_id].wake()
@@ -106,7 +110,7 @@ async def run_fleet(
             pumps = [group.create_task(link.run(), name=f"link-{link.device_id}") for link in links]
             produced = await _produce(outbox, links, events, rate, seed)
             deadline = loop.time() + drain_timeout_s
-            while outbox.depth() and loop.time() < deadline:
+            while outbox.depth() and loop.time() < deadline:  # noqa: ASYNC110 - polls a file
                 await asyncio.sleep(0.1)
             for pump in pumps:
                 pump.cancel()

@@ -2,42 +2,74 @@
 
 One async context manager runs the named loops in a TaskGroup: the MQTT link
 (publishes the outbox), the episode tracker (door transitions to episodes),
-the heartbeat loop and, in simulation, the simulated household.
+heartbeats, health checks (clock jumps), the systemd watchdog, the outbox
+retry loop and, in simulation, the simulated household. The camera pipeline
+runs on threads of its own (:mod:`agent.camera`); commands are handled in
+:mod:`agent.handlers`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID, uuid4
 
-from agent.classify import EpisodeClassifier, EpisodeWindow
+from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, encode_jpeg
+from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
+from agent.episode_store import OpenEpisode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
+from agent.evidence import EvidenceStore
+from agent.health import ClockJumpWatch, cpu_temperature
 from agent.link import AgentLink
-from agent.outbox import Outbox
+from agent.outbox import Outbox, Priority
+from agent.recorder import Recorder
 from agent.state import DeviceState
 from broker.messages import (
-    Command,
-    CommandAck,
-    ConfigUpdateCommand,
     EpisodeInfo,
     Event,
     EventKind,
     Heartbeat,
+    Snapshot,
+    TamperKind,
     encode,
     utc_now,
 )
-from broker.topics import Channel, device_topic
+from broker.topics import Channel
 from doorwatch.logs import get_logger
+from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from firmware_config.device_config import DeviceConfig
 from sensors.door import DoorContact, DoorTransition
+from sensors.tamper import TamperFinding
 
-__all__ = ["Agent", "running_agent"]
+__all__ = ["Agent", "NoCamera", "running_agent"]
 
 log = get_logger(__name__)
+
+_TAMPER_KINDS = {
+    "covered": TamperKind.CAMERA_COVERED,
+    "blinded": TamperKind.CAMERA_BLINDED,
+    "moved": TamperKind.CAMERA_MOVED,
+    "frozen": TamperKind.CAMERA_FROZEN,
+}
+_EVIDENCE_KINDS = {EventKind.EXIT, EventKind.ENTRY, EventKind.DOOR_OPEN_UNVERIFIED}
+# The same tamper condition is reported at most once in this many seconds.
+_TAMPER_REPEAT_S = 300.0
+# A camera analysis thread silent this long (without a reported failure) is stuck.
+_STALL_S = 30.0
+
+
+class NoCamera:
+    """Classifier of a device without a camera: nothing can be verified."""
+
+    def evidence(self, window: EpisodeWindow, *, final: bool) -> EpisodeEvidence:
+        """Every episode is unverified."""
+        return EpisodeEvidence(camera_problem="no camera fitted")
 
 
 class Agent:
@@ -48,113 +80,309 @@ class Agent:
         config: DeviceConfig,
         *,
         pin_factory: Any,
-        classifier: EpisodeClassifier,
+        classifier: EpisodeClassifier | None = None,
+        camera: CameraPipeline | None = None,
     ):
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(config.data_dir / "outbox.db")
+        self.camera = camera
+        self.classifier: EpisodeClassifier = classifier or camera or NoCamera()
+        if camera is not None and camera.on_tamper is None:
+            camera.on_tamper = self.on_camera_tamper
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("data folder unusable", extra={"device_id": config.device_id,
+                                                     "reason": str(exc)})
+        self.outbox, degraded = Outbox.open_resilient(
+            config.data_dir / "outbox.db", budget_bytes=_mb(config.outbox.disk_budget_mb),
+            device_id=config.device_id)
         self.state = DeviceState(config.data_dir / "state.json", config.armed_default)
-        self.classifier = classifier
         self.link = AgentLink(config.device_id, config.mqtt, self.outbox,
                               on_command=self._on_command)
-        self.episodes = EpisodeTracker(config.door.quiet_s, self._episode_ended)
+        self.recorder = Recorder(config.device_id, self.outbox, self.link,
+                                 backlog=config.outbox.memory_backlog, degraded=degraded)
+        self.evidence_store = EvidenceStore(
+            config.data_dir / "evidence", budget_bytes=_mb(config.evidence.disk_budget_mb),
+            keep_days=config.evidence.keep_days)
+        self.episodes = EpisodeTracker(
+            config.door.quiet_s, self._episode_ended, max_open_s=config.door.max_open_s,
+            stuck_open_s=config.door.stuck_open_s, on_start=self._episode_started,
+            on_stuck=self._door_stuck)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.door = DoorContact(
-            config.door.gpio_pin,
-            pin_factory=pin_factory,
-            pull_up=config.door.pull_up,
-            bounce_s=config.door.bounce_s,
-            on_change=self._door_changed,
-        )
+        self.door: DoorContact | None = None
+        if config.door.fitted:
+            self.door = DoorContact(
+                config.door.gpio_pin, pin_factory=pin_factory, pull_up=config.door.pull_up,
+                bounce_s=config.door.bounce_s, on_change=self._door_changed)
         self._started = time.monotonic()
         self._wall_at_start = utc_now()
+        self.open_episode: OpenEpisode | None = None
+        self._restored: EpisodeEvidence | None = None
+        self._tamper_last: dict[TamperKind, float] = {}
+        self.clock_offset_s: float | None = None
+        self.camera_alarm: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        from agent.handlers import CommandHandlers
+
+        self.commands = CommandHandlers(self)
 
     @property
     def device_id(self) -> str:
         """This device's id."""
         return self.config.device_id
 
+    # time
+
+    def wall(self, monotonic: float) -> datetime:
+        """Wall-clock time of a monotonic instant (immune to clock steps in between)."""
+        return self._wall_at_start + timedelta(seconds=monotonic - self._started)
+
+    def mono(self, wall: datetime) -> float:
+        """Monotonic instant of a wall-clock time (for episodes restored after a restart)."""
+        return self._started + (wall - self._wall_at_start).total_seconds()
+
+    # door and episodes
+
     def _door_changed(self, transition: DoorTransition) -> None:
-        # gpiozero's thread: hop onto the event loop.
+        # gpiozero's thread (or the camera's): hop onto the event loop.
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.episodes.feed, transition)
 
-    def _wall(self, monotonic: float) -> Any:
-        """Wall-clock time of a monotonic instant (immune to clock steps in between)."""
-        from datetime import timedelta
-
-        return self._wall_at_start + timedelta(seconds=monotonic - self._started)
-
-    async def record(self, build: Callable[[int], Event | CommandAck]) -> int:
-        """Put a record with the next seq into the outbox and wake the publisher."""
-        topic = device_topic(self.device_id, Channel.EVENT)
-        seq = await asyncio.to_thread(
-            self.outbox.append, self.device_id, topic, lambda s: encode(build(s))
-        )
-        self.link.wake()
-        return seq
+    async def _episode_started(self, started: float) -> None:
+        if self.camera is not None:
+            self.camera.begin_episode()
+        episode = OpenEpisode.new(self.wall(started), door_sensor=self.door is not None)
+        self.open_episode = episode
+        await asyncio.to_thread(save_episode, self.outbox, episode)
+        log.info("door episode started", extra={"device_id": self.device_id,
+                                                "episode": str(episode.episode_id)})
 
     async def _episode_ended(self, window: EpisodeWindow) -> None:
-        verdict = await asyncio.to_thread(self.classifier.classify, window)
-        episode = EpisodeInfo(
-            started_at=self._wall(window.started),
-            ended_at=self._wall(window.ended),
-            door_sensor=True,
-            passages=verdict.passages,
-            confidence=verdict.confidence,
-            camera_ok=verdict.camera_ok,
-        )
+        episode = self.open_episode or OpenEpisode.new(self.wall(window.started),
+                                                       door_sensor=self.door is not None)
+        self.open_episode = None
+        found = await asyncio.to_thread(self.classifier.evidence, window, final=True)
+        evidence = (self._restored or EpisodeEvidence()).merged(found)
+        self._restored = None
+        frames = self.camera.end_episode() if self.camera is not None else []
+        ended = replace_end(episode.with_evidence(evidence), self.wall(window.ended))
+        await asyncio.to_thread(save_episode, self.outbox, ended)
+        await self.report_episode(ended, frames)
+
+    async def report_episode(self, episode: OpenEpisode, frames: list[KeyFrame]) -> None:
+        """Judge an ended episode and record its one event (plus evidence)."""
+        verdict = judge(episode.evidence, self.config.camera.min_passage_confidence)
+        assert episode.ended_at is not None
+        info = EpisodeInfo(
+            started_at=episode.started_at, ended_at=max(episode.ended_at, episode.started_at),
+            door_sensor=episode.door_sensor, passages=verdict.passages,
+            confidence=verdict.confidence, camera_ok=verdict.camera_ok)
         armed = self.state.armed
-        seq = await self.record(lambda s: Event(
-            device_id=self.device_id, seq=s, time=utc_now(), kind=verdict.kind,
-            armed=armed, episode=episode))
+        jpegs = self._evidence_jpegs(verdict.kind, frames) if armed else []
+        event_id, now = uuid4(), utc_now()
+        seq = await self.recorder.record(lambda s: Event(
+            device_id=self.device_id, seq=s, event_id=event_id, time=now, kind=verdict.kind,
+            armed=armed, episode=info, detail=verdict.detail, snapshot=bool(jpegs)),
+            clear_state=episode.key)
         log.info("door episode", extra={"device_id": self.device_id, "seq": seq,
-                                        "kind": verdict.kind.value, "armed": armed})
+                                        "kind": verdict.kind.value, "armed": armed,
+                                        "passages": len(verdict.passages),
+                                        "camera_problem": verdict.detail})
+        if jpegs:
+            await asyncio.to_thread(self.publish_snapshots, event_id, jpegs, keep=True)
 
-    def _on_command(self, command: Command) -> None:
-        asyncio.get_running_loop().create_task(self._handle_command(command))
+    def _evidence_jpegs(self, kind: EventKind, frames: list[KeyFrame]) -> list[bytes]:
+        settings = self.config.evidence
+        if not settings.enabled or kind not in _EVIDENCE_KINDS or not frames:
+            return []
+        chosen = best_frames(frames, settings.frames_per_event)
+        return [encode_jpeg(k.frame, settings.jpeg_quality) for k in chosen]
 
-    async def _handle_command(self, command: Command) -> None:
-        ok, reason = True, None
-        if command.name == "arm":
-            self.state.set_armed(True)
-        elif command.name == "disarm":
-            self.state.set_armed(False)
-        elif isinstance(command, ConfigUpdateCommand):
-            ok, reason = False, "configuration updates are not supported by this agent yet"
-        elif command.name == "snapshot":
-            ok, reason = False, "no camera configured"
-        log.info("command", extra={"device_id": self.device_id, "command": command.name, "ok": ok})
-        await self.record(lambda s: CommandAck(
-            device_id=self.device_id, seq=s, time=utc_now(), command_id=command.command_id,
-            command=command.name, ok=ok, reason=reason))
+    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""
+        if keep:
+            self.evidence_store.save(event_id, jpegs)
+        sent = 0
+        for jpeg in jpegs:
+            snap = Snapshot(device_id=self.device_id, event_id=event_id, taken_at=utc_now(),
+                            jpeg_b64=base64.b64encode(jpeg).decode())
+            if self.recorder.store_unsequenced(Channel.SNAPSHOT, encode(snap),
+                                               Priority.SNAPSHOT):
+                sent += 1
+        return sent
+
+    async def _door_stuck(self, opened_at: float) -> None:
+        await self.tamper(TamperKind.DOOR_SENSOR_DISCONNECTED,
+                          f"door sensor reads open for {time.monotonic() - opened_at:.0f} s "
+                          "without a break (cut wire or magnet missing?)")
+
+    async def persist_progress(self) -> None:
+        """Every second of an open episode, store the evidence so far (restart safety)."""
+        while True:
+            await asyncio.sleep(1.0)
+            episode, started = self.open_episode, self.episodes.started
+            if episode is None or started is None:
+                continue
+            window = EpisodeWindow(started=started, ended=time.monotonic())
+            found = await asyncio.to_thread(self.classifier.evidence, window, final=False)
+            evidence = (self._restored or EpisodeEvidence()).merged(found)
+            if self.open_episode is episode:
+                await asyncio.to_thread(save_episode, self.outbox, episode.with_evidence(evidence))
+
+    async def restore_episodes(self) -> None:
+        """Report episodes that ended before a restart; resume the one still open."""
+        stored = await asyncio.to_thread(load_open_episodes, self.outbox)
+        for episode in stored:
+            if episode.ended_at is not None or episode is not stored[-1]:
+                ended = episode if episode.ended_at else replace_end(episode, utc_now())
+                log.info("reporting an episode from before the restart",
+                         extra={"device_id": self.device_id, "episode": str(episode.episode_id)})
+                await self.report_episode(ended, [])
+                continue
+            now = time.monotonic()
+            started = self.mono(episode.started_at)
+            self.open_episode, self._restored = episode, episode.evidence
+            door_open = self.door.is_open if self.door is not None else False
+            self.episodes.resume(started, door_open=door_open, now=now)
+            if self.camera is not None:
+                self.camera.begin_episode()
+            log.info("resumed the episode open before the restart",
+                     extra={"device_id": self.device_id, "episode": str(episode.episode_id)})
+
+    # tamper and health
+
+    def on_camera_tamper(self, finding: TamperFinding | CameraFailure) -> None:
+        """Camera threads report here (thread-safe)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._camera_tamper, finding)
+
+    def _camera_tamper(self, finding: TamperFinding | CameraFailure) -> None:
+        if isinstance(finding, CameraFailure):
+            self.camera_alarm = finding.detail if finding.active else None
+            kind = TamperKind.CAMERA_FAILED
+        else:
+            kind = _TAMPER_KINDS[finding.kind]
+        if not finding.active:
+            log.info("camera condition cleared", extra={"device_id": self.device_id,
+                                                        "tamper": kind.value})
+            return
+        self._spawn(self.tamper(kind, finding.detail))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def tamper(self, kind: TamperKind, detail: str) -> None:
+        """Record a tamper event (the same kind at most once per few minutes)."""
+        now = time.monotonic()
+        if now - self._tamper_last.get(kind, -1e9) < _TAMPER_REPEAT_S:
+            return
+        self._tamper_last[kind] = now
+        armed, at = self.state.armed, utc_now()
+        seq = await self.recorder.record(lambda s: Event(
+            device_id=self.device_id, seq=s, time=at, kind=EventKind.TAMPER, armed=armed,
+            tamper=kind, detail=detail[:2000]))
+        log.warning("tamper", extra={"device_id": self.device_id, "tamper": kind.value,
+                                     "detail": detail, "seq": seq})
+
+    def alarms(self) -> list[str]:
+        """Health alarms for the heartbeat."""
+        found = self.recorder.alarms()
+        if self.state.write_error:
+            found.append(f"state_unwritable: {self.state.write_error}"[:200])
+        if self.evidence_store.last_error:
+            found.append(self.evidence_store.last_error[:200])
+        if self.camera_alarm:
+            found.append(f"camera_failed: {self.camera_alarm}"[:200])
+        return found[:20]
 
     def heartbeat(self) -> Heartbeat:
-        """The current health report."""
-        free = shutil.disk_usage(self.config.data_dir).free / 1e6
+        """The current health report (blocking: reads the disk)."""
+        try:
+            free: float | None = shutil.disk_usage(self.config.data_dir).free / 1e6
+        except OSError:
+            free = None
         return Heartbeat(
             device_id=self.device_id, time=utc_now(),
             uptime_s=time.monotonic() - self._started, armed=self.state.armed,
             last_seq=self.outbox.last_seq(self.device_id), outbox_depth=self.outbox.depth(),
-            free_disk_mb=free, firmware_version=self.config.firmware_version,
+            camera_fps=round(self.camera.measured_fps, 2) if self.camera else None,
+            cpu_temp_c=cpu_temperature(), free_disk_mb=free,
+            clock_offset_s=self.clock_offset_s,
+            firmware_version=self.config.firmware_version, alarms=self.alarms(),
         )
 
     async def heartbeat_loop(self) -> None:
-        """Publish a heartbeat every interval until cancelled."""
+        """Publish a heartbeat every interval until cancelled (stored while offline)."""
         while True:
             beat = await asyncio.to_thread(self.heartbeat)
-            self.link.publish_transient(Channel.HEARTBEAT, encode(beat))
+            if self.link.connected.is_set():
+                self.link.publish_transient(Channel.HEARTBEAT, encode(beat))
+            elif self.config.outbox.offline_heartbeats:
+                await asyncio.to_thread(
+                    self.recorder.store_unsequenced, Channel.HEARTBEAT, encode(beat),
+                    Priority.HEARTBEAT, self.config.outbox.offline_heartbeats)
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
+    async def health_loop(self) -> None:
+        """Watch for clock jumps until cancelled."""
+        watch = ClockJumpWatch(self.config.tamper.clock_jump_s)
+        while True:
+            await asyncio.sleep(2.0)
+            watch.threshold_s = self.config.tamper.clock_jump_s
+            jump = watch.check()
+            if jump is not None:
+                self._tamper_last.pop(TamperKind.CLOCK_JUMP, None)
+                await self.tamper(TamperKind.CLOCK_JUMP, f"wall clock stepped by {jump:+.1f} s")
+
+    def healthy(self) -> bool:
+        """False when the camera threads are stuck without having reported a failure."""
+        if self.camera is None or self.camera.failed is not None:
+            return True
+        return time.monotonic() - self.camera.last_progress < _STALL_S
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``."""
+        return (f"{'armed' if self.state.armed else 'disarmed'}; "
+                f"{'connected' if self.link.connected.is_set() else 'offline'}; "
+                f"outbox {self.outbox.depth()}")
+
+    # commands
+
+    def _on_command(self, command: Any) -> None:
+        self._spawn(self.commands.handle(command))
+
+    # lifecycle
+
     def close(self) -> None:
-        """Release the pin and the outbox."""
-        self.door.close()
+        """Release the pin, the camera and the outbox."""
+        if self.door is not None:
+            self.door.close()
+        if self.camera is not None:
+            self.camera.stop()
         self.outbox.close()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to the running loop and start the MQTT link."""
+        """Bind to the running loop, start the camera threads and the MQTT link."""
         self._loop = loop
+        if self.camera is not None:
+            self.camera.start()
         self.link.start(loop)
+        if self.door is not None and self.door.is_open:
+            # The door was open at start: that is an episode (gpiozero reports changes only).
+            self.episodes.feed(DoorTransition(is_open=True, at=time.monotonic()))
+
+
+def replace_end(episode: OpenEpisode, ended_at: datetime) -> OpenEpisode:
+    """A copy of ``episode`` marked as ended at ``ended_at``."""
+    from dataclasses import replace
+
+    return replace(episode, ended_at=ended_at)
+
+
+def _mb(value: float) -> int:
+    return int(value * 1_000_000)
 
 
 @asynccontextmanager
@@ -162,15 +390,24 @@ async def running_agent(
     agent: Agent, extra: dict[str, Callable[[], Awaitable[None]]] | None = None
 ) -> AsyncIterator[Agent]:
     """Run ``agent``'s loops (plus ``extra`` named loops) for the ``async with`` block."""
+    await agent.restore_episodes()
     agent.attach(asyncio.get_running_loop())
+    notifier = ServiceNotifier()
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(agent.link.run(), name="publisher"),
-                group.create_task(agent.episodes.run(), name="episodes"),
-                group.create_task(agent.heartbeat_loop(), name="heartbeat"),
-            ]
-            tasks += [group.create_task(fn(), name=name) for name, fn in (extra or {}).items()]
+            loops: dict[str, Callable[[], Awaitable[None]]] = {
+                "publisher": agent.link.run,
+                "episodes": agent.episodes.run,
+                "episode-persist": agent.persist_progress,
+                "heartbeat": agent.heartbeat_loop,
+                "health": agent.health_loop,
+                "outbox-retry": agent.recorder.retry_loop,
+                "systemd-watchdog": lambda: watchdog_pings(
+                    notifier, status=agent.status_line, healthy=agent.healthy),
+                **(extra or {}),
+            }
+            tasks: list[asyncio.Task[None]] = [
+                group.create_task(_as_coro(fn), name=name) for name, fn in loops.items()]
             try:
                 yield agent
             finally:
@@ -179,3 +416,7 @@ async def running_agent(
     finally:
         agent.link.stop()
         agent.close()
+
+
+async def _as_coro(fn: Callable[[], Awaitable[None]]) -> None:
+    await fn()

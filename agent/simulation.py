@@ -2,7 +2,10 @@
 
 Deterministic from a seed. Every so often somebody opens the door; with the
 configured probabilities the episode ends as an exit, an entry or a handover
-(delivery at the threshold), which the scripted classifier then reports.
+(delivery at the threshold). :class:`SimulatedHousehold` tells a scripted
+classifier the outcome (fast, for many agents); :class:`CameraHousehold`
+makes synthetic people do it in front of the synthetic camera, so the
+verdict comes from the real analyzer.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from agent.classify import ScriptedClassifier
 from broker.messages import EventKind
 from doorwatch.logs import get_logger
+from sensors.source_synthetic import Cover, DoorOpen, SyntheticSource, Walk
 
-__all__ = ["HouseholdScript", "SimulatedHousehold"]
+__all__ = ["CameraHousehold", "HouseholdScript", "SimulatedHousehold"]
 
 log = get_logger(__name__)
 
@@ -63,3 +68,57 @@ class SimulatedHousehold:
         await asyncio.sleep(self._rng.uniform(*self._script.open_s))
         self._pin.drive_low()  # type: ignore[attr-defined]
         self.episodes += 1
+
+
+class CameraHousehold:
+    """A simulated household seen by the synthetic camera: the script decides what
+    the rendered people do, the analyzer decides what the agent reports.
+
+    Each door opening schedules a :class:`~sensors.source_synthetic.DoorOpen`
+    and a walk (exit, entry or handover) in the synthetic source and drives the
+    mock reed switch at the same moments, the way a real door and a real person
+    would. ``DOOR_OPEN_UNVERIFIED`` covers the lens while the door is open.
+    """
+
+    def __init__(self, pin: object, source: SyntheticSource, script: HouseholdScript):
+        self._pin = pin
+        self._source = source
+        self._script = script
+        self._rng = random.Random(script.seed)
+        self.episodes = 0
+        self.history: list[EventKind] = []
+
+    def _choose(self) -> EventKind:
+        roll = self._rng.random()
+        if roll < self._script.exit_probability:
+            return EventKind.EXIT
+        if roll < self._script.exit_probability + self._script.entry_probability:
+            return EventKind.ENTRY
+        return EventKind.HANDOVER
+
+    async def run(self) -> None:
+        """Open and close the door forever (until cancelled)."""
+        self._pin.drive_low()  # type: ignore[attr-defined]  # the door starts closed
+        while True:
+            await asyncio.sleep(self._rng.expovariate(1 / self._script.mean_interval_s))
+            await self.open_once(self._choose())
+
+    async def open_once(self, kind: EventKind, *, walk_s: float = 4.0) -> None:
+        """One door episode in which a person does ``kind`` in front of the camera."""
+        open_s = walk_s + 1.6
+        self._source.schedule(DoorOpen(0.0, open_s))
+        if kind is EventKind.DOOR_OPEN_UNVERIFIED:
+            self._source.schedule(Cover(0.0, open_s + 0.5))
+            self._source.schedule(Walk("exit", 0.0, duration=walk_s), delay=0.8)
+        elif kind in _WALKS:
+            self._source.schedule(Walk(_WALKS[kind], 0.0, duration=walk_s,
+                                       side=self._rng.choice((-1, 1))), delay=0.8)
+        self.history.append(kind)
+        self._pin.drive_high()  # type: ignore[attr-defined]
+        await asyncio.sleep(open_s)
+        self._pin.drive_low()  # type: ignore[attr-defined]
+        self.episodes += 1
+
+
+_WALKS: dict[EventKind, Literal["exit", "entry", "handover"]] = {
+    EventKind.EXIT: "exit", EventKind.ENTRY: "entry", EventKind.HANDOVER: "handover"}

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from doorwatch.logs import get_logger
+from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from server.config import ServerSettings
 from server.consumer import Consumer
 from server.db import Database, open_database
@@ -68,6 +69,8 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
             tasks = [
                 group.create_task(consumer.run(), name="consumer"),
                 group.create_task(sender.run(), name="notifier"),
+                # READY=1 then WATCHDOG=1 from this event loop (systemd Type=notify unit).
+                group.create_task(watchdog_pings(ServiceNotifier()), name="systemd-watchdog"),
             ]
             if web is not None:
                 tasks.append(group.create_task(web.run(), name="http"))

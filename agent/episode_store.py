@@ -1,0 +1,98 @@
+"""Open door episodes persisted in the outbox database, so a restart loses nothing.
+
+Each open episode is a state value ``episode:<id>`` holding its wall-clock
+start, whether the reed switch started it, the evidence gathered so far and,
+once it has ended, its end. The episode's event is written to the outbox in
+the same transaction that deletes this value. After a restart, ended episodes
+are reported from their stored evidence and an unfinished one is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from agent.classify import EpisodeEvidence
+from agent.outbox import Outbox
+from doorwatch.errors import StorageError
+from doorwatch.logs import get_logger
+
+__all__ = ["OpenEpisode", "load_open_episodes", "save_episode"]
+
+log = get_logger(__name__)
+
+PREFIX = "episode:"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEpisode:
+    """An episode that has started and whose event is not yet in the outbox."""
+
+    episode_id: UUID
+    started_at: datetime
+    door_sensor: bool
+    evidence: EpisodeEvidence = field(default_factory=EpisodeEvidence)
+    ended_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """State key in the outbox database."""
+        return f"{PREFIX}{self.episode_id}"
+
+    @staticmethod
+    def new(started_at: datetime, door_sensor: bool) -> OpenEpisode:
+        """A fresh episode."""
+        return OpenEpisode(uuid4(), started_at, door_sensor)
+
+    def with_evidence(self, evidence: EpisodeEvidence) -> OpenEpisode:
+        """A copy holding ``evidence``."""
+        return replace(self, evidence=evidence)
+
+    def dumps(self) -> str:
+        """JSON text."""
+        return json.dumps({
+            "id": str(self.episode_id),
+            "started_at": self.started_at.isoformat(),
+            "door_sensor": self.door_sensor,
+            "evidence": self.evidence.to_json(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+        })
+
+    @staticmethod
+    def loads(text: str) -> OpenEpisode:
+        """Inverse of :meth:`dumps`."""
+        data = json.loads(text)
+        ended = data.get("ended_at")
+        return OpenEpisode(
+            episode_id=UUID(data["id"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            door_sensor=bool(data["door_sensor"]),
+            evidence=EpisodeEvidence.from_json(data.get("evidence", {})),
+            ended_at=datetime.fromisoformat(ended) if ended else None,
+        )
+
+
+def save_episode(outbox: Outbox, episode: OpenEpisode) -> bool:
+    """Persist ``episode``; False (logged) when the disk refuses."""
+    try:
+        outbox.put_state(episode.key, episode.dumps())
+    except StorageError as exc:
+        log.error("open episode not persisted", extra={"episode": str(episode.episode_id),
+                                                       "reason": str(exc)})
+        return False
+    return True
+
+
+def load_open_episodes(outbox: Outbox) -> list[OpenEpisode]:
+    """Every persisted episode, oldest first (unreadable ones are logged and dropped)."""
+    found: list[OpenEpisode] = []
+    for key, value in outbox.state_items(PREFIX):
+        try:
+            found.append(OpenEpisode.loads(value))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("persisted episode unreadable; discarded", extra={"key": key,
+                                                                       "reason": str(exc)})
+            outbox.put_state(key, None)
+    return sorted(found, key=lambda e: e.started_at)

@@ -1,0 +1,118 @@
+"""Commands from the server, each answered with a durable :class:`CommandAck`.
+
+* ``arm`` / ``disarm``: persisted in ``state.json``; the server publishes them
+  retained, so a rebooted device learns its state on connecting. A command id
+  already applied (the retained copy delivered again) is not applied or
+  acknowledged twice.
+* ``snapshot``: the latest frame as JPEG on the snapshot topic, referencing
+  the ack's event id (while disarmed it is sent but not kept on the device).
+* ``config_update``: validated and applied all or nothing (:mod:`agent.commands`).
+* ``ping``: answered at once; commissioning uses it to prove the round trip.
+  Its ``issued_at`` (the server's clock) gives the device's clock offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from agent.commands import apply_config_update
+from broker.messages import Command, CommandAck, ConfigUpdateCommand, utc_now
+from doorwatch.errors import DoorwatchError
+from doorwatch.logs import get_logger
+
+if TYPE_CHECKING:
+    from agent.service import Agent
+
+__all__ = ["CommandHandlers"]
+
+log = get_logger(__name__)
+
+
+class CommandHandlers:
+    """Applies commands to an agent and acknowledges them."""
+
+    def __init__(self, agent: Agent):
+        self._agent = agent
+        self.pings: asyncio.Queue[Command] = asyncio.Queue()
+
+    async def handle(self, command: Command) -> None:
+        """Apply ``command`` (once) and record its ack."""
+        agent = self._agent
+        command_id = str(command.command_id)
+        if agent.state.seen(command_id):
+            log.debug("command already applied", extra={"device_id": agent.device_id,
+                                                        "command_id": command_id})
+            return
+        agent.clock_offset_s = round((utc_now() - command.issued_at).total_seconds(), 3)
+        ack_id = uuid4()
+        try:
+            ok, reason, after = await self._apply(command, ack_id)
+        except Exception as exc:
+            log.exception("command failed", extra={"device_id": agent.device_id,
+                                                   "command": command.name})
+            ok, reason, after = False, f"internal error: {exc}", None
+        agent.state.remember(command_id)
+        log.info("command", extra={"device_id": agent.device_id, "command": command.name,
+                                   "command_id": command_id, "ok": ok, "reason": reason})
+        at = utc_now()
+        await agent.recorder.record(lambda s: CommandAck(
+            device_id=agent.device_id, seq=s, event_id=ack_id, time=at,
+            command_id=command.command_id, command=command.name, ok=ok,
+            reason=reason[:2000] if reason else None))
+        if after is not None:
+            await after()
+        if command.name == "ping":
+            self.pings.put_nowait(command)
+
+    async def _apply(self, command: Command, ack_id: Any) -> tuple[bool, str | None, Any]:
+        agent = self._agent
+        if command.name in ("arm", "disarm"):
+            await asyncio.to_thread(agent.state.set_armed, command.name == "arm")
+            return True, None, None
+        if command.name == "ping":
+            return True, None, None
+        if command.name == "rotate_credentials":
+            # agent/link.py stored the new password before handing the command on;
+            # this acknowledgement tells the server it may switch the broker.
+            return True, None, None
+        if isinstance(command, ConfigUpdateCommand):
+            try:
+                new = await asyncio.to_thread(apply_config_update, agent.config,
+                                              command.config)
+            except DoorwatchError as exc:
+                return False, str(exc), None
+            self.reconfigure(new)
+            return True, None, None
+        if command.name == "snapshot":
+            return await self._snapshot(ack_id)
+        return False, f"command {command.name!r} is not supported by this agent", None
+
+    async def _snapshot(self, ack_id: Any) -> tuple[bool, str | None, Any]:
+        agent = self._agent
+        if agent.camera is None:
+            return False, "no camera on this device", None
+        try:
+            jpeg = await asyncio.to_thread(agent.camera.latest_jpeg,
+                                           agent.config.evidence.jpeg_quality)
+        except DoorwatchError as exc:
+            return False, str(exc), None
+
+        async def send() -> None:
+            await asyncio.to_thread(agent.publish_snapshots, ack_id, [jpeg],
+                                    keep=agent.state.armed)
+
+        return True, None, send
+
+    def reconfigure(self, new: Any) -> None:
+        """Switch the running agent to configuration ``new`` (settings that apply live)."""
+        agent = self._agent
+        old, agent.config = agent.config, new
+        agent.episodes.configure(quiet_s=new.door.quiet_s, max_open_s=new.door.max_open_s,
+                                 stuck_open_s=new.door.stuck_open_s)
+        agent.outbox.budget_bytes = int(new.outbox.disk_budget_mb * 1_000_000)
+        agent.evidence_store.budget_bytes = int(new.evidence.disk_budget_mb * 1_000_000)
+        agent.evidence_store.keep_s = new.evidence.keep_days * 86400
+        if agent.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
+            agent.camera.set_scene(new.camera.scene)
