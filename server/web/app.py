@@ -112,7 +112,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         key = {404: "web.error.not_found", 400: "web.error.bad_request",
                409: "web.error.conflict"}.get(exc.status_code, "web.error.bad_request")
         if not wants_html(request):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=exc.headers)
         return _error(request, exc.status_code, key, detail=str(exc.detail or ""))
 
     @app.exception_handler(RequestValidationError)

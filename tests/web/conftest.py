@@ -1,7 +1,14 @@
-"""Fixtures: a migrated SQLite database with seeded grids and users, the app, a client."""
+"""Fixtures: a migrated SQLite database with seeded grids and users, the app, a client.
+
+Seeding hashes five passwords with argon2 and runs every migration; it is done
+once per session into a template file that each test copies, to keep the
+suite fast.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +21,21 @@ from server.web import create_app
 from tests.web.helpers import Seed, seed
 
 
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seed]:
+    """A seeded database file to copy, and what it contains."""
+    path = tmp_path_factory.mktemp("web-template") / "web.db"
+
+    async def build() -> Seed:
+        db = await open_database(f"sqlite:///{path}")
+        try:
+            return await seed(db)
+        finally:
+            await db.close()
+
+    return path, asyncio.run(build())
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> ServerSettings:
     """Server settings with a database in ``tmp_path``."""
@@ -22,22 +44,23 @@ def settings(tmp_path: Path) -> ServerSettings:
 
 
 @pytest.fixture
-async def db(settings: ServerSettings) -> AsyncIterator[Database]:
-    """The migrated database."""
+def seeded(seeded_template: tuple[Path, Seed], tmp_path: Path) -> Seed:
+    """Two grids with workers, households, devices, incidents, and a user of every role."""
+    template, contents = seeded_template
+    shutil.copy(template, tmp_path / "web.db")
+    return contents
+
+
+@pytest.fixture
+async def db(settings: ServerSettings, seeded: Seed) -> AsyncIterator[Database]:
+    """The migrated, seeded database."""
     database = await open_database(settings.database_url)
     yield database
     await database.close()
 
 
 @pytest.fixture
-async def seeded(db: Database) -> Seed:
-    """Two grids with workers, households, devices, incidents, and a user of every role."""
-    return await seed(db)
-
-
-@pytest.fixture
-async def client(db: Database, settings: ServerSettings, seeded: Seed
-                 ) -> AsyncIterator[httpx.AsyncClient]:
+async def client(db: Database, settings: ServerSettings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the app (HTTPS base URL, so the Secure cookie is sent)."""
     app = await create_app(db, settings)
     transport = httpx.ASGITransport(app=app)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from doorwatch.timeutil import now_ts
 from server.admin import add_household, add_worker, register_device
 from server.db import Database
 from server.incidents import IncidentKind, open_or_fold
-from doorwatch.timeutil import now_ts
 from server.web.users import create_user
 
 PASSWORD = "correct horse battery"
@@ -43,8 +43,8 @@ async def open_incident(db: Database, household_id: int, device_id: str,
     async with db.transaction() as tx:
         event = await tx.fetch_one(
             "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
-            "payload) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE device_id = ?),"
-            " ?, 'event', 'exit', ?, ?, '{}') RETURNING id",
+            "payload) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events "
+            "WHERE device_id = ?), ?, 'event', 'exit', ?, ?, '{}') RETURNING id",
             (device_id, device_id, f"ev-{device_id}-{at}", at, at))
         assert event is not None
         opened = await open_or_fold(tx, household_id=household_id, device_id=device_id,
