@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Mosquitto
 
-__all__ = ["Client", "connect", "wait_for"]
+__all__ = ["Client", "connect", "eventually", "wait_for"]
 
 
 def wait_for(check: Any, timeout: float = 10.0) -> bool:
@@ -107,3 +107,15 @@ def connect(
     paho.loop_start()
     assert connected.wait(10), "no CONNACK"
     return client
+
+
+async def eventually(check: Any, limit_s: float = 20.0) -> bool:
+    """Poll the async ``check()`` until true or ``limit_s`` passes (without blocking the loop)."""
+    import asyncio
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -169,7 +169,8 @@ def test_production_config_has_no_plaintext_listener(production: Mosquitto) -> N
     config = production.broker.config_file.read_text()
     listeners = [line for line in config.splitlines() if line.startswith("listener")]
     assert listeners == [f"listener {production.tls_port} 127.0.0.1"]
-    assert "certfile" in config and "allow_anonymous false" in config
+    assert "certfile" in config
+    assert "allow_anonymous false" in config
     # Speaking plain MQTT to the only port gets no CONNACK: the listener wants TLS.
     with socket.create_connection(("127.0.0.1", production.tls_port), timeout=5) as sock:
         sock.sendall(_mqtt_connect_packet("door-a"))
