@@ -107,6 +107,62 @@ def run_command(
         raise typer.Exit(1) from None
 
 
+@agent_app.command("commission")
+def commission_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Device TOML file")] = None,
+    aim: Annotated[
+        Path, typer.Option(help="Where to write the annotated aim picture (PNG)")
+    ] = Path("aim.png"),
+    simulate: Annotated[
+        bool, typer.Option(help="Mock door (driven automatically) and synthetic camera")
+    ] = False,
+    simulate_fault: Annotated[
+        str | None, typer.Option(help="Simulation only: 'door-unplugged' leaves the sensor open")
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="zh_CN or en (default: the config's)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
+) -> None:
+    """The installer's checklist: PASS/FAIL per check with what to do; exit 0 only if all pass."""
+    from agent.commission import Commissioning
+    from agent.wiring import scene_for, source_opener, synthetic_source
+    from doorwatch.errors import DoorwatchError
+    from doorwatch.logs import configure_logging
+    from firmware_config.device_config import load_device_config
+    from sensors.door import make_pin_factory
+
+    configure_logging(log_level)
+    try:
+        overrides: dict[str, Any] = {}
+        if simulate:
+            overrides = {"pin_factory": "mock", "camera": {"backend": "synthetic"}}
+        if language:
+            overrides["language"] = language
+        settings = load_device_config(config, **overrides)
+        pin_factory = make_pin_factory(settings.pin_factory)
+        synthetic = synthetic_source(settings) if settings.camera.backend == "synthetic" else None
+        opener = None if settings.camera.backend == "none" else source_opener(settings, synthetic)
+        scene = None if opener is None else scene_for(settings, synthetic)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    check = Commissioning(
+        settings,
+        pin_factory=pin_factory,
+        open_source=opener,
+        scene=scene,
+        aim_path=aim,
+        drive_door=simulate,
+        door_unplugged=simulate_fault == "door-unplugged",
+        say=lambda text: typer.echo(text, err=True),
+    )
+    results = asyncio.run(check.run())
+    typer.echo(check.render(results))
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
 @agent_app.command("config-schema")
 def config_schema_command(
     output: Annotated[
