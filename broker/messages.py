@@ -338,6 +338,21 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
     fit for the rejected-messages table.
     """
     limit = MAX_PAYLOAD_BYTES if info.channel is Channel.SNAPSHOT else MAX_EVENT_BYTES
+    if len(payload) <= limit:
+        # Fast path for the common, valid message: pydantic parses the JSON itself
+        # (twice as fast as json.loads + validate_python). Anything it refuses goes
+        # the slow way below, which explains precisely what is wrong.
+        try:
+            fast = _DEVICE_MESSAGE.validate_json(payload)
+        except ValidationError:
+            pass
+        else:
+            if (
+                isinstance(fast, _CHANNEL_TYPES[info.channel])
+                and fast.device_id == info.device_id
+                and "v" in fast.model_fields_set  # a missing version is not a default
+            ):
+                return fast
     raw = _load_json(payload, topic, limit)
     if not isinstance(raw, dict):
         raise PayloadError("payload is not a JSON object", topic=topic, device_id=info.device_id)

@@ -140,8 +140,10 @@ def _produced(agent_dirs: list[Path]) -> tuple[int, int]:
     produced = pending = 0
     for folder in agent_dirs:
         db = folder / "outbox.db"
-        produced += _query(db, "SELECT COALESCE(SUM(last_seq), 0) FROM seqs")
-        pending += _query(db, "SELECT COUNT(*) FROM outbox")
+        # Rows under '#...' keys are the agent's own auxiliary queue (heartbeats, snapshots).
+        produced += _query(db, "SELECT COALESCE(SUM(last_seq), 0) FROM seqs "
+                               "WHERE device_id NOT LIKE '#%'")
+        pending += _query(db, "SELECT COUNT(*) FROM outbox WHERE device_id NOT LIKE '#%'")
     return produced, pending
 
 
@@ -149,6 +151,8 @@ def _produced(agent_dirs: list[Path]) -> tuple[int, int]:
 class _Broker:
     host: str
     port: int
+    server_port: int
+    ca_file: Path | None
     server_password: str | None
     device_passwords: dict[str, str]
     protocol: int
@@ -164,18 +168,22 @@ def _start_broker(
 
     port = _free_port()
     if find_mosquitto() and not force_embedded:
+        # The configuration we ship: devices over TLS with our own CA, the server on
+        # the loopback-only plaintext listener.
         broker = BrokerDir(root / "broker")
-        broker.init(port=port)
+        loopback = _free_port()
+        broker.init(port=port, host="127.0.0.1", loopback_port=loopback)
         passwords = {d: new_secret() for d in device_ids}
         for device_id, password in passwords.items():
             broker.set_password(device_id, password)
         process = start_mosquitto(broker)
         procs.children.append(("broker", process))
-        return _Broker("127.0.0.1", port, broker.server_password, passwords, 5, "mosquitto")
+        return _Broker("127.0.0.1", port, loopback, broker.ca_cert_file, broker.server_password,
+                       passwords, 5, "mosquitto (devices over TLS)")
     procs.start("broker", [sys.executable, "-m", "doorwatch.embedded_broker", str(port)])
     if not wait_for_port("127.0.0.1", port, 15):
         raise RuntimeError(f"the embedded broker did not start; see {root / 'logs' / 'broker.log'}")
-    return _Broker("127.0.0.1", port, None, {}, 311, "embedded (amqtt)")
+    return _Broker("127.0.0.1", port, port, None, None, {}, 311, "embedded (amqtt, no TLS)")
 
 
 async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
@@ -226,7 +234,7 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
     try:
         broker = _start_broker(procs, root, device_ids, force_embedded)
         asyncio.run(_seed(db_url, receiver.port, device_ids))
-        mqtt: dict[str, Any] = {"host": broker.host, "port": broker.port,
+        mqtt: dict[str, Any] = {"host": broker.host, "port": broker.server_port,
                                 "protocol": broker.protocol, "client_id": "doorwatch-server-demo"}
         if broker.server_password:
             mqtt["password"] = broker.server_password
@@ -241,6 +249,8 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
         _wait_for_line(logs / "server.log", '"msg": "subscribed"', timeout=30)
         for index, (device_id, folder) in enumerate(zip(device_ids, agent_dirs, strict=True)):
             link: dict[str, Any] = {"host": broker.host, "port": broker.port}
+            if broker.ca_file is not None:
+                link.update(tls=True, ca_file=str(broker.ca_file))
             if device_id in broker.device_passwords:
                 link["password"] = broker.device_passwords[device_id]
             config = _write_toml(root / f"{device_id}.toml", {

@@ -20,7 +20,8 @@ def to_ts(moment: datetime) -> str:
     """Format an aware datetime as stored text (``2026-01-31T08:00:00.000000Z``)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: doorwatch stores only aware times")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C and twice as fast as strftime; the ingest path calls this per event.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def from_ts(text: str) -> datetime:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from doorwatch.logs import get_logger
-from server.inbound import InboundMessage
+from server.inbound import InboundBuffer, InboundMessage
 from server.ingest import BatchResult, Ingestor
 
 __all__ = ["Consumer"]
@@ -21,14 +21,14 @@ class Consumer:
 
     def __init__(
         self,
-        queue: asyncio.Queue[InboundMessage],
+        buffer: InboundBuffer,
         ingestor: Ingestor,
         ack: Acker,
         *,
         batch_max: int,
         batch_wait_s: float,
     ):
-        self._queue = queue
+        self._buffer = buffer
         self._ingestor = ingestor
         self._ack = ack
         self._batch_max = batch_max
@@ -36,28 +36,10 @@ class Consumer:
         self.totals = BatchResult()
         self.incidents_opened = 0
 
-    async def _next_batch(self) -> list[InboundMessage]:
-        batch = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self._batch_wait_s
-        while len(batch) < self._batch_max:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
-
     async def run(self) -> None:
         """Consume until cancelled."""
         while True:
-            batch = await self._next_batch()
+            batch = await self._buffer.next_batch(self._batch_max, self._batch_wait_s)
             await self._store(batch)
             for message in batch:
                 self._ack(message.mid, message.qos)
@@ -69,7 +51,7 @@ class Consumer:
             try:
                 self._add(await self._ingestor.process(batch))
                 return
-            except Exception:  # noqa: BLE001 - the consumer must survive anything one batch does
+            except Exception:
                 log.exception("storing a batch failed; retrying message by message",
                               extra={"batch": len(batch)})
             if len(batch) > 1 and await self._store_singly(batch):
@@ -83,7 +65,7 @@ class Consumer:
         for message in batch:
             try:
                 self._add(await self._ingestor.process([message]))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not await self._ingestor.reject(message, f"processing failed: {exc!r}"):
                     return False
         return True

@@ -23,7 +23,6 @@ from broker.messages import (
     Snapshot,
     Status,
     decode_device_message,
-    encode,
 )
 from broker.topics import parse_topic
 from doorwatch.errors import PayloadError
@@ -84,7 +83,8 @@ class Ingestor:
         for message in batch:
             try:
                 info = parse_topic(message.topic)
-                decoded.append((message, decode_device_message(info, message.topic, message.payload)))
+                model = decode_device_message(info, message.topic, message.payload)
+                decoded.append((message, model))
             except PayloadError as exc:
                 out.rejected.append((message, exc.reason, exc.device_id))
                 if isinstance(exc, DeviceIdMismatchError):
@@ -106,6 +106,8 @@ class Ingestor:
 
     async def process(self, batch: list[InboundMessage]) -> BatchResult:
         """Store ``batch`` in one transaction; raise only if the database fails."""
+        stamp = now_ts()
+        batch = [m if m.received_at else m._replace(received_at=stamp) for m in batch]
         sorted_ = await self._sort(batch)
         result = BatchResult(rejected=len(sorted_.rejected))
         async with self._db.transaction() as tx:
@@ -153,7 +155,7 @@ class Ingestor:
             for message, model in chunk:
                 kind = model.kind.value if isinstance(model, Event) else None
                 params += [model.device_id, model.seq, str(model.event_id), model.type, kind,
-                           to_ts(model.time), message.received_at, encode(model).decode()]
+                           to_ts(model.time), message.received_at, message.payload.decode()]
             rows = await tx.fetch_all(
                 "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, "  # noqa: S608 - placeholders only
                 f"received_at, payload) VALUES {values} "
@@ -197,7 +199,8 @@ class Ingestor:
             try:
                 jpeg = base64.b64decode(snap.jpeg_b64, validate=True)
             except binascii.Error:
-                await self._store_rejected(tx, [(message, "snapshot is not base64", snap.device_id)])
+                await self._store_rejected(
+                    tx, [(message, "snapshot is not base64", snap.device_id)])
                 result.rejected += 1
                 continue
             await tx.execute(
@@ -208,6 +211,8 @@ class Ingestor:
 
     async def reject(self, message: InboundMessage, reason: str) -> bool:
         """Record ``message`` as rejected on its own; return False if even that fails."""
+        if not message.received_at:
+            message = message._replace(received_at=now_ts())
         try:
             async with self._db.transaction() as tx:
                 await self._store_rejected(tx, [(message, reason, None)])

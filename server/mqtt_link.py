@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from broker.topics import device_subscription, shared
 from doorwatch.logs import get_logger
 from server.config import MqttSettings
-from server.inbound import InboundMessage
+from server.inbound import InboundBuffer, InboundMessage
 
 __all__ = ["MqttLink"]
 
@@ -35,9 +35,9 @@ _RECEIVE_MAXIMUM = 1000
 class MqttLink:
     """A persistent-session MQTT client feeding an asyncio queue."""
 
-    def __init__(self, settings: MqttSettings, queue: asyncio.Queue[InboundMessage]):
+    def __init__(self, settings: MqttSettings, buffer: InboundBuffer):
         self._settings = settings
-        self._queue = queue
+        self._buffer = buffer
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = threading.Event()
         protocol = mqtt.MQTTv5 if settings.protocol == 5 else mqtt.MQTTv311
@@ -75,6 +75,7 @@ class MqttLink:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect in the background; paho retries until the broker answers."""
         self._loop = loop
+        self._buffer.bind(loop)
         props = None
         if self._settings.protocol == 5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
@@ -146,9 +147,6 @@ class MqttLink:
         log.error("cannot reach the broker; retrying", extra={"broker": self.where})
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._loop is None:
-            return
-        inbound = InboundMessage(
-            topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos, retain=msg.retain
-        )
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)
+        self._buffer.put_threadsafe(InboundMessage(
+            topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos,
+            retain=msg.retain))

@@ -13,7 +13,7 @@ from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from server.config import ServerSettings
 from server.consumer import Consumer
 from server.db import Database, open_database
-from server.inbound import InboundMessage
+from server.inbound import InboundBuffer
 from server.ingest import Ingestor
 from server.mqtt_link import MqttLink
 from server.notify.sender import NotificationSender
@@ -45,10 +45,10 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
     closes the database.
     """
     db = await open_database(settings.database_url)
-    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
-    link = MqttLink(settings.mqtt, queue)
+    buffer = InboundBuffer()
+    link = MqttLink(settings.mqtt, buffer)
     consumer = Consumer(
-        queue,
+        buffer,
         Ingestor(db, settings),
         link.ack,
         batch_max=settings.ingest.batch_max,

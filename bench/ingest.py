@@ -1,0 +1,122 @@
+"""Durable ingest: events/s from Mosquitto into the database, against a bare subscriber.
+
+Both consumers drain the same backlog: their persistent sessions are created
+first, then N events are published once (by ``mosquitto_pub``, C, several
+connections) while both are offline, so the broker queues the same messages
+for each. The bare subscriber (``mosquitto_sub``, QoS 1, no storage) is then
+timed until it has received N; the server is started and timed from its first
+stored event to its last (``received_at`` in the database), so neither the
+publisher nor process start-up is in the figure: the consumer is the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    Broker,
+    database,
+    event_lines,
+    mosquitto,
+    publish_lines,
+    server_config,
+    start_server,
+    stop,
+)
+from doorwatch.timeutil import from_ts
+from server.admin import register_device
+from server.db import open_database
+
+__all__ = ["run_ingest"]
+
+TOPIC = "doorwatch/v1/dev/+/event"
+
+
+def _bare_session(broker: Broker, client_id: str) -> None:
+    subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
+         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC, "-E"],
+        check=True, timeout=30)
+
+
+def _bare_drain(broker: Broker, client_id: str, count: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
+         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC,
+         "-C", str(count)],
+        check=True, timeout=600, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def _register(db_url: str, devices: list[str]) -> None:
+    db = await open_database(db_url)
+    try:
+        for device_id in devices:
+            await register_device(db, device_id, household_id=None)
+    finally:
+        await db.close()
+
+
+async def _stored(db_url: str) -> tuple[int, float]:
+    db = await open_database(db_url)
+    try:
+        row = await db.fetch_one(
+            "SELECT COUNT(*) AS n, MIN(received_at) AS first, MAX(received_at) AS last FROM events")
+    finally:
+        await db.close()
+    assert row is not None
+    if not row["n"]:
+        return 0, 0.0
+    span = (from_ts(row["last"]) - from_ts(row["first"])).total_seconds()
+    return int(row["n"]), span
+
+
+def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
+               protocol: int = 311) -> dict[str, Any]:
+    """Measure durable ingest into ``kind`` ('sqlite' or 'postgres') and the bare rate."""
+    ids = [f"bench-{i:04d}" for i in range(devices)]
+    per_device = events // devices
+    total = per_device * devices
+    with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
+        root = Path(tmp)
+        with mosquitto(root, ids) as broker, database(kind, root) as db_url:
+            asyncio.run(_register(db_url, ids))
+            config = server_config(root, broker, db_url, mqtt={"protocol": protocol})
+            log = root / "server.log"
+            stop(start_server(config, log))  # creates the server's persistent session
+            _bare_session(broker, "bench-bare")
+            publish_s = publish_lines(broker, {d: event_lines(d, 1, per_device) for d in ids})
+            bare_s = _bare_drain(broker, "bench-bare", total)
+            server = start_server(config, log)
+            deadline = time.monotonic() + 900
+            stored, span = 0, 0.0
+            while time.monotonic() < deadline:
+                stored, span = asyncio.run(_stored(db_url))
+                if stored >= total:
+                    break
+                time.sleep(0.5)
+            stop(server)
+    bare_rate = total / bare_s
+    server_rate = total / span if span else 0.0
+    return {
+        "backend": kind, "mqtt_protocol": protocol, "events": total, "devices": devices, "stored": stored,
+        "publish_s": round(publish_s, 2),
+        "bare_subscriber_events_per_s": round(bare_rate),
+        "server_events_per_s": round(server_rate),
+        "ratio_to_bare": round(server_rate / bare_rate, 3) if bare_rate else None,
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run_ingest(sys.argv[1] if len(sys.argv) > 1 else "sqlite",
+                                int(sys.argv[2]) if len(sys.argv) > 2 else 50_000,
+                                protocol=int(sys.argv[3]) if len(sys.argv) > 3 else 311), indent=2))
