@@ -116,7 +116,7 @@ class Timeline:
         with self.lock:
             passages = tuple(
                 PassageInfo(t=round(max(0.0, mono - window.started), 3), direction=p.direction,
-                            track=p.track, confidence=p.confidence)
+                            track=abs(p.track), confidence=p.confidence)
                 for mono, p in self.passages if lo <= mono < hi)
             ended_tracks = [(a, b, h) for a, b, h in self.tracks if a < hi and b >= lo]
             live = [(a, b) for a, b in self.live_tracks if a < hi and b >= lo]

@@ -224,7 +224,12 @@ class Agent:
             if episode is None or started is None:
                 continue
             window = EpisodeWindow(started=started, ended=time.monotonic())
-            found = await asyncio.to_thread(self.classifier.evidence, window, final=False)
+            try:
+                found = await asyncio.to_thread(self.classifier.evidence, window, final=False)
+            except Exception:
+                log.exception("evidence of the open episode unavailable",
+                              extra={"device_id": self.device_id})
+                continue
             evidence = (self._restored or EpisodeEvidence()).merged(found)
             if self.open_episode is episode:
                 await asyncio.to_thread(save_episode, self.outbox, episode.with_evidence(evidence))

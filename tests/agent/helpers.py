@@ -1,0 +1,105 @@
+"""A stand-in for the server's side of the device protocol, over a real broker."""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.service import Agent
+from broker.broker_dir import SERVER_USER
+from broker.messages import (
+    CommandAck,
+    Event,
+    EventKind,
+    PingCommand,
+    encode,
+    utc_now,
+)
+from broker.topics import command_topic, device_subscription, parse_topic
+from firmware_config.device_config import DeviceConfig, load_device_config
+from sensors.door import make_pin_factory
+from tests.conftest import Mosquitto
+
+__all__ = ["ServerSide", "device_config", "make_agent"]
+
+
+def device_config(tmp_path: Path, broker: Mosquitto | None, device_id: str, password: str,
+                  **extra: Any) -> DeviceConfig:
+    """A device configuration for tests (mock door, fast episodes)."""
+    base: dict[str, Any] = {
+        "device_id": device_id, "data_dir": str(tmp_path / device_id), "pin_factory": "mock",
+        "heartbeat_interval_s": 0.5, "door": {"quiet_s": 0.5, "bounce_s": 0},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else 1,
+                 "password": password},
+    }
+    for key, value in extra.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
+    return load_device_config(None, **base)
+
+
+def make_agent(config: DeviceConfig, **kwargs: Any) -> Agent:
+    """An agent on a mock pin."""
+    return Agent(config, pin_factory=make_pin_factory("mock"), **kwargs)
+
+
+class ServerSide:
+    """Publishes commands as the server user and collects what devices send."""
+
+    def __init__(self, broker: Mosquitto, *, answer_commissioning: bool = False):
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.seen: list[tuple[str, bytes]] = []
+        self._answer = answer_commissioning
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-server-side")
+        self.client.username_pw_set(SERVER_USER, broker.broker.server_password)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(device_subscription(), qos=1)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        self.messages.put((msg.topic, payload))
+        if self._answer and msg.topic.endswith("/event"):
+            event = Event.model_validate_json(payload) if b'"type":"event"' in payload else None
+            if event is not None and event.kind is EventKind.COMMISSIONING:
+                device = parse_topic(msg.topic).device_id
+                ping = PingCommand(device_id=device, issued_at=utc_now())
+                client.publish(command_topic(device, "ping"), encode(ping), qos=1)
+
+    def send(self, device_id: str, command: Any, *, retain: bool = False) -> None:
+        """Publish a command model."""
+        self.client.publish(command_topic(device_id, command.name), encode(command), qos=1,
+                            retain=retain).wait_for_publish(5)
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0) -> tuple[str, bytes]:
+        """The first message (seen before or arriving) matching ``predicate(topic, payload)``."""
+        for item in self.seen:
+            if predicate(*item):
+                return item
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self.messages.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(item)
+            if predicate(*item):
+                return item
+        raise AssertionError("expected message did not arrive")
+
+    def ack_for(self, command_id: Any, timeout: float = 20.0) -> CommandAck:
+        """Wait for the device's ack of ``command_id``."""
+        _, payload = self.wait_for(lambda topic, p: topic.endswith("/event")
+                                   and str(command_id).encode() in p
+                                   and b'"command_ack"' in p, timeout)
+        return CommandAck.model_validate_json(payload)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,110 @@
+"""Episodes judged by the real analyzer on the synthetic camera, with a scripted door.
+
+No broker: the records stay in the durable outbox, which is what is inspected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from agent.service import Agent, running_agent
+from agent.simulation import CameraHousehold, HouseholdScript
+from agent.wiring import build_camera, synthetic_source
+from broker.messages import EventKind
+from firmware_config.device_config import DeviceConfig
+from tests.agent.helpers import device_config, make_agent
+
+
+def _camera_config(tmp_path: Path, device_id: str) -> DeviceConfig:
+    return device_config(tmp_path, None, device_id, "x", camera={"backend": "synthetic"},
+                         door={"quiet_s": 0.8})
+
+
+def _records(agent: Agent) -> list[dict[str, object]]:
+    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+
+
+def _episodes(agent: Agent) -> list[dict[str, object]]:
+    return [r for r in _records(agent)
+            if r.get("type") == "event" and r.get("episode") is not None]
+
+
+async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind) -> list[dict[str, object]]:
+    config = _camera_config(tmp_path, device_id)
+    synthetic = synthetic_source(config)
+    agent = make_agent(config, camera=build_camera(config, synthetic))
+    assert agent.door is not None
+    household = CameraHousehold(agent.door.pin, synthetic, HouseholdScript(seed=3))
+    agent.door.pin.drive_low()  # the door is shut when the agent starts
+    async with running_agent(agent):
+        await asyncio.sleep(1.5)  # the background model learns the empty corridor
+        await household.open_once(kind)
+        for _ in range(200):
+            if _episodes(agent):
+                break
+            await asyncio.sleep(0.05)
+        return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+
+
+async def test_exit_is_classified_from_the_camera(tmp_path: Path) -> None:
+    records = await _run_episode(tmp_path, "door-exit", EventKind.EXIT)
+    events = [r for r in records if r.get("episode")]
+    assert [e["kind"] for e in events] == ["exit"]
+    episode = events[0]["episode"]
+    assert isinstance(episode, dict)
+    assert any(p["direction"] == "out" for p in episode["passages"])
+    assert episode["camera_ok"] is True
+    # Armed: evidence JPEGs published on the snapshot topic and kept on the device.
+    snapshots = [r for r in records if r.get("type") == "snapshot"]
+    assert snapshots
+    assert all(s["event_id"] == events[0]["event_id"] for s in snapshots)
+    assert events[0]["snapshot"] is True
+
+
+async def test_handover_is_not_an_exit(tmp_path: Path) -> None:
+    records = await _run_episode(tmp_path, "door-hand", EventKind.HANDOVER)
+    kinds = [r["kind"] for r in records if r.get("episode")]
+    assert kinds == ["handover"]
+    assert not [r for r in records if r.get("type") == "snapshot"]
+
+
+async def test_covered_camera_makes_the_episode_unverified(tmp_path: Path) -> None:
+    records = await _run_episode(tmp_path, "door-cover", EventKind.DOOR_OPEN_UNVERIFIED)
+    events = [r for r in records if r.get("episode")]
+    assert [e["kind"] for e in events] == ["door_open_unverified"]
+    assert events[0]["episode"]["camera_ok"] is False  # type: ignore[index]
+    assert "covered" in str(events[0]["detail"])
+    tampers = [r for r in records if r.get("kind") == "tamper"]
+    assert [t["tamper"] for t in tampers] == ["camera_covered"]
+
+
+async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
+    config = _camera_config(tmp_path, "door-restart")
+    synthetic = synthetic_source(config)
+    first = make_agent(config, camera=build_camera(config, synthetic))
+    assert first.door is not None
+    household = CameraHousehold(first.door.pin, synthetic, HouseholdScript(seed=3))
+    first.door.pin.drive_low()
+    async with running_agent(first):
+        await asyncio.sleep(1.5)
+        opened = asyncio.create_task(household.open_once(EventKind.EXIT))
+        await asyncio.sleep(5.3)  # the person is through the door; the door is still open
+        stored = first.outbox.state_items("episode:")
+        assert len(stored) == 1
+        assert "out" in stored[0][1]  # the passage so far is on disk
+        opened.cancel()
+    # The agent dies here with the door open; it comes back with the door shut.
+    again = make_agent(_camera_config(tmp_path, "door-restart"),
+                       camera=build_camera(config, synthetic_source(config)))
+    assert again.door is not None
+    again.door.pin.drive_low()
+    async with running_agent(again):
+        for _ in range(200):
+            if _episodes(again):
+                break
+            await asyncio.sleep(0.05)
+        events = _episodes(again)
+        assert [e["kind"] for e in events] == ["exit"]
+        assert again.outbox.state_items("episode:") == []
