@@ -58,6 +58,23 @@ def _listeners(broker: BrokerDir) -> list[tuple[str, int]]:
     return found
 
 
+def _logged_running(
+    broker: BrokerDir, offset: int, process: subprocess.Popen[bytes], timeout: float
+) -> bool:
+    log_path = broker.log_file
+    if f"log_dest file {log_path}" not in broker.config_file.read_text(encoding="utf-8"):
+        return process.poll() is None  # logging elsewhere: the open ports must do
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if log_path.exists():
+            with log_path.open("rb") as handle:
+                handle.seek(offset)
+                if b" running" in handle.read():
+                    return process.poll() is None
+        time.sleep(0.05)
+    return False
+
+
 def start_mosquitto(
     broker: BrokerDir, *, timeout: float = 10.0, check: bool = True
 ) -> subprocess.Popen[bytes]:
@@ -83,8 +100,11 @@ def start_mosquitto(
     broker.pid_file.write_text(f"{process.pid}\n")
     down = [(h, p) for h, p in _listeners(broker)
             if not wait_for_port(h, p, timeout, process=process)]
-    if not down:
+    # Something else may hold the port: only Mosquitto's own "running" line
+    # (logged once every listener is open) proves it is ours.
+    if not down and _logged_running(broker, log_start, process, timeout):
         return process
+    down = down or _listeners(broker)
     if process.poll() is None:
         process.kill()
     _, err = process.communicate(timeout=5)
