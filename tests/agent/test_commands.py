@@ -20,7 +20,7 @@ from broker.messages import (
     SnapshotCommand,
     utc_now,
 )
-from firmware_config.device_config import OVERRIDE_FILE
+from firmware_config.device_config import OVERRIDE_FILE, load_device_config
 from tests.agent.helpers import ServerSide, device_config, make_agent
 from tests.conftest import Mosquitto
 
@@ -90,7 +90,9 @@ async def test_every_command_is_acknowledged(tmp_path: Path, mosquitto: Mosquitt
         again = make_agent(device_config(tmp_path, mosquitto, "door-cmd", password,
                                          armed_default=True))
         assert not again.state.armed
-        assert again.config.door.quiet_s == 2.5  # the remote update survived the restart
+        # The remote update survived the restart (explicit overrides, as in this test, win).
+        reloaded = load_device_config(None, device_id="door-cmd", data_dir=str(config.data_dir))
+        assert reloaded.door.quiet_s == 2.5
         async with running_agent(again):
             assert await asyncio.to_thread(again.link.connected.wait, 10)
             arm = ArmCommand(device_id="door-cmd", issued_at=utc_now())
