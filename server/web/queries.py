@@ -100,12 +100,14 @@ async def incident_rows(db: Database, user: User, flt: IncidentFilter, zone: str
     return await db.fetch_all(sql, params)
 
 
-async def incidents_since(db: Database, user: User, after_id: int) -> list[Row]:
+async def incidents_since(
+    db: Database, user: User, after_id: int, limit: int = 100
+) -> list[Row]:
     """Incidents newer than ``after_id`` that the user may see (for the live feed)."""
     scope, params = household_scope(user)
     return await db.fetch_all(
         f"SELECT {_INCIDENT_COLUMNS} {_INCIDENT_FROM} WHERE i.id > ? AND {scope} "
-        "ORDER BY i.id", [after_id, *params],
+        f"ORDER BY i.id LIMIT {int(limit)}", [after_id, *params],
     )
 
 

@@ -25,6 +25,7 @@ from server.web.queries import (
     grid_rows,
     incident_detail,
     incident_rows,
+    incidents_since,
     latest_incident_id,
     snapshot_jpeg,
 )
@@ -80,11 +81,9 @@ async def live_incidents(
 
 
 @router.get("/incidents/{incident_id}/row")
-async def incident_row(request: Request, db: Db, settings: Settings, user: Casework,
-                       incident_id: int) -> Response:
+async def incident_row(request: Request, db: Db, user: Casework, incident_id: int) -> Response:
     """One table row, for the live feed to insert."""
-    flt = IncidentFilter()
-    rows = [r for r in await incident_rows(db, user, flt, settings.notify.timezone)
+    rows = [r for r in await incidents_since(db, user, incident_id - 1, limit=1)
             if r["id"] == incident_id]
     if not rows:
         raise HTTPException(404)
