@@ -18,11 +18,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from doorwatch.errors import ConfigError
 
 __all__ = [
+    "DeviceWatchSettings",
+    "EscalationSettings",
     "HttpSettings",
     "IngestSettings",
     "MqttSettings",
     "NotifySettings",
+    "RetentionSettings",
     "RuleSettings",
+    "ScheduleSettings",
     "ServerSettings",
     "load_server_settings",
 ]
@@ -81,6 +85,55 @@ class RuleSettings(_Section):
     )
 
 
+class EscalationSettings(_Section):
+    """Reminders to the grid worker and escalation to the supervisor until acknowledged."""
+
+    escalate_after_s: float = Field(
+        600, gt=0, description="An open incident not acknowledged this long goes to the supervisor"
+    )
+    remind_every_s: float = Field(
+        300, gt=0, description="The worker is reminded this often until the incident is acknowledged"
+    )
+    escalate_severities: list[str] = Field(
+        default_factory=lambda: ["high", "medium"],
+        description="Severities that get reminders and escalation (low ones are notified once)",
+    )
+    poll_interval_s: float = Field(2.0, gt=0, description="How often due deadlines are checked")
+
+
+class ScheduleSettings(_Section):
+    """Arming and disarming devices by quarantine period; overdue returns from leaves."""
+
+    poll_interval_s: float = Field(
+        5.0, gt=0, description="How often periods, leaves and unsent arm commands are checked"
+    )
+
+
+class DeviceWatchSettings(_Section):
+    """When a silent device becomes a device-offline incident; when a seq gap is loss."""
+
+    heartbeat_budget_s: float = Field(
+        180, gt=0, description="An armed device with no heartbeat this long is offline"
+    )
+    offline_grace_s: float = Field(
+        60, ge=0, description="A device whose status (Last Will) says offline this long is offline"
+    )
+    gap_grace_s: float = Field(
+        300, ge=0, description="A seq gap still open after this long is reported as data loss"
+    )
+    poll_interval_s: float = Field(5.0, gt=0, description="How often devices are checked")
+
+
+class RetentionSettings(_Section):
+    """Purging personal data after a quarantine ended."""
+
+    days: int = Field(
+        90, ge=0, description="Days after a quarantine's end when the household's personal data "
+        "and snapshots are purged"
+    )
+    interval_s: float = Field(3600, gt=0, description="How often the purge job runs")
+
+
 class NotifySettings(_Section):
     """Delivery of notifications through Apprise."""
 
@@ -127,6 +180,10 @@ class ServerSettings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    devices: DeviceWatchSettings = Field(default_factory=DeviceWatchSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -187,9 +187,14 @@ class Ingestor:
             )
         if sorted_.statuses:
             await tx.executemany(
-                "UPDATE devices SET status = ?, status_at = ? WHERE device_id = ?",
-                [(st.state.value, to_ts(st.time), dev)
-                 for dev, (_m, st) in sorted_.statuses.items()],
+                "UPDATE devices SET status = ?, status_at = ? WHERE device_id = ? "
+                "AND (status IS NULL OR status != ?)",
+                # When it first arrived, not st.time: a Last Will carries the time the
+                # device *connected* (its payload is fixed then), the offline grace counts
+                # from when the broker published it, and the retained copy redelivered
+                # on every reconnect must not restart that count.
+                [(st.state.value, m.received_at, dev, st.state.value)
+                 for dev, (m, st) in sorted_.statuses.items()],
             )
 
     async def _store_snapshots(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -20,6 +22,8 @@ import pytest
 from server.clock import ManualClock
 from server.db import Database, open_database
 from tests.requirements import need
+
+T = TypeVar("T")
 
 PG_ADMIN_URL = os.environ.get(
     "DOORWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,16 +51,22 @@ async def _drop_database(name: str) -> None:
         await conn.close()
 
 
+def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a private event loop (the caller may be inside one)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 @pytest.fixture(scope="session")
 def pg_session_database() -> Iterator[tuple[str | None, str]]:
     """(URL of a fresh database for this session, or None and why not)."""
-    name, reason = asyncio.run(_create_database())
+    name, reason = _run_in_thread(_create_database())
     if name is None:
         yield None, reason
         return
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}", ""
-    asyncio.run(_drop_database(name))
+    _run_in_thread(_drop_database(name))
 
 
 async def _fresh_schema(session_url: str) -> str:
@@ -70,14 +80,12 @@ async def _fresh_schema(session_url: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: object,
-    pg_session_database: tuple[str | None, str],
-) -> str:
+async def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     """A URL of an empty database: SQLite file, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/server.db"
-    session_url, reason = pg_session_database
+    # Asked for only here, so a run of SQLite tests never touches PostgreSQL.
+    session_url, reason = request.getfixturevalue("pg_session_database")
     need("postgres", session_url is not None, reason)
     assert session_url is not None
     return await _fresh_schema(session_url)
