@@ -168,7 +168,8 @@ class AgentLink:
         busy = list(self._inflight)
         if free <= 0:
             return
-        records = await asyncio.to_thread(self._outbox.pending, free, busy)
+        records = await asyncio.to_thread(
+            lambda: self._outbox.pending(free, busy, device_id=self.device_id))
         for record in records:
             info = self._client.publish(record.topic, record.payload, qos=1)
             key = (record.device_id, record.seq)

@@ -227,14 +227,23 @@ class Outbox:
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"outbox {self.path}: {exc}") from exc
 
-    def pending(self, limit: int, exclude: Iterable[tuple[str, int]] = ()) -> list[OutboxRecord]:
-        """Oldest records not in ``exclude`` (those already handed to the MQTT client)."""
+    def pending(
+        self, limit: int, exclude: Iterable[tuple[str, int]] = (), *, device_id: str | None = None
+    ) -> list[OutboxRecord]:
+        """Oldest records (of ``device_id``, or all) not in ``exclude`` (already handed over).
+
+        A link must ask for its own device's records only: one outbox file may
+        hold several devices (the fleet simulator), and a record published on
+        another device's connection is refused by the broker's ACL, which for
+        QoS 1 still answers PUBACK, so the record would be deleted unsent.
+        """
         skip = set(exclude)
+        where, params = ("", ()) if device_id is None else ("WHERE device_id = ? ", (device_id,))
         with self._lock:
             rows = self._conn.execute(
-                "SELECT device_id, seq, topic, payload FROM outbox "
+                f"SELECT device_id, seq, topic, payload FROM outbox {where}"  # noqa: S608
                 "ORDER BY created_at, seq LIMIT ?",
-                (limit + len(skip),),
+                (*params, limit + len(skip)),
             ).fetchall()
         records = [OutboxRecord(r[0], r[1], r[2], bytes(r[3])) for r in rows]
         return [r for r in records if (r.device_id, r.seq) not in skip][:limit]

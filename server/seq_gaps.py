@@ -40,12 +40,14 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
     """Update gaps and each device's highest seq for newly stored records."""
     if not new_seqs:
         return
-    devices = list(new_seqs)
+    devices = sorted(new_seqs)
     marks = ",".join("?" for _ in devices)
-    rows = await tx.fetch_all(
-        f"SELECT device_id, max_seq FROM devices WHERE device_id IN ({marks})",  # noqa: S608 - placeholders only
-        devices,
-    )
+    # Several server instances may store records of one device at once (shared
+    # subscription). On PostgreSQL the rows are locked, in a fixed order so two
+    # batches cannot deadlock, until commit; SQLite serializes writers anyway.
+    lock = " ORDER BY device_id FOR UPDATE" if tx.dialect == "postgresql" else ""
+    query = f"SELECT device_id, max_seq FROM devices WHERE device_id IN ({marks}){lock}"  # noqa: S608
+    rows = await tx.fetch_all(query, devices)
     highest = {r["device_id"]: int(r["max_seq"]) for r in rows}
     new_gaps: list[tuple[str, int, int, str]] = []
     detected = now_ts()
@@ -65,6 +67,7 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
             )
     if new_gaps:
         await tx.executemany(
-            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
+            "VALUES (?, ?, ?, ?)",
             new_gaps,
         )

@@ -68,14 +68,19 @@ class Mosquitto:
         self.stop()
         self.start()
 
-    def add_device(self, device_id: str) -> str:
+    def add_device(self, device_id: str, *, reload: bool = True) -> str:
         """Create credentials for ``device_id``; reload the broker; return the password."""
         password = new_secret()
         self.broker.set_password(device_id, password)
-        if self.process is not None:
-            self.process.send_signal(1)  # SIGHUP: re-read password file and ACL
-            time.sleep(0.2)
+        if reload:
+            self.reload()
         return password
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads the password file and the ACL."""
+        if self.process is not None:
+            self.process.send_signal(1)
+            time.sleep(0.2)
 
 
 @pytest.fixture

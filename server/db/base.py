@@ -20,6 +20,8 @@ Params = Sequence[Any]
 class Transaction(Protocol):
     """Statements run inside one database transaction."""
 
+    dialect: str
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
         ...

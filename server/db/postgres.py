@@ -50,6 +50,8 @@ def _rowcount(status: str) -> int:
 
 
 class _PostgresTransaction:
+    dialect = "postgresql"
+
     def __init__(self, conn: Any):
         self._conn = conn
 

@@ -17,6 +17,8 @@ __all__ = ["SqliteDatabase"]
 
 
 class _SqliteTransaction:
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection):
         self._conn = conn
 

@@ -40,3 +40,11 @@ def test_failed_build_allocates_nothing(tmp_path: Path) -> None:
         box.append("d-1", "t", broken)
     assert box.last_seq("d-1") == 0
     assert box.depth() == 0
+
+
+def test_pending_for_one_device_never_returns_anothers_records(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    for device in ("a-1", "b-1", "a-1", "b-1"):
+        box.append(device, f"topic/{device}", lambda s: str(s).encode())
+    mine = box.pending(10, device_id="b-1")
+    assert [(r.device_id, r.seq) for r in mine] == [("b-1", 1), ("b-1", 2)]
