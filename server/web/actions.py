@@ -1,22 +1,25 @@
-"""The dashboard's writes: every change goes through here, in one transaction with its audit record.
+"""The dashboard's writes, each one call of the server's domain (``server.domain``).
 
-Where the server's domain (issue 6) offers a function, this module calls it;
-the few operations below that the domain does not have yet are written here
-once, each a single conditional UPDATE/INSERT, and will be replaced by the
-domain's functions when they land.
+This module only adapts: it builds the domain's input models from what a
+form or the API sent, and turns the domain's refusals into one error type
+whose ``key`` names the catalogue message (``web.error.<key>``). The domain
+does the conditional UPDATE and writes the audit record in the same
+transaction.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
-from enum import StrEnum
+
+from pydantic import ValidationError
 
 from doorwatch.errors import DoorwatchError
-from doorwatch.timeutil import now_ts, to_ts
-from server.audit import audit
 from server.db.base import Database
-from server.incidents import IncidentState
+from server.domain import followups, incidents, leaves
+from server.domain.errors import InvalidChangeError, NotFoundError
+from server.incidents import IncidentOutcome
 
 __all__ = [
     "ActionError",
@@ -28,112 +31,78 @@ __all__ = [
     "resolve_incident",
 ]
 
-
-class Outcome(StrEnum):
-    """How an incident ended (keys of ``incident.outcome.*`` in the catalogue)."""
-
-    CONFIRMED_BREACH = "confirmed_breach"
-    FALSE_ALARM = "false_alarm"
-    AUTHORISED = "authorised"
-    DEVICE_FAULT = "device_fault"
+Outcome = IncidentOutcome
 
 
 class ActionError(DoorwatchError, ValueError):
-    """A change was refused (wrong state, bad value).
+    """A change was refused (wrong state, bad value, missing record).
 
-    ``key`` names the message ``web.error.<key>`` in the catalogue.
+    ``key`` names the message ``web.error.<key>`` in the catalogue; ``status``
+    is the HTTP status the API answers with.
     """
 
-    def __init__(self, key: str, detail: str = ""):
+    def __init__(self, key: str, detail: str = "", status: int = 409):
         self.key = key
+        self.status = status
         super().__init__(f"{key}: {detail}" if detail else key)
 
 
+@asynccontextmanager
+async def _refusals() -> AsyncIterator[None]:
+    try:
+        yield
+    except InvalidChangeError as exc:
+        raise ActionError(exc.reason, str(exc)) from exc
+    except NotFoundError as exc:
+        raise ActionError("not_found", str(exc), status=404) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ActionError("invalid", str(first.get("msg", "")), status=400) from exc
+
+
 async def acknowledge_incident(db: Database, incident_id: int, actor: str) -> None:
-    """open -> acknowledged, recording who and when; stops escalation timers."""
-    now = now_ts()
-    async with db.transaction() as tx:
-        changed = await tx.execute(
-            "UPDATE incidents SET state = ?, acknowledged_at = ?, acknowledged_by = ?, "
-            "updated_at = ?, escalate_at = NULL, remind_at = NULL WHERE id = ? AND state = ?",
-            (IncidentState.ACKNOWLEDGED.value, now, actor, now, incident_id,
-             IncidentState.OPEN.value),
-        )
-        if changed != 1:
-            raise ActionError("not_open")
-        await audit(tx, actor, "incident.ack", f"incident:{incident_id}")
+    """open -> acknowledged by ``actor``."""
+    async with _refusals():
+        await incidents.acknowledge_incident(db, incident_id, actor=actor)
 
 
 async def resolve_incident(
-    db: Database, incident_id: int, actor: str, outcome: Outcome, note: str
+    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str
 ) -> None:
-    """open/acknowledged -> resolved with an outcome and a note (an unacknowledged one is
-    acknowledged by the same person at the same moment, so time-to-acknowledge is defined)."""
-    now = now_ts()
-    async with db.transaction() as tx:
-        changed = await tx.execute(
-            "UPDATE incidents SET state = ?, resolved_at = ?, resolved_by = ?, outcome = ?, "
-            "note = ?, updated_at = ?, acknowledged_at = COALESCE(acknowledged_at, ?), "
-            "acknowledged_by = COALESCE(acknowledged_by, ?), escalate_at = NULL, "
-            "remind_at = NULL WHERE id = ? AND state != ?",
-            (IncidentState.RESOLVED.value, now, actor, outcome.value, note, now, now, actor,
-             incident_id, IncidentState.RESOLVED.value),
-        )
-        if changed != 1:
-            raise ActionError("already_resolved")
-        await audit(tx, actor, "incident.resolve", f"incident:{incident_id}",
-                    f"{outcome.value}: {note}"[:2000])
+    """-> resolved with an outcome and a note."""
+    async with _refusals():
+        await incidents.resolve_incident(db, incident_id, actor=actor, outcome=outcome,
+                                         note=note)
 
 
 async def grant_leave(
     db: Database, household_id: int, starts_at: datetime, ends_at: datetime, reason: str,
     actor: str,
 ) -> int:
-    """Permit the household to leave between ``starts_at`` and ``ends_at``; return the leave id."""
+    """Permit the household to leave between ``starts_at`` and ``ends_at``; return the id."""
     if ends_at <= starts_at:
-        raise ActionError("leave_window")
-    async with db.transaction() as tx:
-        row = await tx.fetch_one(
-            "INSERT INTO leaves (household_id, starts_at, ends_at, reason, granted_by, state, "
-            "created_at) VALUES (?, ?, ?, ?, ?, 'granted', ?) RETURNING id",
-            (household_id, to_ts(starts_at), to_ts(ends_at), reason, actor, now_ts()),
-        )
-        assert row is not None
-        await audit(tx, actor, "leave.grant", f"household:{household_id}",
-                    f"leave:{row['id']} {to_ts(starts_at)}..{to_ts(ends_at)} {reason}"[:2000])
-        return int(row["id"])
+        raise ActionError("leave_window", status=400)
+    async with _refusals():
+        return await leaves.grant_leave(
+            db, leaves.LeaveIn(household_id=household_id, starts_at=starts_at,
+                               ends_at=ends_at, reason=reason), actor=actor)
+    raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
 
 
 async def end_leave(db: Database, leave_id: int, actor: str) -> None:
-    """End a permitted leave now (the person is back, or the leave is withdrawn)."""
-    now = now_ts()
-    async with db.transaction() as tx:
-        row = await tx.fetch_one("SELECT household_id, state FROM leaves WHERE id = ?",
-                                 (leave_id,))
-        if row is None or row["state"] in ("ended", "cancelled", "overdue"):
-            raise ActionError("leave_not_active")
-        await tx.execute(
-            "UPDATE leaves SET state = 'ended', cancelled_at = ?, "
-            "ends_at = CASE WHEN ends_at > ? THEN ? ELSE ends_at END WHERE id = ?",
-            (now, now, now, leave_id),
-        )
-        await audit(tx, actor, "leave.end", f"household:{row['household_id']}",
-                    f"leave:{leave_id}")
+    """End a permitted leave now."""
+    async with _refusals():
+        await leaves.end_leave(db, leave_id, actor=actor)
 
 
 async def record_followup(
     db: Database, household_id: int, day: date, temperatures: dict[str, float],
     symptoms: str, note: str, actor: str,
 ) -> int:
-    """Record today's follow-up of a household (temperature per member, symptoms, note)."""
-    async with db.transaction() as tx:
-        row = await tx.fetch_one(
-            "INSERT INTO followups (household_id, day, recorded_by, recorded_at, temperatures, "
-            "symptoms, note) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (household_id, day.isoformat(), actor, now_ts(), json.dumps(temperatures,
-             ensure_ascii=False), symptoms, note),
-        )
-        assert row is not None
-        await audit(tx, actor, "followup.record", f"household:{household_id}",
-                    f"followup:{row['id']} {day.isoformat()}")
-        return int(row["id"])
+    """Record a day's follow-up of a household; return its id."""
+    async with _refusals():
+        return await followups.record_followup(
+            db, followups.FollowUpIn(household_id=household_id, day=day,
+                                     temperatures=temperatures, symptoms=symptoms or None,
+                                     note=note or None), actor=actor)
+    raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises

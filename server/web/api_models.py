@@ -11,19 +11,19 @@ __all__ = [
     "AuditOut",
     "DeviceIn",
     "DeviceOut",
+    "EndQuarantineIn",
     "FollowupIn",
-    "HouseholdIn",
     "HouseholdOut",
     "IdOut",
     "IncidentDetailOut",
     "IncidentOut",
     "LeaveIn",
     "LoginIn",
+    "ReplaceDeviceIn",
     "ResolveIn",
     "SessionOut",
     "UserIn",
     "UserOut",
-    "WorkerIn",
     "WorkerOut",
 ]
 
@@ -103,13 +103,17 @@ class ResolveIn(_In):
     note: str = Field("", max_length=2000)
 
 
-class HouseholdIn(_In):
-    """A household to watch."""
+class EndQuarantineIn(_In):
+    """Why a household's quarantine ends early."""
 
-    name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=500)
-    worker_id: int | None = None
-    armed: bool = True
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ReplaceDeviceIn(_In):
+    """The device that takes over, and why."""
+
+    new_device_id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class HouseholdOut(_Out):
@@ -130,15 +134,6 @@ class HouseholdOut(_Out):
     followups_today: int = 0
 
 
-class WorkerIn(_In):
-    """A grid worker or supervisor who receives notifications."""
-
-    name: str = Field(min_length=1, max_length=200)
-    apprise_urls: list[str] = Field(default_factory=list, max_length=20)
-    language: str = "zh_CN"
-    phone: str | None = Field(None, max_length=40)
-
-
 class WorkerOut(_Out):
     """A worker (Apprise URLs are not shown: they carry secrets)."""
 
@@ -146,6 +141,8 @@ class WorkerOut(_Out):
     name: str
     language: str
     phone: str | None = None
+    role: str | None = None
+    grid_id: int | None = None
 
 
 class DeviceIn(_In):

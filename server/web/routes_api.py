@@ -6,32 +6,36 @@ token from the answer as ``X-CSRF-Token`` on every change.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import ValidationError
 from starlette.responses import Response
 
-from server import admin
+from server.domain import devices, households, people
+from server.domain.errors import InvalidChangeError, NotFoundError
 from server.web import actions
 from server.web.api_models import (
     AuditOut,
     DeviceIn,
     DeviceOut,
+    EndQuarantineIn,
     FollowupIn,
-    HouseholdIn,
     HouseholdOut,
     IdOut,
     IncidentDetailOut,
     IncidentOut,
     LeaveIn,
     LoginIn,
+    ReplaceDeviceIn,
     ResolveIn,
     SessionOut,
     UserIn,
     UserOut,
-    WorkerIn,
     WorkerOut,
 )
 from server.web.deps import (
@@ -70,6 +74,19 @@ Casework = Annotated[User, Depends(require(*CASEWORK))]
 Overseer = Annotated[User, Depends(require(*OVERSEERS))]
 DeviceStaff = Annotated[User, Depends(require(*DEVICE_STAFF))]
 Admin = Annotated[User, Depends(require(Role.ADMIN))]
+
+
+@asynccontextmanager
+async def _domain_errors() -> AsyncIterator[None]:
+    """The domain's refusals as HTTP answers: 404 missing, 409 wrong state, 400 bad value."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except InvalidChangeError as exc:
+        raise HTTPException(409, exc.reason) from None
+    except (ValidationError, ValueError) as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def _session(request: Request, user: User) -> SessionOut:
@@ -153,7 +170,7 @@ async def api_ack(db: Db, user: Casework, incident_id: int) -> Response:
     try:
         await actions.acknowledge_incident(db, incident_id, user.username)
     except actions.ActionError as exc:
-        raise HTTPException(409, exc.key) from None
+        raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
 
 
@@ -165,7 +182,7 @@ async def api_resolve(db: Db, user: Casework, incident_id: int, body: ResolveIn)
         await actions.resolve_incident(db, incident_id, user.username, body.outcome,
                                        body.note.strip())
     except actions.ActionError as exc:
-        raise HTTPException(409, exc.key) from None
+        raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
 
 
@@ -177,12 +194,22 @@ async def api_households(db: Db, settings: Settings, user: Casework) -> list[Hou
 
 
 @router.post("/households", status_code=201, summary="Add a household")
-async def api_add_household(db: Db, user: Overseer, body: HouseholdIn) -> IdOut:
+async def api_add_household(db: Db, user: Overseer, body: households.HouseholdIn) -> IdOut:
     """Create a household (supervisors and admins)."""
-    household_id = await admin.add_household(db, body.name, body.address,
-                                             worker_id=body.worker_id, armed=body.armed,
-                                             actor=user.username)
+    async with _domain_errors():
+        household_id = await households.add_household(db, body, actor=user.username)
     return IdOut(id=household_id)
+
+
+@router.post("/households/{household_id}/end-quarantine", status_code=204,
+             summary="End a household's quarantine early (audited)")
+async def api_end_quarantine(db: Db, user: Overseer, household_id: int,
+                             body: EndQuarantineIn) -> Response:
+    """Disarm the household's devices now and record who ended it and why."""
+    async with _domain_errors():
+        await households.end_quarantine_early(db, household_id, actor=user.username,
+                                              reason=body.reason)
+    return Response(status_code=204)
 
 
 @router.get("/households/{household_id}", summary="One household")
@@ -204,7 +231,7 @@ async def api_grant_leave(db: Db, user: Casework, household_id: int, body: Leave
         leave_id = await actions.grant_leave(db, household_id, body.starts_at, body.ends_at,
                                              body.reason, user.username)
     except actions.ActionError as exc:
-        raise HTTPException(400, exc.key) from None
+        raise HTTPException(exc.status, exc.key) from None
     return IdOut(id=leave_id)
 
 
@@ -217,7 +244,7 @@ async def api_end_leave(db: Db, user: Casework, leave_id: int) -> Response:
     try:
         await actions.end_leave(db, leave_id, user.username)
     except actions.ActionError as exc:
-        raise HTTPException(409, exc.key) from None
+        raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
 
 
@@ -237,17 +264,30 @@ async def api_followup(db: Db, settings: Settings, user: Casework, household_id:
 @router.get("/workers", summary="List workers")
 async def api_workers(db: Db, user: Overseer) -> list[WorkerOut]:
     """Grid workers and supervisors."""
-    rows = await db.fetch_all("SELECT id, name, language, phone FROM workers ORDER BY name")
-    return [WorkerOut.model_validate(r) for r in rows]
+    return [WorkerOut.model_validate(w, from_attributes=True)
+            for w in await people.list_workers(db)]
 
 
 @router.post("/workers", status_code=201, summary="Add a worker")
-async def api_add_worker(db: Db, user: Overseer, body: WorkerIn) -> IdOut:
-    """Create a worker notified through Apprise URLs."""
-    worker_id = await admin.add_worker(db, body.name, apprise_urls=body.apprise_urls,
-                                       language=body.language, phone=body.phone,
-                                       actor=user.username)
+async def api_add_worker(db: Db, user: Overseer, body: people.WorkerIn) -> IdOut:
+    """Create a worker or supervisor notified through Apprise URLs."""
+    async with _domain_errors():
+        worker_id = await people.add_worker(db, body, actor=user.username)
     return IdOut(id=worker_id)
+
+
+@router.get("/grids", summary="List grids")
+async def api_grids(db: Db, user: Overseer) -> list[people.Grid]:
+    """Every grid."""
+    return await people.list_grids(db)
+
+
+@router.post("/grids", status_code=201, summary="Add a grid")
+async def api_add_grid(db: Db, user: Overseer, body: people.GridIn) -> IdOut:
+    """Create a grid."""
+    async with _domain_errors():
+        grid_id = await people.add_grid(db, body, actor=user.username)
+    return IdOut(id=grid_id)
 
 
 @router.get("/devices", summary="List devices with health")
@@ -257,10 +297,22 @@ async def api_devices(db: Db, user: DeviceStaff) -> list[DeviceOut]:
 
 
 @router.post("/devices", status_code=204, summary="Register or re-assign a device")
-async def api_register_device(db: Db, user: Overseer, body: DeviceIn) -> Response:
+async def api_register_device(db: Db, user: DeviceStaff, body: DeviceIn) -> Response:
     """Let the server accept a device's messages, for a household."""
-    await admin.register_device(db, body.device_id, household_id=body.household_id,
-                                actor=user.username)
+    async with _domain_errors():
+        await devices.register_device(db, body.device_id, household_id=body.household_id,
+                                      actor=user.username)
+    return Response(status_code=204)
+
+
+@router.post("/devices/{device_id}/replace", status_code=204,
+             summary="Replace a household's device, keeping its history")
+async def api_replace_device(db: Db, user: DeviceStaff, device_id: str,
+                             body: ReplaceDeviceIn) -> Response:
+    """Swap ``device_id`` for ``new_device_id`` (already registered)."""
+    async with _domain_errors():
+        await devices.replace_device(db, device_id, body.new_device_id, actor=user.username,
+                                     reason=body.reason)
     return Response(status_code=204)
 
 
