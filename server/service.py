@@ -10,13 +10,18 @@ from dataclasses import dataclass
 
 from doorwatch.logs import get_logger
 from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
+from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.consumer import Consumer
 from server.db import Database, open_database
+from server.device_watch import DeviceWatch
+from server.escalation import Escalator
 from server.inbound import InboundBuffer
 from server.ingest import Ingestor
 from server.mqtt_link import MqttLink
 from server.notify.sender import NotificationSender
+from server.retention import RetentionJob
+from server.schedule import Scheduler
 from server.web.runner import WebServer, start_web
 
 __all__ = ["RunningServer", "run_server", "serve"]
@@ -34,10 +39,16 @@ class RunningServer:
     consumer: Consumer
     sender: NotificationSender
     web: WebServer | None = None
+    escalator: Escalator | None = None
+    scheduler: Scheduler | None = None
+    device_watch: DeviceWatch | None = None
+    retention: RetentionJob | None = None
 
 
 @asynccontextmanager
-async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
+async def serve(
+    settings: ServerSettings, *, clock: Clock | None = None
+) -> AsyncIterator[RunningServer]:
     """Run the server's loops for the duration of the ``async with`` block.
 
     The loops run as named tasks in a TaskGroup; leaving the block cancels
@@ -60,7 +71,14 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
     except BaseException:
         await db.close()
         raise
-    running = RunningServer(settings, db, link, consumer, sender, web)
+    # The timers read the time only through ``clock``, so tests can move it.
+    clock = clock or SystemClock()
+    escalator = Escalator(db, settings, clock)
+    scheduler = Scheduler(db, settings, link, clock, is_connected=link.connected.is_set)
+    device_watch = DeviceWatch(db, settings, clock)
+    retention = RetentionJob(db, settings, clock)
+    running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
+                            scheduler=scheduler, device_watch=device_watch, retention=retention)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -74,6 +92,14 @@ async def serve(settings: ServerSettings) -> AsyncIterator[RunningServer]:
             ]
             if web is not None:
                 tasks.append(group.create_task(web.run(), name="http"))
+            # Domain timers: each claims its work in the database (conditional UPDATEs),
+            # so every instance may run them; see each module's docstring.
+            tasks += [
+                group.create_task(escalator.run(), name="escalation"),
+                group.create_task(scheduler.run(), name="schedule"),
+                group.create_task(device_watch.run(), name="device-watch"),
+                group.create_task(retention.run(), name="retention"),
+            ]
             try:
                 yield running
             finally:

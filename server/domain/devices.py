@@ -109,20 +109,25 @@ async def _close_assignment(tx: Transaction, device_id: str, reason: str | None)
 async def _assign(
     tx: Transaction, device_id: str, household_id: int, *, actor: str, reason: str | None
 ) -> None:
-    household = await fetch_required(tx, "household", household_id,
-                                     "SELECT id, armed FROM households WHERE id = ?",
-                                     (household_id,))
+    household = await fetch_required(
+        tx, "household", household_id,
+        "SELECT id, armed, quarantine_start FROM households WHERE id = ?", (household_id,))
     current = await tx.fetch_one("SELECT household_id FROM devices WHERE device_id = ?",
                                  (device_id,))
     if current is not None and current["household_id"] == household_id:
         return  # already there: keep the running assignment instead of splitting it
     previous = await _close_assignment(tx, device_id, None)
-    command = "arm" if household["armed"] else "disarm"
     await tx.execute(
-        "UPDATE devices SET household_id = ?, arm_command = ?, arm_command_at = ?, "
-        "arm_published_at = NULL, offline_incident_id = NULL WHERE device_id = ?",
-        (household_id, command, now_ts(), device_id),
+        "UPDATE devices SET household_id = ?, offline_incident_id = NULL WHERE device_id = ?",
+        (household_id, device_id),
     )
+    if household["quarantine_start"] is not None:
+        # The schedule manages this household's arm state: tell the new device.
+        # (A household without a period is armed by hand; its devices keep theirs.)
+        command = "arm" if household["armed"] else "disarm"
+        await tx.execute(
+            "UPDATE devices SET arm_command = ?, arm_command_at = ?, arm_published_at = NULL "
+            "WHERE device_id = ?", (command, now_ts(), device_id))
     await tx.execute(
         "INSERT INTO device_assignments (device_id, household_id, assigned_at, reason) "
         "VALUES (?, ?, ?, ?)", (device_id, household_id, now_ts(), reason),

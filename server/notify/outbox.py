@@ -88,7 +88,7 @@ async def queue_notifications(
             "device": incident["device_id"] or "-",
             "link": link,
             "worker": incident["worker"] or "-",
-            "count": int(incident["reminders"]) + 1,
+            "count": int(incident["reminders"]),  # already counts the reminder being sent
         }
         title, body = t(title_key, language, **values), t(body_key, language, **values)
         rows += [(incident_id, int(person["id"]), url, title, body, created, created,

@@ -68,7 +68,8 @@ class NotificationSender:
         async with self._db.transaction() as tx:
             due = await tx.fetch_all(
                 "SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 20",
+                "AND (claimed_until IS NULL OR claimed_until < ?) "
+                "ORDER BY next_attempt_at LIMIT 20",
                 (to_ts(now), to_ts(now)),
             )
             claimed: list[Row] = []
@@ -92,7 +93,8 @@ class NotificationSender:
         if not claimed:
             return 0
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(send_with_apprise, r["url"], r["title"], r["body"]) for r in claimed)
+            *(asyncio.to_thread(send_with_apprise, r["url"], r["title"], r["body"])
+              for r in claimed)
         )
         async with self._db.transaction() as tx:
             for row, outcome in zip(claimed, outcomes, strict=True):

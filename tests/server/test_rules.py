@@ -200,7 +200,7 @@ async def test_seq_gap_is_recorded(db: Database, feeder: EventFeeder, now: datet
 async def test_replaced_device_keeps_the_household_history(
     db: Database, feeder: EventFeeder, now: datetime
 ) -> None:
-    s = await seed(db)
+    s = await seed(db, start=now - timedelta(days=1), end=now + timedelta(days=13))
     await feeder.send("door-1", EventKind.EXIT, now)
     await devices.register_device(db, "door-2", actor="installer")
     await devices.replace_device(db, "door-1", "door-2", actor="installer", reason="broken")

@@ -1,0 +1,58 @@
+"""The quarantine schedule over a real Mosquitto: retained arm/disarm reach a real agent."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.service import running_agent
+from doorwatch.timeutil import utcnow
+from server.domain.households import end_quarantine_early
+from server.service import serve
+from tests.agent.helpers import device_config, make_agent
+from tests.conftest import Mosquitto
+from tests.e2e.helpers import server_settings, wait_until
+from tests.server.helpers import scalar, seed
+
+pytestmark = pytest.mark.broker
+
+
+async def test_retained_arm_reaches_a_device_that_connects_later_then_early_end_disarms(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
+) -> None:
+    password = mosquitto.add_device("door-1")
+    settings = server_settings(tmp_path, mosquitto, database_url=database_url,
+                               schedule={"poll_interval_s": 0.1})
+    async with serve(settings) as server:
+        db = server.db
+        s = await seed(db, start=utcnow() - timedelta(hours=1),
+                       end=utcnow() + timedelta(days=13))
+
+        async def published() -> bool:
+            return await scalar(db, "SELECT COUNT(*) FROM devices WHERE device_id = 'door-1' "
+                                    "AND arm_published_at IS NOT NULL") == 1
+
+        assert await wait_until(published)
+        # The device was off while the command went out: the retained copy reaches it.
+        agent = make_agent(device_config(tmp_path, mosquitto, "door-1", password,
+                                         armed_default=False))
+        assert not agent.state.armed
+        async with running_agent(agent):
+            assert await wait_until(lambda: _true(agent.state.armed))
+
+            async def acked(command: str) -> bool:
+                return await scalar(db, "SELECT COUNT(*) FROM events WHERE type = 'command_ack' "
+                                        "AND payload LIKE ?", (f'%"command":"{command}"%',)) >= 1
+
+            assert await wait_until(lambda: acked("arm"))
+            await end_quarantine_early(db, s.household, actor="supervisor", reason="test")
+            assert await wait_until(lambda: _true(not agent.state.armed))
+            assert await wait_until(lambda: acked("disarm"))
+
+
+async def _true(value: bool) -> bool:
+    await asyncio.sleep(0)
+    return value
