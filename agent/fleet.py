@@ -99,7 +99,8 @@ async def run_fleet(
     """Run the fleet until every device produced ``events`` records and all are acknowledged."""
     outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
     links = [
-        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox)
+        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox,
+                  threaded=False)
         for device_id, pw in sorted(credentials.items())
     ]
     loop = asyncio.get_running_loop()

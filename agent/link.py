@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.credentials import CredentialStore
 from agent.outbox import Outbox
+from agent.paho_loop import PahoLoopDriver
 from broker.messages import (
     Command,
     DeviceState,
@@ -59,6 +60,7 @@ class AgentLink:
         window: int = 100,
         resend_after_s: float = 30.0,
         credentials: CredentialStore | None = None,
+        threaded: bool = True,
     ):
         self.device_id = device_id
         self._settings = settings
@@ -77,6 +79,9 @@ class AgentLink:
             credentials = CredentialStore(settings.credentials_file)
         self._credentials = credentials
         self._password: str | None = None
+        self._threaded = threaded
+        self._driver: PahoLoopDriver | None = None
+        self._driver_task: asyncio.Task[None] | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -107,8 +112,18 @@ class AgentLink:
         return f"{self._settings.host}:{self._settings.port}"
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connect in the background; paho retries with backoff while the broker is away."""
+        """Connect in the background; retry with backoff while the broker is away.
+
+        Threaded (the default, one device per process): paho's own network
+        thread. Otherwise the client is driven by the event loop itself, which
+        lets one process hold thousands of simulated devices.
+        """
         self._loop = loop
+        if not self._threaded:
+            self._driver = PahoLoopDriver(self._client, self._settings.host, self._settings.port,
+                                          self._settings.keepalive_s, loop, self.device_id)
+            self._driver_task = loop.create_task(self._driver.run(), name=f"mqtt-{self.device_id}")
+            return
         self._client.connect_async(
             self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s
         )
@@ -116,6 +131,16 @@ class AgentLink:
 
     def stop(self) -> None:
         """Say ``offline`` (a clean stop does not fire the Last Will) and disconnect."""
+        if self._driver is not None:
+            if self.connected.is_set():
+                offline = Status(device_id=self.device_id, state=DeviceState.OFFLINE,
+                                 time=utc_now())
+                self._client.publish(
+                    device_topic(self.device_id, Channel.STATUS), encode(offline), 1, True)
+            if self._driver_task is not None:
+                self._driver_task.cancel()
+            self._driver.stop()
+            return
         if self.connected.is_set():
             offline = Status(device_id=self.device_id, state=DeviceState.OFFLINE, time=utc_now())
             info = self._client.publish(
