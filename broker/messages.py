@@ -14,12 +14,13 @@ monotonically increasing ``seq`` and a unique ``event_id``: the server stores
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -33,6 +34,7 @@ from doorwatch.errors import PayloadError
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MAX_SEQ",
     "SCHEMA_VERSION",
     "ArmCommand",
     "Command",
@@ -69,6 +71,30 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, description="Device id (= MQTT user)")]
+
+# seq is stored as an SQL BIGINT: a larger one would validate here and then fail
+# the whole database batch it arrived in.
+MAX_SEQ = 2**63 - 1
+# The server stores times as UTC text and subtracts rule windows from them, so a
+# time that cannot be converted to UTC (year 1 with a positive offset) or sits at
+# the calendar's edge would fail deep inside a transaction. A Pi without a
+# real-time clock may well say 1970, so that stays valid.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _wire_time(value: datetime) -> datetime:
+    """Normalize to UTC (offsets with seconds, e.g. LMT, do not survive JSON otherwise)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range") from None
+    if not _EARLIEST <= utc < _LATEST:
+        raise ValueError("time must lie between 1970-01-01 and 2200-01-01 UTC")
+    return utc
+
+
+WireTime = Annotated[AwareDatetime, AfterValidator(_wire_time)]
 
 
 class _Wire(BaseModel):
@@ -121,8 +147,8 @@ class EpisodeInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: WireTime
+    ended_at: WireTime
     door_sensor: bool = Field(description="Whether a reed switch started the episode")
     passages: list[PassageInfo] = Field(default_factory=list, max_length=200)
     confidence: float = Field(ge=0.0, le=1.0, description="Confidence of the classification")
@@ -133,9 +159,10 @@ class DeviceRecord(_Wire):
     """Fields common to everything a device sends through its durable outbox."""
 
     device_id: DeviceId
-    seq: int = Field(ge=1, description="Per-device sequence number, persisted across reboots")
+    seq: int = Field(ge=1, le=MAX_SEQ,
+                     description="Per-device sequence number, persisted across reboots")
     event_id: UUID = Field(default_factory=uuid4, description="Globally unique id")
-    time: AwareDatetime = Field(description="Device clock when the record was made")
+    time: WireTime = Field(description="Device clock when the record was made")
 
 
 class Event(DeviceRecord):
@@ -173,7 +200,7 @@ class Status(_Wire):
     type: Literal["status"] = "status"
     device_id: DeviceId
     state: DeviceState
-    time: AwareDatetime
+    time: WireTime
 
 
 class Heartbeat(_Wire):
@@ -181,7 +208,7 @@ class Heartbeat(_Wire):
 
     type: Literal["heartbeat"] = "heartbeat"
     device_id: DeviceId
-    time: AwareDatetime
+    time: WireTime
     uptime_s: float = Field(ge=0)
     armed: bool
     last_seq: int = Field(ge=0, description="Highest seq the device has produced")
@@ -204,7 +231,7 @@ class Snapshot(_Wire):
     type: Literal["snapshot"] = "snapshot"
     device_id: DeviceId
     event_id: UUID = Field(description="The event this snapshot belongs to")
-    taken_at: AwareDatetime
+    taken_at: WireTime
     jpeg_b64: str = Field(max_length=MAX_PAYLOAD_BYTES)
 
 
@@ -237,7 +264,7 @@ class _CommandBase(_Wire):
     type: Literal["command"] = "command"
     command_id: UUID = Field(default_factory=uuid4)
     device_id: DeviceId
-    issued_at: AwareDatetime
+    issued_at: WireTime
 
 
 class ArmCommand(_CommandBase):
@@ -311,8 +338,14 @@ def _load_json(payload: bytes, topic: str, limit: int) -> Any:
     if len(payload) > limit:
         raise PayloadError(f"payload of {len(payload)} bytes exceeds {limit}", topic=topic)
     try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Decode first: json.loads would also accept UTF-16/32, which the server
+        # cannot store as the event's text payload.
+        return json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"not JSON: not UTF-8 ({exc})", topic=topic) from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers beyond Python's digit limit;
+        # RecursionError comes from deeply nested arrays or objects.
         raise PayloadError(f"not JSON: {exc}", topic=topic) from None
 
 
