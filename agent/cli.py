@@ -198,6 +198,12 @@ def sim_command(
         float, typer.Option(help="Seconds to wait for the last acknowledgements")
     ] = 120.0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+    heartbeat_interval: Annotated[
+        float, typer.Option(help="Seconds between each device's heartbeats (0 = none)")
+    ] = 0.0,
+    duration: Annotated[
+        float, typer.Option(help="Keep the fleet connected at least this many seconds")
+    ] = 0.0,
     log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
 ) -> None:
     """Fleet simulator: simulated devices publishing events through the real outbox and link."""
@@ -221,6 +227,8 @@ def sim_command(
             rate=rate,
             drain_timeout_s=drain_timeout,
             seed=seed,
+            heartbeat_interval_s=heartbeat_interval,
+            duration_s=duration,
         )
     )
     if result is None:

@@ -13,6 +13,8 @@ import asyncio
 import functools
 import json
 import random
+import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from pydantic import SecretStr
 
 from agent.link import AgentLink
 from agent.outbox import Outbox
-from broker.messages import Event, EventKind, encode, utc_now
+from broker.messages import Event, EventKind, Heartbeat, encode, utc_now
 from broker.topics import Channel, device_topic
 from doorwatch.errors import ConfigError
 from firmware_config.device_config import MqttLinkSettings
@@ -38,6 +40,8 @@ class FleetResult:
     produced: int
     acked: int
     pending: int
+    heartbeats_sent: int = 0
+    connected_at_end: int = 0
 
 
 def load_credentials(path: Path) -> dict[str, str]:
@@ -85,6 +89,34 @@ async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: fl
     return produced
 
 
+def _raise_open_files_limit(needed: int) -> None:
+    """One socket per simulated device: lift the soft descriptor limit up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = hard if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def _heartbeats(links: list[AgentLink], interval_s: float, counter: list[int]) -> None:
+    """Each device sends a heartbeat every ``interval_s``, spread evenly over the interval."""
+    started = time.monotonic()
+    spacing = interval_s / max(1, len(links))
+    beat = 0
+    while True:
+        for index, link in enumerate(links):
+            due = started + beat * interval_s + index * spacing
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if link.connected.is_set():
+                heartbeat = Heartbeat(device_id=link.device_id, time=utc_now(), uptime_s=0,
+                                      armed=True, last_seq=0, outbox_depth=0,
+                                      firmware_version="sim")
+                link.publish_transient(Channel.HEARTBEAT, encode(heartbeat), qos=1)
+                counter[0] += 1
+        beat += 1
+
+
 async def run_fleet(
     *,
     credentials: dict[str, str],
@@ -95,8 +127,11 @@ async def run_fleet(
     rate: float,
     drain_timeout_s: float,
     seed: int = 1,
+    heartbeat_interval_s: float = 0.0,
+    duration_s: float = 0.0,
 ) -> FleetResult:
     """Run the fleet until every device produced ``events`` records and all are acknowledged."""
+    _raise_open_files_limit(len(credentials) + 100)
     outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
     links = [
         AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox,
@@ -104,15 +139,24 @@ async def run_fleet(
         for device_id, pw in sorted(credentials.items())
     ]
     loop = asyncio.get_running_loop()
+    started = loop.time()
     for link in links:
         link.start(loop)
+    beats = [0]
+    connected = 0
     try:
         async with asyncio.TaskGroup() as group:
             pumps = [group.create_task(link.run(), name=f"link-{link.device_id}") for link in links]
+            if heartbeat_interval_s > 0:
+                pumps.append(group.create_task(_heartbeats(links, heartbeat_interval_s, beats),
+                                               name="heartbeats"))
             produced = await _produce(outbox, links, events, rate, seed)
+            if duration_s > 0:
+                await asyncio.sleep(max(0.0, started + duration_s - loop.time()))
             deadline = loop.time() + drain_timeout_s
             while outbox.depth() and loop.time() < deadline:  # noqa: ASYNC110 - polls a file
                 await asyncio.sleep(0.1)
+            connected = sum(link.connected.is_set() for link in links)
             for pump in pumps:
                 pump.cancel()
     finally:
@@ -121,4 +165,5 @@ async def run_fleet(
     pending = outbox.depth()
     outbox.close()
     return FleetResult(devices=len(links), produced=produced,
-                       acked=sum(link.acked_total for link in links), pending=pending)
+                       acked=sum(link.acked_total for link in links), pending=pending,
+                       heartbeats_sent=beats[0], connected_at_end=connected)
