@@ -35,6 +35,9 @@ class Consumer:
         self._batch_wait_s = batch_wait_s
         self.totals = BatchResult()
         self.incidents_opened = 0
+        # Called with each committed batch's result (e.g. to wake the notifier at once
+        # instead of at its next poll). Hooks must be quick and must not raise.
+        self.on_committed: list[Callable[[BatchResult], None]] = []
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -75,3 +78,5 @@ class Consumer:
         self.totals.duplicates += result.duplicates
         self.totals.rejected += result.rejected
         self.incidents_opened += len(result.incidents_opened)
+        for hook in self.on_committed:
+            hook(result)

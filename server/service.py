@@ -66,6 +66,7 @@ async def serve(
         batch_wait_s=settings.ingest.batch_wait_ms / 1000,
     )
     sender = NotificationSender(db, settings.notify, settings.instance)
+    consumer.on_committed.append(lambda result: sender.wake() if result.incidents_opened else None)
     try:
         web = await start_web(db, settings) if settings.http.enabled else None
     except BaseException:
