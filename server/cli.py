@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -45,10 +46,8 @@ def run_command(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await run_server(settings)
-        except asyncio.CancelledError:
-            pass
 
     try:
         asyncio.run(main())
@@ -65,3 +64,17 @@ def register_server_commands(app: typer.Typer) -> None:
     app.add_typer(server_app, name="server")
     app.add_typer(user_app, name="user")
     app.add_typer(device_app, name="device")
+    register_admin_commands(app)
+
+
+def register_admin_commands(app: typer.Typer) -> None:
+    """The server domain's groups (issue 6): administration and the incident log."""
+    from server.cli_admin import followup_app, grid_app, household_app, leave_app, worker_app
+    from server.cli_incidents import incidents_app
+
+    app.add_typer(household_app, name="household")
+    app.add_typer(worker_app, name="worker")
+    app.add_typer(grid_app, name="grid")
+    app.add_typer(leave_app, name="leave")
+    app.add_typer(followup_app, name="followup")
+    app.add_typer(incidents_app, name="incidents")

@@ -98,11 +98,15 @@ async def register_device(
 async def _close_assignment(tx: Transaction, device_id: str, reason: str | None) -> int | None:
     row = await tx.fetch_one("SELECT household_id FROM devices WHERE device_id = ?", (device_id,))
     previous = None if row is None or row["household_id"] is None else int(row["household_id"])
-    await tx.execute(
-        "UPDATE device_assignments SET unassigned_at = ?, reason = COALESCE(reason, ?) "
-        "WHERE device_id = ? AND unassigned_at IS NULL",
-        (now_ts(), reason, device_id),
-    )
+    if reason is None:
+        await tx.execute("UPDATE device_assignments SET unassigned_at = ? "
+                         "WHERE device_id = ? AND unassigned_at IS NULL", (now_ts(), device_id))
+    else:
+        # Keep why it started and add why it ended.
+        await tx.execute(
+            "UPDATE device_assignments SET unassigned_at = ?, "
+            "reason = COALESCE(reason || '; ', '') || ? "
+            "WHERE device_id = ? AND unassigned_at IS NULL", (now_ts(), reason, device_id))
     return previous
 
 
