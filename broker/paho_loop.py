@@ -3,9 +3,12 @@
 paho's own ``loop_start`` costs one thread per connection; the fleet simulator
 runs thousands of devices in one process, where that many threads fight over
 the GIL. paho supports an external loop through its socket callbacks (the way
-aiomqtt drives it); this module is that glue, used by :mod:`agent.link` when a
-link is started with ``threaded=False``. Connecting (DNS, TCP, TLS handshake)
-happens on a worker thread so it never blocks the loop.
+aiomqtt drives it); this module is that glue, shared by both sides (it lives in
+``broker/`` because agent and server may not import each other): the agent's
+link uses it with ``threaded=False`` and the server's link always does, so
+receiving, acknowledging and storing happen on one thread without handing the
+GIL back and forth per message. Connecting (DNS, TCP, TLS handshake) happens
+on a worker thread so it never blocks the loop.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ class PahoLoopDriver:
     """Connects, reconnects with backoff, and services one paho client on ``loop``."""
 
     def __init__(self, client: mqtt.Client, host: str, port: int, keepalive: int,
-                 loop: asyncio.AbstractEventLoop, name: str):
+                 loop: asyncio.AbstractEventLoop, name: str,
+                 connect_kwargs: dict[str, Any] | None = None):
         self._client = client
+        self._connect_kwargs = connect_kwargs or {}
         self._host = host
         self._port = port
         self._keepalive = keepalive
@@ -89,10 +94,10 @@ class PahoLoopDriver:
         while True:
             try:
                 await asyncio.to_thread(self._client.connect, self._host, self._port,
-                                        self._keepalive)
+                                        self._keepalive, **self._connect_kwargs)
             except OSError as exc:
                 log.warning("cannot reach the broker; retrying",
-                            extra={"device_id": self._name, "error": str(exc), "retry_s": delay})
+                            extra={"client_id": self._name, "error": str(exc), "retry_s": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue

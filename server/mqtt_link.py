@@ -1,7 +1,8 @@
 """The server's only module that knows paho: subscribe, receive, acknowledge, publish.
 
-paho runs its network loop on its own thread; received messages are handed to
-the asyncio loop through a queue. Acknowledgement is manual: the broker keeps
+paho is driven by the event loop (``broker.paho_loop``); received messages go
+into an :class:`~server.inbound.InboundBuffer` that the consumer drains in
+batches. Acknowledgement is manual: the broker keeps
 a message in the server's persistent session until :meth:`ack` is called,
 which the consumer does only after the database commit. A server killed
 between receipt and commit therefore gets the message again on reconnect.
@@ -18,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from broker.paho_loop import PahoLoopDriver
 from broker.topics import device_subscription, shared
 from doorwatch.logs import get_logger
 from server.config import MqttSettings
@@ -39,6 +41,8 @@ class MqttLink:
         self._settings = settings
         self._buffer = buffer
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: PahoLoopDriver | None = None
+        self._driver_task: asyncio.Task[None] | None = None
         self.connected = threading.Event()
         protocol = mqtt.MQTTv5 if settings.protocol == 5 else mqtt.MQTTv311
         kwargs: dict[str, Any] = {}
@@ -59,11 +63,9 @@ class MqttLink:
             self._client.tls_set(ca_certs=ca)
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_subscribe = self._on_subscribe
         self.subscribed = threading.Event()
 
@@ -81,19 +83,21 @@ class MqttLink:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho
             props.SessionExpiryInterval = _SESSION_EXPIRY_S
             props.ReceiveMaximum = _RECEIVE_MAXIMUM
-        self._client.connect_async(
-            self._settings.host,
-            self._settings.port,
-            keepalive=self._settings.keepalive_s,
-            clean_start=False if self._settings.protocol == 5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=props,
-        )
-        self._client.loop_start()
+        clean_start = False if self._settings.protocol == 5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        # paho runs on this event loop (no network thread): receiving, storing and
+        # acknowledging then never hand the GIL back and forth per message.
+        self._driver = PahoLoopDriver(
+            self._client, self._settings.host, self._settings.port, self._settings.keepalive_s,
+            loop, self._settings.client_id,
+            connect_kwargs={"clean_start": clean_start, "properties": props})
+        self._driver_task = loop.create_task(self._driver.run(), name="mqtt")
 
     def stop(self) -> None:
         """Disconnect cleanly (the persistent session stays on the broker)."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._driver_task is not None:
+            self._driver_task.cancel()
+        if self._driver is not None:
+            self._driver.stop()
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a received message (after its data is committed)."""
@@ -143,10 +147,7 @@ class MqttLink:
         log.warning("disconnected from broker; reconnecting",
                     extra={"broker": self.where, "reason": str(reason)})
 
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        log.error("cannot reach the broker; retrying", extra={"broker": self.where})
-
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._buffer.put_threadsafe(InboundMessage(
+        self._buffer.put_nowait(InboundMessage(
             topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos,
             retain=msg.retain))
