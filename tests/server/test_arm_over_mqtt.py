@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,3 +57,43 @@ async def test_retained_arm_reaches_a_device_that_connects_later_then_early_end_
 async def _true(value: bool) -> bool:
     await asyncio.sleep(0)
     return value
+
+
+async def test_device_going_offline_while_armed_is_an_incident_until_it_returns(
+    tmp_path: Path, mosquitto: Mosquitto, database_url: str
+) -> None:
+    password = mosquitto.add_device("door-1")
+    settings = server_settings(tmp_path, mosquitto, database_url=database_url,
+                               devices={"offline_grace_s": 0.3, "poll_interval_s": 0.05})
+    async with serve(settings) as server:
+        db = server.db
+        await seed(db)
+        config = device_config(tmp_path, mosquitto, "door-1", password)
+
+        async def status(state: str) -> bool:
+            return await scalar(db, "SELECT COUNT(*) FROM devices WHERE status = ?",
+                                (state,)) == 1
+
+        async with running_agent(make_agent(config)):
+            assert await wait_until(lambda: status("online"))
+        # The agent is gone: its status says offline; after the grace, an incident.
+        assert await wait_until(lambda: status("offline"))
+
+        async def offline_incidents() -> int:
+            return await scalar(db, "SELECT COUNT(*) FROM incidents WHERE kind = "
+                                    "'device_offline'")
+
+        assert await wait_until(lambda: _eq(offline_incidents(), 1))
+        async with running_agent(make_agent(config)):
+            assert await wait_until(lambda: status("online"))
+
+            async def released() -> bool:
+                return await scalar(db, "SELECT COUNT(*) FROM devices WHERE "
+                                        "offline_incident_id IS NULL") == 1
+
+            assert await wait_until(released)
+        assert await offline_incidents() == 1
+
+
+async def _eq(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected

@@ -1,0 +1,56 @@
+"""The running server: alert, reminder and escalation delivered through Apprise, across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broker.messages import EventKind
+from doorwatch.timeutil import utcnow
+from server.clock import ManualClock
+from server.domain.incidents import acknowledge_incident
+from server.service import serve
+from tests.conftest import Mosquitto, Receiver
+from tests.e2e.helpers import server_settings
+from tests.server.helpers import EventFeeder, seed
+
+pytestmark = pytest.mark.broker
+
+
+def titles(receiver: Receiver) -> list[str]:
+    """Titles of everything delivered so far."""
+    return [str(note["title"]) for note in receiver.received]
+
+
+async def test_reminders_and_escalation_are_delivered_and_survive_a_restart(
+    tmp_path: Path, mosquitto: Mosquitto, receiver: Receiver, database_url: str
+) -> None:
+    settings = server_settings(
+        tmp_path, mosquitto, database_url=database_url,
+        escalation={"escalate_after_s": 600, "remind_every_s": 300, "poll_interval_s": 0.05},
+        # The seeded device sends no heartbeats; this test is not about it going offline.
+        devices={"heartbeat_budget_s": 10 * 365 * 86400})
+    clock = ManualClock(utcnow())
+    async with serve(settings, clock=clock) as server:
+        await seed(server.db, url=receiver.apprise_url,
+                   supervisor_url=receiver.apprise_url + "?supervisor=1")
+        feeder = EventFeeder(server.db, settings)
+        incident = (await feeder.send("door-1", EventKind.EXIT, utcnow())).incidents_opened[0]
+        assert await asyncio.to_thread(receiver.wait_for, 1)
+        assert "违规外出" in titles(receiver)[0]
+        clock.advance(seconds=301)
+        assert await asyncio.to_thread(receiver.wait_for, 2)
+        assert "提醒 第1次" in titles(receiver)[1]
+    # The server is down while the escalation deadline passes ...
+    clock.advance(seconds=300)
+    async with serve(settings, clock=clock) as server:
+        # ... and the restarted server sends it (and the second reminder) from the database.
+        assert await asyncio.to_thread(receiver.wait_for, 4)
+        assert any(t.startswith("[Escalated] Breach") for t in titles(receiver)[2:4])
+        assert any("提醒 第2次" in t for t in titles(receiver)[2:4])
+        await acknowledge_incident(server.db, incident, actor="王网格", clock=clock)
+        clock.advance(hours=3)
+        await asyncio.sleep(0.5)  # several escalation ticks: nothing more may be sent
+    assert len(receiver.received) == 4
