@@ -8,10 +8,10 @@ import pytest
 
 from broker.messages import EventKind
 from doorwatch.timeutil import utcnow
+from server.clock import ManualClock
 from server.db import Database
 from server.domain import devices
 from server.domain.leaves import LeaveIn, LeaveState, get_leave, grant_leave
-from tests.server.conftest import ManualClock
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 
 

@@ -1,4 +1,4 @@
-"""The running server: alert, reminder and escalation delivered through Apprise, across a restart."""
+"""The running server: alert, reminders and escalation through Apprise, across a restart."""
 
 from __future__ import annotations
 
