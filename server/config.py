@@ -92,7 +92,8 @@ class EscalationSettings(_Section):
         600, gt=0, description="An open incident not acknowledged this long goes to the supervisor"
     )
     remind_every_s: float = Field(
-        300, gt=0, description="The worker is reminded this often until the incident is acknowledged"
+        300, gt=0, description="The worker is reminded this often until the incident is "
+        "acknowledged"
     )
     escalate_severities: list[str] = Field(
         default_factory=lambda: ["high", "medium"],
