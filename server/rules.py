@@ -66,6 +66,26 @@ async def _remember_households(tx: Transaction, events: list[StoredEvent]) -> No
         )
 
 
+async def _lock_households(tx: Transaction, event_row_ids: list[int]) -> None:
+    """Serialize rule evaluation per household across server instances.
+
+    With several instances sharing the subscription, two of them may handle
+    events of the same household at once; without this, each could miss the
+    other's new incident and open a second one instead of folding. A no-op
+    UPDATE takes PostgreSQL's row lock until commit (SQLite already has one
+    writer); ascending ids keep two instances from deadlocking.
+    """
+    if not event_row_ids:
+        return
+    marks = ",".join("?" for _ in event_row_ids)
+    rows = await tx.fetch_all(
+        f"SELECT DISTINCT household_id FROM events WHERE id IN ({marks}) "  # noqa: S608
+        "AND household_id IS NOT NULL ORDER BY household_id", event_row_ids)
+    for row in rows:
+        await tx.execute("UPDATE households SET armed = armed WHERE id = ?",
+                         (row["household_id"],))
+
+
 async def _exit_on_leave(tx: Transaction, household_id: int, at: str) -> int | None:
     """Mark the permitted leave covering ``at`` as *out*; return its id, or None."""
     leave = await active_leave(tx, household_id, at)
@@ -121,6 +141,7 @@ async def apply_rules(
     if not events:
         return []
     await _remember_households(tx, events)
+    await _lock_households(tx, [e.row_id for e in events if e.event.kind in _INCIDENT_FOR])
     now = (clock or SystemClock()).now()
     context = NotificationContext(settings.notify.dashboard_url, settings.notify.timezone)
     opened: list[int] = []

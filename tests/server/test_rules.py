@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -220,3 +221,27 @@ async def test_replaced_device_keeps_the_household_history(
 def test_manual_clock_is_usable() -> None:
     clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     assert clock.advance(minutes=5) == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+
+
+async def test_two_instances_fold_one_households_events_into_one_incident(
+    database_url: str, now: datetime
+) -> None:
+    from server.db import open_database
+
+    first, second = await open_database(database_url), await open_database(database_url)
+    try:
+        s = await seed(first)
+        await devices.register_device(first, "door-2", household_id=s.household, actor="t")
+        settings = settings_for(database_url)
+        feeders = [EventFeeder(first, settings), EventFeeder(second, settings)]
+        for _ in range(5):
+            await asyncio.gather(
+                feeders[0].send("door-1", EventKind.EXIT, now),
+                feeders[1].send("door-2", EventKind.EXIT, now),
+            )
+        assert len(await incidents(first)) == 1
+        assert await scalar(first, "SELECT COUNT(*) FROM incident_events") == 10
+        assert await scalar(first, "SELECT COUNT(*) FROM notifications") == 1
+    finally:
+        await first.close()
+        await second.close()
