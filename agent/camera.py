@@ -312,7 +312,7 @@ class CameraPipeline:
     def _keep(self, passage: Passage, mono: float, frame: Frame) -> None:
         """Keep the frame nearest the passage (dated back) as evidence."""
         at = mono - (frame.t - passage.t)
-        best = min(self._ring, key=lambda mf: abs(mf[0] - at), default=(mono, frame))
+        best = min(list(self._ring), key=lambda mf: abs(mf[0] - at), default=(mono, frame))
         key = KeyFrame(best[0], best[1], f"passage {passage.direction}", passage.confidence + 1)
         self.keyframes.append(key)
         with self._lock:
@@ -342,7 +342,10 @@ class CameraPipeline:
     def begin_episode(self) -> None:
         """An episode started: keep the pre-event ring and sample frames until it ends."""
         with self._lock:
-            self._episode = [KeyFrame(m, f, "before", _visibility(f)) for m, f in self._ring][::5]
+            # The capture thread appends to the ring without this lock: copy it in one
+            # C-level step (atomic under the GIL) before iterating in Python.
+            ring = list(self._ring)
+            self._episode = [KeyFrame(m, f, "before", _visibility(f)) for m, f in ring][::5]
 
     def end_episode(self) -> list[KeyFrame]:
         """The frames kept for the episode that just ended."""
