@@ -45,7 +45,8 @@ async def _fresh(db_url: str, within_s: float) -> tuple[int, int]:
     finally:
         await db.close()
     limit = utcnow() - timedelta(seconds=within_s)
-    fresh = sum(1 for r in rows if r["last_heartbeat_at"] and from_ts(r["last_heartbeat_at"]) >= limit)
+    fresh = sum(1 for r in rows
+                if r["last_heartbeat_at"] and from_ts(r["last_heartbeat_at"]) >= limit)
     return fresh, int(rejected["n"]) if rejected else 0
 
 

@@ -88,7 +88,9 @@ def mosquitto(root: Path, devices: list[str]) -> Iterator[Broker]:
         process.wait(timeout=30)
 
 
-def event_lines(device_id: str, first_seq: int, count: int, kind: EventKind = EventKind.HANDOVER) -> bytes:
+def event_lines(
+    device_id: str, first_seq: int, count: int, kind: EventKind = EventKind.HANDOVER
+) -> bytes:
     """``count`` valid event payloads, one per line (for ``mosquitto_pub -l``)."""
     now = utc_now()
     return b"".join(

@@ -105,7 +105,8 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
     bare_rate = total / bare_s
     server_rate = total / span if span else 0.0
     return {
-        "backend": kind, "mqtt_protocol": protocol, "events": total, "devices": devices, "stored": stored,
+        "backend": kind, "mqtt_protocol": protocol, "events": total, "devices": devices,
+        "stored": stored,
         "publish_s": round(publish_s, 2),
         "bare_subscriber_events_per_s": round(bare_rate),
         "server_events_per_s": round(server_rate),

@@ -44,6 +44,18 @@ _HOUSEHOLDS = [
 _WORKERS = [("王网格", "zh_CN"), ("Grid worker Li", "en")]
 
 
+def _port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens there, else any free port."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return _free_port()
+    return preferred
+
+
 def _free_port() -> int:
     import socket
 
@@ -99,8 +111,10 @@ class _Processes:
     def __init__(self, logs: Path):
         self._logs = logs
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._args: dict[str, list[str]] = {}
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        self._args[name] = args
         log = (self._logs / f"{name}.log").open("ab")
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
@@ -122,6 +136,11 @@ class _Processes:
 
     def dead(self) -> list[str]:
         return [n for n, p in self.children if p.poll() is not None]
+
+    def restart(self, name: str) -> None:
+        """Start a dead child again, as systemd's Restart=always would on a device."""
+        self.children = [(n, p) for n, p in self.children if n != name]
+        self.start(name, self._args[name])
 
 
 def _query(db: Path, sql: str) -> int:
@@ -186,21 +205,45 @@ def _start_broker(
     return _Broker("127.0.0.1", port, port, None, None, {}, 311, "embedded (amqtt, no TLS)")
 
 
+DEMO_PASSWORD = "doorwatch-demo"  # noqa: S105 - the demo's well-known login, printed on screen
+
+
 async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
-    from server.admin import add_household, add_worker, register_device
+    """A grid with a supervisor, two workers, households in quarantine and dashboard users."""
+    from datetime import timedelta
+
+    from doorwatch.timeutil import utcnow
+    from server.admin import register_device
     from server.db import open_database
+    from server.domain.households import HouseholdIn, add_household
+    from server.domain.people import GridIn, Role, WorkerIn, add_grid, add_worker
+    from server.web.users import create_user
 
     db = await open_database(db_url)
     try:
-        workers = []
-        for index, (name, language) in enumerate(_WORKERS):
-            url = f"json://127.0.0.1:{receiver_port}/worker-{index + 1}"
-            workers.append(await add_worker(db, name, apprise_urls=[url], language=language))
+        url = f"json://127.0.0.1:{receiver_port}"
+        supervisor = await add_worker(db, WorkerIn(
+            name="周主任", role=Role.SUPERVISOR, apprise_urls=[f"{url}/supervisor"]), actor="demo")
+        grid = await add_grid(db, GridIn(name="幸福街道第3网格", supervisor_id=supervisor),
+                              actor="demo")
+        workers = [
+            await add_worker(db, WorkerIn(name=name, language=language, grid_id=grid,
+                                          apprise_urls=[f"{url}/worker-{index + 1}"]),
+                             actor="demo")
+            for index, (name, language) in enumerate(_WORKERS)
+        ]
+        now = utcnow()
         for index, device_id in enumerate(device_ids):
             name, address = _HOUSEHOLDS[index % len(_HOUSEHOLDS)]
-            household = await add_household(db, name, address,
-                                            worker_id=workers[index % len(workers)])
-            await register_device(db, device_id, household_id=household)
+            start = now - timedelta(days=2 + 3 * index)
+            household = await add_household(db, HouseholdIn(
+                name=name, address=address, grid_id=grid, worker_id=workers[index % len(workers)],
+                members=[name[0] + "先生", name[0] + "女士"], quarantine_start=start,
+                quarantine_end=start + timedelta(days=14)), actor="demo")
+            await register_device(db, device_id, household_id=household, actor="demo")
+        await create_user(db, "supervisor", DEMO_PASSWORD, "supervisor", language="zh_CN")
+        await create_user(db, "worker", DEMO_PASSWORD, "worker", worker_id=workers[0])
+        await create_user(db, "admin", DEMO_PASSWORD, "admin", language="en")
     finally:
         await db.close()
 
@@ -221,7 +264,8 @@ def _write_toml(path: Path, data: dict[str, Any]) -> Path:
 
 @contextmanager
 def _stack(root: Path, households: int, mean_interval: float, force_embedded: bool,
-           language: str) -> Iterator[tuple[_Processes, _Receiver, Path, list[Path], _Broker]]:
+           language: str
+           ) -> Iterator[tuple[_Processes, _Receiver, Path, list[Path], _Broker, str]]:
     logs = root / "logs"
     logs.mkdir(parents=True)
     procs = _Processes(logs)
@@ -230,6 +274,7 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
     device_ids = [f"door-{101 + i}" for i in range(households)]
     db_path = root / "server" / "doorwatch.db"
     db_url = f"sqlite:///{db_path}"
+    http_port = _port_or_free(8080)
     agent_dirs = [root / "agents" / d for d in device_ids]
     try:
         broker = _start_broker(procs, root, device_ids, force_embedded)
@@ -241,7 +286,9 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
         server_toml = _write_toml(root / "server.toml", {
             "database_url": db_url, "data_dir": str(root / "server"), "instance": "demo",
             "mqtt": mqtt, "rules": {"fold_window_s": 20.0},
-            "notify": {"retry_delays_s": [1, 3, 10], "poll_interval_s": 0.2},
+            "notify": {"retry_delays_s": [1, 3, 10], "poll_interval_s": 0.2,
+                       "dashboard_url": f"http://127.0.0.1:{http_port}"},
+            "http": {"enabled": True, "port": http_port, "cookie_secure": False},
         })
         procs.start("server", [sys.executable, "-m", "doorwatch", "server", "run",
                                "-c", str(server_toml)])
@@ -261,7 +308,7 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
                 sys.executable, "-m", "doorwatch", "agent", "run", "--simulate", "-c", str(config),
                 "--seed", str(index + 1), "--mean-interval", str(mean_interval),
                 "--exit-probability", "0.35"])
-        yield procs, receiver, db_path, agent_dirs, broker
+        yield procs, receiver, db_path, agent_dirs, broker, f"http://127.0.0.1:{http_port}"
     finally:
         procs.stop()
         receiver.stop()
@@ -277,6 +324,11 @@ def _status(db: Path, agent_dirs: list[Path], receiver: _Receiver) -> dict[str, 
         "notifications_delivered": len(receiver.received),
         "rejected": _query(db, "SELECT COUNT(*) FROM rejected_messages"),
     }
+
+
+def _fail(message: str, root: Path) -> int:
+    typer.secho(f"{message}; see the logs in {root / 'logs'}", err=True, fg=typer.colors.RED)
+    return 1
 
 
 def demo_command(
@@ -306,9 +358,11 @@ def demo_command(
     started = time.monotonic()
     status: dict[str, int] = {}
     with _stack(root, households, mean_interval, embedded_broker, language) as (
-            procs, receiver, db, agent_dirs, broker):
+            procs, receiver, db, agent_dirs, broker, dashboard):
         typer.echo(f"doorwatch demo: broker {broker.kind} on {broker.host}:{broker.port}, "
                    f"{households} households, server database {db}, logs in {root / 'logs'}")
+        typer.echo(f"Dashboard: {dashboard}  (log in as supervisor, worker or admin; "
+                   f"password {DEMO_PASSWORD})")
         typer.echo("Press Ctrl-C to stop." if for_seconds is None else
                    f"Running for {for_seconds:.0f} s.")
         try:
@@ -317,10 +371,13 @@ def demo_command(
                 if int(time.monotonic() - started) % 10 == 0:
                     status = _status(db, agent_dirs, receiver)
                     typer.echo(f"[{time.monotonic() - started:5.0f} s] " + json.dumps(status))
-                if dead := procs.dead():
-                    typer.secho(f"stopped unexpectedly: {', '.join(dead)} (see logs)", err=True,
+                for name in procs.dead():
+                    if not name.startswith("agent-"):
+                        raise typer.Exit(_fail(f"{name} stopped unexpectedly", root))
+                    typer.secho(f"{name} stopped unexpectedly (see {root / 'logs'}); restarting "
+                                "it, as systemd would on the device", err=True,
                                 fg=typer.colors.YELLOW)
-                    break
+                    procs.restart(name)
         except KeyboardInterrupt:
             typer.echo("stopping ...")
         procs.stop("agent-")

@@ -1,0 +1,115 @@
+"""``make bench``: run every benchmark, write bench/results/*.json and BENCHMARKS.md.
+
+Each benchmark starts its own Mosquitto, server and load on loopback and
+stops by itself. Run it on a quiet machine: the figures are wall-clock rates.
+``python -m bench ingest latency`` runs a subset.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.harness import REPO, RESULTS, machine, write_result
+
+__all__ = ["main"]
+
+
+def _ingest() -> dict[str, Any]:
+    from bench.ingest import run_ingest
+
+    return {"sqlite": run_ingest("sqlite"), "postgres": run_ingest("postgres")}
+
+
+def _latency() -> dict[str, Any]:
+    from bench.latency import run_latency
+
+    return run_latency()
+
+
+def _devices() -> dict[str, Any]:
+    from bench.devices import run_devices
+
+    return run_devices()
+
+
+def _script(name: str, result: str) -> Callable[[], dict[str, Any]]:
+    def run() -> dict[str, Any]:
+        subprocess.run([sys.executable, str(REPO / "bench" / name)], check=True, cwd=REPO)
+        data: dict[str, Any] = json.loads((RESULTS / result).read_text())
+        return data
+
+    return run
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "ingest": _ingest,
+    "latency": _latency,
+    "devices": _devices,
+    "analyzer": _script("bench_analyzer.py", "analyzer.json"),
+    "agent": _script("bench_agent.py", "agent.json"),
+}
+
+
+def _row(label: str, value: object, target: str) -> str:
+    return f"| {label} | {value} | {target} |"
+
+
+def _table(results: dict[str, Any]) -> list[str]:
+    rows = ["| measure | figure | target |", "|---|---|---|"]
+    ingest = results.get("ingest", {})
+    for backend in ("sqlite", "postgres"):
+        run = ingest.get(backend)
+        if run:
+            rows.append(_row(f"durable ingest into {backend} (events/s)",
+                             run["server_events_per_s"], ">= 20,000 (SQLite)"))
+            rows.append(_row(f"bare mosquitto_sub, same backlog (events/s) [{backend} run]",
+                             run["bare_subscriber_events_per_s"], ""))
+            rows.append(_row(f"ratio ingest / bare [{backend}]", run["ratio_to_bare"], ">= 0.5"))
+    latency = results.get("latency")
+    if latency:
+        rows.append(_row(f"door event -> notification p50 / p99 (ms), "
+                         f"{latency['background_events_per_s']:.0f} events/s background",
+                         f"{latency['p50_ms']} / {latency['p99_ms']}", "p99 <= 250"))
+    devices = results.get("devices")
+    if devices:
+        rows.append(_row("connected devices with heartbeats, no loss",
+                         devices["largest_fleet_with_no_loss"], ">= 5,000"))
+    for key in ("analyzer", "agent"):
+        if key in results:
+            rows.append(_row(key, f"see bench/results/{key}.json", ""))
+    return rows
+
+
+def main(names: list[str]) -> None:
+    """Run the named benchmarks (all by default) and write their results."""
+    chosen = names or list(BENCHMARKS)
+    results: dict[str, Any] = {}
+    for name in chosen:
+        started = time.monotonic()
+        print(f"== {name}", flush=True)
+        results[name] = BENCHMARKS[name]()
+        write_result(name, results[name])
+        print(json.dumps(results[name], indent=2)[:2000], f"({time.monotonic() - started:.0f} s)")
+    info = machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); raw figures in `bench/results/*.json`.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
+        f"Python {info['python']}, {info['mosquitto']}.",
+        "",
+        *_table(results),
+        "",
+    ]
+    (REPO / "BENCHMARKS.md").write_text("\n".join(lines))
+    print(f"wrote {REPO / 'BENCHMARKS.md'} and {RESULTS}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
