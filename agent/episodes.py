@@ -93,7 +93,9 @@ class EpisodeTracker:
             deadline = self._deadline()
             timeout = None if deadline is None else max(0.0, deadline[0] - loop.time())
             try:
-                transition = await asyncio.wait_for(self._queue.get(), timeout)
+                # asyncio.timeout, not wait_for (3.11's wait_for can lose a cancellation).
+                async with asyncio.timeout(timeout):
+                    transition = await self._queue.get()
             except TimeoutError:
                 assert deadline is not None
                 await self._expire(deadline[1], deadline[0])

@@ -166,8 +166,11 @@ class AgentLink:
             await self._delete_acked()
             if self.connected.is_set():
                 await self._hand_over()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that coincides with the wake-up, and the stopping agent hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _delete_acked(self) -> None:
