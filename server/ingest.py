@@ -13,12 +13,14 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from broker.messages import (
     CommandAck,
     DeviceIdMismatchError,
     DeviceMessage,
     Event,
+    EventKind,
     Heartbeat,
     Snapshot,
     Status,
@@ -52,6 +54,9 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     incidents_opened: list[int] = field(default_factory=list)
+    # (device_id, event_id) of the ``commissioning`` events this batch newly stored (set
+    # after the commit; server/commissioning.py answers each with a ping).
+    commissioned: list[tuple[str, UUID]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -119,6 +124,8 @@ class Ingestor:
             await self._store_health(tx, sorted_)
             await self._store_snapshots(tx, sorted_.snapshots, result)
             result.incidents_opened = await apply_rules(tx, self._settings, new_events)
+        result.commissioned = [(e.event.device_id, e.event.event_id) for e in new_events
+                               if e.event.kind is EventKind.COMMISSIONING]
         for message, reason, device_id in sorted_.rejected:
             log.warning(
                 "message rejected",

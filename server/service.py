@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from doorwatch.logs import get_logger
 from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from server.clock import Clock, SystemClock
+from server.commissioning import commissioning_hook
 from server.config import ServerSettings
 from server.consumer import Consumer
 from server.db import Database, open_database
@@ -67,6 +68,8 @@ async def serve(
     )
     sender = NotificationSender(db, settings.notify, settings.instance)
     consumer.on_committed.append(lambda result: sender.wake() if result.incidents_opened else None)
+    # A newly stored commissioning event is answered with a ping (after the commit).
+    consumer.on_committed.append(commissioning_hook(link))
     try:
         web = await start_web(db, settings) if settings.http.enabled else None
     except BaseException:

@@ -1,4 +1,4 @@
-"""A stand-in for the server's side of the device protocol, over a real broker."""
+"""Test helpers: device configs, agents on a mock pin, a server-user MQTT client."""
 
 from __future__ import annotations
 
@@ -14,13 +14,9 @@ from agent.service import Agent
 from broker.broker_dir import SERVER_USER
 from broker.messages import (
     CommandAck,
-    Event,
-    EventKind,
-    PingCommand,
     encode,
-    utc_now,
 )
-from broker.topics import command_topic, device_subscription, parse_topic
+from broker.topics import command_topic, device_subscription
 from firmware_config.device_config import DeviceConfig, load_device_config
 from sensors.door import make_pin_factory
 from tests.conftest import Mosquitto
@@ -50,10 +46,9 @@ def make_agent(config: DeviceConfig, **kwargs: Any) -> Agent:
 class ServerSide:
     """Publishes commands as the server user and collects what devices send."""
 
-    def __init__(self, broker: Mosquitto, *, answer_commissioning: bool = False):
+    def __init__(self, broker: Mosquitto):
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.seen: list[tuple[str, bytes]] = []
-        self._answer = answer_commissioning
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-server-side")
         self.client.username_pw_set(SERVER_USER, broker.broker.server_password)
         self.client.on_message = self._on_message
@@ -64,12 +59,6 @@ class ServerSide:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
         self.messages.put((msg.topic, payload))
-        if self._answer and msg.topic.endswith("/event"):
-            event = Event.model_validate_json(payload) if b'"type":"event"' in payload else None
-            if event is not None and event.kind is EventKind.COMMISSIONING:
-                device = parse_topic(msg.topic).device_id
-                ping = PingCommand(device_id=device, issued_at=utc_now())
-                client.publish(command_topic(device, "ping"), encode(ping), qos=1)
 
     def send(self, device_id: str, command: Any, *, retain: bool = False) -> None:
         """Publish a command model."""
