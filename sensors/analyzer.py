@@ -11,26 +11,36 @@ people turning back, and each has an explicit mechanism here
 below). Everything runs at a fixed working width (320 px) so tuning in
 pixels means the same thing for any camera resolution.
 
-Reference point of a blob: the **bottom centre** (the feet). The threshold is
-drawn on the floor, so the point of a person that lies in the floor plane is
-the one whose side of the line means "inside" or "outside" regardless of the
-camera's height and tilt; the centre of a tall person seen from the front is
-half a body height above the floor and would cross a sill line drawn at
-shoulder height early. For a near-overhead camera the bottom of the blob is
-close to the body centre's floor position anyway, so one choice covers both.
+Reference point of a blob: the point of the person on the floor, since the
+threshold is drawn on the floor. Seen from the front or obliquely (the
+product's camera facing a door) that is the bottom of an upright blob, the
+feet; seen from steeply above it is the centre of a compact blob. The
+track's elongation picks between the two (see ``_anchor``), so one
+configuration serves both kinds of camera.
 
-Crossing: a track's side is decided only when its reference point is more
-than a margin (a fraction of the track's height, at least a few pixels) away
-from the line, and a passage is reported when the decided side flips. The
-passage's frame is the last frame on which the point changed sign, which is
-the moment a person watching would call. Jitter on the sill, a person who
-steps on it and goes back (a handover), and reflections on a shiny floor
-therefore produce no passage. The crossing must happen within the segment
-(with a tolerance) so people walking past the doorway are ignored.
+Crossing (track level, not per frame): a track's side is decided only when
+its reference point is more than a margin (a fraction of its height) from
+the line; a change of decided side is a *pending* crossing, dated at the
+interpolated moment the point passed the line, and it is reported once the
+track has stayed on the new side for ``settle_time`` or ended there. Jitter
+on the sill, someone who steps over and straight back, and a blob wobbling
+as people merge and part therefore report nothing. The crossing must lie
+within the segment (with a tolerance), so people walking past are ignored.
+A crossing at the same place, moment and direction as one just reported by
+another track is a fragment of the same person and is dropped. A track
+carried inside another's blob that never walked on its own (a door leaf)
+decides nothing. People abreast in one blob are counted by the blob's width
+against this scene's usual one-person width at the threshold, learned from
+the crossings seen so far.
+
+Static foreground absorption (:mod:`sensors.background`) turns an opened
+door leaf into background within a second; boxes of tracks that have walked
+towards or away from the line are protected from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -81,16 +91,39 @@ class AnalyzerConfig:
     """One configuration for every camera; see the module docstring for the choices."""
 
     working_width: int = 320
-    anchor_up: float = 0.2
-    margin_fraction: float = 0.12
+    anchor_up: float = 0.0
+    margin_fraction: float = 0.2
     min_margin_px: float = 3.0
     along_tolerance: float = 0.1
     handover_reach: float = 0.6
-    return_margin_factor: float = 2.5
+    upright_elongation: float = 2.5
+    compact_elongation: float = 1.3
+    settle_time: float = 0.25
+    protect_travel: float = 0.25
+    duplicate_time: float = 1.0
+    width_window: float = 0.3
+    width_samples: int = 3
+    width_memory: int = 50
+    width_quantile: float = 0.5
+    width_steps: tuple[float, ...] = (1.6, 2.5)
     handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A crossing seen but not yet reported: the track must stay on the new side."""
+
+    side: Side
+    frame: int
+    t: float
+    along: float
+    decided: int
+    depth: float
+    width: float
+    confident: bool
 
 
 @dataclass(slots=True)
@@ -107,6 +140,17 @@ class _LineState:
     closest: float = float("inf")
     farthest: float = 0.0
     passages: int = 0
+    pending: _Pending | None = None
+    elongation: float | None = None
+    d_min: float = float("inf")
+    d_max: float = float("-inf")
+    widths: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _typical(widths: Iterable[float]) -> float:
+    """The median width over the crossing window (one odd frame is not a pair)."""
+    ordered = sorted(widths)
+    return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 class DoorwayAnalyzer:
@@ -130,6 +174,10 @@ class DoorwayAnalyzer:
         self.summaries: list[TrackSummary] = []
         self.frames = 0
         self.blobs: list[Blob] = []
+        self._recent: list[tuple[int, str, float, int]] = []
+        self._sharing: dict[int, int] = {}
+        self._widths: list[float] = []
+        self._last_mask: GrayImage | None = None
 
     @property
     def tracks(self) -> list[Track]:
@@ -144,22 +192,45 @@ class DoorwayAnalyzer:
     def feed(self, frame: Frame) -> list[Passage]:
         """Analyse one frame; return the passages decided on it."""
         gray = self._prepare(frame.gray)
-        seg = self._background.apply(gray)
+        seg = self._background.apply(gray, self._protected(gray.shape))
+        self._last_mask = seg.mask
         self.blobs = [] if seg.relearned else find_blobs(seg.mask, self.config.blobs)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
-        passages = [p for t in self._tracker.tracks if (p := self._observe(t, frame))]
+        passages: list[Passage] = []
+        self._sharing = {}
+        for track in self._tracker.tracks:
+            if track.blob is not None:
+                self._sharing[id(track.blob)] = self._sharing.get(id(track.blob), 0) + 1
+        for track in self._tracker.tracks:
+            passages += self._observe(track, frame)
         for track in dropped:
-            self._close(track)
+            passages += self._close(track)
         self.frames += 1
         return passages
 
     def finish(self) -> list[Passage]:
-        """End of stream: close every live track. Returns no further passages
-        (they are decided as they happen) but completes ``summaries``."""
+        """End of stream: close every live track; returns the crossings that were
+        still waiting to be confirmed by the track staying on its new side."""
+        passages: list[Passage] = []
         for track in self._tracker.tracks:
-            self._close(track)
+            passages += self._close(track)
         self._tracker.tracks = []
-        return []
+        return passages
+
+    def _protected(self, shape: tuple[int, ...]) -> GrayImage | None:
+        """Boxes of confirmed tracks that have moved towards or away from the
+        line: people, whom static absorption must leave alone (a door leaf
+        swings in place and never does)."""
+        moving = [t for t in self._tracker.tracks if self._tracker.is_confirmed(t)
+                  and (s := self._states.get(t.id)) is not None
+                  and s.d_max - s.d_min >= self.config.protect_travel * t.h]
+        if not moving:
+            return None
+        protect = np.zeros(shape[:2], np.uint8)
+        for t in moving:
+            x, y, w, h = t.box
+            cv2.rectangle(protect, (int(x), int(y)), (int(x + w), int(y + h)), 255, -1)
+        return protect
 
     def _prepare(self, gray: GrayImage) -> GrayImage:
         h, w = gray.shape[:2]
@@ -172,20 +243,40 @@ class DoorwayAnalyzer:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
         return gray
 
-    def _observe(self, track: Track, frame: Frame) -> Passage | None:
-        """Update the track's side of the line from its latest measurement."""
+    def _observe(self, track: Track, frame: Frame) -> list[Passage]:
+        """Update the track's side of the line from its latest measurement.
+
+        A crossing is a change of the track's *confident* side (the reference
+        point farther than a margin from the line). It is held as pending
+        until the track has stayed on the new side for ``settle_time`` (or
+        ends there): someone who steps over the sill and straight back, or a
+        blob that wobbles on the line as people merge and part, reports nothing.
+        """
         assert self._line is not None
+        cfg = self.config
         state = self._states.setdefault(track.id, _LineState())
         if not track.history or track.history[-1][0] != frame.index:
-            return None
+            return []
         _, cx, cy, _, h = track.history[-1]
-        y = cy + h / 2.0 - self.config.anchor_up * h
+        y = cy + h / 2.0 - self._anchor(track) * h
         d = self._line.signed_distance(cx, y)
         along = self._line.along(cx, y)
-        inside_segment = -self.config.along_tolerance <= along <= 1 + self.config.along_tolerance
-        if inside_segment:
+        if not track.shared:
+            state.d_min, state.d_max = min(state.d_min, d), max(state.d_max, d)
+        elif state.d_max - state.d_min < cfg.protect_travel * h:
+            # Carried by another's blob without ever having walked itself (a
+            # door leaf, a patch of light): its position is the other's.
+            return []
+        tol = cfg.along_tolerance
+        if -tol <= along <= 1 + tol:
             state.closest = min(state.closest, abs(d) / max(h, 1.0))
             state.farthest = max(state.farthest, abs(d) / max(h, 1.0))
+        sharing = self._sharing.get(id(track.blob), 1) if track.blob is not None else 1
+        # Width per track on its blob: tracks carried through a merge count themselves.
+        state.widths.append((frame.index, track.blob.w / sharing if track.blob else 0.0))
+        keep = frame.index - round(cfg.width_window * self.fps)
+        while state.widths and state.widths[0][0] < keep:
+            state.widths.pop(0)
         if state.last_d is not None and (d > 0) != (state.last_d > 0):
             # Interpolate the zero crossing between the two measurements.
             k = state.last_d / (state.last_d - d)
@@ -193,39 +284,118 @@ class DoorwayAnalyzer:
             state.cross_t = state.last_t + k * (frame.t - state.last_t)
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
-        margin = max(self.config.min_margin_px, self.config.margin_fraction * h)
-        if state.passages and (d > 0) != (state.side == "outside"):
-            # Going back over the line right after a passage needs a clear move:
-            # someone stepping out and turning along the corridor hovers near it.
-            margin *= self.config.return_margin_factor
+        margin = max(cfg.min_margin_px, cfg.margin_fraction * h)
+        pending = state.pending
         if abs(d) <= margin:
-            return None
+            return []
         side: Side = "outside" if d > 0 else "inside"
         if state.origin == "unknown":
             state.origin = side
         previous, state.side = state.side, side
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
-            return None
-        tol = self.config.along_tolerance
-        if not (-tol <= state.cross_along <= 1 + tol) or not self._tracker.is_confirmed(track):
+            if pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps:
+                return self._emit(track, state)
+            return []
+        if pending is not None:
+            # Back on the side it came from before the crossing was confirmed.
+            state.pending = None
             state.depth = abs(d) / margin
-            return None
-        confidence = min(1.0, 0.5 + 0.1 * min(state.depth, abs(d) / margin) + 0.02 * track.hits)
-        state.depth = abs(d) / margin
-        state.passages += 1
-        return Passage(
-            frame=state.cross_frame,
-            t=round(state.cross_t, 3),
-            direction="out" if side == "outside" else "in",
-            track=track.id,
-            confidence=round(confidence, 3),
+            return []
+        confident = (
+            -tol <= state.cross_along <= 1 + tol and self._tracker.is_confirmed(track)
         )
+        state.pending = _Pending(
+            side=side,
+            frame=state.cross_frame,
+            t=state.cross_t,
+            along=state.cross_along,
+            decided=frame.index,
+            depth=min(state.depth, abs(d) / margin),
+            width=_typical(w for _, w in state.widths if w > 0),
+            confident=confident,
+        )
+        state.depth = abs(d) / margin
+        return []
 
-    def _close(self, track: Track) -> None:
+    def _anchor(self, track: Track) -> float:
+        """Height of the reference point above the blob's bottom, in blob heights.
+
+        The point of a person on the floor is what the threshold (drawn on
+        the floor) must be compared with. Seen from the front or obliquely a
+        standing person is an upright, elongated blob whose feet are its
+        bottom; seen from steeply above, the person is a compact blob lying
+        over its own footprint, whose floor point is its centre. The track's
+        elongation (height / width, averaged over about a second) says which
+        of the two views the camera has, without a per-camera setting.
+        """
+        cfg = self.config
+        state = self._states[track.id]
+        _, _, _, w, h = track.history[-1]
+        ratio = h / max(w, 1.0)
+        if state.elongation is None:
+            state.elongation = ratio
+        else:
+            state.elongation += (ratio - state.elongation) / max(1.0, self.fps)
+        elongation = state.elongation
+        span = cfg.upright_elongation - cfg.compact_elongation
+        k = (cfg.upright_elongation - elongation) / span
+        return cfg.anchor_up + (0.5 - cfg.anchor_up) * min(1.0, max(0.0, k))
+
+    def _emit(self, track: Track, state: _LineState) -> list[Passage]:
+        """Report a pending crossing (once per person the blob holds)."""
+        pending, state.pending = state.pending, None
+        if pending is None or not pending.confident:
+            return []
+        assert self._line is not None
+        direction: Literal["out", "in"] = "out" if pending.side == "outside" else "in"
+        # A fragment of a person (or a track that took over another's blob)
+        # crossing at the same place and moment is the same person again.
+        reach = 0.5 * max(track.w, 1.0) / self._line.length
+        window = self.config.duplicate_time * self.fps
+        for frame, kind, along, tid in self._recent:
+            if (kind == direction and tid != track.id and abs(frame - pending.frame) <= window
+                    and abs(along - pending.along) <= reach):
+                return []
+        confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
+        state.passages += 1
+        found: list[Passage] = []
+        count = self._count(pending.width)
+        for i in range(count):
+            self._recent.append((pending.frame, direction, pending.along, track.id))
+            found.append(Passage(
+                frame=pending.frame,
+                t=round(pending.t, 3),
+                direction=direction,
+                track=track.id if i == 0 else -track.id * 10 - i,
+                confidence=round(confidence * (1.0 if i == 0 else 0.8), 3),
+            ))
+        horizon = pending.frame - 4 * window
+        self._recent = [r for r in self._recent if r[0] >= horizon]
+        return found
+
+    def _count(self, width: float) -> int:
+        """People in a crossing blob of ``width`` pixels, against this scene's
+        usual width of one person at the threshold (learned from the crossings
+        so far: people cross the same line at the same distance from the camera,
+        so one person's width there is a property of the scene)."""
+        cfg = self.config
+        known = sorted(self._widths)
+        self._widths.append(width)
+        del self._widths[:-cfg.width_memory]
+        if len(known) < cfg.width_samples or width <= 0:
+            return 1
+        single = known[int(cfg.width_quantile * (len(known) - 1))]
+        ratio = width / max(single, 1.0)
+        return 1 + sum(ratio >= k for k in cfg.width_steps)
+
+    def _close(self, track: Track) -> list[Passage]:
         state = self._states.pop(track.id, None)
         if state is None or not self._tracker.is_confirmed(track):
-            return
+            return []
+        found: list[Passage] = []
+        if state.pending is not None and state.side == state.pending.side:
+            found = self._emit(track, state)
         handover = (
             state.origin == "inside"
             and state.passages == 0
@@ -246,3 +416,4 @@ class DoorwayAnalyzer:
                 handover=handover,
             )
         )
+        return found

@@ -3,9 +3,11 @@
 Per frame, all vectorised in OpenCV (no Python loop over pixels):
 
 1. **Global motion**: the frame's translation against the background is
-   measured by phase correlation on a half-size image and the frame is warped
-   into the background's coordinates. A hand-held or wind-shaken camera then
-   does not turn every edge into foreground. Pixels the shift brings in from
+   measured by phase correlation on a half-size image, only when the picture
+   differs from the background more than usual, and accepted only when it
+   makes most of a 4 x 4 grid match better (a door or a person moving drags
+   phase correlation too, but explains only its own cells). The frame is
+   warped into the background's coordinates; pixels the shift brings in from
    outside the image are never foreground.
 2. **Lighting**: the frame is divided by a global gain (mean of frame over mean
    of background, on pixels that were background in the previous frame), so a
@@ -19,9 +21,9 @@ Per frame, all vectorised in OpenCV (no Python loop over pixels):
    noisy or textured places (edges the registration leaves, flicker) need a
    larger difference than flat, quiet floor.
 4. **Update**: background pixels follow the frame with a time constant of a
-   few seconds; foreground pixels far more slowly, so a person standing in a
-   doorway stays foreground for a long time but a parked object or a ghost
-   left by the first frame fades out.
+   few seconds; foreground pixels far more slowly. Foreground that has not
+   changed at all for ``absorb_time`` (an opened door leaf, a bag put down)
+   is absorbed at once, except inside boxes the caller protects (people).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class BackgroundConfig:
     dark_level: float = 20.0
     bright_level: float = 240.0
     uniform_std: float = 4.0
+    shake_suspect: float = 1.15
+    shake_gain: float = 0.97
+    shake_cells: float = 0.6
+    quiet_rate: float = 0.02
+    absorb_time: float = 1.0
+    still_fraction: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +93,16 @@ class BackgroundModel:
         self._bg: np.ndarray | None = None
         self._dev: np.ndarray | None = None
         self._small_bg: np.ndarray | None = None
+        self._tiny_bg: np.ndarray | None = None
+        self._quiet: float | None = None
         self._window: np.ndarray | None = None
         self._prev_mask: GrayImage | None = None
         self._shift = (0.0, 0.0)
         self._updates = 0
+        self._prev: np.ndarray | None = None
+        self._still: GrayImage | None = None
+        self._absorb_frames = max(2, min(250, round(self._cfg.absorb_time * fps)))
+        self._ones: GrayImage | None = None
 
     @property
     def background(self) -> GrayImage | None:
@@ -100,11 +114,21 @@ class BackgroundModel:
         self._bg = gray.astype(np.float32)
         self._dev = np.full_like(self._bg, 2.0)
         self._small_bg = None
+        self._tiny_bg = None
         self._shift = (0.0, 0.0)
         self._prev_mask = np.zeros(gray.shape, np.uint8)
+        self._prev = None
+        self._still = np.zeros(gray.shape, np.uint8)
+        self._quiet = None
 
-    def apply(self, gray: GrayImage) -> Segmentation:
-        """Segment one frame and update the model."""
+    def apply(self, gray: GrayImage, protect: GrayImage | None = None) -> Segmentation:
+        """Segment one frame and update the model.
+
+        ``protect`` (0/255, frame coordinates) marks where foreground must not
+        be absorbed into the background however still it is: the analyzer
+        passes the boxes of people it has seen walk, so someone standing at
+        the door stays a person while an opened door leaf becomes background.
+        """
         if self._bg is None or self._bg.shape != gray.shape:
             self.reset(gray)
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
@@ -142,9 +166,11 @@ class BackgroundModel:
         if cv2.countNonZero(mask) > self._cfg.relearn_fraction * mask.size:
             self._bg = frame
             self._small_bg = None
+            self._tiny_bg = None
             self._prev_mask = np.zeros_like(mask)
             return Segmentation(np.zeros_like(mask), shift, gain, True)
         self._update(frame, diff, mask)
+        self._absorb(frame, mask, thr, protect)
         out = mask
         if shift != (0.0, 0.0):
             h, w = mask.shape
@@ -172,6 +198,40 @@ class BackgroundModel:
         self._updates += 1
         if self._updates % 8 == 0:
             self._small_bg = None
+            self._tiny_bg = None
+
+    def _absorb(
+        self, frame: np.ndarray, mask: GrayImage, thr: np.ndarray, protect: GrayImage | None
+    ) -> None:
+        """Static foreground absorption: foreground that has not changed for
+        ``absorb_time`` becomes background at once.
+
+        A door leaf that swung open, a bag put down or a curtain that moved
+        differ from the background but stand perfectly still; a person never
+        does for long, and people already seen walking are protected anyway.
+        Without this the opened door stays foreground for tens of seconds and
+        merges with everyone who walks past it.
+        """
+        assert self._bg is not None
+        assert self._still is not None
+        prev, self._prev = self._prev, frame
+        if prev is None:
+            return
+        change = cv2.absdiff(frame, prev)
+        still = cv2.compare(change, thr * self._cfg.still_fraction, cv2.CMP_LT)
+        candidates = cv2.bitwise_and(mask, still)
+        if protect is not None:
+            candidates = cv2.bitwise_and(candidates, cv2.bitwise_not(protect))
+        if self._ones is None or self._ones.shape != mask.shape:
+            self._ones = np.ones(mask.shape, np.uint8)
+        # uint8 counters saturate at 255; absorb_frames is capped below that.
+        self._still = np.asarray(
+            cv2.bitwise_and(cv2.add(self._still, self._ones), candidates), np.uint8
+        )
+        _, ready = cv2.threshold(self._still, self._absorb_frames - 0.5, 255, cv2.THRESH_BINARY)
+        if cv2.countNonZero(ready):
+            cv2.copyTo(frame, ready, self._bg)
+            self._still[ready > 0] = 0
 
     def _gain(self, frame: np.ndarray) -> float:
         assert self._bg is not None
@@ -185,18 +245,66 @@ class BackgroundModel:
         return 1.0 if abs(gain - 1.0) < 0.02 else gain
 
     def _register(self, frame: np.ndarray) -> tuple[float, float]:
+        """The camera's translation against the background, or (0, 0).
+
+        Phase correlation follows whatever moves most coherently, and that is
+        not always the camera: a door swinging open or a person filling the
+        picture drags it by pixels. A candidate shift is therefore accepted
+        only if it explains most of the picture better (the difference to the
+        background drops in most cells of a 4 x 4 grid), which a real shake
+        does and a moving object does not. And phase correlation runs only
+        when the picture differs from the background more than it usually
+        does, not on every frame.
+        """
         assert self._bg is not None
-        if self._small_bg is None:
+        cfg = self._cfg
+        if self._small_bg is None or self._tiny_bg is None:
             self._small_bg = cv2.pyrDown(self._bg)
+            self._tiny_bg = self._small_bg
         small = cv2.pyrDown(frame)
-        if self._window is None or self._window.shape != small.shape:
-            self._window = cv2.createHanningWindow((small.shape[1], small.shape[0]), cv2.CV_32F)
-        (dx, dy), response = cv2.phaseCorrelate(self._small_bg, small, self._window)
-        if response < 0.05:
-            return self._shift
-        dx, dy = 2.0 * dx, 2.0 * dy
-        limit = self._cfg.max_shift_fraction * frame.shape[1]
-        if math.hypot(dx, dy) < 0.5 or math.hypot(dx, dy) > limit:
-            return (0.0, 0.0)
-        self._shift = (dx, dy)
-        return self._shift
+        tiny = small
+        best = self._shift
+        cells = self._residual(tiny, best)
+        if best != (0.0, 0.0):
+            still = self._residual(tiny, (0.0, 0.0))
+            if float(still.mean()) <= float(cells.mean()):
+                best, cells = (0.0, 0.0), still
+        score = float(cells.mean())
+        quiet = self._quiet if self._quiet is not None else score
+        self._quiet = quiet + cfg.quiet_rate * (min(score, 2.0 * quiet) - quiet)
+        if score > cfg.shake_suspect * quiet:
+            if self._window is None or self._window.shape != small.shape:
+                self._window = cv2.createHanningWindow((small.shape[1], small.shape[0]), cv2.CV_32F)
+            # OpenCV 5 applies the window to its inputs in place: give it copies.
+            (dx, dy), response = cv2.phaseCorrelate(
+                self._small_bg.copy(), small.copy(), self._window
+            )
+            dx, dy = 2.0 * dx, 2.0 * dy
+            limit = cfg.max_shift_fraction * frame.shape[1]
+            if response >= 0.05 and 0.5 <= math.hypot(dx, dy) <= limit:
+                moved = self._residual(tiny, (dx, dy))
+                # A shake moves every part of the picture; a door or a person only theirs.
+                better = int(np.count_nonzero(moved < cfg.shake_gain * cells))
+                if better >= cfg.shake_cells * moved.size and moved.mean() < cells.mean():
+                    best = (dx, dy)
+        if math.hypot(*best) < 0.5:
+            best = (0.0, 0.0)
+        self._shift = best
+        return best
+
+    def _residual(self, tiny: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+        """Mean absolute difference to the background at half size after
+        ``shift``, in each cell of a 4 x 4 grid."""
+        assert self._tiny_bg is not None
+        h, w = tiny.shape
+        # Whole pixels only: interpolating would smooth the noise away and make
+        # any shift look like an improvement on a flat picture.
+        sx, sy = round(shift[0] / 2.0), round(shift[1] / 2.0)
+        if (sx, sy) != (0, 0):
+            m = np.array([[1, 0, -sx], [0, 1, -sy]], np.float32)
+            tiny = cv2.warpAffine(tiny, m, (w, h), flags=cv2.INTER_NEAREST,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        # The border is where a shift brings in pixels from outside the picture.
+        b = max(1, w // 16)
+        diff = cv2.absdiff(tiny[b:-b, b:-b], self._tiny_bg[b:-b, b:-b])
+        return np.asarray(cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), np.float32)

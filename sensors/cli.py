@@ -64,7 +64,9 @@ def analyze_command(
             if annotate is not None:
                 writer = _annotate(writer, annotate, frame, analyzer, passages, source.fps)
             bar.update(1)
-    analyzer.finish()
+    for p in analyzer.finish():
+        typer.echo(p.model_dump_json())
+        passages.append(p)
     if writer is not None:
         writer.release()
     summary = {

@@ -166,7 +166,7 @@ def evaluate_clip(
             busy += time.perf_counter() - start
             if progress is not None:
                 progress(1)
-    analyzer.finish()
+    passages += analyzer.finish()
     return ClipScore(
         clip=video.name,
         score=match(passages, clip.events, clip.fps),

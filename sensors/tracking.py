@@ -17,7 +17,6 @@ a pair walking through a door together still yields two tracks.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -63,6 +62,9 @@ class BlobConfig:
     split_aspect: float = 1.25
     open_size: int = 3
     close_size: int = 7
+    reduce: int = 2
+    reduce_fill: float = 0.55
+    reduced_open: int = 1
 
 
 def _kernel(size: int) -> np.ndarray:
@@ -106,23 +108,44 @@ def _split(mask: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
 
 
 def find_blobs(mask: GrayImage, config: BlobConfig | None = None) -> list[Blob]:
-    """Person-sized foreground regions of a 0/255 mask."""
+    """Person-sized foreground regions of a 0/255 mask.
+
+    Clean-up and connected components run on the mask reduced by
+    ``cfg.reduce`` (a cell is foreground when ``cfg.reduce_fill`` of it is):
+    the reduction itself removes speckle the way an opening would, and the
+    labelling, the costliest step on a noisy mask, gets that many times fewer
+    pixels. Boxes are returned in the mask's own pixels.
+    """
     cfg = config or BlobConfig()
-    clean = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_size))
-    clean = np.asarray(cv2.morphologyEx(clean, cv2.MORPH_CLOSE, _kernel(cfg.close_size)), np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(clean, connectivity=8)
     h, w = mask.shape
+    k = cfg.reduce if min(w, h) >= 60 * cfg.reduce else 1
+    if k > 1:
+        small = cv2.resize(mask, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        _, clean = cv2.threshold(small, 255 * cfg.reduce_fill, 255, cv2.THRESH_BINARY)
+        if cfg.reduced_open > 1:
+            square = np.ones((cfg.reduced_open, cfg.reduced_open), np.uint8)
+            clean = cv2.morphologyEx(clean, cv2.MORPH_OPEN, square)
+        close = max(3, cfg.close_size // k) | 1
+    else:
+        clean = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_size))
+        close = cfg.close_size
+    clean = np.asarray(cv2.morphologyEx(clean, cv2.MORPH_CLOSE, _kernel(close)), np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(clean, connectivity=8)
     # Thin slivers are registration residue along strong edges, never body parts;
     # letting them join would glue distant people together.
+    kk = float(k)
     min_fragment = 0.25 * cfg.min_area * w * h
-    min_side = max(3, round(0.02 * h))
+    min_side = max(3.0, round(0.02 * h))
     blobs = [
-        Blob(float(s[0]), float(s[1]), float(s[2]), float(s[3]), float(s[4]))
+        Blob(float(s[0]) * kk, float(s[1]) * kk, float(s[2]) * kk, float(s[3]) * kk,
+             float(s[4]) * kk * kk)
         for s in stats[1:count]
-        if s[4] >= min_fragment and min(s[2], s[3]) >= min_side
+        if s[4] * kk * kk >= min_fragment and min(s[2], s[3]) * kk >= min_side
     ]
     blobs = _join(blobs, cfg.join_gap * h)
     blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
+    if k > 1:
+        clean = np.asarray(cv2.resize(clean, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
     return [part for b in blobs for part in _split(clean, b, cfg.split_aspect)]
 
 
@@ -136,6 +159,9 @@ class TrackerConfig:
     min_gate_px: float = 12.0
     velocity_smoothing: float = 0.5
     max_size_change: float = 0.5
+    carry_time: float = 4.0
+    carry_fill: float = 0.8
+    tentative_misses: int = 2
 
 
 @dataclass(slots=True)
@@ -154,6 +180,8 @@ class Track:
     hits: int = 1
     missed: int = 0
     shared: bool = False
+    carried: int = 0
+    blob: Blob | None = None
     history: list[tuple[int, float, float, float, float]] = field(default_factory=list)
 
     @property
@@ -174,6 +202,7 @@ class Tracker:
         self._cfg = config or TrackerConfig()
         self._confirm_hits = max(2, round(self._cfg.confirm_time * fps))
         self._max_missed = max(2, round(self._cfg.coast_time * fps))
+        self._max_carried = max(2, round(self._cfg.carry_time * fps))
         self._next_id = 1
         self.tracks: list[Track] = []
 
@@ -188,54 +217,86 @@ class Tracker:
         used_blobs = {b for _, b in pairs}
         for ti, bi in pairs:
             self._correct(self.tracks[ti], blobs[bi], frame)
-        for ti, track in enumerate(self.tracks):
-            if ti in used_tracks:
-                continue
-            host = self._host(track, [blobs[b] for _, b in pairs])
+        load = {id(blobs[bi]): self.tracks[ti].w for ti, bi in pairs}
+        # Longest-lived first: when a blob can hold no more, the newest go.
+        waiting = sorted((ti for ti in range(len(self.tracks)) if ti not in used_tracks),
+                         key=lambda ti: self.tracks[ti].first_frame)
+        for ti in waiting:
+            track = self.tracks[ti]
+            host = self._host(track, [blobs[b] for _, b in pairs], load)
             if host is not None:
+                load[id(host)] += track.w
                 self._carry(track, host, frame)
             else:
                 track.cx, track.cy = track.predicted()
                 track.missed += 1
                 track.shared = False
-        dropped = [t for t in self.tracks if t.missed > self._max_missed]
-        self.tracks = [t for t in self.tracks if t.missed <= self._max_missed]
+                track.blob = None
+        # A track not yet confirmed is dropped after a miss or two: it was speckle.
+        dropped = [t for t in self.tracks if t.missed > self._patience(t)]
+        self.tracks = [t for t in self.tracks if t.missed <= self._patience(t)]
         if allow_new:
+            live = [t for t in self.tracks if t.missed == 0]
             for bi, blob in enumerate(blobs):
-                if bi not in used_blobs:
+                if bi not in used_blobs and not self._covered(blob, live):
                     self._start(blob, frame)
         return dropped
 
+    @staticmethod
+    def _covered(blob: Blob, live: list[Track]) -> bool:
+        """Mostly inside a box already followed: a fragment of someone tracked."""
+        for t in live:
+            x, y, w, h = t.box
+            ix = min(blob.x + blob.w, x + w) - max(blob.x, x)
+            iy = min(blob.bottom, y + h) - max(blob.y, y)
+            if ix > 0 and iy > 0 and ix * iy > 0.5 * blob.w * blob.h:
+                return True
+        return False
+
+    def _patience(self, track: Track) -> int:
+        return self._max_missed if self.is_confirmed(track) else self._cfg.tentative_misses
+
     def _associate(self, blobs: list[Blob]) -> list[tuple[int, int]]:
-        candidates: list[tuple[float, int, int]] = []
-        for ti, t in enumerate(self.tracks):
-            px, py = t.predicted()
-            gate = max(self._cfg.min_gate_px, self._cfg.gate * max(t.w, t.h))
-            for bi, b in enumerate(blobs):
-                dist = math.hypot(b.cx - px, b.cy - py)
-                size = abs(math.log(max(b.h, 1.0) / max(t.h, 1.0)))
-                # A blob of a very different height is another object or a merge;
-                # taking it would teleport the track's feet across the line.
-                if dist < gate and size < self._cfg.max_size_change:
-                    candidates.append((dist / gate + 0.5 * size, ti, bi))
-        candidates.sort()
+        """Greedy assignment on a gated cost matrix (distance relative to the
+        track's size, plus a penalty for a change of height), computed with
+        numpy: speckle on a shaking picture can mean dozens of both."""
+        if not self.tracks or not blobs:
+            return []
+        cfg = self._cfg
+        t = np.array([(*tr.predicted(), tr.w, tr.h) for tr in self.tracks], np.float64)
+        b = np.array([(bl.cx, bl.cy, bl.h) for bl in blobs], np.float64)
+        gate = np.maximum(cfg.min_gate_px, cfg.gate * np.maximum(t[:, 2], t[:, 3]))[:, None]
+        dist = np.hypot(b[None, :, 0] - t[:, None, 0], b[None, :, 1] - t[:, None, 1])
+        # A blob of a very different height is another object or a merge;
+        # taking it would teleport the track's feet across the line.
+        size = np.abs(np.log(np.maximum(b[None, :, 2], 1.0) / np.maximum(t[:, None, 3], 1.0)))
+        ok = (dist < gate) & (size < cfg.max_size_change)
+        if not ok.any():
+            return []
+        cost = dist / gate + 0.5 * size
+        ti, bi = np.nonzero(ok)
+        order = np.argsort(cost[ti, bi], kind="stable")
         pairs: list[tuple[int, int]] = []
         seen_t: set[int] = set()
         seen_b: set[int] = set()
-        for _, ti, bi in candidates:
-            if ti not in seen_t and bi not in seen_b:
-                pairs.append((ti, bi))
-                seen_t.add(ti)
-                seen_b.add(bi)
+        for k in order:
+            a, c = int(ti[k]), int(bi[k])
+            if a not in seen_t and c not in seen_b:
+                pairs.append((a, c))
+                seen_t.add(a)
+                seen_b.add(c)
         return pairs
 
-    def _host(self, track: Track, matched: list[Blob]) -> Blob | None:
-        if not self.is_confirmed(track):
+    def _host(self, track: Track, matched: list[Blob], load: dict[int, float]) -> Blob | None:
+        """The blob a lost track has merged into, if it is wide enough to hold
+        one more person and the track has not been carried for too long."""
+        if not self.is_confirmed(track) or track.carried >= self._max_carried:
             return None
         px, py = track.predicted()
         for b in matched:
             similar = 0.6 * track.h <= b.h <= 1.8 * track.h and b.w > 0.7 * track.w
-            if similar and b.x <= px <= b.x + b.w and b.y <= py <= b.bottom:
+            room = b.w >= self._cfg.carry_fill * (load.get(id(b), 0.0) + track.w)
+            if similar and room and b.x <= px <= b.x + b.w and b.y <= py <= b.bottom:
                 return b
         return None
 
@@ -249,6 +310,8 @@ class Tracker:
         track.vx *= 0.5
         track.h = host.h
         track.shared = True
+        track.carried += 1
+        track.blob = host
         track.missed = 0
         track.last_frame = frame
         track.history.append((frame, track.cx, track.cy, track.w, track.h))
@@ -259,13 +322,15 @@ class Tracker:
         track.vy = (1 - k) * track.vy + k * (blob.cy - track.cy)
         track.cx, track.cy, track.w, track.h = blob.cx, blob.cy, blob.w, blob.h
         track.hits += 1
+        track.carried = 0
         track.missed = 0
         track.shared = False
+        track.blob = blob
         track.last_frame = frame
         track.history.append((frame, track.cx, track.cy, track.w, track.h))
 
     def _start(self, blob: Blob, frame: int) -> None:
-        track = Track(self._next_id, blob.cx, blob.cy, blob.w, blob.h, frame, frame)
+        track = Track(self._next_id, blob.cx, blob.cy, blob.w, blob.h, frame, frame, blob=blob)
         track.history.append((frame, blob.cx, blob.cy, blob.w, blob.h))
         self._next_id += 1
         self.tracks.append(track)

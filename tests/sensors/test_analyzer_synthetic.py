@@ -14,9 +14,6 @@ from sensors.analyzer import DoorwayAnalyzer, Passage, TrackSummary
 from sensors.frames import Frame
 from sensors.source_synthetic import SCENARIOS, ExpectedPassage, SyntheticSource
 
-DOOR_BLOB = "the opened door stays foreground and merges with people near it"
-
-
 Outcome = tuple[list[Passage], list[TrackSummary], list[ExpectedPassage]]
 
 
@@ -26,7 +23,7 @@ def _run(name: str, seed: int = 0) -> Outcome:
     passages: list[Passage] = []
     while (frame := source.read()) is not None:
         passages += analyzer.feed(frame)
-    analyzer.finish()
+    passages += analyzer.finish()
     return passages, analyzer.summaries, source.expected_passages()
 
 
@@ -40,7 +37,10 @@ def _same(passages: list[Passage], expected: list[ExpectedPassage], fps: float =
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+SEEDS = [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
     "name", ["static", "door_only", "lighting", "covered", "blinded", "frozen", "bumped"]
 )
@@ -50,51 +50,38 @@ def test_no_passage_without_people(name: str, seed: int) -> None:
     assert passages == []
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_handover_produces_no_passage(seed: int) -> None:
     passages, _, _ = _run("handover", seed)
     assert passages == []
 
 
-@pytest.mark.xfail(strict=True, reason=f"handover track not summarised as such: {DOOR_BLOB}")
-def test_handover_is_summarised_as_handover() -> None:
-    _, summaries, _ = _run("handover")
-    assert [s.handover for s in summaries].count(True) == 1
+@pytest.mark.parametrize("seed", SEEDS)
+def test_handover_is_summarised_as_handover(seed: int) -> None:
+    _, summaries, _ = _run("handover", seed)
+    assert [s.handover for s in summaries].count(True) == 1, summaries
 
 
-def test_exit_is_one_out_passage_at_the_sill() -> None:
-    passages, _, expected = _run("exit", seed=2)
-    assert _same(passages, expected)
-    assert passages[0].direction == "out"
-
-
-@pytest.mark.parametrize(
-    ("name", "seed"),
-    [
-        pytest.param("exit", 0, marks=pytest.mark.xfail(strict=True, reason=DOOR_BLOB)),
-        pytest.param("entry", 0, marks=pytest.mark.xfail(strict=True, reason=DOOR_BLOB)),
-        pytest.param(
-            "pair_exit", 0,
-            marks=pytest.mark.xfail(strict=True, reason="two people side by side stay one blob"),
-        ),
-        pytest.param("exit_then_entry", 0, marks=pytest.mark.xfail(strict=True, reason=DOOR_BLOB)),
-    ],
-)
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ["exit", "entry", "exit_then_entry", "exit_with_lighting"])
 def test_people_scenes_give_exactly_the_scripted_passages(name: str, seed: int) -> None:
     passages, _, expected = _run(name, seed)
     assert _same(passages, expected), (passages, expected)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.xfail(strict=True, reason="two people abreast from the start stay one blob, "
+                   "and a first crossing has no learned one-person width to compare with")
+def test_a_pair_gives_two_passages(seed: int) -> None:
+    passages, _, expected = _run("pair_exit", seed)
+    assert _same(passages, expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_exit_is_never_reported_as_entry(seed: int) -> None:
     passages, _, _ = _run("exit", seed)
     assert passages, "the exit was missed"
     assert {p.direction for p in passages} == {"out"}
-
-
-def test_exit_under_a_lighting_step_is_still_an_exit() -> None:
-    passages, _, expected = _run("exit_with_lighting", seed=2)
-    assert _same(passages, expected)
 
 
 def test_feed_accepts_any_resolution_and_scales_to_the_working_width() -> None:
