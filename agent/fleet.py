@@ -42,6 +42,7 @@ class FleetResult:
     pending: int
     heartbeats_sent: int = 0
     connected_at_end: int = 0
+    connect_s: float = 0.0
 
 
 def load_credentials(path: Path) -> dict[str, str]:
@@ -144,6 +145,7 @@ async def run_fleet(
         link.start(loop)
     beats = [0]
     connected = 0
+    connect_s = 0.0
     try:
         async with asyncio.TaskGroup() as group:
             pumps = [group.create_task(link.run(), name=f"link-{link.device_id}") for link in links]
@@ -152,7 +154,14 @@ async def run_fleet(
                                                name="heartbeats"))
             produced = await _produce(outbox, links, events, rate, seed)
             if duration_s > 0:
-                await asyncio.sleep(max(0.0, started + duration_s - loop.time()))
+                # Hold the whole fleet for the duration: count it from the moment every
+                # device is connected (thousands of connections take a while to open).
+                deadline = loop.time() + max(60.0, len(links) / 20)
+                while (not all(link.connected.is_set() for link in links)  # noqa: ASYNC110
+                       and loop.time() < deadline):
+                    await asyncio.sleep(0.5)
+                connect_s = loop.time() - started
+                await asyncio.sleep(duration_s)
             deadline = loop.time() + drain_timeout_s
             while outbox.depth() and loop.time() < deadline:  # noqa: ASYNC110 - polls a file
                 await asyncio.sleep(0.1)
@@ -166,4 +175,5 @@ async def run_fleet(
     outbox.close()
     return FleetResult(devices=len(links), produced=produced,
                        acked=sum(link.acked_total for link in links), pending=pending,
-                       heartbeats_sent=beats[0], connected_at_end=connected)
+                       heartbeats_sent=beats[0], connected_at_end=connected,
+                       connect_s=round(connect_s, 1))

@@ -84,6 +84,7 @@ def run_size(size: int, interval_s: float = 10.0, duration_s: float = 45.0) -> d
           and rejected == 0)
     return {"devices": size, "heartbeat_interval_s": interval_s, "duration_s": duration_s,
             "connected_at_end": result.get("connected_at_end"),
+            "seconds_to_connect_all": result.get("connect_s"),
             "heartbeats_sent": result.get("heartbeats_sent"), "fresh_in_db": fresh,
             "rejected": rejected, "cpu_percent": cpu, "no_loss": ok,
             "sim_error": sim.stderr[-500:] if sim.returncode else ""}
