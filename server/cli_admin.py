@@ -156,6 +156,8 @@ def household_update(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="New notes")] = None,
+    armed: Annotated[bool | None, typer.Option(
+        "--armed/--disarmed", help="By hand, for a household without a period")] = None,
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
@@ -167,7 +169,7 @@ def household_update(
         change = HouseholdUpdate(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
             members=member, quarantine_start=parse_time(start, tz),
-            quarantine_end=parse_time(end, tz), notes=notes)
+            quarantine_end=parse_time(end, tz), notes=notes, armed=armed)
         await update_household(db, household_id, change, actor=actor_name(actor))
 
     run_with_db(config, action)

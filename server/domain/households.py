@@ -71,6 +71,7 @@ class HouseholdUpdate(BaseModel):
     quarantine_start: datetime | None = None
     quarantine_end: datetime | None = None
     notes: str | None = Field(None, max_length=2000)
+    armed: bool | None = Field(None, description="Arm or disarm by hand (only without a period)")
 
 
 class Household(BaseModel):
@@ -235,10 +236,15 @@ async def update_household(
 ) -> Household:
     """Change some fields; a changed period re-arms or disarms at once."""
     fields = change.model_dump(exclude_none=True)
+    by_hand = fields.pop("armed", None)
     async with db.transaction() as tx:
         current = await get_household(tx, household_id)
         if current.purged_at is not None:
             raise InvalidChangeError("household", household_id, "purged")
+        if by_hand is not None and (current.quarantine_start is not None
+                                    or "quarantine_start" in fields):
+            raise InvalidChangeError("household", household_id, "armed_by_schedule",
+                                     "its quarantine period decides; end it early instead")
         await _check_refs(tx, fields.get("grid_id"), fields.get("worker_id"))
         start = fields.get("quarantine_start", current.quarantine_start)
         end = fields.get("quarantine_end", current.quarantine_end)
@@ -260,8 +266,13 @@ async def update_household(
             await audit(tx, actor, "household.update", f"household:{household_id}",
                         ", ".join(fields))
         armed = in_period(ts_or_none(start), ts_or_none(end), to_ts((clock or SystemClock()).now()))
+        if armed is None:
+            armed = by_hand
         if armed is not None and armed != current.armed:
             await set_desired_arm_state(tx, household_id, armed)
+            await audit(tx, actor, "household.arm" if armed else "household.disarm",
+                        f"household:{household_id}", "by hand" if by_hand is not None
+                        else "quarantine period changed")
         return await get_household(tx, household_id)
 
 

@@ -256,3 +256,22 @@ async def test_retention_job_runs_once_per_interval_across_instances_and_restart
 def test_clock_start_is_aware(clock: ManualClock) -> None:
     assert isinstance(clock.now(), datetime)
     assert clock.now().tzinfo is not None
+
+
+async def test_arming_by_hand_only_without_a_period(
+    db: Database, settings: ServerSettings, clock: ManualClock
+) -> None:
+    from server.domain.households import HouseholdUpdate, update_household
+
+    manual = await seed(db, armed=False)
+    scheduled = await seed(db, device="door-2", start=clock.now() - timedelta(days=1),
+                           end=clock.now() + timedelta(days=13))
+    await update_household(db, manual.household, HouseholdUpdate(armed=True), actor="sup")
+    assert (await get_household(db, manual.household)).armed
+    recorder = Recorder()
+    await Scheduler(db, settings, recorder, clock).tick()
+    assert decode_command(*[s for s in recorder.sent if s[0].endswith("door-1/arm")][-1][:2]
+                          ).name == "arm"
+    with pytest.raises(InvalidChangeError, match="armed_by_schedule"):
+        await update_household(db, scheduled.household, HouseholdUpdate(armed=False),
+                               actor="sup")
