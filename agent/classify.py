@@ -50,6 +50,8 @@ class EpisodeWindow:
     lead_s: float = 1.0
     tail_s: float = 1.0
     observed_from: float | None = None
+    # The door was already open when the agent started (see agent/episodes.py).
+    found_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from agent.outbox import Outbox
 from doorwatch.errors import StorageError
 from doorwatch.logs import get_logger
 
-__all__ = ["OpenEpisode", "load_open_episodes", "save_episode"]
+__all__ = ["OpenEpisode", "drop_episode", "load_open_episodes", "save_episode"]
 
 log = get_logger(__name__)
 
@@ -35,6 +35,8 @@ class OpenEpisode:
     door_sensor: bool
     evidence: EpisodeEvidence = field(default_factory=EpisodeEvidence)
     ended_at: datetime | None = None
+    # Begun from a door already open at start: reported only if somebody was seen passing.
+    found_open: bool = False
 
     @property
     def key(self) -> str:
@@ -42,9 +44,10 @@ class OpenEpisode:
         return f"{PREFIX}{self.episode_id}"
 
     @staticmethod
-    def new(started_at: datetime, door_sensor: bool) -> OpenEpisode:
+    def new(started_at: datetime, door_sensor: bool, *, found_open: bool = False
+            ) -> OpenEpisode:
         """A fresh episode."""
-        return OpenEpisode(uuid4(), started_at, door_sensor)
+        return OpenEpisode(uuid4(), started_at, door_sensor, found_open=found_open)
 
     def with_evidence(self, evidence: EpisodeEvidence) -> OpenEpisode:
         """A copy holding ``evidence``."""
@@ -58,6 +61,7 @@ class OpenEpisode:
             "door_sensor": self.door_sensor,
             "evidence": self.evidence.to_json(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "found_open": self.found_open,
         })
 
     @staticmethod
@@ -71,6 +75,7 @@ class OpenEpisode:
             door_sensor=bool(data["door_sensor"]),
             evidence=EpisodeEvidence.from_json(data.get("evidence", {})),
             ended_at=datetime.fromisoformat(ended) if ended else None,
+            found_open=bool(data.get("found_open", False)),
         )
 
 
@@ -83,6 +88,15 @@ def save_episode(outbox: Outbox, episode: OpenEpisode) -> bool:
                                                        "reason": str(exc)})
         return False
     return True
+
+
+def drop_episode(outbox: Outbox, episode: OpenEpisode) -> None:
+    """Forget ``episode`` without reporting it (logged when the disk refuses)."""
+    try:
+        outbox.put_state(episode.key, None)
+    except StorageError as exc:
+        log.error("open episode not removed", extra={"episode": str(episode.episode_id),
+                                                     "reason": str(exc)})
 
 
 def load_open_episodes(outbox: Outbox) -> list[OpenEpisode]:

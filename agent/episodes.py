@@ -11,6 +11,12 @@ doorway activity) on the event loop. The tracker calls:
   open is reported without waiting for it to close);
 * ``on_stuck(opened_at)`` once when the door has read open without a break for
   ``stuck_open_s`` (with a pull-up, a cut wire reads as "open").
+
+A door that already reads open when the agent starts (:meth:`assume_open`)
+did not open in front of us: the episode it begins is marked ``found_open``
+(its windows carry the flag) until the door is seen closing and opening
+again. The agent reports such an episode only if the camera saw somebody pass;
+a door that simply stays open is reported by the stuck-open timer instead.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class EpisodeTracker:
         self._stuck_reported = False
         self._cut = False
         self._observed_from: float | None = None
+        self.found_open = False
+        self._found_open_next = False
 
     def configure(self, *, quiet_s: float, max_open_s: float, stuck_open_s: float) -> None:
         """Change the limits (a remote configuration update); applies from the next wait."""
@@ -68,9 +76,16 @@ class EpisodeTracker:
         """Hand a transition to the tracker (call on the event loop)."""
         self._queue.put_nowait(transition)
 
-    def resume(self, started: float, *, door_open: bool, now: float) -> None:
+    def assume_open(self, at: float) -> None:
+        """The door reads open at start (call on the event loop, before :meth:`run`)."""
+        self._found_open_next = True
+        self.feed(DoorTransition(is_open=True, at=at))
+
+    def resume(self, started: float, *, door_open: bool, now: float,
+               found_open: bool = False) -> None:
         """Continue an episode that began (at monotonic ``started``) before a restart."""
         self.started = started
+        self.found_open = found_open
         self._observed_from = now
         self.door_open = door_open
         self._opened_at = now if door_open else None
@@ -113,7 +128,8 @@ class EpisodeTracker:
         window = EpisodeWindow(started=self.started, ended=ended,
                                lead_s=0.0 if self._cut else 1.0,
                                tail_s=1.0 if what == "quiet" else 0.0,
-                               observed_from=self._observed_from)
+                               observed_from=self._observed_from,
+                               found_open=self.found_open)
         self.started, self._closed_at, self._observed_from = None, None, None
         self._cut = what == "cut"
         await self._on_episode(window)
@@ -126,9 +142,12 @@ class EpisodeTracker:
         if transition.is_open:
             if not was_open:
                 self._opened_at, self._stuck_reported = transition.at, False
+                if self.started is not None:
+                    self.found_open = False  # seen opening again: a real opening
             self._closed_at = None
             if self.started is None:
                 self.started, self._cut = transition.at, False
+                self.found_open, self._found_open_next = self._found_open_next, False
                 await self._on_start(transition.at)
         else:
             self._opened_at = None

@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 
 from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, encode_jpeg
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
-from agent.episode_store import OpenEpisode, load_open_episodes, save_episode
+from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
 from agent.evidence import EvidenceStore
 from agent.health import ClockJumpWatch, cpu_temperature
@@ -58,6 +58,8 @@ _TAMPER_KINDS = {
     "frozen": TamperKind.CAMERA_FROZEN,
 }
 _EVIDENCE_KINDS = {EventKind.EXIT, EventKind.ENTRY, EventKind.DOOR_OPEN_UNVERIFIED}
+# What an episode of a door found open at start must show to be reported.
+_PASSAGE_KINDS = {EventKind.EXIT, EventKind.ENTRY}
 # The same tamper condition is reported at most once in this many seconds.
 _TAMPER_REPEAT_S = 300.0
 # A camera analysis thread silent this long (without a reported failure) is stuck.
@@ -151,15 +153,17 @@ class Agent:
     async def _episode_started(self, started: float) -> None:
         if self.camera is not None:
             self.camera.begin_episode()
-        episode = OpenEpisode.new(self.wall(started), door_sensor=self.door is not None)
+        episode = OpenEpisode.new(self.wall(started), door_sensor=self.door is not None,
+                                  found_open=self.episodes.found_open)
         self.open_episode = episode
         await asyncio.to_thread(save_episode, self.outbox, episode)
         log.info("door episode started", extra={"device_id": self.device_id,
                                                 "episode": str(episode.episode_id)})
 
     async def _episode_ended(self, window: EpisodeWindow) -> None:
-        episode = self.open_episode or OpenEpisode.new(self.wall(window.started),
-                                                       door_sensor=self.door is not None)
+        episode = self.open_episode or OpenEpisode.new(
+            self.wall(window.started), door_sensor=self.door is not None,
+            found_open=window.found_open)
         self.open_episode = None
         found = await asyncio.to_thread(self.classifier.evidence, window, final=True)
         evidence = (self._restored or EpisodeEvidence()).merged(found)
@@ -173,6 +177,13 @@ class Agent:
         """Judge an ended episode and record its one event (plus evidence)."""
         verdict = judge(episode.evidence, self.config.camera.min_passage_confidence)
         assert episode.ended_at is not None
+        if episode.found_open and verdict.kind not in _PASSAGE_KINDS:
+            # The door was open before we watched: nobody was seen passing, so there is
+            # nothing to report (a door left open is the stuck-open timer's business).
+            await asyncio.to_thread(drop_episode, self.outbox, episode)
+            log.info("door found open at start closed again; nobody passed",
+                     extra={"device_id": self.device_id, "kind": verdict.kind.value})
+            return
         info = EpisodeInfo(
             started_at=episode.started_at, ended_at=max(episode.ended_at, episode.started_at),
             door_sensor=episode.door_sensor, passages=verdict.passages,
@@ -248,7 +259,8 @@ class Agent:
             started = self.mono(episode.started_at)
             self.open_episode, self._restored = episode, episode.evidence
             door_open = self.door.is_open if self.door is not None else False
-            self.episodes.resume(started, door_open=door_open, now=now)
+            self.episodes.resume(started, door_open=door_open, now=now,
+                                 found_open=episode.found_open)
             if self.camera is not None:
                 self.camera.begin_episode()
             log.info("resumed the episode open before the restart",
@@ -375,8 +387,16 @@ class Agent:
             self.camera.start()
         self.link.start(loop)
         if self.door is not None and self.door.is_open:
-            # The door was open at start: that is an episode (gpiozero reports changes only).
-            self.episodes.feed(DoorTransition(is_open=True, at=time.monotonic()))
+            # gpiozero reports changes only, so tell the tracker the door reads open now.
+            if self.open_episode is not None:
+                # The episode open before the restart goes on.
+                self.episodes.feed(DoorTransition(is_open=True, at=time.monotonic()))
+            else:
+                # Found open (power cut, restart after an update): we did not see it
+                # open, so it is no exit; reported only if somebody is seen passing,
+                # or as a tamper if it stays open past door.stuck_open_s.
+                log.info("door reads open at start", extra={"device_id": self.device_id})
+                self.episodes.assume_open(time.monotonic())
 
 
 def replace_end(episode: OpenEpisode, ended_at: datetime) -> OpenEpisode:

@@ -1,0 +1,94 @@
+"""A door that already reads open when the agent starts is not an episode by itself.
+
+What a grid worker expects after a power cut or an update: no alarm just
+because the agent came up while the door stood open; an alarm if somebody is
+seen passing; a tamper if the door stays open past ``door.stuck_open_s``.
+Scripted classifier, mock door; the records stay in the durable outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from agent.classify import ScriptedClassifier
+from agent.service import Agent, running_agent
+from broker.messages import EventKind
+from tests.agent.helpers import device_config, make_agent
+
+
+def _records(agent: Agent) -> list[dict[str, Any]]:
+    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+
+
+def _events(agent: Agent) -> list[dict[str, Any]]:
+    return [r for r in _records(agent) if r.get("type") == "event"]
+
+
+async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
+    """Wait (bounded) until ``count`` events are in the outbox; return them."""
+    for _ in range(400):
+        if len(_events(agent)) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return _events(agent)
+
+
+def _agent(tmp_path: Path, device_id: str, **door: Any) -> tuple[Agent, ScriptedClassifier]:
+    config = device_config(tmp_path, None, device_id, "x", door={"quiet_s": 0.3, **door})
+    classifier = ScriptedClassifier()
+    agent = make_agent(config, classifier=classifier)
+    assert agent.door is not None
+    agent.door.pin.drive_high()  # the door stands open when the agent starts
+    return agent, classifier
+
+
+async def _open_and_close(agent: Agent) -> None:
+    assert agent.door is not None
+    agent.door.pin.drive_high()
+    await asyncio.sleep(0.2)
+    agent.door.pin.drive_low()
+
+
+async def test_door_open_at_start_that_closes_reports_nothing(tmp_path: Path) -> None:
+    agent, classifier = _agent(tmp_path, "door-found-open")
+    assert agent.door is not None
+    async with running_agent(agent):
+        classifier.script(EventKind.DOOR_OPEN)  # nobody is seen while it stands open
+        await asyncio.sleep(0.3)
+        agent.door.pin.drive_low()  # somebody shuts it
+        await asyncio.sleep(0.6)  # past the quiet time: the found-open episode is over
+        classifier.script(EventKind.HANDOVER)
+        await _open_and_close(agent)  # a real opening afterwards is reported as usual
+        events = await _until(agent, 1)
+        assert agent.outbox.state_items("episode:") == []
+    assert [e["kind"] for e in events] == ["handover"]
+
+
+async def test_somebody_leaving_through_a_door_found_open_is_an_exit(tmp_path: Path) -> None:
+    agent, classifier = _agent(tmp_path, "door-found-exit")
+    assert agent.door is not None
+    async with running_agent(agent):
+        classifier.script(EventKind.EXIT)  # the camera sees a person go out
+        await asyncio.sleep(0.3)
+        agent.door.pin.drive_low()
+        events = await _until(agent, 1)
+    assert [e["kind"] for e in events] == ["exit"]
+
+
+async def test_door_left_open_from_start_is_a_tamper_not_an_episode(tmp_path: Path) -> None:
+    agent, classifier = _agent(tmp_path, "door-found-stuck", stuck_open_s=0.5)
+    assert agent.door is not None
+    async with running_agent(agent):
+        classifier.script(EventKind.DOOR_OPEN)
+        events = await _until(agent, 1)
+        assert [(e["kind"], e.get("tamper")) for e in events] == [
+            ("tamper", "door_sensor_disconnected")]
+        agent.door.pin.drive_low()  # fixed: the magnet is back
+        await asyncio.sleep(0.6)
+        classifier.script(EventKind.HANDOVER)
+        await _open_and_close(agent)
+        events = await _until(agent, 2)
+    assert [e["kind"] for e in events] == ["tamper", "handover"]
