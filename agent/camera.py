@@ -33,7 +33,15 @@ from sensors.frames import Frame, FrameSource
 from sensors.scene import Scene
 from sensors.tamper import TamperConfig, TamperFinding, TamperMonitor
 
-__all__ = ["CameraFailure", "CameraPipeline", "KeyFrame", "Timeline", "best_frames", "encode_jpeg"]
+__all__ = [
+    "CameraFailure",
+    "CameraPipeline",
+    "KeyFrame",
+    "Timeline",
+    "best_frames",
+    "encode_jpeg",
+    "evidence_jpeg",
+]
 
 log = get_logger(__name__)
 
@@ -59,6 +67,13 @@ class KeyFrame:
     frame: Frame
     reason: str
     score: float
+    # The backend's main-stream JPEG taken when the frame was kept (picamera2), if any.
+    jpeg: bytes | None = None
+
+
+def evidence_jpeg(key: KeyFrame, quality: int = 80) -> bytes:
+    """The evidence JPEG of ``key``: its main-stream picture, else the analysis frame."""
+    return key.jpeg if key.jpeg is not None else encode_jpeg(key.frame, quality)
 
 
 def encode_jpeg(frame: Frame, quality: int = 80) -> bytes:
@@ -151,8 +166,15 @@ class CameraPipeline:
         analysis_wait_s: float = 3.0,
         tamper_checks: bool = True,
         on_tamper: Callable[[TamperFinding | CameraFailure], None] | None = None,
+        main_stream: bool = False,
     ) -> None:
-        """Prepare (nothing runs before :meth:`start`)."""
+        """Prepare (nothing runs before :meth:`start`).
+
+        ``main_stream``: the backend has a higher-resolution stream behind
+        ``snapshot_jpeg`` (picamera2's main stream); evidence frames kept while
+        an episode is open are then also captured from it.
+        """
+        self._main_stream = main_stream
         self._open_source = open_source
         self._scene = scene
         self.fps = fps
@@ -313,7 +335,8 @@ class CameraPipeline:
         """Keep the frame nearest the passage (dated back) as evidence."""
         at = mono - (frame.t - passage.t)
         best = min(list(self._ring), key=lambda mf: abs(mf[0] - at), default=(mono, frame))
-        key = KeyFrame(best[0], best[1], f"passage {passage.direction}", passage.confidence + 1)
+        key = self.key_frame(best[0], best[1], f"passage {passage.direction}",
+                             passage.confidence + 1)
         self.keyframes.append(key)
         with self._lock:
             if self._episode is not None:
@@ -334,8 +357,33 @@ class CameraPipeline:
             if self._episode is None or mono - self._last_sample < 1.0:
                 return
             self._last_sample = mono
-            self._episode.append(KeyFrame(mono, frame, "during", _visibility(frame)))
+            source = self.source
+        key = self.key_frame(mono, frame, "during", _visibility(frame), source)
+        with self._lock:
+            if self._episode is None:
+                return
+            self._episode.append(key)
             del self._episode[:-40]
+
+    def key_frame(self, mono: float, frame: Frame, reason: str, score: float,
+                  source: FrameSource | None = None) -> KeyFrame:
+        """A kept frame, with the main stream's JPEG taken now when the backend has one.
+
+        A failing main-stream capture is logged and the analysis frame serves
+        as evidence instead (never lose the evidence for a better picture).
+        """
+        jpeg: bytes | None = None
+        if self._main_stream:
+            if source is None:
+                with self._lock:
+                    source = self.source
+            if source is not None:
+                try:
+                    jpeg = source.snapshot_jpeg()
+                except Exception as exc:
+                    log.warning("main-stream evidence failed; using the analysis frame",
+                                extra={"reason": str(exc)})
+        return KeyFrame(mono, frame, reason, score, jpeg)
 
     # episodes and evidence
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, encode_jpeg
+from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, evidence_jpeg
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
 from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
@@ -207,7 +207,7 @@ class Agent:
         if not settings.enabled or kind not in _EVIDENCE_KINDS or not frames:
             return []
         chosen = best_frames(frames, settings.frames_per_event)
-        return [encode_jpeg(k.frame, settings.jpeg_quality) for k in chosen]
+        return [evidence_jpeg(k, settings.jpeg_quality) for k in chosen]
 
     def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
         """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""

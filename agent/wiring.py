@@ -60,4 +60,6 @@ def build_camera(config: DeviceConfig, synthetic: SyntheticSource | None = None,
     return CameraPipeline(
         source_opener(config, synthetic), scene_for(config, synthetic), fps=config.camera.fps,
         ring_s=config.evidence.pre_event_s, analysis_wait_s=config.camera.analysis_wait_s,
-        tamper_checks=config.tamper.camera)
+        tamper_checks=config.tamper.camera,
+        # picamera2's main stream (main_width x main_height) for evidence pictures.
+        main_stream=config.camera.backend == "picamera2")

@@ -1,0 +1,101 @@
+"""Evidence pictures come from the backend's main stream when it has one (unit test).
+
+A fake source stands in for picamera2: its ``snapshot_jpeg`` is the "main
+stream". Without a main stream, or when capturing from it fails, the analysis
+frame is encoded instead, so an event never loses its evidence.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import cv2
+import numpy as np
+
+from agent.camera import CameraPipeline, evidence_jpeg
+from sensors.frames import Frame, FrameSource
+
+MAIN_JPEG = b"\xff\xd8main-stream-1280x720\xff\xd9"
+
+
+class FakeSource:
+    """A FrameSource whose ``snapshot_jpeg`` answers (or fails) as told."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.snapshots = 0
+
+    @property
+    def fps(self) -> float:
+        """Nominal rate."""
+        return 10.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Analysis size."""
+        return (32, 24)
+
+    def read(self) -> Frame | None:
+        """Never used here."""
+        return None
+
+    def snapshot_jpeg(self) -> bytes:
+        """The main stream's picture (or a failure)."""
+        self.snapshots += 1
+        if self.fail:
+            raise RuntimeError("main stream gone")
+        return MAIN_JPEG
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> Self:
+        """Itself."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close."""
+
+
+def _frame() -> Frame:
+    gray = np.full((24, 32), 128, dtype=np.uint8)
+    gray[8:16, 10:20] = 30
+    return Frame(index=5, t=0.5, gray=gray)
+
+
+def _pipeline(source: FrameSource, *, main_stream: bool) -> CameraPipeline:
+    pipeline = CameraPipeline(lambda: source, None, fps=10.0, main_stream=main_stream)
+    pipeline.source = source  # as the capture thread sets it once the camera is open
+    return pipeline
+
+
+def _decoded_size(jpeg: bytes) -> tuple[int, int]:
+    image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def test_main_stream_picture_is_the_evidence_when_the_backend_has_one() -> None:
+    source = FakeSource()
+    key = _pipeline(source, main_stream=True).key_frame(1.0, _frame(), "passage out", 1.9)
+    assert source.snapshots == 1
+    assert evidence_jpeg(key) == MAIN_JPEG
+
+
+def test_analysis_frame_is_the_evidence_without_a_main_stream() -> None:
+    source = FakeSource()
+    key = _pipeline(source, main_stream=False).key_frame(1.0, _frame(), "passage out", 1.9)
+    assert source.snapshots == 0  # no capture cost on backends without a main stream
+    jpeg = evidence_jpeg(key)
+    assert jpeg[:2] == b"\xff\xd8"
+    assert _decoded_size(jpeg) == (32, 24)
+
+
+def test_a_failing_main_stream_falls_back_to_the_analysis_frame() -> None:
+    source = FakeSource(fail=True)
+    key = _pipeline(source, main_stream=True).key_frame(1.0, _frame(), "during", 12.0)
+    assert source.snapshots == 1
+    assert key.jpeg is None
+    assert _decoded_size(evidence_jpeg(key)) == (32, 24)
