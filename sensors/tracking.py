@@ -136,14 +136,13 @@ def find_blobs(mask: GrayImage, config: BlobConfig | None = None) -> list[Blob]:
     kk = float(k)
     min_fragment = 0.25 * cfg.min_area * w * h
     min_side = max(3.0, round(0.02 * h))
-    blobs = [
-        Blob(float(s[0]) * kk, float(s[1]) * kk, float(s[2]) * kk, float(s[3]) * kk,
-             float(s[4]) * kk * kk)
-        for s in stats[1:count]
-        if s[4] * kk * kk >= min_fragment and min(s[2], s[3]) * kk >= min_side
-    ]
+    stats = stats[1:count].astype(np.float64) * np.array([kk, kk, kk, kk, kk * kk])
+    keep = (stats[:, 4] >= min_fragment) & (np.minimum(stats[:, 2], stats[:, 3]) >= min_side)
+    blobs = [Blob(*map(float, s)) for s in stats[keep]]
     blobs = _join(blobs, cfg.join_gap * h)
     blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
+    if not any(b.w >= cfg.split_aspect * b.h for b in blobs):
+        return blobs
     if k > 1:
         clean = np.asarray(cv2.resize(clean, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
     return [part for b in blobs for part in _split(clean, b, cfg.split_aspect)]
