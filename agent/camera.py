@@ -25,10 +25,12 @@ import cv2
 import numpy as np
 
 from agent.classify import EpisodeEvidence, EpisodeWindow
+from agent.doorway import DoorwayActivity
 from broker.messages import PassageInfo
 from doorwatch.errors import HardwareError
 from doorwatch.logs import get_logger
 from sensors.analyzer import DoorwayAnalyzer, Passage
+from sensors.door import DoorTransition
 from sensors.frames import Frame, FrameSource
 from sensors.scene import Scene
 from sensors.tamper import TamperConfig, TamperFinding, TamperMonitor
@@ -167,14 +169,20 @@ class CameraPipeline:
         tamper_checks: bool = True,
         on_tamper: Callable[[TamperFinding | CameraFailure], None] | None = None,
         main_stream: bool = False,
+        on_doorway: Callable[[DoorTransition], None] | None = None,
     ) -> None:
         """Prepare (nothing runs before :meth:`start`).
 
         ``main_stream``: the backend has a higher-resolution stream behind
         ``snapshot_jpeg`` (picamera2's main stream); evidence frames kept while
         an episode is open are then also captured from it.
+        ``on_doorway``: called (on the analysis thread) with "door opened" /
+        "door closed" transitions from movement in the doorway, for devices
+        without a reed switch (:mod:`agent.doorway`).
         """
         self._main_stream = main_stream
+        self.on_doorway = on_doorway
+        self._doorway = DoorwayActivity()
         self._open_source = open_source
         self._scene = scene
         self.fps = fps
@@ -316,6 +324,12 @@ class CameraPipeline:
 
     def _feed(self, analyzer: DoorwayAnalyzer, mono: float, frame: Frame) -> None:
         passages = analyzer.feed(frame)
+        if self.on_doorway is not None:
+            change = self._doorway.update(analyzer, frame.size, frame.t)
+            if change is not None:
+                # Dated back to when the movement began / the doorway went still.
+                lag = self._doorway.start_s if change else self._doorway.stop_s
+                self.on_doorway(DoorTransition(is_open=change, at=mono - lag))
         done = len(analyzer.summaries)
         with self.timeline.lock:
             for p in passages:

@@ -90,6 +90,9 @@ class Agent:
         self.classifier: EpisodeClassifier = classifier or camera or NoCamera()
         if camera is not None and camera.on_tamper is None:
             camera.on_tamper = self.on_camera_tamper
+        if camera is not None and not config.door.fitted:
+            # No reed switch: movement in the doorway opens and closes the "door".
+            camera.on_doorway = self._door_changed
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -109,7 +112,8 @@ class Agent:
         self.episodes = EpisodeTracker(
             config.door.quiet_s, self._episode_ended, max_open_s=config.door.max_open_s,
             stuck_open_s=config.door.stuck_open_s, on_start=self._episode_started,
-            on_stuck=self._door_stuck)
+            # Long movement in front of the camera is no disconnected sensor.
+            **({"on_stuck": self._door_stuck} if config.door.fitted else {}))
         self._loop: asyncio.AbstractEventLoop | None = None
         self.door: DoorContact | None = None
         if config.door.fitted:
