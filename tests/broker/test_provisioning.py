@@ -129,6 +129,8 @@ def tls_server_settings(tmp_path: Path, mosquitto: Mosquitto) -> ServerSettings:
 
 async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> None:
     async with serve(tls_server_settings(tmp_path, mosquitto)) as server:
+        # Before its subscription is in place nothing is queued for the server.
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         db = server.db
         config = await provision_and_install(db, mosquitto, tmp_path, "door-r")
         old_password = stored_password(config)
@@ -194,6 +196,8 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     async with serve(tls_server_settings(tmp_path, mosquitto)) as server:
+        # Before its subscription is in place nothing is queued for the server.
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         db = server.db
         config_a = await provision_and_install(db, mosquitto, tmp_path, "door-a")
         await provision_and_install(db, mosquitto, tmp_path, "door-b")
