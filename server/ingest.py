@@ -171,7 +171,9 @@ class Ingestor:
             )
             inserted.update({(r["device_id"], int(r["seq"])): int(r["id"]) for r in rows})
         result.stored = len(inserted)
-        result.duplicates = len(records) - len(inserted)
+        conflicts = await self._reject_reused_seqs(tx, records, inserted)
+        result.rejected += conflicts
+        result.duplicates = len(records) - len(inserted) - conflicts
         seqs: dict[str, list[int]] = defaultdict(list)
         for device_id, seq in inserted:
             seqs[device_id].append(seq)
@@ -184,6 +186,42 @@ class Ingestor:
                 seen.add(key)
                 new_events.append(StoredEvent(row_id=inserted[key], event=model))
         return new_events
+
+    async def _reject_reused_seqs(
+        self,
+        tx: Transaction,
+        records: list[tuple[InboundMessage, Event | CommandAck]],
+        inserted: dict[tuple[str, int], int],
+    ) -> int:
+        """Record as rejected every record whose seq is stored under another event_id.
+
+        A redelivery is the outbox's byte-identical record, so the same event_id. A
+        different one for a used seq is a device whose counter went back (a re-flashed
+        card) or a forged record: dropping it as a duplicate would lose it silently.
+        """
+        if len(inserted) == len(records):
+            return 0  # the common case: everything was new, nothing to compare
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for _, model in records:
+            wanted[model.device_id].add(model.seq)
+        stored: dict[tuple[str, int], str] = {}
+        for device_id, seq_set in wanted.items():
+            marks = ",".join("?" for _ in seq_set)
+            rows = await tx.fetch_all(
+                "SELECT seq, event_id FROM events WHERE device_id = ? "  # noqa: S608 - placeholders only
+                f"AND seq IN ({marks})", [device_id, *seq_set])
+            stored.update({(device_id, int(r["seq"])): str(r["event_id"]) for r in rows})
+        reused: list[tuple[InboundMessage, str, str | None]] = []
+        for message, model in records:
+            existing = stored.get((model.device_id, model.seq))
+            if existing is not None and existing != str(model.event_id):
+                reason = f"seq {model.seq} is already stored with event_id {existing}"
+                reused.append((message, reason, model.device_id))
+        await self._store_rejected(tx, reused)
+        for message, why, dev in reused:
+            log.warning("message rejected",
+                        extra={"topic": message.topic, "device_id": dev, "reason": why})
+        return len(reused)
 
     async def _store_health(self, tx: Transaction, sorted_: _Sorted) -> None:
         if sorted_.heartbeats:
