@@ -177,6 +177,7 @@ class DoorwayAnalyzer:
         self._recent: list[tuple[int, str, float, int]] = []
         self._sharing: dict[int, int] = {}
         self._widths: list[float] = []
+        # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
 
     @property
