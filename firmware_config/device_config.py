@@ -179,14 +179,20 @@ def load_device_config(
     data: dict[str, Any] = read_toml(path) if path is not None else {}
     try:
         config = DeviceConfig(**deep_merge(data, overrides))
-        if use_override:
-            remote = _read_override(config.data_dir)
-            if remote:
-                config = DeviceConfig(**deep_merge(deep_merge(data, remote), overrides))
     except ValidationError as exc:
         field, message = validation_message(exc)
         raise ConfigError(message, path=path, field=field) from None
-    return config
+    if not use_override:
+        return config
+    remote = _read_override(config.data_dir)
+    if not remote:
+        return config
+    try:
+        return DeviceConfig(**deep_merge(deep_merge(data, remote), overrides))
+    except ValidationError as exc:
+        # The file alone was valid: what is wrong came with the remote update.
+        field, message = validation_message(exc)
+        raise ConfigError(message, path=config.data_dir / OVERRIDE_FILE, field=field) from None
 
 
 def device_config_schema() -> dict[str, Any]:

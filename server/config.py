@@ -195,6 +195,8 @@ def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSe
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError("file not found", path=path) from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+            raise ConfigError(f"cannot read: {exc}", path=path) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", path=path) from None
     data.update(overrides)
