@@ -93,6 +93,7 @@ def run_command(
         agent = Agent(settings, pin_factory=pin_factory, classifier=classifier, camera=camera)
         extra: dict[str, Callable[[], Awaitable[None]]] = {}
         if simulate and agent.door is not None:
+            agent.door.pin.drive_low()  # the simulated door is shut when the agent starts
             if isinstance(classifier, ScriptedClassifier):
                 extra["household"] = SimulatedHousehold(agent.door.pin, classifier, script).run
             elif synthetic is not None:
