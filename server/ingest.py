@@ -10,7 +10,6 @@ commit does the caller acknowledge the messages to the broker.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -248,7 +247,7 @@ class Ingestor:
         for message, snap in snapshots:
             try:
                 jpeg = base64.b64decode(snap.jpeg_b64, validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or non-ASCII text that is not base64 at all
                 await self._store_rejected(
                     tx, [(message, "snapshot is not base64", snap.device_id)])
                 result.rejected += 1
