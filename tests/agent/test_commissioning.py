@@ -169,8 +169,9 @@ async def test_server_pings_each_newly_stored_commissioning_event(
     client.connect("127.0.0.1", mosquitto.tls_port)
     client.loop_start()
 
-    def send(seq: int, kind: EventKind) -> Event:
-        event = Event(device_id=device, seq=seq, time=utc_now(), kind=kind, armed=False)
+    def send(seq: int, kind: EventKind, again: Event | None = None) -> Event:
+        event = again or Event(device_id=device, seq=seq, time=utc_now(), kind=kind,
+                               armed=False)
         client.publish(device_topic(device, Channel.EVENT), encode(event),
                        qos=1).wait_for_publish(10)
         return event
@@ -187,7 +188,7 @@ async def test_server_pings_each_newly_stored_commissioning_event(
             # The same record again (a redelivery), then a door event and a new
             # commissioning event. The server publishes in order, so a ping for the
             # duplicate (or the door event) would arrive before the new one's.
-            await asyncio.to_thread(send, 1, EventKind.COMMISSIONING)
+            await asyncio.to_thread(send, 1, EventKind.COMMISSIONING, first)
             await asyncio.to_thread(send, 2, EventKind.DOOR_OPEN_UNVERIFIED)
             third = await asyncio.to_thread(send, 3, EventKind.COMMISSIONING)
             ping = await asyncio.to_thread(pings.get, timeout=20)
