@@ -43,8 +43,8 @@ async def test_door_exit_becomes_one_event_one_incident_one_notification(
         agent, classifier = make_agent(tmp_path, mosquitto, "door-101", password)
         household = SimulatedHousehold(agent.door.pin, classifier,
                                        HouseholdScript(open_s=(0.2, 0.3)))
+        agent.door.pin.drive_low()  # the door is closed when the agent starts
         async with running_agent(agent):
-            agent.door.pin.drive_low()
             await household.open_once(EventKind.EXIT)
             assert await asyncio.to_thread(receiver.wait_for, 1)
             assert await wait_until(
@@ -74,8 +74,8 @@ async def test_handover_and_disarmed_exit_notify_nobody(
         agent, classifier = make_agent(tmp_path, mosquitto, "door-102", password)
         household = SimulatedHousehold(agent.door.pin, classifier,
                                        HouseholdScript(open_s=(0.2, 0.3)))
+        agent.door.pin.drive_low()  # the door is closed when the agent starts
         async with running_agent(agent):
-            agent.door.pin.drive_low()
             await household.open_once(EventKind.HANDOVER)
             await asyncio.sleep(0.4)
             await household.open_once(EventKind.EXIT)
