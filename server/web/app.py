@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -116,12 +117,25 @@ def _install_error_handlers(app: FastAPI) -> None:
                                 headers=exc.headers)
         return _error(request, exc.status_code, key, detail=str(exc.detail or ""))
 
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, _exc: OverflowError) -> Response:
+        # An id in a path or body beyond the database's 64-bit integers: the driver
+        # refuses to bind it. It names nothing that exists, so it is a bad request.
+        return _error(request, 400, "web.error.bad_request")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if not wants_html(request):
-            return JSONResponse({"detail": exc.errors()}, status_code=422)
+            return JSONResponse({"detail": _json_errors(exc)}, status_code=422)
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors())
         return _error(request, 422, "web.error.bad_request", detail=fields)
+
+
+def _json_errors(exc: RequestValidationError) -> list[Any]:
+    """The errors as plain JSON: a validator's ``ctx`` holds the exception object itself,
+    which JSONResponse cannot serialize (that turned a 422 into a 500)."""
+    return [{**e, "ctx": {k: str(v) for k, v in e["ctx"].items()}} if e.get("ctx") else e
+            for e in exc.errors()]
 
 
 def _error(request: Request, status: int, key: str, detail: str = "") -> Response:
