@@ -11,6 +11,7 @@ Layout (see DESIGN.md, "Wire contract")::
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -95,8 +96,13 @@ def shared(group: str, topic_filter: str) -> str:
     return f"$share/{group}/{topic_filter}"
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_topic(topic: str) -> TopicInfo:
-    """Parse a device topic; raise :class:`PayloadError` for anything else."""
+    """Parse a device topic; raise :class:`PayloadError` for anything else.
+
+    Cached: a fleet has a few topics per device and the server parses one per
+    message (errors are not cached, so a hostile topic stream cannot fill it).
+    """
     parts = topic.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[2] != "dev":
         raise PayloadError("not a doorwatch v1 device topic", topic=topic)
