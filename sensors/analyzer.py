@@ -29,9 +29,15 @@ within the segment (with a tolerance), so people walking past are ignored.
 A crossing at the same place, moment and direction as one just reported by
 another track is a fragment of the same person and is dropped. A track
 carried inside another's blob that never walked on its own (a door leaf)
-decides nothing. People abreast in one blob are counted by the blob's width
-against this scene's usual one-person width at the threshold, learned from
-the crossings seen so far.
+decides nothing.
+
+One person's size at each place of the picture is learned from every track
+that walked alone (:mod:`sensors.people`). Against it a blob's area says how
+many people it holds (with hysteresis and a cap; tracks carried through a
+merge count themselves), so people abreast in one blob yield one passage
+each; a blob much smaller than a person there is a fragment (someone half
+out of the picture) and decides no side; and the side margin scales with
+one person there, not with a merged or truncated blob.
 
 Static foreground absorption (:mod:`sensors.background`) turns an opened
 door leaf into background within a second; boxes of tracks that have walked
@@ -40,6 +46,7 @@ towards or away from the line are protected from it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
+from sensors.people import PersonSizeConfig, PersonSizeModel
 from sensors.scene import PixelLine, Scene
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
@@ -101,15 +109,19 @@ class AnalyzerConfig:
     settle_time: float = 0.25
     protect_travel: float = 0.25
     duplicate_time: float = 1.0
-    width_window: float = 0.3
-    width_samples: int = 3
-    width_memory: int = 50
-    width_quantile: float = 0.5
-    width_steps: tuple[float, ...] = (1.6, 2.5)
+    count_window: float = 0.3
+    count_up: float = 0.5
+    count_down: float = 0.8
+    max_count: int = 4
+    fragment_fraction: float = 0.45
+    sample_travel: float = 1.0
+    sample_reach: float = 0.1
+    sample_height: float = 0.1
     handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    people: PersonSizeConfig = field(default_factory=PersonSizeConfig)
 
 
 @dataclass(slots=True)
@@ -122,7 +134,7 @@ class _Pending:
     along: float
     decided: int
     depth: float
-    width: float
+    count: int
     confident: bool
 
 
@@ -142,15 +154,18 @@ class _LineState:
     passages: int = 0
     pending: _Pending | None = None
     elongation: float | None = None
+    start: tuple[float, float] | None = None
+    travel: float = 0.0
     d_min: float = float("inf")
     d_max: float = float("-inf")
-    widths: list[tuple[int, float]] = field(default_factory=list)
+    count: int = 1
+    counts: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _typical(widths: Iterable[float]) -> float:
-    """The median width over the crossing window (one odd frame is not a pair)."""
-    ordered = sorted(widths)
-    return ordered[len(ordered) // 2] if ordered else 0.0
+def _typical(counts: Iterable[int]) -> int:
+    """The median head count over the crossing window (one odd frame is not a pair)."""
+    ordered = sorted(counts)
+    return ordered[len(ordered) // 2] if ordered else 1
 
 
 class DoorwayAnalyzer:
@@ -169,6 +184,7 @@ class DoorwayAnalyzer:
         self._background = BackgroundModel(fps, self.config.background)
         self._tracker = Tracker(fps, self.config.tracker)
         self._line: PixelLine | None = None
+        self._size = (0, 0)
         self._scale = 1.0
         self._states: dict[int, _LineState] = {}
         self.summaries: list[TrackSummary] = []
@@ -176,7 +192,7 @@ class DoorwayAnalyzer:
         self.blobs: list[Blob] = []
         self._recent: list[tuple[int, str, float, int]] = []
         self._sharing: dict[int, int] = {}
-        self._widths: list[float] = []
+        self._people: PersonSizeModel | None = None
         # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
 
@@ -242,6 +258,8 @@ class DoorwayAnalyzer:
             gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
+            self._people = PersonSizeModel(gray.shape[0], self.config.people)
+            self._size = (gray.shape[1], gray.shape[0])
         return gray
 
     def _observe(self, track: Track, frame: Frame) -> list[Passage]:
@@ -254,6 +272,7 @@ class DoorwayAnalyzer:
         blob that wobbles on the line as people merge and part, reports nothing.
         """
         assert self._line is not None
+        assert self._people is not None
         cfg = self.config
         state = self._states.setdefault(track.id, _LineState())
         if not track.history or track.history[-1][0] != frame.index:
@@ -272,12 +291,38 @@ class DoorwayAnalyzer:
         if -tol <= along <= 1 + tol:
             state.closest = min(state.closest, abs(d) / max(h, 1.0))
             state.farthest = max(state.farthest, abs(d) / max(h, 1.0))
-        sharing = self._sharing.get(id(track.blob), 1) if track.blob is not None else 1
-        # Width per track on its blob: tracks carried through a merge count themselves.
-        state.widths.append((frame.index, track.blob.w / sharing if track.blob else 0.0))
-        keep = frame.index - round(cfg.width_window * self.fps)
-        while state.widths and state.widths[0][0] < keep:
-            state.widths.pop(0)
+        blob = track.blob
+        sharing = self._sharing.get(id(blob), 1) if blob is not None else 1
+        if state.start is None:
+            state.start = (cx, y)
+        if not track.shared:
+            moved = math.hypot(cx - state.start[0], y - state.start[1])
+            state.travel = max(state.travel, moved)
+        # Only tracks that walked a body length and a tenth of the picture
+        # teach the model: speckle and registration residue jitter in place.
+        walked = state.travel >= max(cfg.sample_travel * max(track.w, h),
+                                     cfg.sample_reach * math.hypot(*self._size))
+        # A camera watching a doorway sees a person at least a tenth of the
+        # picture tall; smaller walking things are speckle or residue.
+        tall = h >= cfg.sample_height * self._size[1]
+        if (blob is not None and not track.shared and sharing == 1 and walked and tall
+                and self._tracker.is_confirmed(track) and not self._at_border(blob)):
+            self._people.add(y, blob.area, blob.h)
+        person = self._people.at(y)
+        # Area per track on its blob: tracks carried through a merge count themselves.
+        area = blob.area / sharing if blob is not None else 0.0
+        fragment = False
+        if person is not None and blob is not None:
+            ratio = area / max(person.area, 1.0)
+            fragment = ratio < cfg.fragment_fraction and not track.shared
+            if ratio >= state.count + 1 - cfg.count_up:
+                state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
+            elif ratio < state.count - cfg.count_down:
+                state.count = max(1, state.count - 1)
+        state.counts.append((frame.index, state.count))
+        keep = frame.index - round(cfg.count_window * self.fps)
+        while state.counts and state.counts[0][0] < keep:
+            state.counts.pop(0)
         if state.last_d is not None and (d > 0) != (state.last_d > 0):
             # Interpolate the zero crossing between the two measurements.
             k = state.last_d / (state.last_d - d)
@@ -285,9 +330,14 @@ class DoorwayAnalyzer:
             state.cross_t = state.last_t + k * (frame.t - state.last_t)
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
-        margin = max(cfg.min_margin_px, cfg.margin_fraction * h)
+        # The margin scales with one person at this place, not with the blob:
+        # a merged blob is too tall, a fragment too short.
+        reference = person.h if person is not None else h
+        margin = max(cfg.min_margin_px, cfg.margin_fraction * reference)
         pending = state.pending
-        if abs(d) <= margin:
+        if abs(d) <= margin or fragment:
+            # A fragment (someone half out of the picture, a head alone) has
+            # no reliable floor point: it decides no side.
             return []
         side: Side = "outside" if d > 0 else "inside"
         if state.origin == "unknown":
@@ -313,7 +363,7 @@ class DoorwayAnalyzer:
             along=state.cross_along,
             decided=frame.index,
             depth=min(state.depth, abs(d) / margin),
-            width=_typical(w for _, w in state.widths if w > 0),
+            count=_typical(c for _, c in state.counts),
             confident=confident,
         )
         state.depth = abs(d) / margin
@@ -361,7 +411,7 @@ class DoorwayAnalyzer:
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
         state.passages += 1
         found: list[Passage] = []
-        count = self._count(pending.width)
+        count = pending.count
         for i in range(count):
             self._recent.append((pending.frame, direction, pending.along, track.id))
             found.append(Passage(
@@ -375,20 +425,10 @@ class DoorwayAnalyzer:
         self._recent = [r for r in self._recent if r[0] >= horizon]
         return found
 
-    def _count(self, width: float) -> int:
-        """People in a crossing blob of ``width`` pixels, against this scene's
-        usual width of one person at the threshold (learned from the crossings
-        so far: people cross the same line at the same distance from the camera,
-        so one person's width there is a property of the scene)."""
-        cfg = self.config
-        known = sorted(self._widths)
-        self._widths.append(width)
-        del self._widths[:-cfg.width_memory]
-        if len(known) < cfg.width_samples or width <= 0:
-            return 1
-        single = known[int(cfg.width_quantile * (len(known) - 1))]
-        ratio = width / max(single, 1.0)
-        return 1 + sum(ratio >= k for k in cfg.width_steps)
+    def _at_border(self, blob: Blob) -> bool:
+        """Touches the image edge: part of it may be outside the picture."""
+        w, h = self._size
+        return blob.x <= 1 or blob.y <= 1 or blob.x + blob.w >= w - 1 or blob.bottom >= h - 1
 
     def _close(self, track: Track) -> list[Passage]:
         state = self._states.pop(track.id, None)

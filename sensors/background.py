@@ -60,6 +60,8 @@ class BackgroundConfig:
     quiet_rate: float = 0.02
     absorb_time: float = 1.0
     still_fraction: float = 0.5
+    edge_factor: float = 1.0
+    shake_memory: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,9 @@ class BackgroundModel:
         self._still: GrayImage | None = None
         self._absorb_frames = max(2, min(250, round(self._cfg.absorb_time * fps)))
         self._ones: GrayImage | None = None
+        self._edges: np.ndarray | None = None
+        self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
+        self._since_shake = self._shake_frames
 
     @property
     def background(self) -> GrayImage | None:
@@ -113,6 +118,7 @@ class BackgroundModel:
         """Forget everything and take ``gray`` as the new background."""
         self._bg = gray.astype(np.float32)
         self._dev = np.full_like(self._bg, 2.0)
+        self._edges = None
         self._small_bg = None
         self._tiny_bg = None
         self._shift = (0.0, 0.0)
@@ -161,11 +167,23 @@ class BackgroundModel:
         diff = cv2.absdiff(frame, self._bg)
         thr = cv2.addWeighted(self._dev, self._cfg.deviation_factor, self._dev, 0.0,
                               self._cfg.base_threshold)
+        self._since_shake = 0 if shift != (0.0, 0.0) else self._since_shake + 1
+        if self._since_shake < self._shake_frames:
+            # A shaking camera is never registered exactly (rotation, sub-pixel
+            # error): strong edges of the background then flicker by about
+            # their gradient times the residual, which is not a person.
+            if self._edges is None:
+                gx = cv2.Sobel(self._bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+                gy = cv2.Sobel(self._bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+                k = self._cfg.edge_factor
+                self._edges = cv2.addWeighted(np.abs(gx), k, np.abs(gy), k, 0.0)
+            thr = cv2.add(thr, self._edges)
         mask: GrayImage = np.asarray(cv2.compare(diff, thr, cv2.CMP_GT), np.uint8)
         if valid is not None:
             mask = np.asarray(cv2.bitwise_and(mask, valid), np.uint8)
         if cv2.countNonZero(mask) > self._cfg.relearn_fraction * mask.size:
             self._bg = frame
+            self._edges = None
             self._small_bg = None
             self._tiny_bg = None
             self._prev_mask = np.zeros_like(mask)
@@ -200,6 +218,7 @@ class BackgroundModel:
         if self._updates % 8 == 0:
             self._small_bg = None
             self._tiny_bg = None
+            self._edges = None
 
     def _absorb(
         self, frame: np.ndarray, mask: GrayImage, thr: np.ndarray, protect: GrayImage | None

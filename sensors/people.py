@@ -1,0 +1,93 @@
+"""How big one person looks at each place of this scene, learned while watching.
+
+Why: people walking abreast make one blob, a person entering at the image
+edge or half hidden makes a fragment, and a blob that swallowed someone
+standing behind is too tall; all three are told apart from a single person
+only by comparing the blob with *one person's size at that place*. That
+size is a property of the scene (camera height, lens, distance), so it is
+learned from every confirmed track that walked on its own, not only from
+crossings, and not from a per-camera setting.
+
+Model: the image is cut into horizontal bands (distance from the camera
+changes mostly with the image row, both for a camera facing a door and for
+one looking down); each band keeps the last samples of blob area and height
+of walking, unshared tracks. One person's size at a row is the median of
+the samples of its band (ignoring samples below a fraction of the median
+of all bands: speckle and registration residue that happened to drift),
+borrowing from the neighbouring bands while it has
+too few. People alone outnumber groups on any door, so the median is one
+person even when pairs are frequent. Until enough samples exist the model
+answers ``None`` and callers fall back to the blob's own size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["PersonSize", "PersonSizeConfig", "PersonSizeModel"]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSizeConfig:
+    """Tuning of :class:`PersonSizeModel`."""
+
+    bands: int = 6
+    memory: int = 400
+    min_samples: int = 40
+    refresh: int = 15
+    floor: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSize:
+    """One person's blob at a place: area (pixels) and height (pixels)."""
+
+    area: float
+    h: float
+
+
+class PersonSizeModel:
+    """Per-band medians of single-person blob size; see the module docstring."""
+
+    def __init__(self, height: int, config: PersonSizeConfig | None = None) -> None:
+        """A model for images ``height`` pixels tall (working resolution)."""
+        self._cfg = config or PersonSizeConfig()
+        self._height = max(1, height)
+        n = self._cfg.bands
+        self._samples: list[deque[tuple[float, float]]] = [
+            deque(maxlen=self._cfg.memory) for _ in range(n)
+        ]
+        self._cache: list[PersonSize | None] = [None] * n
+        self._added = 0
+
+    def _band(self, y: float) -> int:
+        n = self._cfg.bands
+        return min(n - 1, max(0, int(y / self._height * n)))
+
+    def add(self, y: float, area: float, h: float) -> None:
+        """A sample: a walking person alone, whose floor point is at row ``y``."""
+        self._samples[self._band(y)].append((area, h))
+        self._added += 1
+        if self._added % self._cfg.refresh == 0:
+            every = sorted(a for band in self._samples for a, _ in band)
+            floor = self._cfg.floor * every[len(every) // 2]
+            self._cache = [self._estimate(b, floor) for b in range(self._cfg.bands)]
+
+    def at(self, y: float) -> PersonSize | None:
+        """One person's size at row ``y``, or ``None`` while the model knows too little."""
+        return self._cache[self._band(y)]
+
+    def _estimate(self, band: int, floor: float) -> PersonSize | None:
+        picked = [s for s in self._samples[band] if s[0] >= floor]
+        lo, hi = band, band
+        n = self._cfg.bands
+        while len(picked) < self._cfg.min_samples and (lo > 0 or hi < n - 1):
+            lo, hi = max(0, lo - 1), min(n - 1, hi + 1)
+            picked = [s for b in range(lo, hi + 1) for s in self._samples[b] if s[0] >= floor]
+        if len(picked) < self._cfg.min_samples:
+            return None
+        areas = sorted(a for a, _ in picked)
+        heights = sorted(h for _, h in picked)
+        mid = len(picked) // 2
+        return PersonSize(area=areas[mid], h=heights[mid])
