@@ -43,6 +43,19 @@ class _SqliteTransaction:
         return rows[0] if rows else None
 
 
+async def _switch_to_wal(conn: aiosqlite.Connection, attempts: int = 200) -> None:
+    """Turn on WAL, retrying: SQLite answers "locked" at once (without its busy
+    handler) while another process opening the same new file holds the lock."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05)
+
+
 class SqliteDatabase:
     """One aiosqlite connection; transactions are serialized by an asyncio lock.
 
@@ -70,7 +83,7 @@ class SqliteDatabase:
             # First: switching to WAL needs a lock that another process opening the
             # same file at the same moment may hold; wait for it instead of failing.
             await conn.execute("PRAGMA busy_timeout=10000")
-            await conn.execute("PRAGMA journal_mode=WAL")
+            await _switch_to_wal(conn)
             # FULL: a commit is on disk before we acknowledge the MQTT message.
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
