@@ -265,6 +265,8 @@ class AgentLink:
         self.wake()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return  # an empty retained message only clears the topic (the server's arm/disarm)
         try:
             command = decode_command(msg.topic, bytes(msg.payload))
         except PayloadError as exc:
