@@ -104,8 +104,8 @@ class AnalyzerConfig:
     min_margin_px: float = 3.0
     along_tolerance: float = 0.1
     handover_reach: float = 0.6
-    upright_elongation: float = 2.5
-    compact_elongation: float = 1.3
+    upright_elongation: float = 2.9
+    compact_elongation: float = 2.0
     settle_time: float = 0.25
     protect_travel: float = 0.25
     duplicate_time: float = 1.0
@@ -117,6 +117,7 @@ class AnalyzerConfig:
     sample_travel: float = 1.0
     sample_reach: float = 0.1
     sample_height: float = 0.1
+    reverse_time: float = 0.1
     handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
@@ -153,6 +154,7 @@ class _LineState:
     farthest: float = 0.0
     passages: int = 0
     pending: _Pending | None = None
+    against: int = 0
     elongation: float | None = None
     start: tuple[float, float] | None = None
     travel: float = 0.0
@@ -211,7 +213,8 @@ class DoorwayAnalyzer:
         gray = self._prepare(frame.gray)
         seg = self._background.apply(gray, self._protected(gray.shape))
         self._last_mask = seg.mask
-        self.blobs = [] if seg.relearned else find_blobs(seg.mask, self.config.blobs)
+        self.blobs = [] if seg.relearned else find_blobs(
+            seg.mask, self.config.blobs, self._person_height)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
         passages: list[Passage] = []
         self._sharing = {}
@@ -274,9 +277,9 @@ class DoorwayAnalyzer:
         assert self._line is not None
         assert self._people is not None
         cfg = self.config
-        state = self._states.setdefault(track.id, _LineState())
         if not track.history or track.history[-1][0] != frame.index:
             return []
+        state = self._states.setdefault(track.id, _LineState())
         _, cx, cy, _, h = track.history[-1]
         y = cy + h / 2.0 - self._anchor(track) * h
         d = self._line.signed_distance(cx, y)
@@ -342,16 +345,21 @@ class DoorwayAnalyzer:
         side: Side = "outside" if d > 0 else "inside"
         if state.origin == "unknown":
             state.origin = side
+        if pending is not None and side != pending.side:
+            # Back on the side it came from before the crossing was confirmed;
+            # a frame or two there is a blob losing its legs, not a step back.
+            state.against += 1
+            if state.against < max(2, round(cfg.reverse_time * self.fps)):
+                return []
+            state.pending, state.side, state.against = None, side, 0
+            state.depth = abs(d) / margin
+            return []
+        state.against = 0
         previous, state.side = state.side, side
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
             if pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps:
                 return self._emit(track, state)
-            return []
-        if pending is not None:
-            # Back on the side it came from before the crossing was confirmed.
-            state.pending = None
-            state.depth = abs(d) / margin
             return []
         confident = (
             -tol <= state.cross_along <= 1 + tol and self._tracker.is_confirmed(track)
@@ -411,7 +419,13 @@ class DoorwayAnalyzer:
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
         state.passages += 1
         found: list[Passage] = []
-        count = pending.count
+        # Extra people in the blob who were already reported on their own
+        # tracks (one walked a step ahead, then their blobs merged) are not
+        # counted twice.
+        near = {tid for frame, kind, along, tid in self._recent
+                if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
+                and abs(along - pending.along) <= 2.0 * reach}
+        count = max(1, pending.count - len(near))
         for i in range(count):
             self._recent.append((pending.frame, direction, pending.along, track.id))
             found.append(Passage(
@@ -424,6 +438,11 @@ class DoorwayAnalyzer:
         horizon = pending.frame - 4 * window
         self._recent = [r for r in self._recent if r[0] >= horizon]
         return found
+
+    def _person_height(self, row: float) -> float | None:
+        assert self._people is not None
+        person = self._people.at(row)
+        return None if person is None else person.h
 
     def _at_border(self, blob: Blob) -> bool:
         """Touches the image edge: part of it may be outside the picture."""

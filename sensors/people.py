@@ -37,6 +37,7 @@ class PersonSizeConfig:
     min_samples: int = 40
     refresh: int = 15
     floor: float = 0.3
+    quantile: float = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,5 +90,5 @@ class PersonSizeModel:
             return None
         areas = sorted(a for a, _ in picked)
         heights = sorted(h for _, h in picked)
-        mid = len(picked) // 2
-        return PersonSize(area=areas[mid], h=heights[mid])
+        k = int(self._cfg.quantile * (len(picked) - 1))
+        return PersonSize(area=areas[k], h=heights[k])

@@ -17,6 +17,7 @@ a pair walking through a door together still yields two tracks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -24,7 +25,7 @@ import numpy as np
 
 from sensors.frames import GrayImage
 
-__all__ = ["Blob", "BlobConfig", "Track", "Tracker", "TrackerConfig", "find_blobs"]
+__all__ = ["Blob", "BlobConfig", "PersonHeight", "Track", "Tracker", "TrackerConfig", "find_blobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,22 @@ class BlobConfig:
     reduce: int = 2
     reduce_fill: float = 0.55
     reduced_open: int = 1
+    join_height: float = 1.4
 
 
 def _kernel(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def _join(blobs: list[Blob], gap: float) -> list[Blob]:
-    """Merge boxes that overlap horizontally and are less than ``gap`` apart vertically."""
+PersonHeight = Callable[[float], float | None]
+
+
+def _join(
+    blobs: list[Blob], gap: float, person_height: PersonHeight | None, limit: float
+) -> list[Blob]:
+    """Merge boxes that overlap horizontally and are less than ``gap`` apart
+    vertically, unless the result would be taller than ``limit`` people there
+    (then they are two people one behind the other, or a person and speckle)."""
     merged = True
     while merged and len(blobs) > 1:
         merged = False
@@ -84,6 +93,9 @@ def _join(blobs: list[Blob], gap: float) -> list[Blob]:
                 x0, y0 = min(a.x, b.x), min(a.y, b.y)
                 x1, y1 = max(a.x + a.w, b.x + b.w), max(a.bottom, b.bottom)
                 person_shaped = (x1 - x0) < 1.3 * max(a.w, b.w)
+                if person_shaped and person_height is not None:
+                    tallest = person_height(y1)
+                    person_shaped = tallest is None or (y1 - y0) <= limit * tallest
                 if overlap > 0.5 * min(a.w, b.w) and vgap < gap and person_shaped:
                     blobs[i] = Blob(x0, y0, x1 - x0, y1 - y0, a.area + b.area)
                     del blobs[j]
@@ -107,8 +119,16 @@ def _split(mask: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
     return _split(mask, left, aspect) + _split(mask, right, aspect)
 
 
-def find_blobs(mask: GrayImage, config: BlobConfig | None = None) -> list[Blob]:
+def find_blobs(
+    mask: GrayImage,
+    config: BlobConfig | None = None,
+    person_height: PersonHeight | None = None,
+) -> list[Blob]:
     """Person-sized foreground regions of a 0/255 mask.
+
+    ``person_height(bottom_row)``, when given, is one person's height in
+    pixels with the feet at that row (``None`` if unknown): fragments are not
+    joined into something taller than a person.
 
     Clean-up and connected components run on the mask reduced by
     ``cfg.reduce`` (a cell is foreground when ``cfg.reduce_fill`` of it is):
@@ -139,7 +159,7 @@ def find_blobs(mask: GrayImage, config: BlobConfig | None = None) -> list[Blob]:
     stats = stats[1:count].astype(np.float64) * np.array([kk, kk, kk, kk, kk * kk])
     keep = (stats[:, 4] >= min_fragment) & (np.minimum(stats[:, 2], stats[:, 3]) >= min_side)
     blobs = [Blob(*map(float, s)) for s in stats[keep]]
-    blobs = _join(blobs, cfg.join_gap * h)
+    blobs = _join(blobs, cfg.join_gap * h, person_height, cfg.join_height)
     blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
     if not any(b.w >= cfg.split_aspect * b.h for b in blobs):
         return blobs

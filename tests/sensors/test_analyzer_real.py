@@ -14,11 +14,11 @@ from tests.requirements import need
 
 LABELS = SHARED_DATA / "labels.json"
 
-# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.840
-# (tp 21, fp 1, fn 7: precision 0.95, recall 0.75; the misses are people
-# walking abreast or close together in one blob, and the CAVIAR pair). The test guards against regressions
+# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.873
+# (tp 24, fp 3, fn 4: precision 0.89, recall 0.86; the misses are the CAVIAR
+# pair and kiwan pairs that are one blob before any single person was seen). The test guards against regressions
 # and must be raised to 0.95 when the target is met.
-MIN_OVERALL_F1 = 0.83
+MIN_OVERALL_F1 = 0.86
 
 
 @pytest.mark.slow
