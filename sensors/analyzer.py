@@ -19,10 +19,12 @@ track's elongation picks between the two (see ``_anchor``), so one
 configuration serves both kinds of camera.
 
 Crossing (track level, not per frame): a track's side is decided only when
-its reference point is more than a margin (a fraction of its height) from
-the line; a change of decided side is a *pending* crossing, dated at the
-interpolated moment the point passed the line, and it is reported once the
-track has stayed on the new side for ``settle_time`` or ended there. Jitter
+its reference point is more than a margin (a fraction of one person's
+height there) from the line; a change of decided side is a *pending*
+crossing, dated at the interpolated moment the point passed the line, and
+it is reported once the track has stayed on the new side for
+``settle_time`` or ended there (a frame or two back on the old side is a
+blob losing its legs and cancels nothing). Jitter
 on the sill, someone who steps over and straight back, and a blob wobbling
 as people merge and part therefore report nothing. The crossing must lie
 within the segment (with a tolerance), so people walking past are ignored.
@@ -117,6 +119,7 @@ class AnalyzerConfig:
     sample_travel: float = 1.0
     sample_reach: float = 0.1
     sample_height: float = 0.1
+    sample_age: float = 1.0
     reverse_time: float = 0.1
     handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -308,9 +311,11 @@ class DoorwayAnalyzer:
         # A camera watching a doorway sees a person at least a tenth of the
         # picture tall; smaller walking things are speckle or residue.
         tall = h >= cfg.sample_height * self._size[1]
+        # and it has been seen for a while: speckle comes and goes.
+        tall = tall and track.hits >= cfg.sample_age * self.fps
         if (blob is not None and not track.shared and sharing == 1 and walked and tall
                 and self._tracker.is_confirmed(track) and not self._at_border(blob)):
-            self._people.add(y, blob.area, blob.h)
+            self._people.add(y, blob.area, blob.h, track.id)
         person = self._people.at(y)
         # Area per track on its blob: tracks carried through a merge count themselves.
         area = blob.area / sharing if blob is not None else 0.0

@@ -38,6 +38,7 @@ class PersonSizeConfig:
     refresh: int = 15
     floor: float = 0.3
     quantile: float = 0.35
+    min_people: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +62,21 @@ class PersonSizeModel:
         ]
         self._cache: list[PersonSize | None] = [None] * n
         self._added = 0
+        self._sources: set[int] = set()
 
     def _band(self, y: float) -> int:
         n = self._cfg.bands
         return min(n - 1, max(0, int(y / self._height * n)))
 
-    def add(self, y: float, area: float, h: float) -> None:
-        """A sample: a walking person alone, whose floor point is at row ``y``."""
+    def add(self, y: float, area: float, h: float, source: int) -> None:
+        """A sample: a walking person alone (track ``source``), whose floor
+        point is at row ``y``. The model answers only once it has seen
+        several different tracks: one person's many frames are one opinion."""
         self._samples[self._band(y)].append((area, h))
         self._added += 1
-        if self._added % self._cfg.refresh == 0:
+        if len(self._sources) < self._cfg.min_people:
+            self._sources.add(source)
+        if self._added % self._cfg.refresh == 0 and len(self._sources) >= self._cfg.min_people:
             every = sorted(a for band in self._samples for a, _ in band)
             floor = self._cfg.floor * every[len(every) // 2]
             self._cache = [self._estimate(b, floor) for b in range(self._cfg.bands)]
