@@ -39,7 +39,8 @@ def _devices() -> dict[str, Any]:
 
 def _script(name: str, result: str) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
-        subprocess.run([sys.executable, str(REPO / "bench" / name)], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-m", f"bench.{name.removesuffix('.py')}"], check=True,
+                       cwd=REPO)
         data: dict[str, Any] = json.loads((RESULTS / result).read_text())
         return data
 
@@ -92,7 +93,11 @@ def main(names: list[str]) -> None:
     for name in chosen:
         started = time.monotonic()
         print(f"== {name}", flush=True)
-        results[name] = BENCHMARKS[name]()
+        try:
+            results[name] = BENCHMARKS[name]()
+        except Exception as exc:
+            print(f"{name} failed: {exc!r}", file=sys.stderr)
+            continue
         write_result(name, results[name])
         print(json.dumps(results[name], indent=2)[:2000], f"({time.monotonic() - started:.0f} s)")
     info = machine()

@@ -75,6 +75,34 @@ async def _seed(db_url: str, url: str, background: list[str]) -> None:
         await db.close()
 
 
+async def _stages(db_url: str) -> dict[str, float]:
+    """Where the time goes: device -> stored, stored -> delivered (p50/p99, ms)."""
+    from doorwatch.timeutil import from_ts
+
+    db = await open_database(db_url)
+    try:
+        rows = await db.fetch_all(
+            "SELECT e.device_time, e.received_at, MIN(n.delivered_at) AS delivered "
+            "FROM events e JOIN incident_events ie ON ie.event_row_id = e.id "
+            "JOIN notifications n ON n.incident_id = ie.incident_id "
+            "WHERE e.device_id = ? AND n.delivered_at IS NOT NULL GROUP BY e.id",
+            (MEASURED,))
+    finally:
+        await db.close()
+
+    def ms(a: str, b: str) -> float:
+        return (from_ts(b) - from_ts(a)).total_seconds() * 1000
+
+    stored = [ms(r["device_time"], r["received_at"]) for r in rows]
+    delivered = [ms(r["received_at"], r["delivered"]) for r in rows]
+    if not rows:
+        return {}
+    return {"to_stored_p50_ms": round(statistics.median(stored), 1),
+            "to_stored_p99_ms": round(_percentile(stored, 0.99), 1),
+            "stored_to_delivered_p50_ms": round(statistics.median(delivered), 1),
+            "stored_to_delivered_p99_ms": round(_percentile(delivered, 0.99), 1)}
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, round(share * (len(ordered) - 1)))
@@ -122,6 +150,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
                 client.disconnect()
                 sim.kill()
                 stop(server)
+            stages = asyncio.run(_stages(db))
     receiver.server.shutdown()
     return {
         "samples": len(latencies), "timeouts": timeouts,
@@ -129,6 +158,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
         "p50_ms": round(statistics.median(latencies), 1),
         "p99_ms": round(_percentile(latencies, 0.99), 1),
         "max_ms": round(max(latencies), 1),
+        "stages": stages,
     }
 
 

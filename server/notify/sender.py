@@ -68,6 +68,9 @@ class NotificationSender:
         cuts the latency of what this instance's consumer just queued from a
         poll interval to a few milliseconds.
         """
+        # Apprise loads its plugins on first use (~0.25 s): pay that now, not on
+        # the first breach.
+        await asyncio.to_thread(apprise.Apprise().add, "json://localhost")
         while True:
             self._wake.clear()
             sent = await self.deliver_due()
