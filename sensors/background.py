@@ -7,8 +7,8 @@ Per frame, all vectorised in OpenCV (no Python loop over pixels):
    differs from the background more than usual, and accepted only when it
    makes most of a 4 x 4 grid match better (a door or a person moving drags
    phase correlation too, but explains only its own cells). The frame is
-   warped into the background's coordinates; pixels the shift brings in from
-   outside the image are never foreground.
+   moved by whole pixels into the background's coordinates; pixels the
+   shift brings in from outside the image are never foreground.
 2. **Lighting**: the frame is divided by a global gain (mean of frame over mean
    of background, on pixels that were background in the previous frame), so a
    light switching on or an IR switch does not make the whole picture

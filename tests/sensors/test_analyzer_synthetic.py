@@ -12,7 +12,14 @@ import pytest
 
 from sensors.analyzer import DoorwayAnalyzer, Passage, TrackSummary
 from sensors.frames import Frame
-from sensors.source_synthetic import SCENARIOS, ExpectedPassage, SyntheticSource
+from sensors.source_synthetic import (
+    SCENARIOS,
+    ExpectedPassage,
+    Scenario,
+    SyntheticSource,
+    Walk,
+    person,
+)
 
 Outcome = tuple[list[Passage], list[TrackSummary], list[ExpectedPassage]]
 
@@ -98,3 +105,31 @@ def test_a_flat_frame_sequence_yields_nothing() -> None:
     flat = np.full((240, 320), 128, np.uint8)
     found = [analyzer.feed(Frame(i, i / 25.0, flat)) for i in range(50)]
     assert found == [[]] * 50
+
+
+def _singles_then_pair(lane: float) -> Scenario:
+    """Three people alone (the scene learns one person's size), then two who
+    come out side by side, merge into one blob before the sill and part after."""
+    return Scenario(
+        (*person("exit", 1.0), *person("entry", 5.5, side=-1, shade=70),
+         *person("exit", 10.0, side=-1), *person("exit", 14.5, lane=-lane),
+         Walk("exit", 14.6, lane=lane, shade=80)),
+        19.0,
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.xfail(strict=True, reason="the tracker counts a blob's load with the width the "
+                   "matched track took from the grown blob, so the neighbour who merged into "
+                   "it finds no room and is dropped; letting it be carried fixes this scene "
+                   "but carries speckle slivers on the shaking kiwan clip (F1 0.87 -> 0.82)")
+def test_a_pair_merging_before_the_sill_gives_two_passages(seed: int) -> None:
+    source = SyntheticSource(_singles_then_pair(0.05), seed=seed)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    passages: list[Passage] = []
+    while (frame := source.read()) is not None:
+        passages += analyzer.feed(frame)
+    passages += analyzer.finish()
+    expected = source.expected_passages()
+    assert len(expected) == 5
+    assert _same(passages, expected), (passages, expected)
