@@ -106,8 +106,8 @@ class AnalyzerConfig:
     min_margin_px: float = 3.0
     along_tolerance: float = 0.1
     handover_reach: float = 0.6
-    upright_elongation: float = 2.9
-    compact_elongation: float = 2.0
+    upright_elongation: float = 2.6
+    compact_elongation: float = 1.6
     settle_time: float = 0.25
     protect_travel: float = 0.25
     duplicate_time: float = 1.0
@@ -120,6 +120,7 @@ class AnalyzerConfig:
     sample_reach: float = 0.1
     sample_height: float = 0.1
     sample_age: float = 1.0
+    unknown_reference: float = 0.6
     reverse_time: float = 0.1
     handover_travel: float = 0.25
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
@@ -340,7 +341,11 @@ class DoorwayAnalyzer:
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
         # The margin scales with one person at this place, not with the blob:
         # a merged blob is too tall, a fragment too short.
-        reference = person.h if person is not None else h
+        # Before the scene has taught one person's size, the blob's own height
+        # stands in, shrunk: a blob that is not one person is usually bigger
+        # (merged with a neighbour or a door leaf) and its margin would never
+        # be reached.
+        reference = person.h if person is not None else cfg.unknown_reference * h
         margin = max(cfg.min_margin_px, cfg.margin_fraction * reference)
         pending = state.pending
         if abs(d) <= margin or fragment:

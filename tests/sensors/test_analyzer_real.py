@@ -14,13 +14,15 @@ from tests.requirements import need
 
 LABELS = SHARED_DATA / "labels.json"
 
-# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.868
-# (tp 23, fp 2, fn 5: precision 0.92, recall 0.82); small changes of the
-# tuning move it within 0.84-0.89. The misses: the CAVIAR pair (one blob
-# with a man standing behind them, before any single person was seen), the
-# first kiwan pair (same reason) and people whose blobs merge and fragment.
-# The test guards against regressions and must be raised to 0.95 when the
-# target is met.
+# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.846
+# (tp 22, fp 2, fn 6: precision 0.92, recall 0.79; kiwan 19/1/4, the CAVIAR
+# pair 0/1/2). The misses: the CAVIAR pair (one blob with a man standing
+# behind them, before any single person was seen), the first kiwan pair
+# (same reason) and people whose blobs merge and fragment. The view-adaptive
+# reference point is kept close to the feet for blobs about twice as tall
+# as wide (a person merged with a door leaf, tests/agent), which costs
+# kiwan, whose labels use the body centre. The test guards against
+# regressions and must be raised to 0.95 when the target is met.
 MIN_OVERALL_F1 = 0.84
 
 
