@@ -60,7 +60,7 @@ class Rig:
     def _sim(self) -> subprocess.Popen[bytes]:
         return doorwatch_process(
             "sim", "--credentials", str(self.creds), "--port", str(self.proxy.port),
-            "--data-dir", str(self.tmp / "sim"), "--events", str(PER_DEVICE), "--rate", "600",
+            "--data-dir", str(self.tmp / "sim"), "--events", str(PER_DEVICE), "--rate", "300",
             "--drain-timeout", "240", log=self.tmp / "sim.log")
 
     def stored(self) -> int:
