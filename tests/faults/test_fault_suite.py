@@ -106,17 +106,17 @@ def test_ten_thousand_events_survive_every_fault_exactly_once(
     creds = provision_fleet(mosquitto, f"sqlite:///{tmp_path / 'server.db'}", DEVICES, tmp_path)
     rig = Rig(tmp_path, mosquitto, creds, proxy)
     faults: list[tuple[float, str, Callable[[], None]]] = [
-        (0.05, "broker restart", rig.restart_broker),
-        (0.12, "server SIGKILL", rig.kill_server),
-        (0.20, "agents SIGKILL", rig.kill_agents),
-        (0.28, "network cut", rig.cut_network),
-        (0.36, "broker restart", rig.restart_broker),
-        (0.44, "server SIGKILL", rig.kill_server),
-        (0.52, "agents SIGKILL", rig.kill_agents),
-        (0.60, "network cut", rig.cut_network),
-        (0.68, "broker restart", rig.restart_broker),
-        (0.76, "server SIGKILL", rig.kill_server),
-        (0.84, "agents SIGKILL", rig.kill_agents),
+        (0.04, "broker restart", rig.restart_broker),
+        (0.10, "server SIGKILL", rig.kill_server),
+        (0.17, "agents SIGKILL", rig.kill_agents),
+        (0.24, "network cut", rig.cut_network),
+        (0.31, "broker restart", rig.restart_broker),
+        (0.38, "server SIGKILL", rig.kill_server),
+        (0.45, "agents SIGKILL", rig.kill_agents),
+        (0.52, "network cut", rig.cut_network),
+        (0.58, "broker restart", rig.restart_broker),
+        (0.64, "server SIGKILL", rig.kill_server),
+        (0.71, "agents SIGKILL", rig.kill_agents),
     ]
     applied = []
     try:
