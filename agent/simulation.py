@@ -10,6 +10,7 @@ verdict comes from the real analyzer.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 from dataclasses import dataclass
@@ -36,15 +37,12 @@ class HouseholdScript:
     open_s: tuple[float, float] = (1.0, 4.0)
 
 
-class SimulatedHousehold:
-    """Opens and closes the door on a mock pin, scripting each episode's outcome."""
+class _Household(abc.ABC):
+    """What every simulated household shares: a seeded script of door openings."""
 
-    def __init__(self, pin: object, classifier: ScriptedClassifier, script: HouseholdScript):
-        self._pin = pin
-        self._classifier = classifier
-        self._script = script
-        self._rng = random.Random(script.seed)
-        self.episodes = 0
+    _pin: object
+    _script: HouseholdScript
+    _rng: random.Random
 
     def _choose(self) -> EventKind:
         roll = self._rng.random()
@@ -54,12 +52,27 @@ class SimulatedHousehold:
             return EventKind.ENTRY
         return EventKind.HANDOVER
 
+    @abc.abstractmethod
+    async def open_once(self, kind: EventKind) -> None:
+        """One door episode ending as ``kind`` (each household says how)."""
+
     async def run(self) -> None:
         """Open and close the door forever (until cancelled)."""
         self._pin.drive_low()  # type: ignore[attr-defined]  # the door starts closed
         while True:
             await asyncio.sleep(self._rng.expovariate(1 / self._script.mean_interval_s))
             await self.open_once(self._choose())
+
+
+class SimulatedHousehold(_Household):
+    """Opens and closes the door on a mock pin, scripting each episode's outcome."""
+
+    def __init__(self, pin: object, classifier: ScriptedClassifier, script: HouseholdScript):
+        self._pin = pin
+        self._classifier = classifier
+        self._script = script
+        self._rng = random.Random(script.seed)
+        self.episodes = 0
 
     async def open_once(self, kind: EventKind) -> None:
         """One door episode that the classifier will report as ``kind``."""
@@ -70,7 +83,7 @@ class SimulatedHousehold:
         self.episodes += 1
 
 
-class CameraHousehold:
+class CameraHousehold(_Household):
     """A simulated household seen by the synthetic camera: the script decides what
     the rendered people do, the analyzer decides what the agent reports.
 
@@ -87,21 +100,6 @@ class CameraHousehold:
         self._rng = random.Random(script.seed)
         self.episodes = 0
         self.history: list[EventKind] = []
-
-    def _choose(self) -> EventKind:
-        roll = self._rng.random()
-        if roll < self._script.exit_probability:
-            return EventKind.EXIT
-        if roll < self._script.exit_probability + self._script.entry_probability:
-            return EventKind.ENTRY
-        return EventKind.HANDOVER
-
-    async def run(self) -> None:
-        """Open and close the door forever (until cancelled)."""
-        self._pin.drive_low()  # type: ignore[attr-defined]  # the door starts closed
-        while True:
-            await asyncio.sleep(self._rng.expovariate(1 / self._script.mean_interval_s))
-            await self.open_once(self._choose())
 
     async def open_once(self, kind: EventKind, *, walk_s: float = 4.0) -> None:
         """One door episode in which a person does ``kind`` in front of the camera."""
