@@ -13,7 +13,8 @@ __all__ = ["Consumer"]
 
 log = get_logger(__name__)
 
-Acker = Callable[[int, int], None]
+# Acknowledges the given ``mid``s (QoS 1 messages only) to the broker, in one write.
+Acker = Callable[[list[int]], None]
 
 
 class Consumer:
@@ -44,8 +45,7 @@ class Consumer:
         while True:
             batch = await self._buffer.next_batch(self._batch_max, self._batch_wait_s)
             await self._store(batch)
-            for message in batch:
-                self._ack(message.mid, message.qos)
+            self._ack([message.mid for message in batch if message.qos])
 
     async def _store(self, batch: list[InboundMessage]) -> None:
         """Store a batch; on failure, isolate the message at fault or wait for the database."""

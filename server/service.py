@@ -62,7 +62,7 @@ async def serve(
     consumer = Consumer(
         buffer,
         Ingestor(db, settings),
-        link.ack,
+        link.ack_many,
         batch_max=settings.ingest.batch_max,
         batch_wait_s=settings.ingest.batch_wait_ms / 1000,
     )

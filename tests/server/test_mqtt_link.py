@@ -1,0 +1,203 @@
+"""The server's own MQTT client against a real Mosquitto with the configuration we ship."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from broker.tls import make_ca
+from broker.topics import command_topic
+from server.config import MqttSettings
+from server.inbound import InboundBuffer, InboundMessage
+from server.mqtt_link import MqttLink
+from tests.conftest import Mosquitto
+
+pytestmark = pytest.mark.broker
+
+
+def _settings(mosquitto: Mosquitto, **overrides: Any) -> MqttSettings:
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": mosquitto.port,
+                            "password": mosquitto.broker.server_password,
+                            "client_id": "doorwatch-server-linktest", "keepalive_s": 5}
+    base.update(overrides)
+    return MqttSettings(**base)
+
+
+@asynccontextmanager
+async def _running(settings: MqttSettings) -> AsyncIterator[tuple[MqttLink, InboundBuffer]]:
+    buffer = InboundBuffer()
+    link = MqttLink(settings, buffer)
+    link.start(asyncio.get_running_loop())
+    try:
+        yield link, buffer
+    finally:
+        link.stop()
+        await asyncio.sleep(0.1)  # let the DISCONNECT go out
+
+
+async def _until(check: Any, limit_s: float = 15.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while asyncio.get_running_loop().time() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def _device(mosquitto: Mosquitto, device_id: str) -> paho.Client:
+    password = mosquitto.add_device(device_id)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=device_id,
+                         protocol=paho.MQTTv311, clean_session=False)
+    client.username_pw_set(device_id, password)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    return client
+
+
+def _publish_events(client: paho.Client, device_id: str, count: int) -> None:
+    for i in range(count):
+        client.publish(f"doorwatch/v1/dev/{device_id}/event", f"payload-{i}".encode(),
+                       qos=1).wait_for_publish(5)
+
+
+async def _drain(buffer: InboundBuffer, count: int) -> list[InboundMessage]:
+    got: list[InboundMessage] = []
+    while len(got) < count:
+        got += await asyncio.wait_for(buffer.next_batch(count - len(got), 0), 10)
+    return got
+
+
+@pytest.mark.parametrize("protocol", [5, 311])
+async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
+    mosquitto: Mosquitto, protocol: int
+) -> None:
+    settings = _settings(mosquitto, protocol=protocol)
+    device = _device(mosquitto, "door-1")
+    try:
+        async with _running(settings) as (link, buffer):
+            assert await _until(link.subscribed.is_set)
+            _publish_events(device, "door-1", 10)
+            first = await _drain(buffer, 10)
+            assert [m.payload for m in first] == [f"payload-{i}".encode() for i in range(10)]
+            assert {m.topic for m in first} == {"doorwatch/v1/dev/door-1/event"}
+            link.ack_many([m.mid for m in first[:6]])  # "committed" the first six only
+            await asyncio.sleep(0.3)
+        # A new process with the same client id: the broker re-sends exactly the four.
+        async with _running(settings) as (link, buffer):
+            again = await _drain(buffer, 4)
+            assert [m.payload for m in again] == [f"payload-{i}".encode() for i in range(6, 10)]
+            link.ack_many([m.mid for m in again])
+            await asyncio.sleep(0.3)
+        async with _running(settings) as (link, buffer):
+            assert await _until(link.subscribed.is_set)
+            await asyncio.sleep(0.5)
+            assert len(buffer) == 0
+    finally:
+        device.loop_stop()
+        device.disconnect()
+
+
+async def test_messages_in_flight_across_a_broker_restart_are_resent_and_acked_once(
+    mosquitto: Mosquitto,
+) -> None:
+    settings = _settings(mosquitto)
+    device = _device(mosquitto, "door-2")
+    try:
+        async with _running(settings) as (link, buffer):
+            assert await _until(link.subscribed.is_set)
+            _publish_events(device, "door-2", 3)
+            old = await _drain(buffer, 3)
+            mosquitto.restart()  # the connection drops before the batch is "committed"
+            assert await _until(lambda: not link.connected.is_set())
+            assert await _until(link.subscribed.is_set, 30)
+            resent = await _drain(buffer, 3)
+            assert [m.payload for m in resent] == [m.payload for m in old]
+            assert link._conn is not None
+            written: list[bytes] = []
+            real_write = link._conn.write
+            link._conn.write = lambda data: (written.append(data), real_write(data))  # type: ignore[method-assign]
+            # Packet ids of the old connection mean nothing on the new one: not sent.
+            link.ack_many([m.mid for m in old])
+            assert written == []
+            link.ack_many([m.mid for m in resent])
+            assert len(written) == 1
+            assert len(written[0]) == 4 * 3
+            await asyncio.sleep(0.3)
+        async with _running(settings) as (link, buffer):
+            assert await _until(link.subscribed.is_set)
+            await asyncio.sleep(0.5)
+            assert len(buffer) == 0
+    finally:
+        device.loop_stop()
+        device.disconnect()
+
+
+async def test_commands_published_while_the_broker_is_down_are_delivered_later(
+    mosquitto: Mosquitto,
+) -> None:
+    device = _device(mosquitto, "door-3")
+    received: list[bytes] = []
+    device.on_message = lambda _c, _u, msg: received.append(msg.payload)
+    device.subscribe(command_topic("door-3", "ping"), qos=1)
+    await asyncio.sleep(0.3)
+    async with _running(_settings(mosquitto)) as (link, _buffer):
+        assert await _until(link.connected.is_set)
+        link.publish(command_topic("door-3", "ping"), b"one")
+        assert await _until(lambda: received == [b"one"])
+        mosquitto.stop()
+        assert await _until(lambda: not link.connected.is_set())
+        link.publish(command_topic("door-3", "ping"), b"two")
+        link.publish(command_topic("door-3", "ping"), b"three")
+        mosquitto.start()
+        assert await _until(lambda: received == [b"one", b"two", b"three"], 40)
+    device.loop_stop()
+    device.disconnect()
+
+
+async def test_tls_with_the_broker_ca_connects_and_receives(mosquitto: Mosquitto) -> None:
+    device = _device(mosquitto, "door-4")
+    # On the TLS listener the client id is the user name (use_username_as_clientid).
+    settings = _settings(mosquitto, port=mosquitto.tls_port, tls=True,
+                         ca_file=mosquitto.broker.ca_cert_file, host="127.0.0.1")
+    try:
+        async with _running(settings) as (link, buffer):
+            assert await _until(link.subscribed.is_set)
+            _publish_events(device, "door-4", 2)
+            assert [m.payload for m in await _drain(buffer, 2)] == [b"payload-0", b"payload-1"]
+    finally:
+        device.loop_stop()
+        device.disconnect()
+
+
+async def test_tls_against_another_ca_is_refused_and_said(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(make_ca("impostor CA").cert_pem)  # not the broker's signer
+    settings = _settings(mosquitto, port=mosquitto.tls_port, tls=True, ca_file=other)
+    with caplog.at_level(logging.WARNING):
+        async with _running(settings) as (link, _buffer):
+            assert await _until(lambda: any("cannot reach the broker" in r.getMessage()
+                                            for r in caplog.records))
+            assert not link.connected.is_set()
+    errors = [str(getattr(r, "error", "")) for r in caplog.records]
+    assert any("CERTIFICATE_VERIFY_FAILED" in e for e in errors), errors
+
+
+async def test_a_wrong_password_is_reported_as_refused(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(mosquitto, password="not-the-password")
+    with caplog.at_level(logging.WARNING):
+        async with _running(settings) as (link, _buffer):
+            assert await _until(lambda: any("refused the connection" in r.getMessage()
+                                            for r in caplog.records))
+            assert not link.connected.is_set()
+    reasons = [str(getattr(r, "reason", "")) for r in caplog.records]
+    assert any(r in ("not authorized", "bad user name or password") for r in reasons), reasons
