@@ -14,9 +14,13 @@ pixels means the same thing for any camera resolution.
 Reference point of a blob: the point of the person on the floor, since the
 threshold is drawn on the floor. Seen from the front or obliquely (the
 product's camera facing a door) that is the bottom of an upright blob, the
-feet; seen from steeply above it is the centre of a compact blob. The
-track's elongation picks between the two (see ``_anchor``), so one
-configuration serves both kinds of camera.
+feet; seen from steeply above it is the centre of a compact blob. Which
+view the camera has is learned from how people walk (the head moves much
+less than the feet seen from the front, as much seen from above; see
+``_view_sample``), a property of the camera that people abreast or a door
+leaf merged with a person do not change; until enough walking was seen the
+track's elongation stands in (see ``_anchor``). One configuration serves
+both kinds of camera.
 
 Crossing (track level, not per frame): a track's side is decided only when
 its reference point is more than a margin (a fraction of one person's
@@ -123,6 +127,11 @@ class AnalyzerConfig:
     unknown_reference: float = 0.6
     reverse_time: float = 0.1
     handover_travel: float = 0.25
+    view_window: float = 1.0
+    view_resize: float = 0.3
+    view_flat: float = 0.5
+    view_steep: float = 1.0
+    view_evidence: float = 0.3
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -141,6 +150,7 @@ class _Pending:
     depth: float
     count: int
     confident: bool
+    came_from: float = 0.0
 
 
 @dataclass(slots=True)
@@ -166,6 +176,9 @@ class _LineState:
     d_max: float = float("-inf")
     count: int = 1
     counts: list[tuple[int, int]] = field(default_factory=list)
+    solo_since: int = 0
+    view_tb: float = 0.0
+    view_bb: float = 0.0
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -199,6 +212,12 @@ class DoorwayAnalyzer:
         self._recent: list[tuple[int, str, float, int]] = []
         self._sharing: dict[int, int] = {}
         self._people: PersonSizeModel | None = None
+        # The camera's view from how people move (see ``_view_sample``):
+        # regression sums of the blob top's motion on the bottom's, and the
+        # vertical travel seen, in person heights.
+        self._view_tb = 0.0
+        self._view_bb = 0.0
+        self._view_travel = 0.0
         # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
 
@@ -206,6 +225,15 @@ class DoorwayAnalyzer:
     def tracks(self) -> list[Track]:
         """Live confirmed tracks, in working-image pixels (divide by ``scale`` for frame pixels)."""
         return [t for t in self._tracker.tracks if self._tracker.is_confirmed(t)]
+
+    @property
+    def view_slope(self) -> float | None:
+        """How far a walking person's head moves per pixel their feet move
+        (about 0 for a camera facing the door, about 1 seen from steeply
+        above); ``None`` until people have walked a body height vertically."""
+        if self._view_bb <= 0.0 or self._view_travel < self.config.view_evidence:
+            return None
+        return self._view_tb / self._view_bb
 
     @property
     def scale(self) -> float:
@@ -285,6 +313,7 @@ class DoorwayAnalyzer:
             return []
         state = self._states.setdefault(track.id, _LineState())
         _, cx, cy, _, h = track.history[-1]
+        self._view_sample(track, state, frame.index)
         y = cy + h / 2.0 - self._anchor(track) * h
         d = self._line.signed_distance(cx, y)
         along = self._line.along(cx, y)
@@ -383,20 +412,62 @@ class DoorwayAnalyzer:
             depth=min(state.depth, abs(d) / margin),
             count=_typical(c for _, c in state.counts),
             confident=confident,
+            came_from=state.depth,
         )
         state.depth = abs(d) / margin
         return []
+
+    def _view_sample(self, track: Track, state: _LineState, index: int) -> None:
+        """Learn the camera's view from how the top and bottom of walking blobs move.
+
+        Seen from the front (a camera facing a door at about head height or
+        a little above) someone walking towards or away from the camera moves
+        their feet up and down the picture much more than their head: the
+        head stays near the horizon. Seen from steeply above, head and feet
+        move together. The slope of the top's motion on the bottom's,
+        pooled over every walking track in non-overlapping windows, is a
+        property of the camera, unlike a blob's elongation, which people
+        abreast or a door leaf merged with a person change.
+        """
+        cfg = self.config
+        _, _, cy, _, h = track.history[-1]
+        if track.shared or len(track.history) < 2:
+            state.solo_since = index + 1
+            return
+        _, _, _, _, h_prev = track.history[-2]
+        if abs(h - h_prev) > cfg.view_resize * max(h_prev, 1.0) * 0.5:
+            # A merge or a split changes the box at once; walking never does.
+            state.solo_since = index
+            return
+        k = max(2, round(cfg.view_window * self.fps))
+        solo = index - state.solo_since
+        if solo < k or solo % k or len(track.history) <= k:
+            return
+        f0, _, cy0, _, h0 = track.history[-1 - k]
+        if f0 != index - k or not self._tracker.is_confirmed(track):
+            return
+        # A blob cut by the picture's edge has a fixed top or bottom there.
+        rows = self._size[1]
+        if min(cy - h / 2.0, cy0 - h0 / 2.0) <= 1 or max(cy + h / 2.0, cy0 + h0 / 2.0) >= rows - 1:
+            return
+        top = (cy - h / 2.0) - (cy0 - h0 / 2.0)
+        bottom = (cy + h / 2.0) - (cy0 + h0 / 2.0)
+        self._view_tb += top * bottom
+        self._view_bb += bottom * bottom
+        self._view_travel += abs(bottom) / max(h, 1.0)
 
     def _anchor(self, track: Track) -> float:
         """Height of the reference point above the blob's bottom, in blob heights.
 
         The point of a person on the floor is what the threshold (drawn on
         the floor) must be compared with. Seen from the front or obliquely a
-        standing person is an upright, elongated blob whose feet are its
-        bottom; seen from steeply above, the person is a compact blob lying
-        over its own footprint, whose floor point is its centre. The track's
-        elongation (height / width, averaged over about a second) says which
-        of the two views the camera has, without a per-camera setting.
+        standing person is an upright blob whose feet are its bottom; seen
+        from steeply above, the person is a compact blob lying over its own
+        footprint, whose floor point is its centre. Which of the two views
+        the camera has is learned from how people move (``_view_sample``);
+        until people have moved enough, the track's elongation (height /
+        width, averaged over about a second) stands in, without a
+        per-camera setting.
         """
         cfg = self.config
         state = self._states[track.id]
@@ -409,7 +480,14 @@ class DoorwayAnalyzer:
         elongation = state.elongation
         span = cfg.upright_elongation - cfg.compact_elongation
         k = (cfg.upright_elongation - elongation) / span
-        return cfg.anchor_up + (0.5 - cfg.anchor_up) * min(1.0, max(0.0, k))
+        by_shape = min(1.0, max(0.0, k))
+        if self._view_bb <= 0.0:
+            return cfg.anchor_up + (0.5 - cfg.anchor_up) * by_shape
+        slope = self._view_tb / self._view_bb
+        by_motion = min(1.0, max(0.0, (slope - cfg.view_flat) / (cfg.view_steep - cfg.view_flat)))
+        weight = self._view_travel / (self._view_travel + cfg.view_evidence)
+        mixed = weight * by_motion + (1.0 - weight) * by_shape
+        return cfg.anchor_up + (0.5 - cfg.anchor_up) * mixed
 
     def _emit(self, track: Track, state: _LineState) -> list[Passage]:
         """Report a pending crossing (once per person the blob holds)."""

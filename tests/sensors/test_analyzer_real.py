@@ -14,16 +14,17 @@ from tests.requirements import need
 
 LABELS = SHARED_DATA / "labels.json"
 
-# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.846
-# (tp 22, fp 2, fn 6: precision 0.92, recall 0.79; kiwan 19/1/4, the CAVIAR
-# pair 0/1/2). The misses: the CAVIAR pair (one blob with a man standing
-# behind them, before any single person was seen), the first kiwan pair
-# (same reason) and people whose blobs merge and fragment. The view-adaptive
-# reference point is kept close to the feet for blobs about twice as tall
-# as wide (a person merged with a door leaf, tests/agent), which costs
-# kiwan, whose labels use the body centre. The test guards against
-# regressions and must be raised to 0.95 when the target is met.
-MIN_OVERALL_F1 = 0.84
+# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.893
+# (tp 25, fp 3, fn 3: precision 0.89, recall 0.89; OneLeaveShop1 1.00,
+# OneLeaveShopReenter1 0.80 (a woman walking along the sill wobbles over
+# it), TwoLeaveShop2 0.67 (the pair counted once), kiwan 0.913 (21/2/2)).
+# The misses are people in one blob from the start (no learned one-person
+# size to count them with) and merge-then-part bookkeeping. The reference
+# point follows the view learned from how people walk (feet for CAVIAR's
+# front view, nearer the body centre for kiwan's view from above). The
+# test guards against regressions and must be raised to 0.95 when the
+# target is met.
+MIN_OVERALL_F1 = 0.87
 
 
 @pytest.mark.slow

@@ -91,6 +91,21 @@ def test_exit_is_never_reported_as_entry(seed: int) -> None:
     assert {p.direction for p in passages} == {"out"}
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_view_is_learned_from_how_people_walk(seed: int) -> None:
+    """The synthetic camera faces the door: a walker's head stays near the
+    horizon while the feet move, so the view is "front" (slope about 0) and
+    the reference point is the feet even for a blob as wide as tall."""
+    source = SyntheticSource(SCENARIOS["exit_then_entry"], seed=seed)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    assert analyzer.view_slope is None
+    while (frame := source.read()) is not None:
+        analyzer.feed(frame)
+    slope = analyzer.view_slope
+    assert slope is not None
+    assert slope < analyzer.config.view_flat
+
+
 def test_feed_accepts_any_resolution_and_scales_to_the_working_width() -> None:
     source = SyntheticSource(SCENARIOS["static"], size=(640, 480))
     analyzer = DoorwayAnalyzer(source.scene, source.fps)
