@@ -33,7 +33,7 @@ from server.audit import audit
 from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.inbound import InboundMessage
-from server.rules import StoredEvent, apply_rules
+from server.rules import ACTED_ON, StoredEvent, apply_rules
 from server.seq_gaps import record_seqs
 
 __all__ = ["BatchResult", "Ingestor"]
@@ -41,8 +41,9 @@ __all__ = ["BatchResult", "Ingestor"]
 log = get_logger(__name__)
 
 # SQLite and PostgreSQL both allow 32766 bound parameters per statement.
-_RECORD_COLUMNS = 8
+_RECORD_COLUMNS = 9
 _ROWS_PER_INSERT = 32766 // _RECORD_COLUMNS
+_ROW_MARKS = "(" + ", ".join("?" * _RECORD_COLUMNS) + ")"
 
 
 @dataclass(slots=True)
@@ -58,8 +59,13 @@ class BatchResult:
     commissioned: list[tuple[str, UUID]] = field(default_factory=list)
 
 
+def _stamped(message: InboundMessage, stamp: str) -> InboundMessage:
+    return message if message.received_at else message._replace(received_at=stamp)
+
+
 @dataclass(slots=True)
 class _Sorted:
+    stamp: str
     records: list[tuple[InboundMessage, Event | CommandAck]] = field(default_factory=list)
     heartbeats: dict[str, tuple[InboundMessage, Heartbeat]] = field(default_factory=dict)
     statuses: dict[str, tuple[InboundMessage, Status]] = field(default_factory=dict)
@@ -81,45 +87,52 @@ class Ingestor:
         rows = await self._db.fetch_all("SELECT device_id FROM devices")
         self._known_devices = {r["device_id"] for r in rows}
 
-    async def _sort(self, batch: list[InboundMessage]) -> _Sorted:
-        out = _Sorted()
+    async def _sort(self, batch: list[InboundMessage], stamp: str) -> _Sorted:
+        out = _Sorted(stamp=stamp)
         decoded: list[tuple[InboundMessage, DeviceMessage]] = []
+        known = self._known_devices
+        unknown = False
         for message in batch:
             try:
-                info = parse_topic(message.topic)
-                model = decode_device_message(info, message.topic, message.payload)
-                decoded.append((message, model))
+                model = decode_device_message(parse_topic(message.topic), message.topic,
+                                              message.payload)
             except PayloadError as exc:
-                out.rejected.append((message, exc.reason, exc.device_id))
+                out.rejected.append((_stamped(message, stamp), exc.reason, exc.device_id))
                 if isinstance(exc, DeviceIdMismatchError):
                     out.spoofed.append(exc)
-        if any(m.device_id not in self._known_devices for _, m in decoded):
+                continue
+            decoded.append((message, model))
+            if model.device_id not in known:
+                unknown = True
+        if unknown:
             await self._refresh_devices()  # a device may have been provisioned since
+            known = self._known_devices
+        # Records (nearly all the traffic) keep their unstamped message: the insert uses
+        # ``stamp`` directly, sparing a NamedTuple._replace per event.
+        records = out.records
         for message, model in decoded:
-            if model.device_id not in self._known_devices:
-                out.rejected.append((message, "unknown device", model.device_id))
+            if model.device_id not in known:
+                out.rejected.append((_stamped(message, stamp), "unknown device", model.device_id))
             elif isinstance(model, Event | CommandAck):
-                out.records.append((message, model))
+                records.append((message, model))
             elif isinstance(model, Heartbeat):
-                out.heartbeats[model.device_id] = (message, model)
+                out.heartbeats[model.device_id] = (_stamped(message, stamp), model)
             elif isinstance(model, Status):
-                out.statuses[model.device_id] = (message, model)
+                out.statuses[model.device_id] = (_stamped(message, stamp), model)
             else:
-                out.snapshots.append((message, model))
+                out.snapshots.append((_stamped(message, stamp), model))
         return out
 
     async def process(self, batch: list[InboundMessage]) -> BatchResult:
         """Store ``batch`` in one transaction; raise only if the database fails."""
-        stamp = now_ts()
-        batch = [m if m.received_at else m._replace(received_at=stamp) for m in batch]
-        sorted_ = await self._sort(batch)
+        sorted_ = await self._sort(batch, now_ts())
         result = BatchResult(rejected=len(sorted_.rejected))
         async with self._db.transaction() as tx:
             await self._store_rejected(tx, sorted_.rejected)
             for spoof in sorted_.spoofed:
                 await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
                             f"device:{spoof.claimed_device_id}", f"{spoof.topic}: {spoof.reason}")
-            new_events = await self._store_records(tx, sorted_.records, result)
+            new_events = await self._store_records(tx, sorted_.records, sorted_.stamp, result)
             await self._store_health(tx, sorted_)
             await self._store_snapshots(tx, sorted_.snapshots, result)
             result.incidents_opened = await apply_rules(tx, self._settings, new_events)
@@ -149,41 +162,55 @@ class Ingestor:
         self,
         tx: Transaction,
         records: list[tuple[InboundMessage, Event | CommandAck]],
+        stamp: str,
         result: BatchResult,
     ) -> list[StoredEvent]:
         if not records:
             return []
+        # Each event is stamped with its device's household as of now (history survives a
+        # device moving to another household); read in this transaction, a few rows.
+        devices = sorted({model.device_id for _, model in records})
+        marks = ",".join("?" for _ in devices)
+        households = dict(await tx.fetch_tuples(
+            f"SELECT device_id, household_id FROM devices WHERE device_id IN ({marks})",  # noqa: S608 - placeholders only
+            devices))
         inserted: dict[tuple[str, int], int] = {}
         for start in range(0, len(records), _ROWS_PER_INSERT):
             chunk = records[start : start + _ROWS_PER_INSERT]
-            values = ",".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
-            params: list[object] = []
-            for message, model in chunk:
-                kind = model.kind.value if isinstance(model, Event) else None
-                params += [model.device_id, model.seq, str(model.event_id), model.type, kind,
-                           to_ts(model.time), message.received_at, message.payload.decode()]
-            rows = await tx.fetch_all(
+            values = ",".join(_ROW_MARKS for _ in chunk)
+            params = [
+                value
+                for message, model in chunk
+                for value in (
+                    model.device_id, model.seq, str(model.event_id), model.type,
+                    model.kind.value if isinstance(model, Event) else None, to_ts(model.time),
+                    message.received_at or stamp, message.payload.decode(),
+                    households.get(model.device_id),
+                )
+            ]
+            rows = await tx.fetch_tuples(
                 "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, "  # noqa: S608 - placeholders only
-                f"received_at, payload) VALUES {values} "
-                "ON CONFLICT (device_id, seq) DO NOTHING RETURNING id, device_id, seq",
+                f"received_at, payload, household_id) VALUES {values} "
+                "ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, id",
                 params,
             )
-            inserted.update({(r["device_id"], int(r["seq"])): int(r["id"]) for r in rows})
+            inserted.update({(device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows})
         result.stored = len(inserted)
-        conflicts = await self._reject_reused_seqs(tx, records, inserted)
+        conflicts = await self._reject_reused_seqs(tx, records, inserted, stamp)
         result.rejected += conflicts
         result.duplicates = len(records) - len(inserted) - conflicts
         seqs: dict[str, list[int]] = defaultdict(list)
         for device_id, seq in inserted:
             seqs[device_id].append(seq)
         await record_seqs(tx, seqs)
+        # Only events the rules (or the commissioning answer) act on go further: the rest
+        # (door_open, door_close, handover, command acks) are stored and done.
         new_events: list[StoredEvent] = []
-        seen: set[tuple[str, int]] = set()
         for _, model in records:
-            key = (model.device_id, model.seq)
-            if isinstance(model, Event) and key in inserted and key not in seen:
-                seen.add(key)
-                new_events.append(StoredEvent(row_id=inserted[key], event=model))
+            if isinstance(model, Event) and model.kind in ACTED_ON:
+                row_id = inserted.pop((model.device_id, model.seq), None)
+                if row_id is not None:  # popped: a second copy in the batch is not new
+                    new_events.append(StoredEvent(row_id=row_id, event=model))
         return new_events
 
     async def _reject_reused_seqs(
@@ -191,6 +218,7 @@ class Ingestor:
         tx: Transaction,
         records: list[tuple[InboundMessage, Event | CommandAck]],
         inserted: dict[tuple[str, int], int],
+        stamp: str,
     ) -> int:
         """Record as rejected every record whose seq is stored under another event_id.
 
@@ -215,7 +243,7 @@ class Ingestor:
             existing = stored.get((model.device_id, model.seq))
             if existing is not None and existing != str(model.event_id):
                 reason = f"seq {model.seq} is already stored with event_id {existing}"
-                reused.append((message, reason, model.device_id))
+                reused.append((_stamped(message, stamp), reason, model.device_id))
         await self._store_rejected(tx, reused)
         for message, why, dev in reused:
             log.warning("message rejected",

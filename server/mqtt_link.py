@@ -83,7 +83,10 @@ class _Connection(asyncio.Protocol):
         buf += data
         self.seen_packet = True
         try:
-            publishes, others, used = split_packets(buf, self._link.protocol)
+            # The packet id is only meaningful on the connection it came on; ``mid``
+            # carries the generation so an acknowledgement never crosses connections.
+            publishes, others, used = split_packets(
+                buf, self._link.protocol, InboundMessage, self.generation << 16)
         except MqttProtocolError as exc:
             self.abort(f"unreadable packet from the broker: {exc}")
             return
@@ -95,7 +98,7 @@ class _Connection(asyncio.Protocol):
                 self.abort(f"unreadable packet from the broker: {exc}")
                 return
         if publishes:
-            self._link.received(self.generation, publishes)
+            self._link.received(publishes)
 
     def _control(self, ptype: int, body: bytes) -> None:
         protocol = self._link.protocol
@@ -175,13 +178,9 @@ class MqttLink:
 
     # -- receiving ---------------------------------------------------------------
 
-    def received(self, generation: int, publishes: list[tuple[str, bytes, int, int, bool]]) -> None:
-        """Queue messages from connection ``generation`` for the consumer."""
-        put = self._buffer.put_nowait
-        for topic, payload, packet_id, qos, retain in publishes:
-            # The packet id is only meaningful on the connection it came on; ``mid``
-            # carries the generation so an acknowledgement never crosses connections.
-            put(InboundMessage(topic, payload, (generation << 16) | packet_id, qos, retain))
+    def received(self, messages: list[InboundMessage]) -> None:
+        """Queue received messages for the consumer."""
+        self._buffer.extend(messages)
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge one received message (after its data is committed)."""

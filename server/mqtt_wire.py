@@ -14,7 +14,9 @@ DISCONNECT. Devices keep paho (they publish a few messages a minute).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "CONNACK",
@@ -40,6 +42,10 @@ __all__ = [
     "read_varint",
     "split_packets",
 ]
+
+T = TypeVar("T")
+# A received PUBLISH: (topic, payload, packet id, qos, retain).
+PublishTuple = tuple[str, bytes, int, int, bool]
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
@@ -256,17 +262,25 @@ def parse_disconnect(body: bytes) -> int:
     return body[0] if body else 0
 
 
+def _as_tuple(topic: str, payload: bytes, mid: int, qos: int, retain: bool) -> PublishTuple:
+    return (topic, payload, mid, qos, retain)
+
+
 def split_packets(
-    buf: bytearray, protocol: int
-) -> tuple[list[tuple[str, bytes, int, int, bool]], list[tuple[int, bytes]], int]:
+    buf: bytearray,
+    protocol: int,
+    make: Callable[[str, bytes, int, int, bool], T] = _as_tuple,  # type: ignore[assignment]
+    mid_base: int = 0,
+) -> tuple[list[T], list[tuple[int, bytes]], int]:
     """Split complete packets off the front of ``buf``.
 
-    Returns (publishes as (topic, payload, packet id, qos, retain), other packets as
-    (type, body), bytes consumed). PUBLISH is parsed here, in one pass over the
-    buffer, because it is nearly all the traffic; the caller deletes the consumed
-    bytes. Raises :class:`MqttProtocolError` on bytes that cannot be a packet.
+    Returns (publishes, other packets as (type, body), bytes consumed). Each
+    PUBLISH becomes ``make(topic, payload, mid_base | packet id, qos, retain)``
+    (a tuple by default): built once, in the caller's type, in one pass over the
+    buffer, because PUBLISH is nearly all the traffic. The caller deletes the
+    consumed bytes. Raises :class:`MqttProtocolError` on bytes that cannot be a packet.
     """
-    publishes: list[tuple[str, bytes, int, int, bool]] = []
+    publishes: list[T] = []
     others: list[tuple[int, bytes]] = []
     end_of_data = len(buf)
     pos = 0
@@ -311,7 +325,8 @@ def split_packets(
                 topic = buf[i + 2 : topic_end].decode()
             except UnicodeDecodeError:
                 raise MqttProtocolError("PUBLISH topic is not UTF-8") from None
-            publishes.append((topic, bytes(buf[p:end]), packet_id, qos, bool(first & 1)))
+            publishes.append(make(topic, bytes(buf[p:end]), mid_base | packet_id, qos,
+                                  bool(first & 1)))
         else:
             others.append((first >> 4, bytes(buf[i:end])))
         pos = end

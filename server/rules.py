@@ -31,7 +31,7 @@ from server.domain.leaves import LeaveState, active_leave
 from server.incidents import SEVERITY_OF, IncidentKind, open_or_fold
 from server.notify.outbox import NotificationContext, Purpose, queue_notifications
 
-__all__ = ["StoredEvent", "apply_rules"]
+__all__ = ["ACTED_ON", "StoredEvent", "apply_rules"]
 
 log = get_logger(__name__)
 
@@ -42,8 +42,9 @@ _INCIDENT_FOR: dict[EventKind, IncidentKind] = {
     EventKind.TAMPER: IncidentKind.TAMPER,
 }
 
-# Chunk of row ids per UPDATE ... IN (...), well under both databases' limits.
-_IDS_PER_UPDATE = 500
+# New events the ingest path hands on (to the rules here, and commissioning events to the
+# answer with a ping); everything else is stored and needs nothing more.
+ACTED_ON = frozenset(_INCIDENT_FOR) | {EventKind.COMMISSIONING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +53,6 @@ class StoredEvent:
 
     row_id: int
     event: Event
-
-
-async def _remember_households(tx: Transaction, events: list[StoredEvent]) -> None:
-    """Stamp each event with its device's current household (history survives replacement)."""
-    ids = [e.row_id for e in events]
-    for start in range(0, len(ids), _IDS_PER_UPDATE):
-        chunk = ids[start : start + _IDS_PER_UPDATE]
-        marks = ",".join("?" for _ in chunk)
-        await tx.execute(
-            "UPDATE events SET household_id = (SELECT d.household_id FROM devices d "  # noqa: S608
-            f"WHERE d.device_id = events.device_id) WHERE id IN ({marks})", chunk,
-        )
 
 
 async def _lock_households(tx: Transaction, event_row_ids: list[int]) -> None:
@@ -140,7 +129,6 @@ async def apply_rules(
     """Open or fold incidents for ``events``; return ids of newly opened incidents."""
     if not events:
         return []
-    await _remember_households(tx, events)
     await _lock_households(tx, [e.row_id for e in events if e.event.kind in _INCIDENT_FOR])
     now = (clock or SystemClock()).now()
     context = NotificationContext(settings.notify.dashboard_url, settings.notify.timezone)

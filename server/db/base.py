@@ -38,6 +38,11 @@ class Transaction(Protocol):
         """Run a query and return its first row, if any."""
         ...
 
+    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Like :meth:`fetch_all`, rows as tuples in column order (no dict per row:
+        the ingest path reads back a thousand rows per batch)."""
+        ...
+
 
 class Database(Protocol):
     """A connection (pool) to SQLite or PostgreSQL."""

@@ -71,6 +71,10 @@ class _PostgresTransaction:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        records = await self._conn.fetch(translate_placeholders(sql), *params)
+        return [tuple(record) for record in records]
+
 
 class PostgresDatabase:
     """A pool of asyncpg connections; each transaction holds one connection.
