@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from doorwatch.logs import get_logger
 from server.inbound import InboundBuffer, InboundMessage
-from server.ingest import BatchResult, Ingestor
+from server.ingest import BatchResult, Ingestor, PreparedBatch
 
 __all__ = ["Consumer"]
 
@@ -41,22 +42,51 @@ class Consumer:
         self.on_committed: list[Callable[[BatchResult], None]] = []
 
     async def run(self) -> None:
-        """Consume until cancelled."""
-        while True:
-            batch = await self._buffer.next_batch(self._batch_max, self._batch_wait_s)
-            await self._store(batch)
-            self._ack([message.mid for message in batch if message.qos])
+        """Consume until cancelled.
 
-    async def _store(self, batch: list[InboundMessage]) -> None:
+        Two batches are in hand at a time: while one is written (SQLite works on
+        its own thread, PostgreSQL in its own process), the next is received and
+        validated on this one. Writes stay strictly in order, one at a time.
+        """
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = await self._buffer.next_batch(self._batch_max, self._batch_wait_s)
+                try:
+                    prepared: PreparedBatch | None = await self._ingestor.prepare(batch)
+                except Exception:  # e.g. the device list could not be read: retried below
+                    prepared = None
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._store_and_ack(batch, prepared),
+                                              name="consumer-write")
+        finally:
+            if writing is not None and not writing.done():
+                # Not acknowledged, so the broker re-sends whatever this batch held.
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writing
+
+    async def _store_and_ack(self, batch: list[InboundMessage],
+                             prepared: PreparedBatch | None) -> None:
+        await self._store(batch, prepared)
+        self._ack([message.mid for message in batch if message.qos])
+
+    async def _store(self, batch: list[InboundMessage],
+                     prepared: PreparedBatch | None = None) -> None:
         """Store a batch; on failure, isolate the message at fault or wait for the database."""
         delay = 0.5
         while True:
             try:
-                self._add(await self._ingestor.process(batch))
+                if prepared is not None:
+                    self._add(await self._ingestor.store(prepared))
+                else:
+                    self._add(await self._ingestor.process(batch))
                 return
             except Exception:
                 log.exception("storing a batch failed; retrying message by message",
                               extra={"batch": len(batch)})
+            prepared = None  # from here on, validate again with each attempt
             if len(batch) > 1 and await self._store_singly(batch):
                 return
             # Even single messages fail: the database itself is unavailable (disk full,

@@ -36,7 +36,7 @@ from server.inbound import InboundMessage
 from server.rules import ACTED_ON, StoredEvent, apply_rules
 from server.seq_gaps import record_seqs
 
-__all__ = ["BatchResult", "Ingestor"]
+__all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
 
 log = get_logger(__name__)
 
@@ -64,7 +64,9 @@ def _stamped(message: InboundMessage, stamp: str) -> InboundMessage:
 
 
 @dataclass(slots=True)
-class _Sorted:
+class PreparedBatch:
+    """A batch validated and sorted by kind, ready to be written."""
+
     stamp: str
     records: list[tuple[InboundMessage, Event | CommandAck]] = field(default_factory=list)
     heartbeats: dict[str, tuple[InboundMessage, Heartbeat]] = field(default_factory=dict)
@@ -87,8 +89,8 @@ class Ingestor:
         rows = await self._db.fetch_all("SELECT device_id FROM devices")
         self._known_devices = {r["device_id"] for r in rows}
 
-    async def _sort(self, batch: list[InboundMessage], stamp: str) -> _Sorted:
-        out = _Sorted(stamp=stamp)
+    async def _sort(self, batch: list[InboundMessage], stamp: str) -> PreparedBatch:
+        out = PreparedBatch(stamp=stamp)
         decoded: list[tuple[InboundMessage, DeviceMessage]] = []
         known = self._known_devices
         unknown = False
@@ -123,9 +125,20 @@ class Ingestor:
                 out.snapshots.append((_stamped(message, stamp), model))
         return out
 
+    async def prepare(self, batch: list[InboundMessage]) -> PreparedBatch:
+        """Validate and sort ``batch`` (CPU work, no writes): the first half of :meth:`process`.
+
+        The consumer prepares the next batch while the previous one is being
+        written, so parsing and SQLite's own work overlap.
+        """
+        return await self._sort(batch, now_ts())
+
     async def process(self, batch: list[InboundMessage]) -> BatchResult:
         """Store ``batch`` in one transaction; raise only if the database fails."""
-        sorted_ = await self._sort(batch, now_ts())
+        return await self.store(await self.prepare(batch))
+
+    async def store(self, sorted_: PreparedBatch) -> BatchResult:
+        """Write a prepared batch in one transaction; raise only if the database fails."""
         result = BatchResult(rejected=len(sorted_.rejected))
         async with self._db.transaction() as tx:
             await self._store_rejected(tx, sorted_.rejected)
@@ -250,7 +263,7 @@ class Ingestor:
                         extra={"topic": message.topic, "device_id": dev, "reason": why})
         return len(reused)
 
-    async def _store_health(self, tx: Transaction, sorted_: _Sorted) -> None:
+    async def _store_health(self, tx: Transaction, sorted_: PreparedBatch) -> None:
         if sorted_.heartbeats:
             await tx.executemany(
                 "UPDATE devices SET last_heartbeat_at = ?, last_heartbeat = ? WHERE device_id = ?",

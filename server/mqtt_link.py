@@ -50,9 +50,9 @@ log = get_logger(__name__)
 
 # A week: the broker keeps queueing for a server that is down for maintenance.
 _SESSION_EXPIRY_S = 7 * 24 * 3600
-# Unacknowledged messages the broker may send us (MQTT 5): one full database batch
-# can be in flight while the previous one commits.
-_RECEIVE_MAXIMUM = 2000
+# Unacknowledged messages the broker may send us (MQTT 5): the consumer holds one
+# batch being written and one being prepared, and the next should already be arriving.
+_RECEIVE_MAXIMUM = 4000
 # Our own QoS 1 publishes awaiting PUBACK; Mosquitto's default receive maximum is larger.
 _MAX_OUTGOING_INFLIGHT = 100
 _CONNECT_TIMEOUT_S = 15.0
