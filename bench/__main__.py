@@ -72,6 +72,10 @@ def _table(results: dict[str, Any]) -> list[str]:
             rows.append(_row(f"bare mosquitto_sub, same backlog (events/s) [{backend} run]",
                              run["bare_subscriber_events_per_s"], ""))
             rows.append(_row(f"ratio ingest / bare [{backend}]", run["ratio_to_bare"], ">= 0.5"))
+            if run.get("server_cpu_us_per_event") is not None:
+                rows.append(_row(f"server CPU per stored event, us [{backend}, MQTT "
+                                 f"{run.get('mqtt_protocol', '?')}]",
+                                 run["server_cpu_us_per_event"], ""))
     latency = results.get("latency")
     if latency:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "
