@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.credentials import CredentialStore
 from agent.outbox import Outbox
+from agent.paho_loop import PahoLoopDriver
 from broker.messages import (
     Command,
     DeviceState,
@@ -32,7 +33,6 @@ from broker.messages import (
     encode,
     utc_now,
 )
-from broker.paho_loop import PahoLoopDriver
 from broker.topics import Channel, command_subscription, device_topic
 from doorwatch.errors import PayloadError
 from doorwatch.logs import get_logger

@@ -3,12 +3,10 @@
 paho's own ``loop_start`` costs one thread per connection; the fleet simulator
 runs thousands of devices in one process, where that many threads fight over
 the GIL. paho supports an external loop through its socket callbacks (the way
-aiomqtt drives it); this module is that glue, shared by both sides (it lives in
-``broker/`` because agent and server may not import each other): the agent's
-link uses it with ``threaded=False`` and the server's link always does, so
-receiving, acknowledging and storing happen on one thread without handing the
-GIL back and forth per message. Connecting (DNS, TCP, TLS handshake) happens
-on a worker thread so it never blocks the loop.
+aiomqtt drives it); this module is that glue, used by the agent's link with
+``threaded=False`` (the simulator). Connecting (DNS, TCP, TLS handshake)
+happens on a worker thread so it never blocks the loop. (The server has its
+own client for its high-rate subscription: server/mqtt_wire.py says why.)
 """
 
 from __future__ import annotations
