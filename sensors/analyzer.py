@@ -31,18 +31,24 @@ it is reported once the track has stayed on the new side for
 blob losing its legs and cancels nothing). Jitter
 on the sill, someone who steps over and straight back, and a blob wobbling
 as people merge and part therefore report nothing. The crossing must lie
-within the segment (with a tolerance), so people walking past are ignored.
-A crossing at the same place, moment and direction as one just reported by
-another track is a fragment of the same person and is dropped. A track
-carried inside another's blob that never walked on its own (a door leaf)
-decides nothing.
+within the segment (with a tolerance), so people walking past are ignored,
+and the track must have been clearly on the side it came from (``origin_depth``
+margins): someone entering the picture at its edge next to the line, or
+walking along the sill, never was. A new track that parts from a tracked
+blob (people who walked together separating) inherits that track's
+history, so it still crossed from where the group came from. A crossing at
+the same place, moment and direction as one just reported by another track
+is a fragment of the same person and is dropped. A track carried inside
+another's blob that never walked on its own (a door leaf) decides nothing.
 
 One person's size at each place of the picture is learned from every track
-that walked alone (:mod:`sensors.people`). Against it a blob's area says how
-many people it holds (with hysteresis and a cap; tracks carried through a
-merge count themselves), so people abreast in one blob yield one passage
-each; a blob much smaller than a person there is a fragment (someone half
-out of the picture) and decides no side; and the side margin scales with
+that walked alone (:mod:`sensors.people`). Against it a blob's area and
+width say how many people it holds (both must: a bag or a shadow adds area,
+not width; with hysteresis and a cap; tracks carried through a merge count
+themselves; people already reported nearby are not counted again), so
+people abreast in one blob yield one passage each; a blob much smaller
+than a person there is a fragment (someone half out of the picture) and
+decides no side; and the side margin scales with
 one person there, not with a merged or truncated blob.
 
 Static foreground absorption (:mod:`sensors.background`) turns an opened
@@ -128,6 +134,7 @@ class AnalyzerConfig:
     reverse_time: float = 0.1
     handover_travel: float = 0.25
     view_window: float = 1.0
+    origin_depth: float = 2.0
     view_resize: float = 0.3
     view_flat: float = 0.5
     view_steep: float = 1.0
@@ -311,7 +318,9 @@ class DoorwayAnalyzer:
         cfg = self.config
         if not track.history or track.history[-1][0] != frame.index:
             return []
-        state = self._states.setdefault(track.id, _LineState())
+        state = self._states.get(track.id)
+        if state is None:
+            state = self._states[track.id] = self._born(track)
         _, cx, cy, _, h = track.history[-1]
         self._view_sample(track, state, frame.index)
         y = cy + h / 2.0 - self._anchor(track) * h
@@ -345,13 +354,18 @@ class DoorwayAnalyzer:
         tall = tall and track.hits >= cfg.sample_age * self.fps
         if (blob is not None and not track.shared and sharing == 1 and walked and tall
                 and self._tracker.is_confirmed(track) and not self._at_border(blob)):
-            self._people.add(y, blob.area, blob.h, track.id)
+            self._people.add(y, blob.area, blob.h, track.id, blob.w)
         person = self._people.at(y)
         # Area per track on its blob: tracks carried through a merge count themselves.
         area = blob.area / sharing if blob is not None else 0.0
         fragment = False
         if person is not None and blob is not None:
             ratio = area / max(person.area, 1.0)
+            # A bag, a shadow or a fragment of someone else adds area but
+            # hardly width; people abreast add both. The blob holds several
+            # people only when its width says so too.
+            if person.w > 0.0:
+                ratio = min(ratio, blob.w / sharing / person.w)
             fragment = ratio < cfg.fragment_fraction and not track.shared
             if ratio >= state.count + 1 - cfg.count_up:
                 state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
@@ -416,6 +430,23 @@ class DoorwayAnalyzer:
         )
         state.depth = abs(d) / margin
         return []
+
+    def _born(self, track: Track) -> _LineState:
+        """Line state of a new track: a part of a group that parted keeps
+        where the group came from (its side, how deep it was there, how far
+        it walked), so a person who walked in a group until near the line
+        and separated there still crosses from where they really came from."""
+        parent = self._states.get(track.parent) if track.parent is not None else None
+        if parent is None:
+            return _LineState()
+        return _LineState(
+            side=parent.side, origin=parent.origin, last_d=parent.last_d,
+            last_frame=parent.last_frame, last_t=parent.last_t,
+            cross_frame=parent.cross_frame, cross_t=parent.cross_t,
+            cross_along=parent.cross_along, depth=parent.depth, closest=parent.closest,
+            farthest=parent.farthest, start=parent.start, travel=parent.travel,
+            d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
+        )
 
     def _view_sample(self, track: Track, state: _LineState, index: int) -> None:
         """Learn the camera's view from how the top and bottom of walking blobs move.
@@ -494,6 +525,10 @@ class DoorwayAnalyzer:
         pending, state.pending = state.pending, None
         if pending is None or not pending.confident:
             return []
+        if pending.came_from < self.config.origin_depth:
+            # Never clearly on the side it came from: it appeared on the line
+            # (at the picture's edge, a fragment) or walked along it.
+            return []
         assert self._line is not None
         direction: Literal["out", "in"] = "out" if pending.side == "outside" else "in"
         # A fragment of a person (or a track that took over another's blob)
@@ -510,10 +545,16 @@ class DoorwayAnalyzer:
         # Extra people in the blob who were already reported on their own
         # tracks (one walked a step ahead, then their blobs merged) are not
         # counted twice.
-        near = {tid for frame, kind, along, tid in self._recent
+        # One entry per person reported, so a neighbour track that already
+        # reported two people takes two off this count.
+        near = [tid for frame, kind, along, tid in self._recent
                 if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
-                and abs(along - pending.along) <= 2.0 * reach}
-        count = max(1, pending.count - len(near))
+                and abs(along - pending.along) <= 2.0 * reach]
+        # People who merged into the blob only around the crossing (someone
+        # passing the other way) were not carried across: the count must
+        # hold on both sides, when the crossing was seen and once it settled.
+        carried = min(pending.count, _typical(c for _, c in state.counts))
+        count = max(1, carried - len(near))
         for i in range(count):
             self._recent.append((pending.frame, direction, pending.along, track.id))
             found.append(Passage(

@@ -10,9 +10,9 @@ crossings, and not from a per-camera setting.
 
 Model: the image is cut into horizontal bands (distance from the camera
 changes mostly with the image row, both for a camera facing a door and for
-one looking down); each band keeps the last samples of blob area and height
-of walking, unshared tracks. One person's size at a row is the median of
-the samples of its band (ignoring samples below a fraction of the median
+one looking down); each band keeps the last samples of blob area, height
+and width of walking, unshared tracks. One person's size at a row is a
+low quantile of the samples of its band (ignoring samples below a fraction of the median
 of all bands: speckle and registration residue that happened to drift),
 borrowing from the neighbouring bands while it has
 too few. People alone outnumber groups on any door, so the median is one
@@ -43,10 +43,11 @@ class PersonSizeConfig:
 
 @dataclass(frozen=True, slots=True)
 class PersonSize:
-    """One person's blob at a place: area (pixels) and height (pixels)."""
+    """One person's blob at a place: area, height and width (pixels)."""
 
     area: float
     h: float
+    w: float = 0.0
 
 
 class PersonSizeModel:
@@ -57,7 +58,7 @@ class PersonSizeModel:
         self._cfg = config or PersonSizeConfig()
         self._height = max(1, height)
         n = self._cfg.bands
-        self._samples: list[deque[tuple[float, float]]] = [
+        self._samples: list[deque[tuple[float, float, float]]] = [
             deque(maxlen=self._cfg.memory) for _ in range(n)
         ]
         self._cache: list[PersonSize | None] = [None] * n
@@ -68,16 +69,17 @@ class PersonSizeModel:
         n = self._cfg.bands
         return min(n - 1, max(0, int(y / self._height * n)))
 
-    def add(self, y: float, area: float, h: float, source: int) -> None:
+    def add(self, y: float, area: float, h: float, source: int, w: float = 0.0) -> None:
         """A sample: a walking person alone (track ``source``), whose floor
-        point is at row ``y``. The model answers only once it has seen
-        several different tracks: one person's many frames are one opinion."""
-        self._samples[self._band(y)].append((area, h))
+        point is at row ``y``, with a blob of ``area``, height ``h`` and
+        width ``w``. The model answers only once it has seen several
+        different tracks: one person's many frames are one opinion."""
+        self._samples[self._band(y)].append((area, h, w))
         self._added += 1
         if len(self._sources) < self._cfg.min_people:
             self._sources.add(source)
         if self._added % self._cfg.refresh == 0 and len(self._sources) >= self._cfg.min_people:
-            every = sorted(a for band in self._samples for a, _ in band)
+            every = sorted(a for band in self._samples for a, _, _ in band)
             floor = self._cfg.floor * every[len(every) // 2]
             self._cache = [self._estimate(b, floor) for b in range(self._cfg.bands)]
 
@@ -94,7 +96,8 @@ class PersonSizeModel:
             picked = [s for b in range(lo, hi + 1) for s in self._samples[b] if s[0] >= floor]
         if len(picked) < self._cfg.min_samples:
             return None
-        areas = sorted(a for a, _ in picked)
-        heights = sorted(h for _, h in picked)
+        areas = sorted(a for a, _, _ in picked)
+        heights = sorted(h for _, h, _ in picked)
+        widths = sorted(w for _, _, w in picked)
         k = int(self._cfg.quantile * (len(picked) - 1))
-        return PersonSize(area=areas[k], h=heights[k])
+        return PersonSize(area=areas[k], h=heights[k], w=widths[k])

@@ -34,6 +34,7 @@ from sensors.scene import Scene
 
 __all__ = [
     "SCENARIOS",
+    "SILL_Y",
     "Cover",
     "DoorOpen",
     "ExpectedPassage",
@@ -50,16 +51,20 @@ DOOR_X0, DOOR_X1, DOOR_Y0, SILL_Y = 0.40, 0.60, 0.12, 0.55
 _HORIZON = 0.20
 _INSIDE_Y = 0.42
 _CORRIDOR_Y = 0.78
-WalkKind = Literal["exit", "entry", "handover"]
+WalkKind = Literal["exit", "entry", "handover", "pass"]
 
 
 @dataclass(frozen=True, slots=True)
 class Walk:
     """A person: ``exit`` (out of the door, then along the corridor), ``entry``
-    (the reverse) or ``handover`` (steps up to the sill, waits, goes back in).
+    (the reverse), ``handover`` (steps up to the sill, waits, goes back in)
+    or ``pass`` (walks across the picture along the corridor, never through
+    the door).
 
     ``lane`` shifts the path sideways (normalized); ``side`` is the corridor
-    direction (-1 left, +1 right); ``shade`` is the clothing gray level.
+    direction (-1 left, +1 right); ``shade`` is the clothing gray level;
+    ``row`` is where the feet of a ``pass`` are, normalized (default: along
+    the corridor).
     """
 
     kind: WalkKind
@@ -68,6 +73,7 @@ class Walk:
     lane: float = 0.0
     side: int = 1
     shade: int = 50
+    row: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,10 @@ def _path(w: Walk) -> list[tuple[float, float, float]]:
         (0.7, cx + 0.05 * w.side, _CORRIDOR_Y),
         (1.0, off, _CORRIDOR_Y),
     ]
+    if w.kind == "pass":
+        row = w.row or _CORRIDOR_Y
+        ends = (-0.2, 1.2) if w.side > 0 else (1.2, -0.2)
+        return [(0.0, ends[0], row), (1.0, ends[1], row)]
     if w.kind == "exit":
         return out_path
     if w.kind == "entry":
@@ -267,7 +277,7 @@ class SyntheticSource:
         """Every crossing of the sill the script contains, in time order."""
         found: list[ExpectedPassage] = []
         for a in self._snapshot_actions():
-            if isinstance(a, Walk) and a.kind != "handover":
+            if isinstance(a, Walk) and a.kind in ("exit", "entry"):
                 t = a.start + 0.45 * a.duration
                 direction: Literal["out", "in"] = "out" if a.kind == "exit" else "in"
                 if a.kind == "entry":

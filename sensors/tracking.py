@@ -201,6 +201,7 @@ class Track:
     shared: bool = False
     carried: int = 0
     blob: Blob | None = None
+    parent: int | None = None
     history: list[tuple[int, float, float, float, float]] = field(default_factory=list)
 
     @property
@@ -231,6 +232,9 @@ class Tracker:
 
     def update(self, frame: int, blobs: list[Blob], *, allow_new: bool = True) -> list[Track]:
         """Advance all tracks by one frame; returns the tracks dropped on this frame."""
+        # Where each confirmed track was before this frame: a new blob lying
+        # there is part of what that track followed (a group parting).
+        before = [(t.id, t.box) for t in self.tracks if self.is_confirmed(t)]
         pairs = self._associate(blobs)
         used_tracks = {t for t, _ in pairs}
         used_blobs = {b for _, b in pairs}
@@ -258,7 +262,7 @@ class Tracker:
             live = [t for t in self.tracks if t.missed == 0]
             for bi, blob in enumerate(blobs):
                 if bi not in used_blobs and not self._covered(blob, live):
-                    self._start(blob, frame)
+                    self._start(blob, frame, self._parent(blob, before))
         return dropped
 
     @staticmethod
@@ -348,8 +352,24 @@ class Tracker:
         track.last_frame = frame
         track.history.append((frame, track.cx, track.cy, track.w, track.h))
 
-    def _start(self, blob: Blob, frame: int) -> None:
-        track = Track(self._next_id, blob.cx, blob.cy, blob.w, blob.h, frame, frame, blob=blob)
+    @staticmethod
+    def _parent(blob: Blob, before: list[tuple[int, tuple[float, float, float, float]]]
+                ) -> int | None:
+        """The confirmed track whose box held most of ``blob`` on the previous
+        frame: the blob is someone who walked inside that track's blob until
+        now (people parting after walking together, a group splitting)."""
+        best, best_share = None, 0.5
+        area = max(blob.w * blob.h, 1.0)
+        for tid, (x, y, w, h) in before:
+            ix = min(blob.x + blob.w, x + w) - max(blob.x, x)
+            iy = min(blob.bottom, y + h) - max(blob.y, y)
+            if ix > 0 and iy > 0 and ix * iy / area > best_share:
+                best, best_share = tid, ix * iy / area
+        return best
+
+    def _start(self, blob: Blob, frame: int, parent: int | None = None) -> None:
+        track = Track(self._next_id, blob.cx, blob.cy, blob.w, blob.h, frame, frame, blob=blob,
+                      parent=parent)
         track.history.append((frame, blob.cx, blob.cy, blob.w, blob.h))
         self._next_id += 1
         self.tracks.append(track)

@@ -14,17 +14,18 @@ from tests.requirements import need
 
 LABELS = SHARED_DATA / "labels.json"
 
-# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.893
-# (tp 25, fp 3, fn 3: precision 0.89, recall 0.89; OneLeaveShop1 1.00,
-# OneLeaveShopReenter1 0.80 (a woman walking along the sill wobbles over
-# it), TwoLeaveShop2 0.67 (the pair counted once), kiwan 0.913 (21/2/2)).
-# The misses are people in one blob from the start (no learned one-person
-# size to count them with) and merge-then-part bookkeeping. The reference
-# point follows the view learned from how people walk (feet for CAVIAR's
-# front view, nearer the body centre for kiwan's view from above). The
-# test guards against regressions and must be raised to 0.95 when the
-# target is met.
-MIN_OVERALL_F1 = 0.87
+# TARGET NOT MET: issue 3 asks for overall F1 >= 0.95. Measured 0.923
+# (tp 24, fp 0, fn 4: precision 1.00, recall 0.86; OneLeaveShop1 1.00,
+# OneLeaveShopReenter1 1.00, TwoLeaveShop2 0.67 (the pair counted once:
+# one blob with a man standing behind them from the start, no learned
+# one-person size to count them with), kiwan 0.930 (20/0/3: the first pair,
+# seen before any single person, counted once; one of two people whose
+# blobs merged at the line; one of the last pair, parting after the line).
+# The reference point follows the view learned from how people walk; new
+# tracks parting from a group keep its history; a crossing needs a clear
+# origin side. Deterministic for given code; the threshold leaves a margin
+# for small changes. Raise to 0.95 when the target is met.
+MIN_OVERALL_F1 = 0.90
 
 
 @pytest.mark.slow

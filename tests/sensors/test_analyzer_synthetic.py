@@ -7,13 +7,16 @@ suite fail as soon as they start passing, so the mark gets removed.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from sensors.analyzer import DoorwayAnalyzer, Passage, TrackSummary
-from sensors.frames import Frame
+from sensors.frames import Frame, GrayImage
+from sensors.scene import Scene
 from sensors.source_synthetic import (
     SCENARIOS,
+    SILL_Y,
     ExpectedPassage,
     Scenario,
     SyntheticSource,
@@ -148,3 +151,59 @@ def test_a_pair_merging_before_the_sill_gives_two_passages(seed: int) -> None:
     expected = source.expected_passages()
     assert len(expected) == 5
     assert _same(passages, expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("row", [0.0, 0.01, 0.02, 0.03])
+def test_walking_along_just_outside_the_sill_gives_no_passage(
+    row: float, side: int, seed: int
+) -> None:
+    """Someone who enters the picture at its edge next to the sill and walks
+    along it never was clearly inside: no crossing, however the entering
+    part-body blob first falls."""
+    walk = Walk("pass", 0.5, duration=4.0, side=side, row=SILL_Y + row + 1e-6)
+    source = SyntheticSource(Scenario((walk,), 5.0), seed=seed)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    passages: list[Passage] = []
+    while (frame := source.read()) is not None:
+        passages += analyzer.feed(frame)
+    passages += analyzer.finish()
+    assert passages == []
+
+
+def _parting_pair(seed: int) -> list[GrayImage]:
+    """Two people (20 x 60 px, abreast, one blob) walk down from the inside
+    and step apart 8 px before the line (y = 120), each then crossing it."""
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
+    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
+    frames: list[GrayImage] = []
+    for i in range(150):
+        image = base.copy()
+        if i >= 25:
+            cy = 30.0 + 2.0 * (i - 25)
+            apart = max(0.0, cy - 112.0)
+            for side in (-1, 1):
+                cx = 160.0 + side * (11.0 + apart)
+                cv2.rectangle(image, (int(cx - 10), int(cy - 30)), (int(cx + 10), int(cy + 30)),
+                              60.0, -1)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_people_parting_near_the_line_are_each_counted(seed: int) -> None:
+    """The one who parts from the group's blob near the line keeps the
+    group's history (it came from deep inside), so both crossings count,
+    at the moment the pair's reference point passed the line (frame 70)."""
+    scene = Scene(threshold=((100 / 320, 0.5), (220 / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_parting_pair(seed)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    passages += analyzer.finish()
+    assert [p.direction for p in passages] == ["out", "out"], passages
+    assert len({p.track for p in passages}) == 2
+    assert all(abs(p.frame - 70) <= 3 for p in passages), passages
