@@ -12,7 +12,9 @@ publisher nor process start-up is in the figure: the consumer is the limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -64,18 +66,30 @@ async def _register(db_url: str, devices: list[str]) -> None:
         await db.close()
 
 
+_COUNT = "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM events"
+
+
 async def _stored(db_url: str) -> tuple[int, float]:
-    db = await open_database(db_url)
-    try:
-        row = await db.fetch_one(
-            "SELECT COUNT(*) AS n, MIN(received_at) AS first, MAX(received_at) AS last FROM events")
-    finally:
-        await db.close()
-    assert row is not None
-    if not row["n"]:
+    """Events stored so far and the span of their arrival, read without disturbing the writer.
+
+    Not through ``open_database``: that runs the migration check in a write
+    transaction, which would take SQLite's lock from the server twice a second.
+    """
+    if db_url.startswith("sqlite:///"):
+        path = db_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            count, first, last = conn.execute(_COUNT).fetchone()
+    else:
+        import asyncpg
+
+        conn = await asyncpg.connect(db_url)
+        try:
+            count, first, last = await conn.fetchrow(_COUNT)
+        finally:
+            await conn.close()
+    if not count:
         return 0, 0.0
-    span = (from_ts(row["last"]) - from_ts(row["first"])).total_seconds()
-    return int(row["n"]), span
+    return int(count), (from_ts(last) - from_ts(first)).total_seconds()
 
 
 def _cpu_seconds(pid: int) -> float:
