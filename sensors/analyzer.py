@@ -46,7 +46,8 @@ that walked alone (:mod:`sensors.people`). Against it a blob's area and
 width say how many people it holds (both must: a bag or a shadow adds area,
 not width; with hysteresis and a cap; tracks carried through a merge count
 themselves; people already reported nearby are not counted again), so
-people abreast in one blob yield one passage each; a blob much smaller
+people abreast in one blob yield one passage each (a crossing seen before
+the size was known is recounted once it is: ``_recount``); a blob much smaller
 than a person there is a fragment (someone half out of the picture) and
 decides no side; and the side margin scales with
 one person there, not with a merged or truncated blob.
@@ -139,6 +140,7 @@ class AnalyzerConfig:
     view_flat: float = 0.5
     view_steep: float = 1.0
     view_evidence: float = 0.3
+    recount_horizon: float = 120.0
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -158,6 +160,22 @@ class _Pending:
     count: int
     confident: bool
     came_from: float = 0.0
+    known: bool = True
+    sizes: tuple[tuple[int, float, float, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Recount:
+    """A crossing reported before the scene knew one person's size: its
+    blob is measured against that size once it is known."""
+
+    frame: int
+    t: float
+    direction: Literal["out", "in"]
+    track: int
+    confidence: float
+    reported: int
+    sizes: tuple[tuple[int, float, float, float], ...]
 
 
 @dataclass(slots=True)
@@ -183,6 +201,7 @@ class _LineState:
     d_max: float = float("-inf")
     count: int = 1
     counts: list[tuple[int, int]] = field(default_factory=list)
+    sizes: list[tuple[int, float, float, float]] = field(default_factory=list)
     solo_since: int = 0
     view_tb: float = 0.0
     view_bb: float = 0.0
@@ -225,6 +244,7 @@ class DoorwayAnalyzer:
         self._view_tb = 0.0
         self._view_bb = 0.0
         self._view_travel = 0.0
+        self._recounts: list[_Recount] = []
         # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
 
@@ -264,6 +284,8 @@ class DoorwayAnalyzer:
             passages += self._observe(track, frame)
         for track in dropped:
             passages += self._close(track)
+        if self._recounts:
+            passages += self._recount(frame.index)
         self.frames += 1
         return passages
 
@@ -375,6 +397,11 @@ class DoorwayAnalyzer:
         keep = frame.index - round(cfg.count_window * self.fps)
         while state.counts and state.counts[0][0] < keep:
             state.counts.pop(0)
+        if person is None and blob is not None:
+            # Kept to count the blob's people once one person's size is known.
+            state.sizes.append((frame.index, y, area, blob.w / sharing))
+            while state.sizes and state.sizes[0][0] < keep:
+                state.sizes.pop(0)
         if state.last_d is not None and (d > 0) != (state.last_d > 0):
             # Interpolate the zero crossing between the two measurements.
             k = state.last_d / (state.last_d - d)
@@ -427,6 +454,8 @@ class DoorwayAnalyzer:
             count=_typical(c for _, c in state.counts),
             confident=confident,
             came_from=state.depth,
+            known=person is not None,
+            sizes=tuple(state.sizes),
         )
         state.depth = abs(d) / margin
         return []
@@ -566,6 +595,47 @@ class DoorwayAnalyzer:
             ))
         horizon = pending.frame - 4 * window
         self._recent = [r for r in self._recent if r[0] >= horizon]
+        if not pending.known and pending.sizes:
+            self._recounts.append(_Recount(
+                frame=pending.frame, t=pending.t, direction=direction, track=track.id,
+                confidence=confidence, reported=count + len(near), sizes=pending.sizes))
+        return found
+
+    def _recount(self, index: int) -> list[Passage]:
+        """Count the people of crossings seen before one person's size was known.
+
+        The first people to use a door may well come out together (a couple
+        leaving, two men walking out abreast): their blob is one track and,
+        with nothing to compare it with, one passage. Its size at the
+        crossing was kept; once the scene has learned one person's size at
+        that place, the same test as for any crossing (area and width both
+        several people's) tells how many it held, and the others are
+        reported then, dated at the crossing.
+        """
+        assert self._people is not None
+        cfg = self.config
+        found: list[Passage] = []
+        waiting: list[_Recount] = []
+        for r in self._recounts:
+            if index - r.frame > cfg.recount_horizon * self.fps:
+                continue
+            people = [self._people.at(y) for _, y, _, _ in r.sizes]
+            known = [(p, a, w) for p, (_, _, a, w) in zip(people, r.sizes, strict=True)
+                     if p is not None]
+            if len(known) < len(people):
+                waiting.append(r)
+                continue
+            ratios = sorted(min(a / max(p.area, 1.0), w / p.w if p.w > 0 else a / max(p.area, 1.0))
+                            for p, a, w in known)
+            ratio = ratios[len(ratios) // 2]
+            count = 1
+            if ratio >= 2 - cfg.count_up:
+                count = min(cfg.max_count, int(ratio + cfg.count_up))
+            for i in range(r.reported, count):
+                found.append(Passage(
+                    frame=r.frame, t=round(r.t, 3), direction=r.direction,
+                    track=-r.track * 10 - i, confidence=round(r.confidence * 0.8, 3)))
+        self._recounts = waiting
         return found
 
     def _person_height(self, row: float) -> float | None:

@@ -207,3 +207,45 @@ def test_people_parting_near_the_line_are_each_counted(seed: int) -> None:
     assert [p.direction for p in passages] == ["out", "out"], passages
     assert len({p.track for p in passages}) == 2
     assert all(abs(p.frame - 70) <= 3 for p in passages), passages
+
+
+def _rectangles(seed: int, walkers: list[tuple[int, tuple[float, ...]]], count: int
+                ) -> list[GrayImage]:
+    """People as 20 x 60 px rectangles walking down 2 px a frame from y = 10,
+    one group per ``(first frame, x centres)``: touching rectangles are one blob."""
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
+    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
+    frames: list[GrayImage] = []
+    for i in range(count):
+        image = base.copy()
+        for start, xs in walkers:
+            if i >= start:
+                cy = 10.0 + 2.0 * (i - start)
+                for x in xs:
+                    cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
+                                  60.0, -1)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_pair_seen_before_anyone_alone_is_recounted_once_one_person_is_known(
+    seed: int,
+) -> None:
+    """Two people abreast are the first to cross: one blob, nothing to compare
+    it with, one passage. After three people alone have walked out, the
+    scene knows one person's size there and the pair's second passage is
+    reported, dated at the pair's crossing (frame 80)."""
+    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
+    walkers = [(25, (149.0, 171.0)), (160, (160.0,)), (290, (130.0,)), (420, (190.0,))]
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_rectangles(seed, walkers, 560)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    passages += analyzer.finish()
+    frames = sorted(p.frame for p in passages)
+    assert {p.direction for p in passages} == {"out"}
+    assert len(frames) == 5, passages
+    assert all(abs(f - e) <= 3 for f, e in zip(frames, [80, 80, 215, 345, 475], strict=True))
