@@ -34,7 +34,9 @@ as people merge and part therefore report nothing. The crossing must lie
 within the segment (with a tolerance), so people walking past are ignored,
 and the track must have been clearly on the side it came from (``origin_depth``
 margins): someone entering the picture at its edge next to the line, or
-walking along the sill, never was. A new track that parts from a tracked
+walking along the sill, never was, unless a track that followed someone
+from deep on that side was lost right there just before (people crossing
+or merging at the line swap tracks: ``_vouched``). A new track that parts from a tracked
 blob (people who walked together separating) inherits that track's
 history, so it still crossed from where the group came from. A crossing at
 the same place, moment and direction as one just reported by another track
@@ -203,6 +205,9 @@ class _LineState:
     counts: list[tuple[int, int]] = field(default_factory=list)
     sizes: list[tuple[int, float, float, float]] = field(default_factory=list)
     solo_since: int = 0
+    last_along: float = 0.5
+    last_h: float = 0.0
+    vouched: bool = False
     view_tb: float = 0.0
     view_bb: float = 0.0
 
@@ -245,6 +250,8 @@ class DoorwayAnalyzer:
         self._view_bb = 0.0
         self._view_travel = 0.0
         self._recounts: list[_Recount] = []
+        # Line states of tracks that ended recently, for ``_vouched``.
+        self._vanished: list[_LineState] = []
         # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
 
@@ -409,6 +416,7 @@ class DoorwayAnalyzer:
             state.cross_t = state.last_t + k * (frame.t - state.last_t)
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
+        state.last_along, state.last_h = along, person.h if person is not None else h
         # The margin scales with one person at this place, not with the blob:
         # a merged blob is too tall, a fragment too short.
         # Before the scene has taught one person's size, the blob's own height
@@ -554,7 +562,7 @@ class DoorwayAnalyzer:
         pending, state.pending = state.pending, None
         if pending is None or not pending.confident:
             return []
-        if pending.came_from < self.config.origin_depth:
+        if pending.came_from < self.config.origin_depth and not self._vouched(pending):
             # Never clearly on the side it came from: it appeared on the line
             # (at the picture's edge, a fragment) or walked along it.
             return []
@@ -600,6 +608,33 @@ class DoorwayAnalyzer:
                 frame=pending.frame, t=pending.t, direction=direction, track=track.id,
                 confidence=confidence, reported=count + len(near), sizes=pending.sizes))
         return found
+
+    def _vouched(self, pending: _Pending) -> bool:
+        """Whether someone who was clearly on the side this crossing came from
+        vanished there just before, next to where it crossed.
+
+        Where people cross each other or walk close together at the line,
+        tracks swap people: the track that crosses may have picked its
+        person up near the line while the track that followed that person
+        from deep inside lost them there. The person is the same, so the
+        lost track's origin vouches for the crossing (once).
+        """
+        assert self._line is not None
+        cfg = self.config
+        origin: Side = "inside" if pending.side == "outside" else "outside"
+        window = round(self.config.tracker.coast_time * self.fps)
+        lost = [self._states.get(t.id) for t in self._tracker.tracks if t.missed > 0]
+        for state in [*lost, *self._vanished]:
+            if (state is None or state.vouched or state.side != origin
+                    or state.depth < cfg.origin_depth or state.last_d is None):
+                continue
+            near = max(state.last_h, 1.0)
+            if (abs(state.last_frame - pending.frame) <= window
+                    and abs(state.last_along - pending.along) * self._line.length <= near
+                    and abs(state.last_d) <= near):
+                state.vouched = True
+                return True
+        return False
 
     def _recount(self, index: int) -> list[Passage]:
         """Count the people of crossings seen before one person's size was known.
@@ -655,6 +690,10 @@ class DoorwayAnalyzer:
         found: list[Passage] = []
         if state.pending is not None and state.side == state.pending.side:
             found = self._emit(track, state)
+        if state.last_d is not None and state.passages == 0:
+            horizon = state.last_frame - round(self.config.tracker.coast_time * self.fps) * 2
+            self._vanished = [s for s in self._vanished if s.last_frame >= horizon]
+            self._vanished.append(state)
         handover = (
             state.origin == "inside"
             and state.passages == 0

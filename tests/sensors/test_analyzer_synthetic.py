@@ -249,3 +249,45 @@ def test_a_pair_seen_before_anyone_alone_is_recounted_once_one_person_is_known(
     assert {p.direction for p in passages} == {"out"}
     assert len(frames) == 5, passages
     assert all(abs(f - e) <= 3 for f, e in zip(frames, [80, 80, 215, 345, 475], strict=True))
+
+
+def _lost_near_the_line(seed: int, *, followed: bool) -> list[GrayImage]:
+    """A person (20 x 60 px) walks down 1 px a frame; at frame 115, near the
+    line (y = 120), their blob jumps 54 px sideways (beyond the tracker's
+    gate: another track picks them up there, as when people cross or merge).
+    ``followed=False``: nobody walked there before, the blob just appears."""
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
+    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
+    frames: list[GrayImage] = []
+    for i in range(230):
+        image = base.copy()
+        if i >= (25 if followed else 115):
+            cy = 10.0 + (i - 25)
+            x = 130.0 if i < 115 else 184.0
+            cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
+                          60.0, -1)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("followed", [True, False])
+def test_a_track_that_picks_someone_up_near_the_line_is_vouched_for(
+    seed: int, followed: bool
+) -> None:
+    """The track that crosses was born near the line (never clearly inside);
+    it counts only because the track that followed that person from deep
+    inside was lost right there, just before."""
+    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_lost_near_the_line(seed, followed=followed)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    passages += analyzer.finish()
+    if followed:
+        assert [p.direction for p in passages] == ["out"], passages
+        assert abs(passages[0].frame - 127) <= 3, passages
+    else:
+        assert passages == []
