@@ -32,16 +32,21 @@ blob losing its legs and cancels nothing). Jitter
 on the sill, someone who steps over and straight back, and a blob wobbling
 as people merge and part therefore report nothing. The crossing must lie
 within the segment (with a tolerance), so people walking past are ignored,
-and the track must have been clearly on the side it came from (``origin_depth``
-margins): someone entering the picture at its edge next to the line, or
-walking along the sill, never was, unless a track that followed someone
-from deep on that side was lost right there just before (people crossing
-or merging at the line swap tracks: ``_vouched``). A new track that parts from a tracked
-blob (people who walked together separating) inherits that track's
-history, so it still crossed from where the group came from. A crossing at
-the same place, moment and direction as one just reported by another track
-is a fragment of the same person and is dropped. A track carried inside
-another's blob that never walked on its own (a door leaf) decides nothing.
+and the track must have been clearly on the side it came from
+(``origin_depth`` margins): someone entering the picture at its edge next
+to the line, or walking along the sill, never was; unless a track that
+followed someone from deep on that side was lost right there just before
+(people crossing or merging at the line swap tracks: ``_vouched``). A new
+track that parts from a tracked blob (people who walked together
+separating), or starts where a track was lost a moment ago (its box
+jumped when blobs merged or parted, and it coasted off on that jump),
+inherits that track's history, so it still crossed from where its person
+came from. A crossing at the same place, moment and direction as one just
+reported by another track is a fragment of the same person and is
+dropped; so is one by a piece that broke off a person (smaller than one
+person) whose family already reported that direction. A track carried
+inside another's blob that never walked on its own (a door leaf) decides
+nothing.
 
 One person's size at each place of the picture is learned from every track
 that walked alone (:mod:`sensors.people`). Against it a blob's area and
@@ -49,10 +54,10 @@ width say how many people it holds (both must: a bag or a shadow adds area,
 not width; with hysteresis and a cap; tracks carried through a merge count
 themselves; people already reported nearby are not counted again), so
 people abreast in one blob yield one passage each (a crossing seen before
-the size was known is recounted once it is: ``_recount``); a blob much smaller
-than a person there is a fragment (someone half out of the picture) and
-decides no side; and the side margin scales with
-one person there, not with a merged or truncated blob.
+the size was known is recounted once it is: ``_recount``); a blob much
+smaller than a person there is a fragment (someone half out of the
+picture) and decides no side; and the side margin scales with one person
+there, not with a merged or truncated blob.
 
 Static foreground absorption (:mod:`sensors.background`) turns an opened
 door leaf into background within a second; boxes of tracks that have walked
@@ -138,7 +143,7 @@ class AnalyzerConfig:
     handover_travel: float = 0.25
     view_window: float = 1.0
     origin_depth: float = 2.0
-    view_resize: float = 0.3
+    view_jump: float = 0.15
     view_flat: float = 0.5
     view_steep: float = 1.0
     view_evidence: float = 0.3
@@ -208,8 +213,9 @@ class _LineState:
     last_along: float = 0.5
     last_h: float = 0.0
     vouched: bool = False
-    view_tb: float = 0.0
-    view_bb: float = 0.0
+    family: int = 0
+    fragment_born: bool = False
+    last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -240,7 +246,8 @@ class DoorwayAnalyzer:
         self.summaries: list[TrackSummary] = []
         self.frames = 0
         self.blobs: list[Blob] = []
-        self._recent: list[tuple[int, str, float, int]] = []
+        # Passages reported lately: (frame, direction, along, track, family).
+        self._recent: list[tuple[int, str, float, int, int]] = []
         self._sharing: dict[int, int] = {}
         self._people: PersonSizeModel | None = None
         # The camera's view from how people move (see ``_view_sample``):
@@ -417,6 +424,7 @@ class DoorwayAnalyzer:
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
         state.last_along, state.last_h = along, person.h if person is not None else h
+        state.last_box = (cx, cy, track.w, h)
         # The margin scales with one person at this place, not with the blob:
         # a merged blob is too tall, a fragment too short.
         # Before the scene has taught one person's size, the blob's own height
@@ -475,8 +483,11 @@ class DoorwayAnalyzer:
         and separated there still crosses from where they really came from."""
         parent = self._states.get(track.parent) if track.parent is not None else None
         if parent is None:
-            return _LineState()
+            parent = self._lost_here(track)
+        if parent is None:
+            return _LineState(family=track.id)
         return _LineState(
+            family=parent.family, fragment_born=self._fragment(track),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
             cross_frame=parent.cross_frame, cross_t=parent.cross_t,
@@ -484,6 +495,44 @@ class DoorwayAnalyzer:
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
+
+    def _fragment(self, track: Track) -> bool:
+        """Whether the track's blob is much smaller than one person there
+        (area or width), once the scene knows one person's size."""
+        assert self._people is not None
+        blob = track.blob
+        if blob is None:
+            return False
+        slope = self.view_slope
+        up = 0.0 if slope is None else self._by_view(slope)
+        person = self._people.at(blob.bottom - (0.5 * up) * blob.h)
+        if person is None:
+            return False
+        ratio = blob.area / max(person.area, 1.0)
+        if person.w > 0.0:
+            ratio = min(ratio, blob.w / person.w)
+        return ratio < self.config.fragment_fraction
+
+    def _lost_here(self, track: Track) -> _LineState | None:
+        """The state of a track lost just before where ``track`` starts.
+
+        A track whose blob jumped (people merging or parting) coasts on a
+        velocity that was bookkeeping, not walking, and loses its person
+        while a new track picks them up where they were: the new track is
+        the lost one's continuation (once).
+        """
+        window = round(self.config.tracker.coast_time * self.fps)
+        _, cx, cy, _, _ = track.history[-1]
+        lost = [self._states.get(t.id) for t in self._tracker.tracks if t.missed > 0]
+        for state in [*lost, *self._vanished]:
+            if state is None or state.vouched or state.last_d is None:
+                continue
+            bx, by, bw, bh = state.last_box
+            if (track.first_frame - state.last_frame <= window
+                    and abs(cx - bx) <= 0.5 * bw and abs(cy - by) <= 0.5 * bh):
+                state.vouched = True
+                return state
+        return None
 
     def _view_sample(self, track: Track, state: _LineState, index: int) -> None:
         """Learn the camera's view from how the top and bottom of walking blobs move.
@@ -503,7 +552,7 @@ class DoorwayAnalyzer:
             state.solo_since = index + 1
             return
         _, _, _, _, h_prev = track.history[-2]
-        if abs(h - h_prev) > cfg.view_resize * max(h_prev, 1.0) * 0.5:
+        if abs(h - h_prev) > cfg.view_jump * max(h_prev, 1.0):
             # A merge or a split changes the box at once; walking never does.
             state.solo_since = index
             return
@@ -551,11 +600,15 @@ class DoorwayAnalyzer:
         by_shape = min(1.0, max(0.0, k))
         if self._view_bb <= 0.0:
             return cfg.anchor_up + (0.5 - cfg.anchor_up) * by_shape
-        slope = self._view_tb / self._view_bb
-        by_motion = min(1.0, max(0.0, (slope - cfg.view_flat) / (cfg.view_steep - cfg.view_flat)))
+        by_motion = self._by_view(self._view_tb / self._view_bb)
         weight = self._view_travel / (self._view_travel + cfg.view_evidence)
         mixed = weight * by_motion + (1.0 - weight) * by_shape
         return cfg.anchor_up + (0.5 - cfg.anchor_up) * mixed
+
+    def _by_view(self, slope: float) -> float:
+        """0 for a camera facing the door (feet), 1 seen from above (centre)."""
+        cfg = self.config
+        return min(1.0, max(0.0, (slope - cfg.view_flat) / (cfg.view_steep - cfg.view_flat)))
 
     def _emit(self, track: Track, state: _LineState) -> list[Passage]:
         """Report a pending crossing (once per person the blob holds)."""
@@ -572,9 +625,12 @@ class DoorwayAnalyzer:
         # crossing at the same place and moment is the same person again.
         reach = 0.5 * max(track.w, 1.0) / self._line.length
         window = self.config.duplicate_time * self.fps
-        for frame, kind, along, tid in self._recent:
+        for frame, kind, along, tid, family in self._recent:
             if (kind == direction and tid != track.id and abs(frame - pending.frame) <= window
-                    and abs(along - pending.along) <= reach):
+                    and (abs(along - pending.along) <= reach
+                         or (state.fragment_born and family == state.family))):
+                # (A piece that broke off a person is that person wherever
+                # it crosses, when the rest of them was reported already.)
                 return []
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
         state.passages += 1
@@ -584,16 +640,12 @@ class DoorwayAnalyzer:
         # counted twice.
         # One entry per person reported, so a neighbour track that already
         # reported two people takes two off this count.
-        near = [tid for frame, kind, along, tid in self._recent
+        near = [tid for frame, kind, along, tid, _ in self._recent
                 if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
                 and abs(along - pending.along) <= 2.0 * reach]
-        # People who merged into the blob only around the crossing (someone
-        # passing the other way) were not carried across: the count must
-        # hold on both sides, when the crossing was seen and once it settled.
-        carried = min(pending.count, _typical(c for _, c in state.counts))
-        count = max(1, carried - len(near))
+        count = max(1, pending.count - len(near))
         for i in range(count):
-            self._recent.append((pending.frame, direction, pending.along, track.id))
+            self._recent.append((pending.frame, direction, pending.along, track.id, state.family))
             found.append(Passage(
                 frame=pending.frame,
                 t=round(pending.t, 3),
