@@ -215,6 +215,7 @@ class _LineState:
     vouched: bool = False
     family: int = 0
     fragment_born: bool = False
+    inherited: bool = False
     last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
@@ -457,9 +458,10 @@ class DoorwayAnalyzer:
             if pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps:
                 return self._emit(track, state)
             return []
-        confident = (
-            -tol <= state.cross_along <= 1 + tol and self._tracker.is_confirmed(track)
-        )
+        # A track continuing another's history (``_born``) is that person's,
+        # already confirmed; it must only be confirmed itself by the report.
+        confident = -tol <= state.cross_along <= 1 + tol and (
+            self._tracker.is_confirmed(track) or state.inherited)
         state.pending = _Pending(
             side=side,
             frame=state.cross_frame,
@@ -487,7 +489,7 @@ class DoorwayAnalyzer:
         if parent is None:
             return _LineState(family=track.id)
         return _LineState(
-            family=parent.family, fragment_born=self._fragment(track),
+            family=parent.family, fragment_born=self._fragment(track), inherited=True,
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
             cross_frame=parent.cross_frame, cross_t=parent.cross_t,
@@ -613,7 +615,7 @@ class DoorwayAnalyzer:
     def _emit(self, track: Track, state: _LineState) -> list[Passage]:
         """Report a pending crossing (once per person the blob holds)."""
         pending, state.pending = state.pending, None
-        if pending is None or not pending.confident:
+        if pending is None or not pending.confident or not self._tracker.is_confirmed(track):
             return []
         if pending.came_from < self.config.origin_depth and not self._vouched(pending):
             # Never clearly on the side it came from: it appeared on the line

@@ -291,3 +291,66 @@ def test_a_track_that_picks_someone_up_near_the_line_is_vouched_for(
         assert abs(passages[0].frame - 127) <= 3, passages
     else:
         assert passages == []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_blob_with_area_of_two_but_width_of_one_is_one_person(seed: int) -> None:
+    """Three people alone teach the scene one person's size (20 x 60 px);
+    then one whose blob is half as tall again (a shadow or a long coat
+    below them: the area of 1.7 people, the width of one) walks out: one
+    passage, not two."""
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
+    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
+    walkers = [(25, 160.0, 0), (140, 130.0, 0), (255, 190.0, 0), (370, 160.0, 40)]
+    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i in range(520):
+        image = base.copy()
+        for start, x, tail in walkers:
+            if i >= start:
+                cy = 10.0 + 2.0 * (i - start)
+                cv2.rectangle(image, (int(x - 10), int(cy - 30)),
+                              (int(x + 10), int(cy + 30 + tail)), 60.0, -1)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        passages += analyzer.feed(Frame(i, i / 25.0, np.clip(image, 0, 255).astype(np.uint8)))
+    passages += analyzer.finish()
+    assert [p.direction for p in passages] == ["out"] * 4, passages
+    assert len({p.track for p in passages}) == 4
+    assert passages[-1].frame > 380
+
+
+def _lost_and_found(seed: int) -> list[GrayImage]:
+    """A person (20 x 60 px) walks down 1 px a frame, sidesteps 5 px a frame
+    (frames 105-120), is hidden for 12 frames just before the line (their
+    track coasts off sideways on the sidestep's velocity) and reappears
+    where they were hidden, just past the line, walking on."""
+    rng = np.random.default_rng(seed)
+    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
+    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
+    frames: list[GrayImage] = []
+    for i in range(230):
+        image = base.copy()
+        if i >= 25 and not 120 < i < 133:
+            cy = 10.0 + (i - 25)
+            x = 100.0 + 5.0 * min(max(0, i - 105), 15)
+            cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
+                          60.0, -1)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_track_starting_where_one_was_just_lost_continues_it(seed: int) -> None:
+    """The new track starts on the far side of the line, so on its own it
+    never crossed; as the lost track's continuation it crossed (frame 127)."""
+    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_lost_and_found(seed)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    passages += analyzer.finish()
+    assert [p.direction for p in passages] == ["out"], passages
+    assert abs(passages[0].frame - 127) <= 3, passages
