@@ -146,6 +146,11 @@ def main(names: list[str]) -> None:
         *_table(results),
         "",
     ]
+    # Observations a table cannot hold (same machine kind on other days, comparisons of
+    # commits) are kept by hand in bench/NOTES.md and appended.
+    notes = REPO / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(lines))
     print(f"wrote {REPO / 'BENCHMARKS.md'} and {RESULTS}")
 
