@@ -150,7 +150,15 @@ def find_blobs(
         clean = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(cfg.open_size))
         close = cfg.close_size
     clean = np.asarray(cv2.morphologyEx(clean, cv2.MORPH_CLOSE, _kernel(close)), np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(clean, connectivity=8)
+    if not cv2.countNonZero(clean):
+        # Nothing left after the clean-up (most frames of a quiet doorway):
+        # labelling an empty mask still cost about as much as a full one.
+        return []
+    # BBDT, not the default Spaghetti: both scan 2 x 2 blocks in raster order,
+    # so labels come out in the same order with the same stats, but with stats
+    # OpenCV 5's Spaghetti took ~5x longer here (~300 vs ~60 us at 160 x 120).
+    count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        clean, 8, cv2.CV_32S, cv2.CCL_BBDT)
     # Thin slivers are registration residue along strong edges, never body parts;
     # letting them join would glue distant people together.
     kk = float(k)
