@@ -166,17 +166,16 @@ class BackgroundModel:
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
         frame = gray.astype(np.float32)
         shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
-        valid: np.ndarray | None = None
+        valid: tuple[int, int, int, int] | None = None
         if shift != (0.0, 0.0):
             h, w = frame.shape
             # Whole pixels: a bilinear warp cost a quarter of the frame time on a
             # shaking camera, and the half pixel it would add is within what the
             # edge term of the threshold forgives anyway.
             frame = _translate(gray, -round(shift[0]), -round(shift[1]), True).astype(np.float32)
-            valid = np.zeros((h, w), np.uint8)
             x0, y0 = math.ceil(max(0.0, -shift[0])), math.ceil(max(0.0, -shift[1]))
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
-            valid[y0:y1, x0:x1] = 255
+            valid = (x0, y0, x1, y1)
         gain = self._gain(frame)
         if gain != 1.0:
             frame *= 1.0 / gain
@@ -196,7 +195,23 @@ class BackgroundModel:
             thr = cv2.add(thr, self._edges)
         mask: GrayImage = np.asarray(cv2.compare(diff, thr, cv2.CMP_GT), np.uint8)
         if valid is not None:
-            mask = np.asarray(cv2.bitwise_and(mask, valid), np.uint8)
+            # Outside the rectangle (x0, y0)-(x1, y1) the shift brought pixels in
+            # from outside the picture. Clearing those strips in place gives the
+            # same mask as AND with a 0/255 rectangle image, without building one
+            # (``mask`` is a fresh array from ``compare``).
+            x0, y0, x1, y1 = valid
+            if x1 > 0 and y1 > 0:
+                mask[:y0] = 0
+                mask[y1:] = 0
+                mask[:, :x0] = 0
+                mask[:, x1:] = 0
+            else:
+                # A shift beyond the picture's height or width (only possible
+                # for a picture over five times wider than tall): the rectangle
+                # image as before, with numpy's negative-index slicing.
+                rect = np.zeros_like(mask)
+                rect[y0:y1, x0:x1] = 255
+                mask = np.asarray(cv2.bitwise_and(mask, rect), np.uint8)
         if cv2.countNonZero(mask) > self._cfg.relearn_fraction * mask.size:
             self._bg = frame
             self._edges = None
