@@ -7,8 +7,12 @@ suite fail as soon as they start passing, so the mark gets removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from sensors.analyzer import DoorwayAnalyzer, Passage, TrackSummary
@@ -173,15 +177,30 @@ def test_walking_along_just_outside_the_sill_gives_no_passage(
     assert passages == []
 
 
-def _parting_pair(seed: int) -> list[GrayImage]:
-    """Two people (20 x 60 px, abreast, one blob) walk down from the inside
-    and step apart 8 px before the line (y = 120), each then crossing it."""
+# A frame being drawn: float, noise is added before it becomes 8-bit.
+Canvas = npt.NDArray[np.floating[Any]]
+
+
+def _noisy_frames(seed: int, count: int, draw: Callable[[Canvas, int], None]
+                  ) -> list[GrayImage]:
+    """``count`` frames of one textured floor (from ``seed``), ``draw(image, i)``
+    painting frame ``i``'s people on it, plus sensor noise."""
     rng = np.random.default_rng(seed)
     texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
     base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
     frames: list[GrayImage] = []
-    for i in range(150):
+    for i in range(count):
         image = base.copy()
+        draw(image, i)
+        image += rng.normal(0, 2, image.shape).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+def _parting_pair(seed: int) -> list[GrayImage]:
+    """Two people (20 x 60 px, abreast, one blob) walk down from the inside
+    and step apart 8 px before the line (y = 120), each then crossing it."""
+    def draw(image: Canvas, i: int) -> None:
         if i >= 25:
             cy = 30.0 + 2.0 * (i - 25)
             apart = max(0.0, cy - 112.0)
@@ -189,9 +208,8 @@ def _parting_pair(seed: int) -> list[GrayImage]:
                 cx = 160.0 + side * (11.0 + apart)
                 cv2.rectangle(image, (int(cx - 10), int(cy - 30)), (int(cx + 10), int(cy + 30)),
                               60.0, -1)
-        image += rng.normal(0, 2, image.shape).astype(np.float32)
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-    return frames
+
+    return _noisy_frames(seed, 150, draw)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -214,21 +232,15 @@ def _rectangles(seed: int, walkers: list[tuple[int, tuple[float, ...]]], count: 
                 ) -> list[GrayImage]:
     """People as 20 x 60 px rectangles walking down 2 px a frame from y = 10,
     one group per ``(first frame, x centres)``: touching rectangles are one blob."""
-    rng = np.random.default_rng(seed)
-    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
-    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
-    frames: list[GrayImage] = []
-    for i in range(count):
-        image = base.copy()
+    def draw(image: Canvas, i: int) -> None:
         for start, xs in walkers:
             if i >= start:
                 cy = 10.0 + 2.0 * (i - start)
                 for x in xs:
                     cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
                                   60.0, -1)
-        image += rng.normal(0, 2, image.shape).astype(np.float32)
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-    return frames
+
+    return _noisy_frames(seed, count, draw)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -257,20 +269,14 @@ def _lost_near_the_line(seed: int, *, followed: bool) -> list[GrayImage]:
     line (y = 120), their blob jumps 54 px sideways (beyond the tracker's
     gate: another track picks them up there, as when people cross or merge).
     ``followed=False``: nobody walked there before, the blob just appears."""
-    rng = np.random.default_rng(seed)
-    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
-    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
-    frames: list[GrayImage] = []
-    for i in range(230):
-        image = base.copy()
+    def draw(image: Canvas, i: int) -> None:
         if i >= (25 if followed else 115):
             cy = 10.0 + (i - 25)
             x = 130.0 if i < 115 else 184.0
             cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
                           60.0, -1)
-        image += rng.normal(0, 2, image.shape).astype(np.float32)
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-    return frames
+
+    return _noisy_frames(seed, 230, draw)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -300,22 +306,20 @@ def test_a_blob_with_area_of_two_but_width_of_one_is_one_person(seed: int) -> No
     then one whose blob is half as tall again (a shadow or a long coat
     below them: the area of 1.7 people, the width of one) walks out: one
     passage, not two."""
-    rng = np.random.default_rng(seed)
-    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
-    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
     walkers = [(25, 160.0, 0), (140, 130.0, 0), (255, 190.0, 0), (370, 160.0, 40)]
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i in range(520):
-        image = base.copy()
+
+    def draw(image: Canvas, i: int) -> None:
         for start, x, tail in walkers:
             if i >= start:
                 cy = 10.0 + 2.0 * (i - start)
                 cv2.rectangle(image, (int(x - 10), int(cy - 30)),
                               (int(x + 10), int(cy + 30 + tail)), 60.0, -1)
-        image += rng.normal(0, 2, image.shape).astype(np.float32)
-        passages += analyzer.feed(Frame(i, i / 25.0, np.clip(image, 0, 255).astype(np.uint8)))
+
+    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_noisy_frames(seed, 520, draw)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
     passages += analyzer.finish()
     assert [p.direction for p in passages] == ["out"] * 4, passages
     assert len({p.track for p in passages}) == 4
@@ -327,20 +331,14 @@ def _lost_and_found(seed: int) -> list[GrayImage]:
     (frames 105-120), is hidden for 12 frames just before the line (their
     track coasts off sideways on the sidestep's velocity) and reappears
     where they were hidden, just past the line, walking on."""
-    rng = np.random.default_rng(seed)
-    texture = rng.normal(0, 8, (240, 320)).astype(np.float32)
-    base = 150.0 + cv2.GaussianBlur(texture, (0, 0), 1.5)
-    frames: list[GrayImage] = []
-    for i in range(230):
-        image = base.copy()
+    def draw(image: Canvas, i: int) -> None:
         if i >= 25 and not 120 < i < 133:
             cy = 10.0 + (i - 25)
             x = 100.0 + 5.0 * min(max(0, i - 105), 15)
             cv2.rectangle(image, (int(x - 10), int(cy - 30)), (int(x + 10), int(cy + 30)),
                           60.0, -1)
-        image += rng.normal(0, 2, image.shape).astype(np.float32)
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-    return frames
+
+    return _noisy_frames(seed, 230, draw)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
