@@ -28,6 +28,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from pydantic_core import SchemaValidator, core_schema
 
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
 from doorwatch.errors import PayloadError
@@ -59,6 +60,7 @@ __all__ = [
     "TamperKind",
     "decode_command",
     "decode_device_message",
+    "decode_record_fields",
     "encode",
     "json_schemas",
     "utc_now",
@@ -241,6 +243,37 @@ DeviceMessage = Annotated[
 ]
 _DEVICE_MESSAGE: TypeAdapter[DeviceMessage] = TypeAdapter(DeviceMessage)
 
+def _fields_schema(model: type[BaseModel]) -> core_schema.CoreSchema:
+    """``model``'s own field schemas as a typed dict: validated values in a dict.
+
+    The very schemas pydantic built for the model (one source of truth), without
+    the model instance: building that costs more than parsing and checking the
+    JSON, and the server's ingest path only reads a few fields of each record
+    before storing its payload text. ``v`` and ``type`` are required here: on the
+    full path a missing version is refused and a missing tag fails the union.
+    """
+    schema = model.__pydantic_core_schema__
+    if schema["type"] != "model" or schema["schema"]["type"] != "model-fields":
+        raise TypeError(f"{model.__name__}: not a plain model schema ({schema['type']})")
+    fields: dict[str, core_schema.TypedDictField] = {}
+    for name, field in schema["schema"]["fields"].items():
+        inner = field["schema"]
+        required = inner["type"] != "default"
+        if name in ("v", "type") and inner["type"] == "default":
+            inner, required = inner["schema"], True
+        fields[name] = core_schema.typed_dict_field(inner, required=required)
+    return core_schema.typed_dict_schema(fields, extra_behavior="forbid",
+                                         config=schema.get("config"))
+
+
+# Events and command acks (the event channel's records) validated into dicts; see
+# decode_record_fields.
+_RECORD_FIELDS = SchemaValidator(core_schema.tagged_union_schema(
+    {"event": _fields_schema(Event), "command_ack": _fields_schema(CommandAck)},
+    discriminator="type",
+))
+
+
 # Which message types may arrive on which channel.
 _CHANNEL_TYPES: dict[Channel, tuple[type[BaseModel], ...]] = {
     Channel.EVENT: (Event, CommandAck),
@@ -409,6 +442,25 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
     if message.device_id != info.device_id:
         raise DeviceIdMismatchError(topic, info.device_id, message.device_id)
     return message
+
+
+def decode_record_fields(info: TopicInfo, payload: bytes) -> dict[str, Any] | None:
+    """The validated fields of an event or command ack from this topic's device, or None.
+
+    The server's fast path: the same checks as :func:`decode_device_message`
+    (schema, field constraints, channel, device id), with the values in a dict
+    (``event_id`` a UUID, ``time`` an aware datetime, ``kind`` an EventKind).
+    None means anything else (another channel, an invalid payload, another
+    device's id): :func:`decode_device_message` then gives the model or the
+    precise reason.
+    """
+    if info.channel is not Channel.EVENT or len(payload) > MAX_EVENT_BYTES:
+        return None
+    try:
+        fields: dict[str, Any] = _RECORD_FIELDS.validate_json(payload)
+    except ValidationError:
+        return None
+    return fields if fields["device_id"] == info.device_id else None
 
 
 def decode_command(topic: str, payload: bytes) -> Command:

@@ -60,6 +60,9 @@ class Consumer:
                     await writing
                 writing = asyncio.create_task(self._store_and_ack(batch, prepared),
                                               name="consumer-write")
+                # Let the write send its first statement before this loop validates the
+                # next batch (which yields only every so many messages).
+                await asyncio.sleep(0)
         finally:
             if writing is not None and not writing.done():
                 # Not acknowledged, so the broker re-sends whatever this batch held.

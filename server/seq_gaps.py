@@ -50,6 +50,7 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
     rows = await tx.fetch_all(query, devices)
     highest = {r["device_id"]: int(r["max_seq"]) for r in rows}
     new_gaps: list[tuple[str, int, int, str]] = []
+    raised: list[tuple[int, str]] = []
     detected = now_ts()
     for device_id, seqs in new_seqs.items():
         top = highest.get(device_id, 0)
@@ -62,9 +63,11 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
             else:
                 await _fill(tx, device_id, seq)
         if top != start:
-            await tx.execute(
-                "UPDATE devices SET max_seq = ? WHERE device_id = ?", (top, device_id)
-            )
+            raised.append((top, device_id))
+    if raised:
+        # One statement for the batch: a batch spans up to a thousand devices, and each
+        # separate statement is a round trip to SQLite's thread or PostgreSQL's server.
+        await tx.executemany("UPDATE devices SET max_seq = ? WHERE device_id = ?", raised)
     if new_gaps:
         await tx.executemany(
             "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "

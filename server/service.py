@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -116,8 +118,31 @@ async def serve(
                                           "rejected": consumer.totals.rejected})
 
 
+def _tune_interpreter() -> None:
+    """Collect cycles less often than CPython's default, never scan start-up objects,
+    and hand the GIL to the database thread sooner.
+
+    Each ingested event leaves a dozen short-lived container objects (model,
+    dicts, tuples), so with the default threshold (700) a 1,000-message batch
+    runs the collector dozens of times, each also walking the survivors; that
+    was a fifth of the server's CPU per event at full ingest. Nothing on the
+    ingest path makes reference cycles (they would be collected all the same,
+    only later). ``freeze`` moves what start-up built (modules, FastAPI,
+    Apprise's plugins) out of every future collection.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    # SQLite works on aiosqlite's thread; when it finishes a statement it needs the GIL
+    # for a moment to hand the result back. With the default 5 ms switch interval it
+    # waits that long behind the event loop validating the next batch, so writes and
+    # validation alternated instead of overlapping (measured: ~51,000 -> ~62,000
+    # events/s in-process at 0.2 ms; shorter intervals gained nothing more).
+    sys.setswitchinterval(0.0002)
+
+
 async def run_server(settings: ServerSettings) -> None:
     """Run until cancelled (SIGINT/SIGTERM)."""
+    _tune_interpreter()
     async with serve(settings):
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
