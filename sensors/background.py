@@ -98,6 +98,16 @@ def _translate(image: np.ndarray, tx: int, ty: int, replicate: bool) -> np.ndarr
                                          max(0, -tx), border, value=0), image.dtype)
 
 
+def _mean(cells: np.ndarray) -> float:
+    """``float(cells.mean())`` of a float32 array, without ``mean``'s Python-level
+    overhead (microseconds, several times per frame on 16 cells).
+
+    ``ndarray.mean`` is exactly this: the float32 ``add.reduce`` over all
+    elements, divided by the count in float32.
+    """
+    return float(np.add.reduce(cells, axis=None) / cells.size)
+
+
 def _alpha(seconds: float, fps: float) -> float:
     return 1.0 - math.exp(-1.0 / max(1e-3, seconds * fps))
 
@@ -165,6 +175,7 @@ class BackgroundModel:
             self._bg = None
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
         frame = gray.astype(np.float32)
+        picture = gray
         shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
         valid: tuple[int, int, int, int] | None = None
         if shift != (0.0, 0.0):
@@ -172,11 +183,12 @@ class BackgroundModel:
             # Whole pixels: a bilinear warp cost a quarter of the frame time on a
             # shaking camera, and the half pixel it would add is within what the
             # edge term of the threshold forgives anyway.
-            frame = _translate(gray, -round(shift[0]), -round(shift[1]), True).astype(np.float32)
+            picture = _translate(gray, -round(shift[0]), -round(shift[1]), True)
+            frame = picture.astype(np.float32)
             x0, y0 = math.ceil(max(0.0, -shift[0])), math.ceil(max(0.0, -shift[1]))
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
             valid = (x0, y0, x1, y1)
-        gain = self._gain(frame)
+        gain = self._gain(picture)
         if gain != 1.0:
             frame *= 1.0 / gain
         diff = cv2.absdiff(frame, self._bg)
@@ -270,7 +282,8 @@ class BackgroundModel:
         still = cv2.compare(change, thr * self._cfg.still_fraction, cv2.CMP_LT)
         candidates = cv2.bitwise_and(mask, still)
         if protect is not None:
-            candidates = cv2.bitwise_and(candidates, cv2.bitwise_not(protect))
+            # Both are 0/255: a saturating subtraction is AND NOT in one pass.
+            candidates = cv2.subtract(candidates, protect)
         if self._ones is None or self._ones.shape != mask.shape:
             self._ones = np.ones(mask.shape, np.uint8)
         # uint8 counters saturate at 255; absorb_frames is capped below that.
@@ -280,14 +293,23 @@ class BackgroundModel:
         _, ready = cv2.threshold(self._still, self._absorb_frames - 0.5, 255, cv2.THRESH_BINARY)
         if cv2.countNonZero(ready):
             cv2.copyTo(frame, ready, self._bg)
-            self._still[ready > 0] = 0
+            # Restart the absorbed counters: the same pixels as ``ready``
+            # (8-bit thresholds compare with the floor of the level), in place
+            # instead of through a boolean index.
+            cv2.threshold(self._still, self._absorb_frames - 0.5, 0, cv2.THRESH_TOZERO_INV,
+                          dst=self._still)
 
-    def _gain(self, frame: np.ndarray) -> float:
+    def _gain(self, picture: GrayImage) -> float:
+        """Lighting factor of ``picture`` (8-bit, in background coordinates)
+        against the background, or 1.0 when it is within 2 %."""
         assert self._bg is not None
         assert self._prev_mask is not None
         # Every 4th pixel of every 4th row is plenty for one global factor.
         quiet = cv2.bitwise_not(self._prev_mask[::4, ::4])
-        f = cv2.mean(np.ascontiguousarray(frame[::4, ::4]), quiet)[0]
+        # The 8-bit picture, not its float32 copy: cv2.mean sums 8-bit pixels
+        # exactly in integers and float32 ones exactly in double (whole values
+        # well below 2**53), so the mean is the same, from a quarter of the bytes.
+        f = cv2.mean(np.ascontiguousarray(picture[::4, ::4]), quiet)[0]
         b = cv2.mean(np.ascontiguousarray(self._bg[::4, ::4]), quiet)[0]
         if b < 8.0 or f < 8.0:
             return 1.0
@@ -315,11 +337,10 @@ class BackgroundModel:
         tiny = small
         best = self._shift
         cells = self._residual(tiny, best)
-        # numpy's mean costs microseconds of overhead on 16 cells: take it once.
-        score = float(cells.mean())
+        score = _mean(cells)
         if best != (0.0, 0.0):
             still = self._residual(tiny, (0.0, 0.0))
-            still_score = float(still.mean())
+            still_score = _mean(still)
             if still_score <= score:
                 best, cells, score = (0.0, 0.0), still, still_score
         quiet = self._quiet if self._quiet is not None else score
@@ -337,7 +358,7 @@ class BackgroundModel:
                 moved = self._residual(tiny, (dx, dy))
                 # A shake moves every part of the picture; a door or a person only theirs.
                 better = int(np.count_nonzero(moved < cfg.shake_gain * cells))
-                if better >= cfg.shake_cells * moved.size and float(moved.mean()) < score:
+                if better >= cfg.shake_cells * moved.size and _mean(moved) < score:
                     best = (dx, dy)
         if math.hypot(*best) < 0.5:
             best = (0.0, 0.0)
