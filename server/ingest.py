@@ -45,10 +45,14 @@ __all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
 
 log = get_logger(__name__)
 
-# SQLite and PostgreSQL both allow 32766 bound parameters per statement.
-_RECORD_COLUMNS = 9
-_ROWS_PER_INSERT = 32766 // _RECORD_COLUMNS
-_ROW_MARKS = "(" + ", ".join("?" * _RECORD_COLUMNS) + ")"
+# The events table's columns as the ingest path inserts them (household_id last: it is
+# filled in the write's transaction).
+_RECORD_COLUMNS = (
+    ("device_id", "text"), ("seq", "bigint"), ("event_id", "text"), ("type", "text"),
+    ("kind", "text"), ("device_time", "text"), ("received_at", "text"), ("payload", "text"),
+    ("household_id", "bigint"),
+)
+_WIDTH = len(_RECORD_COLUMNS)
 # Messages validated between two yields to the event loop: preparing a batch is CPU
 # work of a few milliseconds, and the previous batch's write needs the loop for each of
 # its round trips to the database thread (so the two overlap instead of alternating).
@@ -96,15 +100,15 @@ def _log_rejected(rejected: list[tuple[InboundMessage, str, str | None]]) -> Non
 Record = tuple[InboundMessage, dict[str, Any]]
 
 
-def _insert_params(chunk: list[Record], stamp: str) -> list[Any]:
-    """One events INSERT's flat parameters; the last column (household) is left None.
+def _record_values(records: list[Record], stamp: str) -> list[Any]:
+    """The records' values in ``_RECORD_COLUMNS`` order, flat; households left None.
 
     ``to_jsonable_python`` writes a UUID's canonical text in Rust, four times as
     fast as ``str(uuid)`` (a Python method), on a path that runs once per event.
     """
     params: list[Any] = []
     extend = params.extend
-    for message, fields in chunk:
+    for message, fields in records:
         kind = fields.get("kind")
         extend((fields["device_id"], fields["seq"], to_jsonable_python(fields["event_id"]),
                 fields["type"], kind.value if kind is not None else None, to_ts(fields["time"]),
@@ -126,10 +130,10 @@ class PreparedBatch:
     statuses: dict[str, tuple[InboundMessage, Status]] = field(default_factory=dict)
     snapshots: list[tuple[InboundMessage, Snapshot]] = field(default_factory=list)
     rejected: list[tuple[InboundMessage, str, str | None]] = field(default_factory=list)
-    # The events INSERT's parameters, one flat list per statement (``_ROWS_PER_INSERT``
-    # records each), built here so that writing a batch starts with SQL at once; the
-    # household slots are filled in the write's transaction.
-    record_params: list[list[Any]] = field(default_factory=list)
+    # The records' column values, row after row in one flat list, built here so that
+    # writing a batch starts with SQL at once; the household slots are filled in the
+    # write's transaction.
+    record_values: list[Any] = field(default_factory=list)
     # A device speaking for another (payload device_id != topic's): also a security event.
     spoofed: list[DeviceIdMismatchError] = field(default_factory=list)
 
@@ -196,8 +200,7 @@ class Ingestor:
                 out.statuses[item.device_id] = (_stamped(message, stamp), item)
             else:
                 out.snapshots.append((_stamped(message, stamp), item))
-        out.record_params = [_insert_params(records[start : start + _ROWS_PER_INSERT], stamp)
-                             for start in range(0, len(records), _ROWS_PER_INSERT)]
+        out.record_values = _record_values(records, stamp)
         return out
 
     async def prepare(self, batch: list[InboundMessage]) -> PreparedBatch:
@@ -255,19 +258,15 @@ class Ingestor:
         households = dict(await tx.fetch_tuples(
             f"SELECT device_id, household_id FROM devices WHERE device_id IN ({marks})",  # noqa: S608 - placeholders only
             devices))
-        inserted: dict[tuple[str, int], int] = {}
-        for params in sorted_.record_params:
-            # Fill the household slots (a retry of the batch fills them again, the same way).
-            params[_RECORD_COLUMNS - 1 :: _RECORD_COLUMNS] = [
-                households.get(device_id) for device_id in params[:: _RECORD_COLUMNS]]
-            values = ",".join(_ROW_MARKS for _ in range(len(params) // _RECORD_COLUMNS))
-            rows = await tx.fetch_tuples(
-                "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, "  # noqa: S608 - placeholders only
-                f"received_at, payload, household_id) VALUES {values} "
-                "ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, id",
-                params,
-            )
-            inserted.update({(device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows})
+        values = sorted_.record_values
+        # Fill the household slots (a retry of the batch fills them again, the same way).
+        values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
+                                        for device_id in values[::_WIDTH]]
+        rows = await tx.insert_rows(
+            "events", _RECORD_COLUMNS, values,
+            "ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, id")
+        inserted: dict[tuple[str, int], int] = {
+            (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
         result.stored = len(inserted)
         conflicts = await self._reject_reused_seqs(tx, records, inserted, stamp)
         result.rejected += conflicts

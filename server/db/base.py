@@ -43,6 +43,19 @@ class Transaction(Protocol):
         the ingest path reads back a thousand rows per batch)."""
         ...
 
+    async def insert_rows(
+        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """Insert many rows at once and return what ``tail``'s RETURNING gives, as tuples.
+
+        ``columns`` are (name, SQL type: ``text`` or ``bigint``); ``values`` holds
+        the rows one after another in one flat list, ``len(columns)`` values each;
+        ``tail`` follows the rows (``ON CONFLICT ...``, ``RETURNING ...``, no
+        placeholders). The ingest path's bulk insert: each backend uses its
+        fastest form (SQLite multi-row VALUES, PostgreSQL one array per column).
+        """
+        ...
+
 
 class Database(Protocol):
     """A connection (pool) to SQLite or PostgreSQL."""

@@ -16,6 +16,9 @@ from server.db.base import Params, Row
 
 __all__ = ["SqliteDatabase"]
 
+# Bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32).
+_MAX_PARAMS = 32766
+
 
 class _SqliteTransaction:
     dialect = "sqlite"
@@ -45,6 +48,21 @@ class _SqliteTransaction:
 
     async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._conn.execute_fetchall(sql, tuple(params))]
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        width = len(columns)
+        names = ", ".join(name for name, _ in columns)
+        row_marks = "(" + ", ".join("?" * width) + ")"
+        per_statement = _MAX_PARAMS // width * width
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), per_statement):
+            chunk = values[start : start + per_statement]
+            marks = ",".join(row_marks for _ in range(len(chunk) // width))
+            out += await self.fetch_tuples(
+                f"INSERT INTO {table} ({names}) VALUES {marks} {tail}", chunk)  # noqa: S608 - placeholders only
+        return out
 
 
 async def _switch_to_wal(conn: aiosqlite.Connection, attempts: int = 200) -> None:
