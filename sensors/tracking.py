@@ -121,12 +121,22 @@ def _join(
     return blobs
 
 
-def _split(mask: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
-    """Split a blob wider than ``aspect`` times its height at the emptiest column."""
+def _split(mask: np.ndarray, blob: Blob, aspect: float, scale: int = 1) -> list[Blob]:
+    """Split a blob wider than ``aspect`` times its height at the emptiest column.
+
+    ``mask`` is the foreground enlarged ``scale`` times by nearest neighbour
+    (``scale`` a power of two, the blob's edges multiples of it): the column
+    sums are those of the enlarged mask, without building it.
+    """
     if blob.w < aspect * blob.h or blob.w < 8:
         return [blob]
     x0, y0, w, h = int(blob.x), int(blob.y), int(blob.w), int(blob.h)
-    columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+    if scale == 1:
+        columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+    else:
+        x0, y0, x1, y1 = x0 // scale, y0 // scale, (x0 + w) // scale, (y0 + h) // scale
+        cells = cv2.reduce(mask[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+        columns = np.repeat(cells * scale, scale)
     return _split_columns(columns, blob, aspect)
 
 
@@ -201,9 +211,18 @@ def find_blobs(
     blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
     if not any(b.w >= cfg.split_aspect * b.h for b in blobs):
         return blobs
-    if k > 1:
+    scale = 1
+    if k > 1 and k & (k - 1) == 0 and w % k == 0 and h % k == 0:
+        # Boxes come from the reduced mask scaled by k (joins are unions of
+        # such boxes), so their edges are multiples of k, and the mask the
+        # parts are measured on is the reduced one enlarged k times (nearest,
+        # an exact k x k copy of each cell when k is a power of two): its
+        # column sums are the reduced mask's, times k, each repeated k times.
+        # Summed from the reduced mask directly: no full-size mask to build.
+        scale = k
+    elif k > 1:
         clean = np.asarray(cv2.resize(clean, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
-    return [part for b in blobs for part in _split(clean, b, cfg.split_aspect)]
+    return [part for b in blobs for part in _split(clean, b, cfg.split_aspect, scale)]
 
 
 @dataclass(frozen=True, slots=True)
