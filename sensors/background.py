@@ -175,7 +175,7 @@ class BackgroundModel:
             self._bg = None
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
         frame = gray.astype(np.float32)
-        picture = gray
+        picture: np.ndarray = gray
         shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
         valid: tuple[int, int, int, int] | None = None
         if shift != (0.0, 0.0):
@@ -183,8 +183,11 @@ class BackgroundModel:
             # Whole pixels: a bilinear warp cost a quarter of the frame time on a
             # shaking camera, and the half pixel it would add is within what the
             # edge term of the threshold forgives anyway.
-            picture = _translate(gray, -round(shift[0]), -round(shift[1]), True)
-            frame = picture.astype(np.float32)
+            # The float copy is moved, not the 8-bit frame converted again:
+            # moving whole pixels (border replicated) commutes with the
+            # conversion, and a copy costs less than a second conversion.
+            frame = _translate(frame, -round(shift[0]), -round(shift[1]), True)
+            picture = frame
             x0, y0 = math.ceil(max(0.0, -shift[0])), math.ceil(max(0.0, -shift[1]))
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
             valid = (x0, y0, x1, y1)
@@ -299,16 +302,16 @@ class BackgroundModel:
             cv2.threshold(self._still, self._absorb_frames - 0.5, 0, cv2.THRESH_TOZERO_INV,
                           dst=self._still)
 
-    def _gain(self, picture: GrayImage) -> float:
-        """Lighting factor of ``picture`` (8-bit, in background coordinates)
-        against the background, or 1.0 when it is within 2 %."""
+    def _gain(self, picture: np.ndarray) -> float:
+        """Lighting factor of ``picture`` (in background coordinates; 8-bit,
+        or its float32 copy) against the background, or 1.0 when it is within 2 %."""
         assert self._bg is not None
         assert self._prev_mask is not None
         # Every 4th pixel of every 4th row is plenty for one global factor.
         quiet = cv2.bitwise_not(self._prev_mask[::4, ::4])
-        # The 8-bit picture, not its float32 copy: cv2.mean sums 8-bit pixels
-        # exactly in integers and float32 ones exactly in double (whole values
-        # well below 2**53), so the mean is the same, from a quarter of the bytes.
+        # The 8-bit picture when there is one, not its float32 copy: cv2.mean
+        # sums 8-bit pixels exactly in integers and float32 ones exactly in
+        # double (whole values well below 2**53), so the mean is the same.
         f = cv2.mean(np.ascontiguousarray(picture[::4, ::4]), quiet)[0]
         b = cv2.mean(np.ascontiguousarray(self._bg[::4, ::4]), quiet)[0]
         if b < 8.0 or f < 8.0:
