@@ -301,9 +301,10 @@ class Tracker:
         # Longest-lived first: when a blob can hold no more, the newest go.
         waiting = sorted((ti for ti in range(len(self.tracks)) if ti not in used_tracks),
                          key=lambda ti: self.tracks[ti].first_frame)
+        matched = [blobs[b] for _, b in pairs]
         for ti in waiting:
             track = self.tracks[ti]
-            host = self._host(track, [blobs[b] for _, b in pairs], load)
+            host = self._host(track, matched, load)
             if host is not None:
                 load[id(host)] += track.w
                 self._carry(track, host, frame)
@@ -373,10 +374,12 @@ class Tracker:
         if not self.is_confirmed(track) or track.carried >= self._max_carried:
             return None
         px, py = track.predicted()
+        th, tw, fill = track.h, track.w, self._cfg.carry_fill
+        # Cheapest tests first (all are pure): the predicted centre inside the box.
         for b in matched:
-            similar = 0.6 * track.h <= b.h <= 1.8 * track.h and b.w > 0.7 * track.w
-            room = b.w >= self._cfg.carry_fill * (load.get(id(b), 0.0) + track.w)
-            if similar and room and b.x <= px <= b.x + b.w and b.y <= py <= b.bottom:
+            if (b.x <= px <= b.x + b.w and b.y <= py <= b.bottom
+                    and 0.6 * th <= b.h <= 1.8 * th and b.w > 0.7 * tw
+                    and b.w >= fill * (load.get(id(b), 0.0) + tw)):
                 return b
         return None
 
