@@ -243,14 +243,22 @@ DeviceMessage = Annotated[
 ]
 _DEVICE_MESSAGE: TypeAdapter[DeviceMessage] = TypeAdapter(DeviceMessage)
 
+# Fields with a default for whoever builds a model (an agent) that a received payload must
+# carry all the same: a missing version is not "version 1"; a missing type tag fails the
+# union; and a record without its event_id would get a fresh random one on every
+# delivery, so its redelivered copy would look like another record reusing the seq.
+_REQUIRED_ON_THE_WIRE = ("v", "type", "event_id")
+
+
 def _fields_schema(model: type[BaseModel]) -> core_schema.CoreSchema:
     """``model``'s own field schemas as a typed dict: validated values in a dict.
 
     The very schemas pydantic built for the model (one source of truth), without
     the model instance: building that costs more than parsing and checking the
     JSON, and the server's ingest path only reads a few fields of each record
-    before storing its payload text. ``v`` and ``type`` are required here: on the
-    full path a missing version is refused and a missing tag fails the union.
+    before storing its payload text. Fields with a default that a payload must
+    nevertheless carry (``_REQUIRED_ON_THE_WIRE``) are required here, as they are
+    on the full path.
     """
     schema = model.__pydantic_core_schema__
     if schema["type"] != "model" or schema["schema"]["type"] != "model-fields":
@@ -259,7 +267,7 @@ def _fields_schema(model: type[BaseModel]) -> core_schema.CoreSchema:
     for name, field in schema["schema"]["fields"].items():
         inner = field["schema"]
         required = inner["type"] != "default"
-        if name in ("v", "type") and inner["type"] == "default":
+        if name in _REQUIRED_ON_THE_WIRE and inner["type"] == "default":
             inner, required = inner["schema"], True
         fields[name] = core_schema.typed_dict_field(inner, required=required)
     return core_schema.typed_dict_schema(fields, extra_behavior="forbid",
@@ -418,6 +426,7 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
                 isinstance(fast, _CHANNEL_TYPES[info.channel])
                 and fast.device_id == info.device_id
                 and "v" in fast.model_fields_set  # a missing version is not a default
+                and (not isinstance(fast, DeviceRecord) or "event_id" in fast.model_fields_set)
             ):
                 return fast
     raw = _load_json(payload, topic, limit)
@@ -441,6 +450,9 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
         )
     if message.device_id != info.device_id:
         raise DeviceIdMismatchError(topic, info.device_id, message.device_id)
+    if isinstance(message, DeviceRecord) and "event_id" not in raw:
+        raise PayloadError("event_id: Field required (every record carries its own)",
+                           topic=topic, device_id=info.device_id)
     return message
 
 

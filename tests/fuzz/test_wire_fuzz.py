@@ -20,6 +20,7 @@ from broker.messages import (
     MAX_SEQ,
     CommandAck,
     Event,
+    EventKind,
     Heartbeat,
     Snapshot,
     Status,
@@ -27,6 +28,7 @@ from broker.messages import (
     decode_device_message,
     decode_record_fields,
     encode,
+    utc_now,
 )
 from broker.topics import Channel, TopicInfo, device_topic, parse_command_topic, parse_topic
 from doorwatch.errors import PayloadError
@@ -85,11 +87,7 @@ def _check_fast_path(info: TopicInfo, payload: bytes, model: Any) -> None:
     with the same values."""
     fields = decode_record_fields(info, payload)
     if isinstance(model, Event | CommandAck):
-        assert fields is not None
-        expected = dict(model)
-        if "event_id" not in json.loads(payload):  # each path draws its own default uuid4
-            fields["event_id"] = expected["event_id"]
-        assert fields == expected
+        assert fields == dict(model)
     else:
         assert fields is None
 
@@ -169,11 +167,25 @@ def test_any_topic_parses_or_raises_payload_error(topic: str) -> None:
         assert not isinstance(outcome, PayloadError) or outcome.reason
 
 
+def test_a_record_without_its_event_id_is_rejected() -> None:
+    """Otherwise each delivery would draw a new random event_id, and a redelivered copy
+    would be refused as another record reusing the seq."""
+    info, topic = _info("door-1", "event")
+    record = json.loads(encode(Event(device_id="door-1", seq=1, kind=EventKind.EXIT,
+                                     armed=True, time=utc_now())))
+    assert decode_device_message(info, topic, json.dumps(record).encode())
+    del record["event_id"]
+    payload = json.dumps(record).encode()
+    with pytest.raises(PayloadError, match="event_id"):
+        decode_device_message(info, topic, payload)
+    assert decode_record_fields(info, payload) is None
+
+
 def test_seq_beyond_sql_bigint_is_rejected_not_stored() -> None:
     """Found by fuzzing: a seq > 2**63-1 validated, then failed the server's whole batch."""
     info, topic = _info("door-1", "event")
     base = {"v": 1, "type": "event", "device_id": "door-1", "time": "2026-01-01T00:00:00Z",
-            "kind": "exit", "armed": True}
+            "event_id": "5ffb3094-34b7-414e-bba5-f47a058f1149", "kind": "exit", "armed": True}
     assert decode_device_message(info, topic, json.dumps({**base, "seq": MAX_SEQ}).encode())
     with pytest.raises(PayloadError, match="seq"):
         decode_device_message(info, topic, json.dumps({**base, "seq": MAX_SEQ + 1}).encode())
@@ -185,6 +197,6 @@ def test_times_the_server_cannot_store_are_rejected(time: str) -> None:
     """Found by fuzzing: such times validated, then overflowed in to_ts / the fold window."""
     info, topic = _info("door-1", "event")
     payload = {"v": 1, "type": "event", "device_id": "door-1", "seq": 1, "time": time,
-               "kind": "exit", "armed": True}
+               "event_id": "5ffb3094-34b7-414e-bba5-f47a058f1149", "kind": "exit", "armed": True}
     with pytest.raises(PayloadError, match="time"):
         decode_device_message(info, topic, json.dumps(payload).encode())
