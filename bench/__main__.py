@@ -76,6 +76,11 @@ def _table(results: dict[str, Any]) -> list[str]:
                 rows.append(_row(f"server CPU per stored event, us [{backend}, MQTT "
                                  f"{run.get('mqtt_protocol', '?')}]",
                                  run["server_cpu_us_per_event"], ""))
+            if run.get("broker_cpu_us_per_message_bare") is not None:
+                rows.append(_row(f"Mosquitto CPU per message, us, feeding the bare subscriber "
+                                 f"/ the server [{backend}]",
+                                 f"{run['broker_cpu_us_per_message_bare']} / "
+                                 f"{run['broker_cpu_us_per_message_server']}", ""))
     latency = results.get("latency")
     if latency:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "
