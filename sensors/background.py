@@ -134,6 +134,12 @@ class BackgroundModel:
         self._still: GrayImage | None = None
         self._absorb_frames = max(2, min(250, round(self._cfg.absorb_time * fps)))
         self._ones: GrayImage | None = None
+        # Two frame-sized float32 scratch arrays, reused on every frame (the
+        # difference, then the frame-to-frame change; the threshold, then its
+        # still fraction): five 300 kB temporaries per frame at 320 x 240 came
+        # and went through the allocator, with page faults whenever the heap
+        # was trimmed.
+        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
         self._edges: np.ndarray | None = None
         self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
         self._since_shake = self._shake_frames
@@ -194,9 +200,11 @@ class BackgroundModel:
         gain = self._gain(picture)
         if gain != 1.0:
             frame *= 1.0 / gain
-        diff = cv2.absdiff(frame, self._bg)
+        if self._scratch is None or self._scratch[0].shape != frame.shape:
+            self._scratch = (np.empty_like(frame), np.empty_like(frame))
+        diff = cv2.absdiff(frame, self._bg, dst=self._scratch[0])
         thr = cv2.addWeighted(self._dev, self._cfg.deviation_factor, self._dev, 0.0,
-                              self._cfg.base_threshold)
+                              self._cfg.base_threshold, dst=self._scratch[1])
         self._since_shake = 0 if shift != (0.0, 0.0) else self._since_shake + 1
         if self._since_shake < self._shake_frames:
             # A shaking camera is never registered exactly (rotation, sub-pixel
@@ -207,7 +215,7 @@ class BackgroundModel:
                 gy = cv2.Sobel(self._bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
                 k = self._cfg.edge_factor
                 self._edges = cv2.addWeighted(np.abs(gx), k, np.abs(gy), k, 0.0)
-            thr = cv2.add(thr, self._edges)
+            thr = cv2.add(thr, self._edges, dst=thr)
         mask: GrayImage = np.asarray(cv2.compare(diff, thr, cv2.CMP_GT), np.uint8)
         if valid is not None:
             # Outside the rectangle (x0, y0)-(x1, y1) the shift brought pixels in
@@ -303,8 +311,12 @@ class BackgroundModel:
         prev, self._prev = self._prev, frame
         if prev is None:
             return
-        change = cv2.absdiff(frame, prev)
-        still = cv2.compare(change, thr * self._cfg.still_fraction, cv2.CMP_LT)
+        # In the scratch arrays: the difference to the background (first one)
+        # was spent by ``_update`` and the threshold is not needed after this.
+        assert self._scratch is not None
+        change = cv2.absdiff(frame, prev, dst=self._scratch[0])
+        half = np.multiply(thr, self._cfg.still_fraction, out=thr)
+        still = cv2.compare(change, half, cv2.CMP_LT)
         candidates = cv2.bitwise_and(mask, still)
         if protect is not None:
             # Both are 0/255: a saturating subtraction is AND NOT in one pass.
