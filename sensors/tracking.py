@@ -289,12 +289,16 @@ class Tracker:
 
     def update(self, frame: int, blobs: list[Blob], *, allow_new: bool = True) -> list[Track]:
         """Advance all tracks by one frame; returns the tracks dropped on this frame."""
-        # Where each confirmed track was before this frame: a new blob lying
-        # there is part of what that track followed (a group parting).
-        before = [(t.id, t.box) for t in self.tracks if self.is_confirmed(t)]
         pairs = self._associate(blobs)
         used_tracks = {t for t, _ in pairs}
         used_blobs = {b for _, b in pairs}
+        # Where each confirmed track was before this frame: a new blob lying
+        # there is part of what that track followed (a group parting). Only
+        # needed when a blob is left over for a new track (most frames have
+        # none); association has not moved any track yet.
+        before: list[tuple[int, tuple[float, float, float, float]]] = []
+        if allow_new and len(used_blobs) < len(blobs):
+            before = [(t.id, t.box) for t in self.tracks if self.is_confirmed(t)]
         for ti, bi in pairs:
             self._correct(self.tracks[ti], blobs[bi], frame)
         load = {id(blobs[bi]): self.tracks[ti].w for ti, bi in pairs}
@@ -314,8 +318,11 @@ class Tracker:
                 track.shared = False
                 track.blob = None
         # A track not yet confirmed is dropped after a miss or two: it was speckle.
-        dropped = [t for t in self.tracks if t.missed > self._patience(t)]
-        self.tracks = [t for t in self.tracks if t.missed <= self._patience(t)]
+        dropped: list[Track] = []
+        kept: list[Track] = []
+        for t in self.tracks:
+            (dropped if t.missed > self._patience(t) else kept).append(t)
+        self.tracks = kept
         if allow_new:
             live = [t for t in self.tracks if t.missed == 0]
             for bi, blob in enumerate(blobs):
