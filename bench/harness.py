@@ -8,7 +8,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,17 +23,11 @@ from broker.broker_dir import BrokerDir
 from broker.messages import Event, EventKind, encode, utc_now
 from broker.passwords import new_secret
 from broker.runner import start_mosquitto
+from doorwatch.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 PG_ADMIN_URL = os.environ.get("DOORWATCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def machine() -> dict[str, Any]:
@@ -76,7 +69,8 @@ class Broker:
 def mosquitto(root: Path, devices: list[str]) -> Iterator[Broker]:
     """Start Mosquitto with credentials for ``devices``; stop it afterwards."""
     broker_dir = BrokerDir(root / "broker")
-    broker_dir.init(port=free_port(), host="127.0.0.1", loopback_port=free_port())
+    port, loopback = free_ports(2)
+    broker_dir.init(port=port, host="127.0.0.1", loopback_port=loopback)
     passwords = {d: new_secret() for d in devices}
     for device_id, password in passwords.items():
         broker_dir.set_password(device_id, password)

@@ -30,6 +30,7 @@ import tomli_w
 import typer
 
 from doorwatch.i18n import t
+from doorwatch.ports import free_port, free_ports
 
 __all__ = ["demo_command"]
 
@@ -52,16 +53,10 @@ def _port_or_free(preferred: int) -> int:
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
-            return _free_port()
+            return free_port()
     return preferred
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -185,12 +180,11 @@ def _start_broker(
     from broker.passwords import new_secret
     from broker.runner import find_mosquitto, start_mosquitto, wait_for_port
 
-    port = _free_port()
+    port, loopback = free_ports(2)
     if find_mosquitto() and not force_embedded:
         # The configuration we ship: devices over TLS with our own CA, the server on
         # the loopback-only plaintext listener.
         broker = BrokerDir(root / "broker")
-        loopback = _free_port()
         broker.init(port=port, host="127.0.0.1", loopback_port=loopback)
         passwords = {d: new_secret() for d in device_ids}
         for device_id, password in passwords.items():

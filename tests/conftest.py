@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,14 +18,8 @@ import pytest
 from broker.broker_dir import BrokerDir
 from broker.passwords import new_secret
 from broker.runner import find_mosquitto, start_mosquitto
+from doorwatch.ports import free_ports
 from tests.requirements import need
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -89,7 +82,8 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     need("mosquitto", find_mosquitto() is not None,
          "mosquitto is not installed (Debian: apt-get install mosquitto)")
     broker = BrokerDir(tmp_path / "broker")
-    broker.init(port=free_port(), host="127.0.0.1", loopback_port=free_port())
+    port, loopback = free_ports(2)
+    broker.init(port=port, host="127.0.0.1", loopback_port=loopback)
     instance = Mosquitto(broker)
     instance.start()
     yield instance

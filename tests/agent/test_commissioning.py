@@ -22,8 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import Event, EventKind, PingCommand, encode, utc_now
 from broker.topics import Channel, command_subscription, device_topic
+from doorwatch.ports import free_port
 from server.service import serve
-from tests.conftest import Mosquitto, Receiver, free_port
+from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings, wait_until
 
 pytestmark = pytest.mark.broker

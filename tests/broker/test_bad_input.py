@@ -14,8 +14,8 @@ from broker.runner import BrokerStartError, find_mosquitto, start_mosquitto
 from broker.tls import make_ca
 from broker.topics import is_valid_device_id
 from doorwatch.errors import ConfigError
+from doorwatch.ports import free_port
 from firmware_config.bundle import BundleError, ProvisioningBundle, read_bundle, write_bundle
-from tests.conftest import free_port
 from tests.requirements import need
 
 CA_PEM = make_ca().cert_pem.decode()

@@ -14,8 +14,9 @@ from broker.broker_dir import SERVER_USER, BrokerDir
 from broker.messages import MAX_PAYLOAD_BYTES
 from broker.runner import find_mosquitto
 from broker.tls import make_ca
+from doorwatch.ports import free_port
 from tests.broker.helpers import Client, connect, wait_for
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto
 from tests.requirements import need
 
 pytestmark = pytest.mark.broker

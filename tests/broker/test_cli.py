@@ -14,8 +14,9 @@ import pytest
 
 from broker.broker_dir import BrokerDir
 from broker.runner import find_mosquitto, wait_for_port
+from doorwatch.ports import free_ports
 from tests.broker.helpers import connect
-from tests.conftest import Mosquitto, doorwatch_process, free_port
+from tests.conftest import Mosquitto, doorwatch_process
 from tests.requirements import need
 
 pytestmark = pytest.mark.broker
@@ -34,8 +35,9 @@ def broker_dir(tmp_path: Path) -> Path:
     need("mosquitto", find_mosquitto() is not None,
          "mosquitto is not installed (Debian: apt-get install mosquitto)")
     path = tmp_path / "broker"
-    done = doorwatch("broker", "init", str(path), "--port", str(free_port()),
-                     "--host", "127.0.0.1", "--loopback-port", str(free_port()))
+    port, loopback = free_ports(2)
+    done = doorwatch("broker", "init", str(path), "--port", str(port),
+                     "--host", "127.0.0.1", "--loopback-port", str(loopback))
     assert done.returncode == 0, done.stderr
     return path
 
