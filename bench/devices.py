@@ -30,7 +30,7 @@ __all__ = ["run_devices"]
 _PER_SIM = 5000
 # Up to the target (5,000) and beyond, to find where this machine stops. Each process
 # may hold 20,000 files here (ulimit -Hn), which caps Mosquitto's connections below that.
-SIZES = (1000, 5000, 10_000, 19_500)
+SIZES = (1000, 5000, 10_000, 15_000, 19_500)
 
 
 async def _register(db_url: str, devices: list[str]) -> None:
