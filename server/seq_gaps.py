@@ -8,6 +8,7 @@ operators; once everything is delivered, no gap remains.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 
 from doorwatch.timeutil import now_ts
@@ -16,24 +17,44 @@ from server.db.base import Transaction
 __all__ = ["record_seqs"]
 
 
-async def _fill(tx: Transaction, device_id: str, seq: int) -> None:
-    """A record arrived below the device's maximum: take it out of its gap."""
-    gap = await tx.fetch_one(
+async def _fill(tx: Transaction, device_id: str, late: list[int]) -> None:
+    """Records arrived below the device's maximum: take them out of their gaps.
+
+    One query for the gaps they fall in, one delete and one insert of what is
+    left of them, however many arrived: with several server instances sharing
+    the subscription, every other record of a device reaches its instance
+    after a higher one (a statement per record made two instances ten times
+    slower than one). ``late`` is sorted and distinct.
+    """
+    gaps = await tx.fetch_all(
         "SELECT id, first_seq, last_seq FROM seq_gaps "
         "WHERE device_id = ? AND first_seq <= ? AND last_seq >= ?",
-        (device_id, seq, seq),
+        (device_id, late[-1], late[0]),
     )
-    if gap is None:
-        return
-    await tx.execute("DELETE FROM seq_gaps WHERE id = ?", (gap["id"],))
     detected = now_ts()
-    for first, last in ((gap["first_seq"], seq - 1), (seq + 1, gap["last_seq"])):
-        if first <= last:
-            await tx.execute(
-                "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
-                "VALUES (?, ?, ?, ?)",
-                (device_id, first, last, detected),
-            )
+    emptied: list[tuple[int]] = []
+    pieces: list[tuple[str, int, int, str]] = []
+    for gap in gaps:
+        first, last = int(gap["first_seq"]), int(gap["last_seq"])
+        inside = late[bisect_left(late, first) : bisect_right(late, last)]
+        if not inside:
+            continue
+        emptied.append((int(gap["id"]),))
+        start = first
+        for seq in inside:
+            if start < seq:
+                pieces.append((device_id, start, seq - 1, detected))
+            start = seq + 1
+        if start <= last:
+            pieces.append((device_id, start, last, detected))
+    if emptied:
+        await tx.executemany("DELETE FROM seq_gaps WHERE id = ?", emptied)
+    if pieces:
+        await tx.executemany(
+            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
+            "VALUES (?, ?, ?, ?)",
+            pieces,
+        )
 
 
 async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) -> None:
@@ -55,13 +76,18 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
     for device_id, seqs in new_seqs.items():
         top = highest.get(device_id, 0)
         start = top
+        # Sorted, so the late ones (at or below the stored maximum) come first and
+        # cannot fall in a gap this loop opens above it.
+        late: list[int] = []
         for seq in sorted(seqs):
             if seq > top + 1:
                 new_gaps.append((device_id, top + 1, seq - 1, detected))
             if seq > top:
                 top = seq
             else:
-                await _fill(tx, device_id, seq)
+                late.append(seq)
+        if late:
+            await _fill(tx, device_id, late)
         if top != start:
             raised.append((top, device_id))
     if raised:
