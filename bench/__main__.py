@@ -22,7 +22,8 @@ __all__ = ["main"]
 def _ingest() -> dict[str, Any]:
     from bench.ingest import run_ingest
 
-    return {"sqlite": run_ingest("sqlite"), "postgres": run_ingest("postgres")}
+    return {"sqlite": run_ingest("sqlite"), "postgres": run_ingest("postgres"),
+            "postgres_2_instances": run_ingest("postgres", instances=2)}
 
 
 def _latency() -> dict[str, Any]:
@@ -60,13 +61,21 @@ def _row(label: str, value: object, target: str) -> str:
     return f"| {label} | {value} | {target} |"
 
 
+# Ingest runs (keys of ingest.json) and how the table names them.
+_INGEST_RUNS = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgres_2_instances": "postgres, 2 server instances sharing the subscription",
+}
+
+
 def _table(results: dict[str, Any]) -> list[str]:
     rows = ["| measure | figure | target |", "|---|---|---|"]
     ingest = results.get("ingest", {})
-    for backend in ("sqlite", "postgres"):
+    for backend, label in _INGEST_RUNS.items():
         run = ingest.get(backend)
         if run:
-            rows.append(_row(f"durable ingest into {backend} (events/s)",
+            rows.append(_row(f"durable ingest into {label} (events/s)",
                              run["server_events_per_s"],
                              ">= 20,000" if backend == "sqlite" else ""))
             rows.append(_row(f"bare mosquitto_sub, same backlog (events/s) [{backend} run]",

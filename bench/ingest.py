@@ -98,9 +98,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _configs(root: Path, broker: Broker, db_url: str, protocol: int,
+             instances: int) -> list[tuple[Path, Path]]:
+    """(config, log) of each server instance; several share the subscription."""
+    if instances == 1:
+        return [(server_config(root, broker, db_url, mqtt={"protocol": protocol}),
+                 root / "server.log")]
+    out = []
+    for n in range(instances):
+        folder = root / f"server-{n}"
+        folder.mkdir()
+        config = server_config(folder, broker, db_url, instance=f"bench-{n}", mqtt={
+            "protocol": protocol, "client_id": f"doorwatch-server-bench-{n}",
+            "shared_group": "bench"})
+        out.append((config, folder / "server.log"))
+    return out
+
+
 def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
-               protocol: int = 5) -> dict[str, Any]:
-    """Measure durable ingest into ``kind`` ('sqlite' or 'postgres') and the bare rate."""
+               protocol: int = 5, instances: int = 1) -> dict[str, Any]:
+    """Measure durable ingest into ``kind`` ('sqlite' or 'postgres') and the bare rate.
+
+    With ``instances`` > 1, that many servers share the subscription
+    (``$share/...``) and the one database; the rate is the database's.
+    """
     ids = [f"bench-{i:04d}" for i in range(devices)]
     per_device = events // devices
     total = per_device * devices
@@ -108,16 +129,16 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
         root = Path(tmp)
         with mosquitto(root, ids) as broker, database(kind, root) as db_url:
             asyncio.run(_register(db_url, ids))
-            config = server_config(root, broker, db_url, mqtt={"protocol": protocol})
-            log = root / "server.log"
-            stop(start_server(config, log))  # creates the server's persistent session
+            configs = _configs(root, broker, db_url, protocol, instances)
+            for config, log in configs:
+                stop(start_server(config, log))  # creates the server's persistent session
             _bare_session(broker, "bench-bare")
             publish_s = publish_lines(broker, {d: event_lines(d, 1, per_device) for d in ids})
             broker_cpu = _cpu_seconds(broker.process.pid)
             bare_s = _bare_drain(broker, "bench-bare", total)
             broker_cpu = _cpu_seconds(broker.process.pid) - broker_cpu
-            server = start_server(config, log)
-            cpu_start = _cpu_seconds(server.pid)
+            servers = [start_server(config, log) for config, log in configs]
+            cpu_start = sum(_cpu_seconds(server.pid) for server in servers)
             broker_cpu_server = _cpu_seconds(broker.process.pid)
             deadline = time.monotonic() + 900
             stored, span = 0, 0.0
@@ -128,13 +149,15 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
                 time.sleep(0.2)
             # CPU per event does not depend on what else the machine is doing (a rate
             # does); it includes start-up work that overlaps the drain (Apprise's plugins).
-            server_cpu_s = _cpu_seconds(server.pid) - cpu_start
+            server_cpu_s = sum(_cpu_seconds(server.pid) for server in servers) - cpu_start
             broker_cpu_server = _cpu_seconds(broker.process.pid) - broker_cpu_server
-            stop(server)
+            for server in servers:
+                stop(server)
     bare_rate = total / bare_s
     server_rate = total / span if span else 0.0
     return {
         "backend": kind, "mqtt_protocol": protocol, "events": total, "devices": devices,
+        "server_instances": instances,
         "stored": stored,
         "publish_s": round(publish_s, 2),
         "bare_subscriber_events_per_s": round(bare_rate),
@@ -155,4 +178,6 @@ if __name__ == "__main__":
 
     print(json.dumps(run_ingest(sys.argv[1] if len(sys.argv) > 1 else "sqlite",
                                 int(sys.argv[2]) if len(sys.argv) > 2 else 50_000,
-                                protocol=int(sys.argv[3]) if len(sys.argv) > 3 else 5), indent=2))
+                                protocol=int(sys.argv[3]) if len(sys.argv) > 3 else 5,
+                                instances=int(sys.argv[4]) if len(sys.argv) > 4 else 1),
+                     indent=2))
