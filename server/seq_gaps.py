@@ -16,6 +16,9 @@ from server.db.base import Transaction
 
 __all__ = ["record_seqs"]
 
+_INSERT_GAP = ("INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
+               "VALUES (?, ?, ?, ?)")
+
 
 async def _fill(tx: Transaction, device_id: str, late: list[int]) -> None:
     """Records arrived below the device's maximum: take them out of their gaps.
@@ -50,11 +53,7 @@ async def _fill(tx: Transaction, device_id: str, late: list[int]) -> None:
     if emptied:
         await tx.executemany("DELETE FROM seq_gaps WHERE id = ?", emptied)
     if pieces:
-        await tx.executemany(
-            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
-            "VALUES (?, ?, ?, ?)",
-            pieces,
-        )
+        await tx.executemany(_INSERT_GAP, pieces)
 
 
 async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) -> None:
@@ -95,8 +94,4 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
         # separate statement is a round trip to SQLite's thread or PostgreSQL's server.
         await tx.executemany("UPDATE devices SET max_seq = ? WHERE device_id = ?", raised)
     if new_gaps:
-        await tx.executemany(
-            "INSERT INTO seq_gaps (device_id, first_seq, last_seq, detected_at) "
-            "VALUES (?, ?, ?, ?)",
-            new_gaps,
-        )
+        await tx.executemany(_INSERT_GAP, new_gaps)
