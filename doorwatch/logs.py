@@ -48,7 +48,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
     root.handlers[:] = [handler]
     root.setLevel(level)
     # paho and amqtt are chatty at DEBUG/INFO; their warnings still get through.
-    for noisy in ("amqtt", "transitions", "apprise", "uvicorn.access", "aiosqlite"):
+    for noisy in ("amqtt", "transitions", "apprise", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

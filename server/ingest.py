@@ -218,7 +218,12 @@ class Ingestor:
     async def store(self, sorted_: PreparedBatch) -> BatchResult:
         """Write a prepared batch in one transaction; raise only if the database fails."""
         result = BatchResult(rejected=len(sorted_.rejected))
-        async with self._db.transaction() as tx:
+
+        # On SQLite this runs on the database thread in one hop (Database.run): it
+        # awaits nothing but ``tx`` and keeps its state in ``result``, so a retry of
+        # the batch after a failed attempt starts again from the same inputs.
+        async def write(tx: Transaction) -> list[StoredEvent]:
+            result.rejected = len(sorted_.rejected)
             await self._store_rejected(tx, sorted_.rejected)
             for spoof in sorted_.spoofed:
                 await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
@@ -227,6 +232,9 @@ class Ingestor:
             await self._store_health(tx, sorted_)
             await self._store_snapshots(tx, sorted_.snapshots, result)
             result.incidents_opened = await apply_rules(tx, self._settings, new_events)
+            return new_events
+
+        new_events = await self._db.run(write)
         result.commissioned = [(e.event.device_id, e.event.event_id) for e in new_events
                                if e.event.kind is EventKind.COMMISSIONING]
         _log_rejected(sorted_.rejected)
@@ -262,9 +270,9 @@ class Ingestor:
         # Fill the household slots (a retry of the batch fills them again, the same way).
         values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
                                         for device_id in values[::_WIDTH]]
-        rows = await tx.insert_rows(
-            "events", _RECORD_COLUMNS, values,
-            "ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq, id")
+        rows = await tx.insert_rows("events", _RECORD_COLUMNS, values,
+                                    conflict="ON CONFLICT (device_id, seq) DO NOTHING",
+                                    returning="device_id, seq, id")
         inserted: dict[tuple[str, int], int] = {
             (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
         result.stored = len(inserted)

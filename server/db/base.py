@@ -7,11 +7,13 @@ schema; each backend translates. That keeps one set of queries for SQLite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["Database", "Params", "Row", "Transaction"]
+
+T = TypeVar("T")
 
 Row = dict[str, Any]
 Params = Sequence[Any]
@@ -44,15 +46,17 @@ class Transaction(Protocol):
         ...
 
     async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any], tail: str = ""
+        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
+        conflict: str = "", returning: str = "",
     ) -> list[tuple[Any, ...]]:
-        """Insert many rows at once and return what ``tail``'s RETURNING gives, as tuples.
+        """Insert many rows at once; return ``returning``'s columns of the rows inserted.
 
         ``columns`` are (name, SQL type: ``text`` or ``bigint``); ``values`` holds
         the rows one after another in one flat list, ``len(columns)`` values each;
-        ``tail`` follows the rows (``ON CONFLICT ...``, ``RETURNING ...``, no
-        placeholders). The ingest path's bulk insert: each backend uses its
-        fastest form (SQLite multi-row VALUES, PostgreSQL one array per column).
+        ``conflict`` is an ``ON CONFLICT ...`` clause; ``returning`` plain column
+        names (the table has an integer ``id`` key). The ingest path's bulk
+        insert: each backend uses its fastest form (SQLite multi-row VALUES read
+        back in one packed row, PostgreSQL one array per column and RETURNING).
         """
         ...
 
@@ -64,6 +68,14 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Open a transaction, committed on normal exit, rolled back on error."""
+        ...
+
+    async def run(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work(tx)`` in one transaction (committed if it returns) and return its result.
+
+        For the hot path: SQLite runs all of ``work`` on its database thread in
+        one hop, so ``work`` may await only ``tx``'s statements.
+        """
         ...
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:

@@ -8,17 +8,19 @@ which database they run on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from doorwatch.errors import StorageError
-from server.db.base import Params, Row
+from server.db.base import Params, Row, Transaction
 
 __all__ = ["PostgresDatabase", "translate_placeholders"]
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1024)
@@ -76,7 +78,8 @@ class _PostgresTransaction:
         return [tuple(record) for record in records]
 
     async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any], tail: str = ""
+        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
+        conflict: str = "", returning: str = "",
     ) -> list[tuple[Any, ...]]:
         # One array per column through unnest(): the statement text is the same for
         # every batch (prepared once, not re-planned per row count) and asyncpg encodes
@@ -85,6 +88,7 @@ class _PostgresTransaction:
         width = len(columns)
         names = ", ".join(name for name, _ in columns)
         arrays = ", ".join(f"${i}::{sql_type}[]" for i, (_, sql_type) in enumerate(columns, 1))
+        tail = f"{conflict} RETURNING {returning}" if returning else conflict
         records = await self._conn.fetch(
             f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608 - placeholders only
             *(values[i::width] for i in range(width)))
@@ -121,6 +125,11 @@ class PostgresDatabase:
         """Run statements in one transaction; commit on success, roll back on error."""
         async with self._pool.acquire() as conn, conn.transaction():
             yield _PostgresTransaction(conn)
+
+    async def run(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work(tx)`` in one transaction; here simply on this event loop."""
+        async with self.transaction() as tx:
+            return await work(tx)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a read-only query on any pooled connection."""
