@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["InboundBuffer", "InboundMessage"]
@@ -35,6 +36,8 @@ class InboundBuffer:
     def __init__(self) -> None:
         self._items: collections.deque[InboundMessage] = collections.deque()
         self._ready = asyncio.Event()
+        # Called after the consumer took a batch (the MQTT link resumes reading there).
+        self.on_taken: Callable[[], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the loop the consumer runs on (kept for the link's start-up order)."""
@@ -61,4 +64,7 @@ class InboundBuffer:
         if len(self._items) < limit and wait_s > 0:
             await asyncio.sleep(wait_s)
         count = min(limit, len(self._items))
-        return [self._items.popleft() for _ in range(count)]
+        batch = [self._items.popleft() for _ in range(count)]
+        if self.on_taken is not None:
+            self.on_taken()
+        return batch

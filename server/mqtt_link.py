@@ -53,6 +53,15 @@ _SESSION_EXPIRY_S = 7 * 24 * 3600
 # Unacknowledged messages the broker may send us (MQTT 5): the consumer holds one
 # batch being written and one being prepared, and the next should already be arriving.
 _RECEIVE_MAXIMUM = 4000
+# The link stops reading the socket when this many received messages wait for the
+# consumer, and reads again once it is down to the lower mark. Receive Maximum alone
+# should bound them, but Mosquitto 2.0 stops honouring it for a reconnecting session's
+# backlog once acknowledgements flow (86,000 of a 100,000-message backlog were seen
+# waiting here; tests/server/test_mqtt_link.py shows it): without this, a server
+# restarted after a long outage would hold all of it in memory.
+# Not reading leaves the rest in the broker's queue and the kernel's socket buffers.
+_PAUSE_READING_AT = 2 * _RECEIVE_MAXIMUM
+_RESUME_READING_AT = _RECEIVE_MAXIMUM
 # Our own QoS 1 publishes awaiting PUBACK; Mosquitto's default receive maximum is larger.
 _MAX_OUTGOING_INFLIGHT = 100
 _CONNECT_TIMEOUT_S = 15.0
@@ -71,6 +80,8 @@ class _Connection(asyncio.Protocol):
         self.connack: asyncio.Future[tuple[bool, int, str]] = (
             asyncio.get_running_loop().create_future())
         self.seen_packet = False
+        # Reading paused because the consumer is behind (MqttLink.received).
+        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -164,6 +175,7 @@ class MqttLink:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect in the background; retry until the broker answers."""
         self._buffer.bind(loop)
+        self._buffer.on_taken = self._taken
         self._task = loop.create_task(self._run(), name="mqtt")
 
     def stop(self) -> None:
@@ -179,8 +191,22 @@ class MqttLink:
     # -- receiving ---------------------------------------------------------------
 
     def received(self, messages: list[InboundMessage]) -> None:
-        """Queue received messages for the consumer."""
+        """Queue received messages for the consumer; stop reading while it is far behind."""
         self._buffer.extend(messages)
+        conn = self._conn
+        if (conn is not None and not conn.paused and conn.transport is not None
+                and len(self._buffer) >= _PAUSE_READING_AT):
+            conn.paused = True
+            conn.transport.pause_reading()
+            log.info("consumer behind: reading from the broker paused",
+                     extra={"broker": self.where, "buffered": len(self._buffer)})
+
+    def _taken(self) -> None:
+        conn = self._conn
+        if (conn is not None and conn.paused and conn.transport is not None
+                and len(self._buffer) <= _RESUME_READING_AT):
+            conn.paused = False
+            conn.transport.resume_reading()
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge one received message (after its data is committed)."""
@@ -343,7 +369,8 @@ class MqttLink:
             conn.seen_packet = False
             conn.write(encode_pingreq())
             await asyncio.sleep(interval)
-            silent_rounds = 0 if conn.seen_packet else silent_rounds + 1
+            # While reading is paused, silence is ours, not the broker's.
+            silent_rounds = 0 if conn.seen_packet or conn.paused else silent_rounds + 1
             if silent_rounds >= 2:
                 conn.abort("no answer to keepalive pings")
                 return

@@ -15,7 +15,7 @@ from broker.tls import make_ca
 from broker.topics import command_topic
 from server.config import MqttSettings
 from server.inbound import InboundBuffer, InboundMessage
-from server.mqtt_link import MqttLink
+from server.mqtt_link import _PAUSE_READING_AT, MqttLink
 from tests.conftest import Mosquitto
 
 pytestmark = pytest.mark.broker
@@ -50,10 +50,11 @@ async def _until(check: Any, limit_s: float = 15.0) -> bool:
     return False
 
 
-def _device(mosquitto: Mosquitto, device_id: str) -> paho.Client:
+def _device(mosquitto: Mosquitto, device_id: str, inflight: int = 20) -> paho.Client:
     password = mosquitto.add_device(device_id)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=device_id,
                          protocol=paho.MQTTv311, clean_session=False)
+    client.max_inflight_messages_set(inflight)
     client.username_pw_set(device_id, password)
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
@@ -203,3 +204,43 @@ async def test_a_wrong_password_is_reported_as_refused(
             assert not link.connected.is_set()
     reasons = [str(getattr(r, "reason", "")) for r in caplog.records]
     assert any(r in ("not authorized", "bad user name or password") for r in reasons), reasons
+
+
+@pytest.mark.parametrize("protocol", [5, 311])
+async def test_a_large_backlog_waits_in_the_broker_not_in_server_memory(
+    mosquitto: Mosquitto, protocol: int
+) -> None:
+    """A server restarted after an outage must not read the whole backlog into memory.
+
+    The consumer is slower than the broker: what waits for it must stay near the
+    link's mark (Mosquitto 2.0, once acknowledgements flow, sends a reconnecting
+    session's backlog far past Receive Maximum: 86,000 of 100,000 were seen
+    waiting), and every message still arrives, each once.
+    """
+    settings = _settings(mosquitto, protocol=protocol)
+    async with _running(settings) as (link, buffer):  # the session, so the broker queues
+        assert await _until(link.subscribed.is_set)
+    device = _device(mosquitto, "door-backlog", inflight=1000)
+    total = 4 * _PAUSE_READING_AT
+    padding = "x" * 160  # about 1,200 messages per 256 KiB socket read
+    try:
+        infos = [device.publish("doorwatch/v1/dev/door-backlog/event",
+                                f"{i:06d}{padding}".encode(), qos=1) for i in range(total)]
+        infos[-1].wait_for_publish(60)
+        assert all(info.is_published() for info in infos)
+        async with _running(settings) as (link, buffer):
+            got: list[InboundMessage] = []
+            most = 0
+            while len(got) < total:
+                batch = await asyncio.wait_for(buffer.next_batch(1000, 0), 10)
+                await asyncio.sleep(0.02)  # "storing" the batch
+                link.ack_many([m.mid for m in batch])
+                got += batch
+                most = max(most, len(buffer))
+            assert most < _PAUSE_READING_AT + 2_000, f"{most} messages read ahead"
+            assert sorted(int(m.payload[:6]) for m in got) == list(range(total))
+            await asyncio.sleep(0.3)
+        await _assert_nothing_left(settings)
+    finally:
+        device.loop_stop()
+        device.disconnect()
