@@ -264,7 +264,7 @@ class Ingestor:
         devices = sorted({fields["device_id"] for _, fields in records})
         marks = ",".join("?" for _ in devices)
         households = dict(await tx.fetch_tuples(
-            f"SELECT device_id, household_id FROM devices WHERE device_id IN ({marks})",  # noqa: S608 - placeholders only
+            ("device_id", "household_id"), f"FROM devices WHERE device_id IN ({marks})",
             devices))
         values = sorted_.record_values
         # Fill the household slots (a retry of the batch fills them again, the same way).

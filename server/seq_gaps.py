@@ -66,11 +66,11 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
     # subscription). On PostgreSQL the rows are locked, in a fixed order so two
     # batches cannot deadlock, until commit; SQLite serializes writers anyway.
     lock = " ORDER BY device_id FOR UPDATE" if tx.dialect == "postgresql" else ""
-    query = f"SELECT device_id, max_seq FROM devices WHERE device_id IN ({marks}){lock}"  # noqa: S608
-    rows = await tx.fetch_all(query, devices)
-    highest = {r["device_id"]: int(r["max_seq"]) for r in rows}
+    rows = await tx.fetch_tuples(("device_id", "max_seq"),
+                                 f"FROM devices WHERE device_id IN ({marks}){lock}", devices)
+    highest = {device_id: int(max_seq) for device_id, max_seq in rows}
     new_gaps: list[tuple[str, int, int, str]] = []
-    raised: list[tuple[int, str]] = []
+    raised: list[tuple[str, int]] = []
     detected = now_ts()
     for device_id, seqs in new_seqs.items():
         top = highest.get(device_id, 0)
@@ -88,10 +88,17 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
         if late:
             await _fill(tx, device_id, late)
         if top != start:
-            raised.append((top, device_id))
+            raised.append((device_id, top))
     if raised:
-        # One statement for the batch: a batch spans up to a thousand devices, and each
-        # separate statement is a round trip to SQLite's thread or PostgreSQL's server.
-        await tx.executemany("UPDATE devices SET max_seq = ? WHERE device_id = ?", raised)
+        # One statement for the batch, not one per device: a batch spans up to a thousand
+        # devices, and each statement is a round trip to PostgreSQL's server, or a GIL
+        # hand-over on SQLite's thread.
+        cases = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in raised)
+        marks = ",".join("?" for _ in raised)
+        await tx.execute(
+            f"UPDATE devices SET max_seq = CASE device_id {cases} END "  # noqa: S608 - placeholders only
+            f"WHERE device_id IN ({marks})",
+            [value for device_id, top in raised for value in (device_id, top)]
+            + [device_id for device_id, _ in raised])
     if new_gaps:
         await tx.executemany(_INSERT_GAP, new_gaps)

@@ -40,9 +40,15 @@ class Transaction(Protocol):
         """Run a query and return its first row, if any."""
         ...
 
-    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        """Like :meth:`fetch_all`, rows as tuples in column order (no dict per row:
-        the ingest path reads back a thousand rows per batch)."""
+    async def fetch_tuples(
+        self, columns: Sequence[str], rest: str, params: Params = ()
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``SELECT <columns> <rest>`` as tuples, for the ingest path.
+
+        ``columns`` are plain text, integer or null columns (they may travel as
+        JSON): SQLite packs all rows into one, because Python's sqlite3 gives up
+        and retakes the GIL for every row it steps through.
+        """
         ...
 
     async def insert_rows(

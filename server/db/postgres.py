@@ -73,7 +73,10 @@ class _PostgresTransaction:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+    async def fetch_tuples(
+        self, columns: Sequence[str], rest: str, params: Params = ()
+    ) -> list[tuple[Any, ...]]:
+        sql = f"SELECT {', '.join(columns)} {rest}"
         records = await self._conn.fetch(translate_placeholders(sql), *params)
         return [tuple(record) for record in records]
 

@@ -56,11 +56,20 @@ class _Statements:
         cursor.close()
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        cursor = self.conn.execute(sql, tuple(params))
-        rows = cursor.fetchall()
+    def fetch_tuples(
+        self, columns: Sequence[str], rest: str, params: Params = ()
+    ) -> list[tuple[Any, ...]]:
+        # Every row sqlite3 steps through gives up the GIL and waits to get it back
+        # from the event loop's thread: all rows come as one JSON array in one row.
+        packed = self.scalar(
+            f"SELECT json_group_array(json_array({', '.join(columns)})) {rest}", params)
+        return [tuple(row) for row in json.loads(packed)]
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        cursor = self.conn.execute(sql, params if isinstance(params, list) else tuple(params))
+        row = cursor.fetchone()
         cursor.close()
-        return rows
+        return row[0]
 
     def insert_rows(
         self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
@@ -71,9 +80,7 @@ class _Statements:
         # wait a thousand times for the event loop's thread to let go of it. The rows
         # this statement inserted are those above the highest id before it (we hold the
         # write lock), read back packed into one JSON row.
-        before = 0
-        if returning:
-            before = self.fetch_tuples(f"SELECT COALESCE(MAX(id), 0) FROM {table}")[0][0]  # noqa: S608 - fixed table name
+        before = self.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {table}") if returning else 0  # noqa: S608 - fixed table name
         width = len(columns)
         names = ", ".join(name for name, _ in columns)
         row_marks = "(" + ", ".join("?" * width) + ")"
@@ -86,10 +93,7 @@ class _Statements:
                 f"INSERT INTO {table} ({names}) VALUES {marks} {conflict}", chunk)  # noqa: S608 - placeholders only
         if not returning or not inserted:
             return []
-        packed = self.fetch_tuples(
-            f"SELECT json_group_array(json_array({returning})) FROM {table} WHERE id > ?",  # noqa: S608 - fixed column names
-            (before,))[0][0]
-        return [tuple(row) for row in json.loads(packed)]
+        return self.fetch_tuples(returning.split(", "), f"FROM {table} WHERE id > ?", (before,))
 
 
 class _SqliteTransaction:
@@ -114,8 +118,10 @@ class _SqliteTransaction:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        return await self._db.call(self._sync.fetch_tuples, sql, params)
+    async def fetch_tuples(
+        self, columns: Sequence[str], rest: str, params: Params = ()
+    ) -> list[tuple[Any, ...]]:
+        return await self._db.call(self._sync.fetch_tuples, columns, rest, params)
 
     async def insert_rows(
         self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
@@ -149,8 +155,10 @@ class _ThreadTransaction:
         rows = self._sync.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        return self._sync.fetch_tuples(sql, params)
+    async def fetch_tuples(
+        self, columns: Sequence[str], rest: str, params: Params = ()
+    ) -> list[tuple[Any, ...]]:
+        return self._sync.fetch_tuples(columns, rest, params)
 
     async def insert_rows(
         self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
