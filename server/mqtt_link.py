@@ -82,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.seen_packet = False
         # Reading paused because the consumer is behind (MqttLink.received).
         self.paused = False
+        self.pause_logged = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -198,8 +199,11 @@ class MqttLink:
                 and len(self._buffer) >= _PAUSE_READING_AT):
             conn.paused = True
             conn.transport.pause_reading()
-            log.info("consumer behind: reading from the broker paused",
-                     extra={"broker": self.where, "buffered": len(self._buffer)})
+            if not conn.pause_logged:  # it pauses every few batches while a backlog drains
+                conn.pause_logged = True
+                log.info("consumer behind: reading from the broker paused until it catches up "
+                         "(further pauses on this connection not logged)",
+                         extra={"broker": self.where, "buffered": len(self._buffer)})
 
     def _taken(self) -> None:
         conn = self._conn
