@@ -68,7 +68,7 @@ class MqttSettings(_Section):
 class IngestSettings(_Section):
     """How received messages are batched into database transactions."""
 
-    batch_max: int = Field(1000, ge=1, le=4000, description="Messages per transaction at most")
+    batch_max: int = Field(2000, ge=1, le=4000, description="Messages per transaction at most")
     batch_wait_ms: float = Field(
         5.0, ge=0, description="How long to wait for more messages before committing a batch"
     )

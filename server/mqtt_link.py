@@ -52,7 +52,7 @@ log = get_logger(__name__)
 _SESSION_EXPIRY_S = 7 * 24 * 3600
 # Unacknowledged messages the broker may send us (MQTT 5): the consumer holds one
 # batch being written and one being prepared, and the next should already be arriving.
-_RECEIVE_MAXIMUM = 4000
+_RECEIVE_MAXIMUM = 10_000
 # The link stops reading the socket when this many received messages wait for the
 # consumer, and reads again once it is down to the lower mark. Receive Maximum alone
 # should bound them, but Mosquitto 2.0 stops honouring it for a reconnecting session's
@@ -60,8 +60,8 @@ _RECEIVE_MAXIMUM = 4000
 # waiting here; tests/server/test_mqtt_link.py shows it): without this, a server
 # restarted after a long outage would hold all of it in memory.
 # Not reading leaves the rest in the broker's queue and the kernel's socket buffers.
-_PAUSE_READING_AT = 2 * _RECEIVE_MAXIMUM
-_RESUME_READING_AT = _RECEIVE_MAXIMUM
+_PAUSE_READING_AT = _RECEIVE_MAXIMUM
+_RESUME_READING_AT = _RECEIVE_MAXIMUM // 2
 # Our own QoS 1 publishes awaiting PUBACK; Mosquitto's default receive maximum is larger.
 _MAX_OUTGOING_INFLIGHT = 100
 _CONNECT_TIMEOUT_S = 15.0

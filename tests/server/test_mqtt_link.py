@@ -221,7 +221,7 @@ async def test_a_large_backlog_waits_in_the_broker_not_in_server_memory(
     async with _running(settings) as (link, buffer):  # the session, so the broker queues
         assert await _until(link.subscribed.is_set)
     device = _device(mosquitto, "door-backlog", inflight=1000)
-    total = 4 * _PAUSE_READING_AT
+    total = 3 * _PAUSE_READING_AT
     padding = "x" * 160  # about 1,200 messages per 256 KiB socket read
     try:
         infos = [device.publish("doorwatch/v1/dev/door-backlog/event",
