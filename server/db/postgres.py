@@ -92,22 +92,33 @@ class _PostgresTransaction:
         names = ", ".join(name for name, _ in columns)
         arrays = ", ".join(f"${i}::{sql_type}[]" for i, (_, sql_type) in enumerate(columns, 1))
         insert = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - placeholders only
-        tail = f" RETURNING {returning}" if returning else ""
         arguments = [values[i::width] for i in range(width)]
+
+        async def run(statement: str) -> list[tuple[Any, ...]]:
+            if not returning:
+                await self._conn.execute(statement, *arguments)
+                return []
+            # The inserted rows come back as one row of arrays, one per column: asyncpg
+            # decodes arrays in C, where a record per row cost the event loop's thread
+            # about as much as encoding the insert.
+            wanted = [column.strip() for column in returning.split(",")]
+            aggregates = ", ".join(f"array_agg({column})" for column in wanted)
+            packed = await self._conn.fetchrow(
+                f"WITH inserted AS ({statement} RETURNING {returning}) "  # noqa: S608 - fixed column names
+                f"SELECT {aggregates} FROM inserted", *arguments)
+            return [] if packed is None or packed[0] is None else list(zip(*packed, strict=True))
+
         if not conflict:
-            records = await self._conn.fetch(insert + tail, *arguments)
-        else:
-            # Optimistically without the ON CONFLICT clause: nearly every batch is all
-            # new rows, and the clause's speculative insertion costs PostgreSQL more
-            # per row (measured below). Under a savepoint a unique violation (a
-            # redelivered record) undoes only this insert, which is then done again
-            # with the clause.
-            try:
-                async with self._conn.transaction():
-                    records = await self._conn.fetch(insert + tail, *arguments)
-            except asyncpg.UniqueViolationError:
-                records = await self._conn.fetch(f"{insert} {conflict}{tail}", *arguments)
-        return [tuple(record) for record in records]
+            return await run(insert)
+        # Optimistically without the ON CONFLICT clause: nearly every batch is all
+        # new rows, and the clause's speculative insertion costs PostgreSQL ~15% more
+        # per batch. Under a savepoint a unique violation (a redelivered record) undoes
+        # only this insert, which is then done again with the clause.
+        try:
+            async with self._conn.transaction():
+                return await run(insert)
+        except asyncpg.UniqueViolationError:
+            return await run(f"{insert} {conflict}")
 
 
 class PostgresDatabase:
