@@ -54,9 +54,11 @@ _RECORD_COLUMNS = (
 )
 _WIDTH = len(_RECORD_COLUMNS)
 # Messages validated between two yields to the event loop: preparing a batch is CPU
-# work of a few milliseconds, and the previous batch's write needs the loop for each of
-# its round trips to the database thread (so the two overlap instead of alternating).
-_YIELD_EVERY = 128
+# work of several milliseconds, and the previous batch's write on PostgreSQL needs the
+# loop for each of its round trips (so the two overlap instead of alternating). Every
+# 32 rather than 128: PostgreSQL drains 71,600-73,600 against 64,600-69,000 events/s,
+# SQLite (one hop per write) unchanged.
+_YIELD_EVERY = 32
 # Warning lines about rejected messages per batch (reasons with details such as a JSON
 # error position differ per message); the rest is summed up in one line.
 _REJECTION_LINES_PER_BATCH = 20
