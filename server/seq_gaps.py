@@ -93,12 +93,20 @@ async def record_seqs(tx: Transaction, new_seqs: Mapping[str, Iterable[int]]) ->
         # One statement for the batch, not one per device: a batch spans up to a thousand
         # devices, and each statement is a round trip to PostgreSQL's server, or a GIL
         # hand-over on SQLite's thread.
-        cases = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in raised)
-        marks = ",".join("?" for _ in raised)
-        await tx.execute(
-            f"UPDATE devices SET max_seq = CASE device_id {cases} END "  # noqa: S608 - placeholders only
-            f"WHERE device_id IN ({marks})",
-            [value for device_id, top in raised for value in (device_id, top)]
-            + [device_id for device_id, _ in raised])
+        if tx.dialect == "postgresql":
+            # Two arrays: the same statement text whatever the number of devices, so
+            # asyncpg prepares it once.
+            await tx.execute(
+                "UPDATE devices SET max_seq = v.top FROM unnest(?::text[], ?::bigint[]) "
+                "AS v(device_id, top) WHERE devices.device_id = v.device_id",
+                ([device_id for device_id, _ in raised], [top for _, top in raised]))
+        else:
+            cases = " ".join("WHEN ? THEN ? " for _ in raised)
+            marks = ",".join("?" for _ in raised)
+            await tx.execute(
+                f"UPDATE devices SET max_seq = CASE device_id {cases}END "  # noqa: S608 - placeholders only
+                f"WHERE device_id IN ({marks})",
+                [value for device_id, top in raised for value in (device_id, top)]
+                + [device_id for device_id, _ in raised])
     if new_gaps:
         await tx.executemany(_INSERT_GAP, new_gaps)

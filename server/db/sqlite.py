@@ -4,9 +4,9 @@ One connection, owned by one thread. Why not aiosqlite (which is that thread
 and a queue): each statement is a round trip to the event loop, and while the
 loop validates the next batch each trip waits for it; ingest's transaction
 makes about ten of them. :meth:`SqliteDatabase.run` instead runs a whole
-transaction's code on the database thread in one hop (measured: the write of
-a 1,000-event batch went from ~9 ms of loop-bound waiting to its own SQLite
-time). Other callers still get a statement-per-hop :class:`Transaction`.
+transaction's code on the database thread in one hop (figures in
+bench/NOTES.md, session 4). Other callers still get a statement-per-hop
+:class:`Transaction`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ T = TypeVar("T")
 _MAX_PARAMS = 32766
 
 
+def _bindable(params: Params) -> Sequence[Any]:
+    # A list is bound as it is: the ingest insert's thousands of values are not copied.
+    return params if isinstance(params, list | tuple) else tuple(params)
+
+
 class _Statements:
     """The statements a transaction runs, synchronously, on the database thread."""
 
@@ -40,8 +45,7 @@ class _Statements:
         self.conn = conn
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        # A list is bound as it is: the ingest insert's nine thousand values are not copied.
-        cursor = self.conn.execute(sql, params if isinstance(params, list) else tuple(params))
+        cursor = self.conn.execute(sql, _bindable(params))
         count = cursor.rowcount
         cursor.close()
         return count
@@ -50,7 +54,7 @@ class _Statements:
         self.conn.executemany(sql, [tuple(r) for r in rows]).close()
 
     def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = self.conn.execute(sql, tuple(params))
+        cursor = self.conn.execute(sql, _bindable(params))
         rows = cursor.fetchall()
         names = [d[0] for d in cursor.description or ()]
         cursor.close()
@@ -66,7 +70,7 @@ class _Statements:
         return [tuple(row) for row in json.loads(packed)]
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
-        cursor = self.conn.execute(sql, params if isinstance(params, list) else tuple(params))
+        cursor = self.conn.execute(sql, _bindable(params))
         row = cursor.fetchone()
         cursor.close()
         return row[0]
@@ -93,7 +97,8 @@ class _Statements:
                 f"INSERT INTO {table} ({names}) VALUES {marks} {conflict}", chunk)  # noqa: S608 - placeholders only
         if not returning or not inserted:
             return []
-        return self.fetch_tuples(returning.split(", "), f"FROM {table} WHERE id > ?", (before,))
+        return self.fetch_tuples([column.strip() for column in returning.split(",")],
+                                 f"FROM {table} WHERE id > ?", (before,))
 
 
 class _SqliteTransaction:
