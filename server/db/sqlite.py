@@ -16,11 +16,11 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from doorwatch.errors import StorageError
 from server.db.base import Params, Row, Transaction
@@ -101,23 +101,39 @@ class _Statements:
                                  f"FROM {table} WHERE id > ?", (before,))
 
 
+class _Runner(Protocol):
+    """How a transaction's statement reaches the database thread."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+async def _here(fn: Callable[..., T], /, *args: Any) -> T:
+    """Run a statement at once: the caller is the database thread (SqliteDatabase.run)."""
+    return fn(*args)
+
+
 class _SqliteTransaction:
-    """A transaction driven from the event loop: each statement is one hop to the thread."""
+    """A transaction's statements, each run through ``runner``.
+
+    From the event loop, the runner is a hop to the database thread per
+    statement; in :meth:`SqliteDatabase.run`, the code already runs there and
+    each statement runs as it is awaited (the coroutines never suspend).
+    """
 
     dialect = "sqlite"
 
-    def __init__(self, db: SqliteDatabase):
-        self._db = db
-        self._sync = db.statements
+    def __init__(self, statements: _Statements, runner: _Runner):
+        self._sync = statements
+        self._run = runner
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._db.call(self._sync.execute, sql, params)
+        return await self._run(self._sync.execute, sql, params)
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._db.call(self._sync.executemany, sql, rows)
+        await self._run(self._sync.executemany, sql, rows)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._db.call(self._sync.fetch_all, sql, params)
+        return await self._run(self._sync.fetch_all, sql, params)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
@@ -126,50 +142,14 @@ class _SqliteTransaction:
     async def fetch_tuples(
         self, columns: Sequence[str], rest: str, params: Params = ()
     ) -> list[tuple[Any, ...]]:
-        return await self._db.call(self._sync.fetch_tuples, columns, rest, params)
+        return await self._run(self._sync.fetch_tuples, columns, rest, params)
 
     async def insert_rows(
         self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
         conflict: str = "", returning: str = "",
     ) -> list[tuple[Any, ...]]:
-        return await self._db.call(self._sync.insert_rows, table, columns, values, conflict,
-                                   returning)
-
-
-class _ThreadTransaction:
-    """A transaction whose code runs on the database thread itself (:meth:`SqliteDatabase.run`).
-
-    Its coroutines never suspend: each statement runs as it is awaited.
-    """
-
-    dialect = "sqlite"
-
-    def __init__(self, statements: _Statements):
-        self._sync = statements
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return self._sync.execute(sql, params)
-
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._sync.executemany(sql, rows)
-
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return self._sync.fetch_all(sql, params)
-
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = self._sync.fetch_all(sql, params)
-        return rows[0] if rows else None
-
-    async def fetch_tuples(
-        self, columns: Sequence[str], rest: str, params: Params = ()
-    ) -> list[tuple[Any, ...]]:
-        return self._sync.fetch_tuples(columns, rest, params)
-
-    async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
-        conflict: str = "", returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        return self._sync.insert_rows(table, columns, values, conflict, returning)
+        return await self._run(self._sync.insert_rows, table, columns, values, conflict,
+                               returning)
 
 
 def _drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -257,7 +237,7 @@ class SqliteDatabase:
         async with self._lock:
             await self.call(self.statements.execute, "BEGIN IMMEDIATE")
             try:
-                yield _SqliteTransaction(self)
+                yield _SqliteTransaction(self.statements, self.call)
             except BaseException:
                 await self.call(self.statements.execute, "ROLLBACK")
                 raise
@@ -277,7 +257,7 @@ class SqliteDatabase:
         statements = self.statements
         statements.execute("BEGIN IMMEDIATE")
         try:
-            result = _drive(work(_ThreadTransaction(statements)))
+            result = _drive(work(_SqliteTransaction(statements, _here)))
         except BaseException:
             statements.execute("ROLLBACK")
             raise
