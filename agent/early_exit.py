@@ -112,6 +112,7 @@ class EarlyExits:
         log.info("early exit", extra={"device_id": agent.device_id, "seq": seq,
                                       "episode": str(episode.episode_id), "armed": armed,
                                       "passage_t": passage.t,
+                                      "crossed_at": round(agent.wall(mono).timestamp(), 3),
                                       "confidence": passage.confidence,
                                       "lag_s": round(time.monotonic() - mono, 3)})
         if jpegs:
