@@ -1,7 +1,7 @@
 """Detection quality on every labelled clip: tuning and validation splits side by side.
 
-Inputs: ../shared/data/labels.json (with data/corpus/shared_clips.json for its
-viewpoints, scenes and split) and data/corpus/labels.json. Same figures as
+Inputs: ../shared/data/labels.json (with tests/corpus/shared_clips.json for its
+viewpoints, scenes and split) and tests/corpus/labels.json. Same figures as
 ``doorwatch eval`` over both (see sensors/corpus.py). Results go to
 ``bench/results/corpus.json``; the section between the markers in
 BENCHMARKS.md is rewritten from them (``python -m bench`` renders the same
@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from sensors.corpus import collect, evaluate_corpus, load_meta, report  # noqa: E402
 
 SHARED = REPO / ".." / "shared" / "data"
-CORPUS = REPO / "data" / "corpus"
+CORPUS = REPO / "tests" / "corpus"
 RESULT = REPO / "bench" / "results" / "corpus.json"
 BEGIN = "<!-- bench_corpus: begin -->"
 END = "<!-- bench_corpus: end -->"
@@ -44,7 +44,7 @@ def run() -> dict[str, Any]:
                 "max_delay_s": g.max_delay_s, "late": g.late}
 
     return {
-        "inputs": ["../shared/data/labels.json" if f.parent == SHARED else "data/corpus/labels.json"
+        "inputs": [("../shared/data" if f.parent == SHARED else "tests/corpus") + "/labels.json"
                    for f in files],
         "splits": [group(g) for g in rep.splits],
         "viewpoints": [group(g) for g in rep.viewpoints],
@@ -72,7 +72,7 @@ def section(data: dict[str, Any]) -> list[str]:
         BEGIN,
         "## Detection on labelled clips (`bench/bench_corpus.py`)",
         "",
-        "Splits and viewpoints as declared in data/corpus/README.md; a passage matches a "
+        "Splits and viewpoints as declared in tests/corpus/README.md; a passage matches a "
         "label of the same direction within 1 s.",
         "",
         "| | tuning split | validation split | target (validation) |",

@@ -129,7 +129,7 @@ def eval_command(
         help="One or more labels.json files; each file's videos are in videos/ beside it.")],
     meta: Annotated[Path | None, typer.Option(
         "--meta", help="Viewpoint/scene/split of clips whose labels file lacks them "
-                       "(data/corpus/shared_clips.json for ../shared/data).")] = None,
+                       "(tests/corpus/shared_clips.json for ../shared/data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score the analyzer on labelled clips: per clip, split, viewpoint, and scene held out."""

@@ -1,4 +1,4 @@
-"""Generalization figures over several labelled corpora (data/corpus/README.md).
+"""Generalization figures over several labelled corpora (tests/corpus/README.md).
 
 A clip belongs to a *viewpoint* (front, overhead, oblique, corridor, inside),
 a *scene* (one camera at one door: clips of the same camera share it) and a

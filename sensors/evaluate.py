@@ -57,7 +57,7 @@ class ClipLabels(BaseModel):
     frames: int | None = None
     width: int | None = None
     height: int | None = None
-    # Corpus metadata (data/corpus/README.md): optional so the shared labels stay valid.
+    # Corpus metadata (tests/corpus/README.md): optional so the shared labels stay valid.
     viewpoint: str | None = None
     scene_id: str | None = None
     split: Literal["tuning", "validation"] | None = None

@@ -16,7 +16,7 @@ from sensors.evaluate import ClipScore, Score, load_labels
 from tests.paths import REPO_ROOT, SHARED_DATA
 from tests.requirements import need
 
-CORPUS = REPO_ROOT / "data" / "corpus"
+CORPUS = REPO_ROOT / "tests" / "corpus"
 SCENE = {"threshold": [[0.1, 0.5], [0.9, 0.5]], "inside_point": [0.5, 0.2]}
 
 

@@ -1,9 +1,9 @@
 """Labelling helper for the doorway corpus: contact sheets and frame stepping.
 
 Usage:
-    python tools/label_sheet.py sheet VIDEO START STOP [--step N] [--cols C] [--width W]
+    python tests/corpus/label_sheet.py sheet VIDEO START STOP [--step N] [--cols C] [--width W]
         [--line x1,y1,x2,y2] [--crop x1,y1,x2,y2] [--out sheet.png]
-    python tools/label_sheet.py motion VIDEO [--line x1,y1,x2,y2] [--band 0.08]
+    python tests/corpus/label_sheet.py motion VIDEO [--line x1,y1,x2,y2] [--band 0.08]
 
 `sheet` tiles frames START..STOP (every N-th, decode order, every frame decoded
 because OpenCV's seeking and frame counts are wrong for some containers), each
