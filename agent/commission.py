@@ -29,11 +29,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.credentials import CredentialStore
 from agent.health import clock_status
 from agent.link import AgentLink
 from agent.outbox import Outbox
 from broker.messages import Command, CommandAck, Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
+from doorwatch.errors import DoorwatchError
 from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig
 from sensors.door import DoorContact, DoorTransition
@@ -214,11 +216,23 @@ class Commissioning:
         """Connect with the device's own credentials (TLS when configured)."""
         settings = self.config.mqtt
         where = f"{settings.host}:{settings.port}"
+        configured = settings.password.get_secret_value() if settings.password else None
+        # The bundle's password lives in mqtt.credentials_file (a rotation may have put a
+        # newer one there): the same choice the running agent's link makes.
+        try:
+            candidates = ([configured] if configured else []) \
+                if settings.credentials_file is None \
+                else CredentialStore(settings.credentials_file).candidates(configured)
+        except DoorwatchError as exc:  # unsafe permissions, corrupt file: it names the file
+            return self._result("broker", False, str(exc), self._t("broker.fix_refused"))
+        return self._connect(where, list(candidates) or [None])
+
+    def _connect(self, where: str, candidates: list[str | None]) -> CheckResult:
+        settings = self.config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2,
                              client_id=f"{self.config.device_id}-commission",
                              protocol=mqtt.MQTTv311)
-        password = settings.password.get_secret_value() if settings.password else None
-        client.username_pw_set(self.config.device_id, password)
+        client.username_pw_set(self.config.device_id, candidates[0])
         if settings.tls:
             client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None)
         outcome: list[Any] = []
@@ -241,6 +255,13 @@ class Commissioning:
                                 self._t("broker.unreachable", where=where, reason="timeout"),
                                 self._t("broker.fix_unreachable"))
         if outcome[0].is_failure:
+            if len(candidates) > 1:  # a pending rotation's password, then the current one
+                return self._connect(where, candidates[1:])
+            if candidates[0] is None:
+                looked = settings.credentials_file or "mqtt.credentials_file"
+                return self._result("broker", False,
+                                    self._t("broker.no_password", where=where, file=looked),
+                                    self._t("broker.fix_refused"))
             return self._result("broker", False,
                                 self._t("broker.refused", where=where, reason=str(outcome[0])),
                                 self._t("broker.fix_refused"))
@@ -300,8 +321,12 @@ class Commissioning:
         limit = self.config.commission.max_clock_offset_s
         if self._offset is not None and abs(self._offset) <= limit:
             return self._result("clock", True, self._t("clock.ok_server", offset=self._offset))
-        shown = "?" if self._offset is None else f"{self._offset:+.1f} s"
-        return self._result("clock", False, self._t("clock.off", offset=shown),
+        if self._offset is None:
+            # Nothing to compare with: the clock may well be right, so no NTP advice yet.
+            return self._result("clock", False, self._t("clock.unknown"),
+                                self._t("clock.fix_unknown"))
+        return self._result("clock", False,
+                            self._t("clock.off", offset=f"{self._offset:+.1f} s", limit=limit),
                             self._t("clock.fix"))
 
     def render(self, results: list[CheckResult]) -> str:
