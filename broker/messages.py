@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import SchemaValidator, core_schema
 
+from broker.door_line import DoorLine
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
 from doorwatch.errors import PayloadError
 
@@ -202,6 +203,9 @@ class Event(DeviceRecord):
     verdict: Literal["confirmed", "handover", "reentry"] | None = Field(
         None, description="v2, final reports: the early exit confirmed, or withdrawn as a "
         "handover or a re-entry")
+    door_line: DoorLine | None = Field(
+        None, description="Commissioning: the door line the device uses (its snapshot is the "
+        "aim picture the line is drawn on)")
 
 
 def episode_report_problem(fields: dict[str, Any] | Event) -> str | None:
