@@ -36,7 +36,8 @@ from server.db import open_database
 __all__ = ["run_crossing"]
 
 DEVICE = "cross-0001"
-ALERT_TITLE = "[Quarantine alert]"
+# Breach alerts only (an exit the analyzer missed may come back as a visitor alert).
+ALERT_TITLE = "[Quarantine alert] Breach"
 
 
 class _Phone:
