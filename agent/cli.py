@@ -64,9 +64,9 @@ def run_command(
     from agent.service import Agent, running_agent
     from agent.simulation import CameraHousehold, HouseholdScript, SimulatedHousehold
     from agent.wiring import build_camera, synthetic_source
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.logs import configure_logging
     from firmware_config.device_config import load_device_config
+    from ground.errors import DoorwatchError
+    from ground.logs import configure_logging
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -128,9 +128,9 @@ def commission_command(
     """The installer's checklist: PASS/FAIL per check with what to do; exit 0 only if all pass."""
     from agent.commission import Commissioning
     from agent.wiring import scene_for, source_opener, synthetic_source
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.logs import configure_logging
     from firmware_config.device_config import load_device_config
+    from ground.errors import DoorwatchError
+    from ground.logs import configure_logging
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -209,8 +209,8 @@ def sim_command(
 ) -> None:
     """Fleet simulator: simulated devices publishing events through the real outbox and link."""
     from agent.fleet import load_credentials, run_fleet
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.logs import configure_logging
+    from ground.errors import DoorwatchError
+    from ground.logs import configure_logging
 
     configure_logging(log_level)
     try:

@@ -34,11 +34,11 @@ from agent.link import AgentLink
 from agent.outbox import Outbox
 from broker.messages import Command, CommandAck, Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
-from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig
+from firmware_config.scene import Scene
+from ground.i18n import t
 from sensors.door import DoorContact, DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 
 __all__ = ["CheckResult", "Commissioning", "draw_aim"]
 

@@ -27,10 +27,10 @@ import tomli_w
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broker.files import check_private, write_private
-from doorwatch.errors import ConfigError
 from firmware_config.bundle import read_bundle
 from firmware_config.device_config import DeviceConfig, load_device_config
+from ground.errors import ConfigError
+from ground.files import check_private, write_private
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -167,8 +167,8 @@ def install_bundle_command(
     ] = None,
 ) -> None:
     """Install a provisioning bundle: configuration, broker CA and the device's password."""
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import t
+    from ground.errors import DoorwatchError
+    from ground.i18n import t
 
     try:
         done = install_bundle(bundle, config_dir, data_dir=data_dir)

@@ -19,8 +19,8 @@ from uuid import uuid4
 
 from agent.commands import apply_config_update
 from broker.messages import Command, CommandAck, ConfigUpdateCommand, utc_now
-from doorwatch.errors import DoorwatchError
-from doorwatch.logs import get_logger
+from ground.errors import DoorwatchError
+from ground.logs import get_logger
 
 if TYPE_CHECKING:
     from agent.service import Agent

@@ -41,9 +41,9 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel
-from doorwatch.logs import get_logger
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from firmware_config.device_config import DeviceConfig
+from ground.logs import get_logger
+from ground.sdnotify import ServiceNotifier, watchdog_pings
 from sensors.door import DoorContact, DoorTransition
 from sensors.tamper import TamperFinding
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
-from doorwatch.timeutil import from_ts, utcnow
+from ground.timeutil import from_ts, utcnow
 from server.admin import register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_devices"]
 
@@ -77,7 +77,7 @@ def run_size(size: int, interval_s: float = 10.0, duration_s: float = 45.0) -> d
             sims = []
             for n, start in enumerate(range(0, size, _PER_SIM)):
                 creds = root / f"creds-{n}.json"
-                creds.write_text(json.dumps({d: broker.passwords[d]
+                creds.write_text(json.dumps({d: broker.mosquitto.passwords[d]
                                              for d in ids[start : start + _PER_SIM]}))
                 sims.append(creds)
             started = time.monotonic()

@@ -19,11 +19,11 @@ from typing import Any
 
 import tomli_w
 
-from broker.broker_dir import BrokerDir
 from broker.messages import Event, EventKind, encode, utc_now
-from broker.passwords import new_secret
-from broker.runner import start_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.passwords import new_secret
+from broker.mosquitto.runner import start_mosquitto
+from ground.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -100,7 +100,7 @@ def publish_lines(broker: Broker, per_device: dict[str, bytes]) -> float:
     for device_id, lines in per_device.items():
         proc = subprocess.Popen(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-l",
-             "-i", device_id, "-u", device_id, "-P", broker.passwords[device_id],
+             "-i", device_id, "-u", device_id, "-P", broker.mosquitto.passwords[device_id],
              "-t", f"doorwatch/v1/dev/{device_id}/event"],
             stdin=subprocess.PIPE)
         procs.append((proc, lines))

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
 from broker.messages import Event, EventKind, encode, utc_now
 from server.admin import add_household, add_worker, register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_latency"]
 
@@ -77,7 +77,7 @@ async def _seed(db_url: str, url: str, background: list[str]) -> None:
 
 async def _stages(db_url: str) -> dict[str, float]:
     """Where the time goes: device -> stored, stored -> delivered (p50/p99, ms)."""
-    from doorwatch.timeutil import from_ts
+    from ground.timeutil import from_ts
 
     db = await open_database(db_url)
     try:
@@ -120,7 +120,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
             server = start_server(server_config(root, broker, db, rules={"fold_window_s": 0.0}),
                                   root / "server.log")
             creds = root / "bg.json"
-            creds.write_text(json.dumps({d: broker.passwords[d] for d in background}))
+            creds.write_text(json.dumps({d: broker.mosquitto.passwords[d] for d in background}))
             per_device = int(background_rate * (samples * 0.25 + 30) / len(background))
             sim = subprocess.Popen(
                 [sys.executable, "-m", "doorwatch", "sim", "--credentials", str(creds),
@@ -128,7 +128,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
                  "--events", str(per_device), "--rate", str(background_rate)],
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=MEASURED)
-            client.username_pw_set(MEASURED, broker.passwords[MEASURED])
+            client.username_pw_set(MEASURED, broker.mosquitto.passwords[MEASURED])
             client.connect("127.0.0.1", broker.port)
             client.loop_start()
             time.sleep(3.0)  # let the background load reach its rate

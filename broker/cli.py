@@ -40,7 +40,7 @@ def init_command(
     ] = None,
 ) -> None:
     """Create CA, server certificate, Mosquitto config, ACL and password file (owner-only)."""
-    from broker.broker_dir import BrokerDir
+    from broker.mosquitto.directory import BrokerDir
 
     broker = BrokerDir(directory.resolve())
     if broker.config_file.exists() or broker.ca_key_file.exists():
@@ -61,9 +61,9 @@ def run_command(
     directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],
 ) -> None:
     """Start Mosquitto with the files in DIRECTORY and wait until it exits."""
-    from broker.broker_dir import BrokerDir
-    from broker.runner import start_mosquitto
-    from doorwatch.errors import DoorwatchError
+    from broker.mosquitto.directory import BrokerDir
+    from broker.mosquitto.runner import start_mosquitto
+    from ground.errors import DoorwatchError
 
     broker = BrokerDir(directory.resolve())
     try:

@@ -2,7 +2,7 @@
 
 Nothing outside ``broker/`` parses or dumps message JSON: agents build these
 models and call :func:`encode`; the server calls :func:`decode_device_message`
-and gets a validated model or a :class:`~doorwatch.errors.PayloadError` whose
+and gets a validated model or a :class:`~ground.errors.PayloadError` whose
 ``reason`` goes into the rejected-messages table.
 
 Every message carries a ``type`` tag (the discriminator) and ``v``, the schema
@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_core import SchemaValidator, core_schema
 
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",

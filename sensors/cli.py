@@ -38,9 +38,9 @@ def analyze_command(
     ] = None,
 ) -> None:
     """Analyse a recording: one JSON line per passage on stdout, then a summary line."""
-    from doorwatch.errors import DoorwatchError
+    from firmware_config.scene import load_scene
+    from ground.errors import DoorwatchError
     from sensors.analyzer import DoorwayAnalyzer
-    from sensors.scene import load_scene
     from sensors.source_opencv import OpenCVSource
 
     try:
@@ -129,7 +129,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score the analyzer on labelled clips: precision, recall and F1 per clip and overall."""
-    from doorwatch.errors import DoorwatchError
+    from ground.errors import DoorwatchError
     from sensors.evaluate import evaluate_labels, load_labels
 
     try:

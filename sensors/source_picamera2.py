@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import Frame
 
 __all__ = ["Picamera2Source"]

@@ -10,21 +10,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from doorwatch.logs import get_logger
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
+from ground.logs import get_logger
+from ground.sdnotify import ServiceNotifier, watchdog_pings
 from server.clock import Clock, SystemClock
-from server.commissioning import commissioning_hook
 from server.config import ServerSettings
-from server.consumer import Consumer
-from server.db import Database, open_database
-from server.device_watch import DeviceWatch
-from server.escalation import Escalator
-from server.inbound import InboundBuffer
-from server.ingest import Ingestor
-from server.mqtt_link import MqttLink
+from server.db.base import Database
+from server.db.connect import open_database
+from server.ingest.commissioning import commissioning_hook
+from server.ingest.consumer import Consumer
+from server.ingest.ingestor import Ingestor
+from server.jobs.device_watch import DeviceWatch
+from server.jobs.escalation import Escalator
+from server.jobs.retention import RetentionJob
+from server.jobs.schedule import Scheduler
+from server.mqtt.inbound import InboundBuffer
+from server.mqtt.link import MqttLink
 from server.notify.sender import NotificationSender
-from server.retention import RetentionJob
-from server.schedule import Scheduler
 from server.web.runner import WebServer, start_web
 
 __all__ = ["RunningServer", "run_server", "serve"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import BrokerDir
-from broker.passwords import new_secret
-from broker.runner import find_mosquitto, start_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.passwords import new_secret
+from broker.mosquitto.runner import find_mosquitto, start_mosquitto
+from ground.ports import free_ports
 from tests.requirements import need
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from doorwatch.errors import StorageError
+from ground.errors import StorageError
 from server.db.base import Params, Row, Transaction
 
 __all__ = ["PostgresDatabase", "translate_placeholders"]

@@ -17,9 +17,3 @@ Errors: :class:`NotFoundError` (LookupError), :class:`InvalidChangeError`
 (ValueError, with a stable ``reason`` key), pydantic ``ValidationError`` for
 bad input models.
 """
-
-from __future__ import annotations
-
-from server.domain.errors import InvalidChangeError, NotFoundError
-
-__all__ = ["InvalidChangeError", "NotFoundError"]

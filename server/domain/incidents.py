@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorwatch.timeutil import to_ts
-from server.audit import audit
+from ground.timeutil import to_ts
 from server.clock import Clock, SystemClock
 from server.db.base import Database, Row
+from server.domain.audit import audit
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError
-from server.incidents import IncidentKind, IncidentOutcome, IncidentState
+from server.domain.incident_opening import IncidentKind, IncidentOutcome, IncidentState
 
 __all__ = [
     "Incident",

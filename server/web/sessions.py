@@ -13,9 +13,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from doorwatch.timeutil import from_ts, now_ts, to_ts, utcnow
-from server.audit import audit
+from ground.timeutil import from_ts, now_ts, to_ts, utcnow
 from server.db.base import Database
+from server.domain.audit import audit
 from server.web.users import User, get_user
 
 __all__ = [

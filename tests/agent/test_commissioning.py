@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import Event, EventKind, PingCommand, encode, utc_now
 from broker.topics import Channel, command_subscription, device_topic
-from doorwatch.ports import free_port
+from ground.ports import free_port
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings, wait_until
@@ -194,7 +194,7 @@ async def test_server_pings_each_newly_stored_commissioning_event(
             third = await asyncio.to_thread(send, 3, EventKind.COMMISSIONING)
             ping = await asyncio.to_thread(pings.get, timeout=20)
             assert ping.command_id == third.event_id
-            assert server.consumer.totals.duplicates >= 1
+            assert server.ingest.consumer.totals.duplicates >= 1
     finally:
         client.disconnect()
         client.loop_stop()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import SERVER_USER, BrokerDir
 from broker.messages import MAX_PAYLOAD_BYTES
-from broker.runner import find_mosquitto
-from broker.tls import make_ca
-from doorwatch.ports import free_port
+from broker.mosquitto.directory import SERVER_USER, BrokerDir
+from broker.mosquitto.runner import find_mosquitto
+from broker.mosquitto.tls import make_ca
+from ground.ports import free_port
 from tests.broker.helpers import Client, connect, wait_for
 from tests.conftest import Mosquitto
 from tests.requirements import need

@@ -22,8 +22,9 @@ from broker.topics import Channel, device_topic
 from firmware_config.device_config import DeviceConfig, load_device_config
 from sensors.door import make_pin_factory
 from server.config import ServerSettings
-from server.db import Database, open_database
-from server.provisioning import (
+from server.db.base import Database
+from server.db.connect import open_database
+from server.domain.provisioning import (
     ProvisioningError,
     provision_device,
     revoke_device,

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from server.admin import add_household, add_worker, register_device
 from server.config import ServerSettings, load_server_settings
-from server.db import Database
+from server.db.base import Database
 from tests.conftest import Mosquitto
 
 

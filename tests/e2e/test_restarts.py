@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household
 

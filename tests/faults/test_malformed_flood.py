@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import DeviceState, Event, EventKind, Heartbeat, Snapshot, Status, encode
 from broker.topics import Channel, device_topic
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.service import running_agent
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.domain.households import end_quarantine_early
 from server.service import serve
 from tests.agent.helpers import device_config, make_agent

@@ -11,11 +11,11 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from broker.tls import make_ca
+from broker.mosquitto.tls import make_ca
 from broker.topics import command_topic
 from server.config import MqttSettings
-from server.inbound import InboundBuffer, InboundMessage
-from server.mqtt_link import _PAUSE_READING_AT, MqttLink
+from server.mqtt.inbound import InboundBuffer, InboundMessage
+from server.mqtt.link import _PAUSE_READING_AT, MqttLink
 from tests.conftest import Mosquitto
 
 pytestmark = pytest.mark.broker

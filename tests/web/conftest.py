@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from server.config import ServerSettings, load_server_settings
-from server.db import Database, open_database
-from server.web import create_app
+from server.db.base import Database
+from server.db.connect import open_database
+from server.web.app import create_app
 from tests.web.helpers import Seed, seed
 
 
