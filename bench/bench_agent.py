@@ -128,7 +128,7 @@ def main() -> None:
         for phase, motion in (("idle", False), ("motion", True)):
             phase_root = root / phase
             phase_root.mkdir()
-            results[phase] = run_phase(phase_root, broker.port, broker.mosquitto.passwords[DEVICE],
+            results[phase] = run_phase(phase_root, broker.port, broker.passwords[DEVICE],
                                        fps=args.fps, motion=motion, settle_s=args.settle,
                                        seconds=args.seconds)
             print(phase, results[phase], file=sys.stderr)

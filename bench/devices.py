@@ -77,7 +77,7 @@ def run_size(size: int, interval_s: float = 10.0, duration_s: float = 45.0) -> d
             sims = []
             for n, start in enumerate(range(0, size, _PER_SIM)):
                 creds = root / f"creds-{n}.json"
-                creds.write_text(json.dumps({d: broker.mosquitto.passwords[d]
+                creds.write_text(json.dumps({d: broker.passwords[d]
                                              for d in ids[start : start + _PER_SIM]}))
                 sims.append(creds)
             started = time.monotonic()

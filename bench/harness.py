@@ -100,7 +100,7 @@ def publish_lines(broker: Broker, per_device: dict[str, bytes]) -> float:
     for device_id, lines in per_device.items():
         proc = subprocess.Popen(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-l",
-             "-i", device_id, "-u", device_id, "-P", broker.mosquitto.passwords[device_id],
+             "-i", device_id, "-u", device_id, "-P", broker.passwords[device_id],
              "-t", f"doorwatch/v1/dev/{device_id}/event"],
             stdin=subprocess.PIPE)
         procs.append((proc, lines))

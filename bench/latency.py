@@ -120,7 +120,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
             server = start_server(server_config(root, broker, db, rules={"fold_window_s": 0.0}),
                                   root / "server.log")
             creds = root / "bg.json"
-            creds.write_text(json.dumps({d: broker.mosquitto.passwords[d] for d in background}))
+            creds.write_text(json.dumps({d: broker.passwords[d] for d in background}))
             per_device = int(background_rate * (samples * 0.25 + 30) / len(background))
             sim = subprocess.Popen(
                 [sys.executable, "-m", "doorwatch", "sim", "--credentials", str(creds),
@@ -128,7 +128,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
                  "--events", str(per_device), "--rate", str(background_rate)],
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=MEASURED)
-            client.username_pw_set(MEASURED, broker.mosquitto.passwords[MEASURED])
+            client.username_pw_set(MEASURED, broker.passwords[MEASURED])
             client.connect("127.0.0.1", broker.port)
             client.loop_start()
             time.sleep(3.0)  # let the background load reach its rate

@@ -194,7 +194,7 @@ async def test_server_pings_each_newly_stored_commissioning_event(
             third = await asyncio.to_thread(send, 3, EventKind.COMMISSIONING)
             ping = await asyncio.to_thread(pings.get, timeout=20)
             assert ping.command_id == third.event_id
-            assert server.ingest.consumer.totals.duplicates >= 1
+            assert server.consumer.totals.duplicates >= 1
     finally:
         client.disconnect()
         client.loop_stop()
