@@ -11,6 +11,7 @@ and a server installed with the ``server`` extra has no OpenCV, yet both run
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -28,47 +29,56 @@ class LazyCommand:
     """A root command loaded from ``target`` (``module:attribute``) when it runs.
 
     The attribute is a ``typer.Typer`` (a command group) or a plain function (one
-    command). ``help`` is what ``doorwatch --help`` lists without importing it.
+    command). ``help`` is what ``doorwatch --help`` lists without importing it;
+    ``profile`` is the install extra the command needs (empty: the base install).
     """
 
     target: str
     help: str
+    profile: str = ""
 
+
+_AGENT, _SERVER = "agent", "server"
 
 COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand(
         "doorwatch.demo:demo_command",
-        "Run broker, server and simulated households; show breaches being notified."),
+        "Run broker, server and simulated households; show breaches being notified.", "dev"),
     "schema": LazyCommand("broker.cli:schema_command",
                           "Print the JSON Schema of every wire message."),
     "analyze": LazyCommand(
         "sensors.cli:analyze_command",
-        "Analyse a recording: one JSON line per passage on stdout, then a summary line."),
+        "Analyse a recording: one JSON line per passage on stdout, then a summary line.", _AGENT),
     "eval": LazyCommand(
         "sensors.cli:eval_command",
-        "Score the analyzer on labelled clips: precision, recall and F1 per clip and overall."),
+        "Score the analyzer on labelled clips: precision, recall and F1 per clip and overall.",
+        _AGENT),
     "sim": LazyCommand(
         "agent.cli:sim_command",
-        "Fleet simulator: simulated devices publishing events through the real outbox and link."),
-    "agent": LazyCommand("agent.cli:agent_app", "The device service."),
+        "Fleet simulator: simulated devices publishing events through the real outbox and link.",
+        _AGENT),
+    "agent": LazyCommand("agent.cli:agent_app", "The device service.", _AGENT),
     "broker": LazyCommand("broker.cli:broker_app",
-                          "Mosquitto configuration, credentials and ACL."),
+                          "Mosquitto configuration, credentials and ACL.", _SERVER),
     "server": LazyCommand("server.cli.server:server_app",
-                          "The server: consumer, rules, notifications."),
-    "user": LazyCommand("server.cli.users:user_app", "Dashboard users (log-ins with roles)."),
+                          "The server: consumer, rules, notifications.", _SERVER),
+    "user": LazyCommand("server.cli.users:user_app", "Dashboard users (log-ins with roles).",
+                        _SERVER),
     "device": LazyCommand("server.cli.devices:device_app",
-                          "Per-device broker credentials and provisioning bundles."),
+                          "Per-device broker credentials and provisioning bundles.", _SERVER),
     "household": LazyCommand(
         "server.cli.households:household_app",
-        "Households under quarantine, their devices, CSV import, retention purge."),
-    "worker": LazyCommand("server.cli.households:worker_app", "Grid workers and supervisors."),
-    "grid": LazyCommand("server.cli.households:grid_app", "Grids (网格) and their supervisors."),
-    "leave": LazyCommand("server.cli.households:leave_app",
-                         "Permitted leaves (hospital, testing)."),
-    "followup": LazyCommand("server.cli.households:followup_app",
-                            "Daily follow-ups: temperatures, symptoms."),
+        "Households under quarantine, their devices, CSV import, retention purge.", _SERVER),
+    "worker": LazyCommand("server.cli.workers:worker_app", "Grid workers and supervisors.",
+                          _SERVER),
+    "grid": LazyCommand("server.cli.grids:grid_app", "Grids (网格) and their supervisors.",
+                        _SERVER),
+    "leave": LazyCommand("server.cli.leaves:leave_app",
+                         "Permitted leaves (hospital, testing).", _SERVER),
+    "followup": LazyCommand("server.cli.followups:followup_app",
+                            "Daily follow-ups: temperatures, symptoms.", _SERVER),
     "incidents": LazyCommand("server.cli.incidents:incidents_app",
-                             "Incidents: list, acknowledge, resolve, export CSV."),
+                             "Incidents: list, acknowledge, resolve, export CSV.", _SERVER),
 }
 
 
@@ -86,6 +96,11 @@ def load_command(name: str) -> click.Command:
         command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+# Our own packages: a missing one of these is a broken install, not a missing profile.
+_OURS = frozenset(
+    {"ground", "doorwatch", "firmware_config", "broker", "sensors", "agent", "server"})
 
 
 class _LazyRoot(TyperGroup):
@@ -125,4 +140,16 @@ def _root() -> None:
 
 def main() -> None:
     """Entry point of the ``doorwatch`` console script."""
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        # An install profile without this part (a device has no FastAPI, a server
+        # no OpenCV): say which profile the command needs instead of a traceback.
+        words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+        entry = COMMANDS.get(words[0]) if words else None
+        if entry is None or not entry.profile or (exc.name or "").split(".")[0] in _OURS:
+            raise
+        typer.echo(f"error: `doorwatch {words[0]}` needs the '{entry.profile}' install profile "
+                   f"(pip install 'doorwatch[{entry.profile}]'); missing module: {exc.name}",
+                   err=True)
+        raise SystemExit(2) from None

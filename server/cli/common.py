@@ -23,15 +23,19 @@ if TYPE_CHECKING:
 
     from server.config import ServerSettings
     from server.db.base import Database
+    from server.domain.csv_import import ImportReport
 
 __all__ = [
     "ActorOption",
     "ConfigOption",
+    "GridOption",
     "JsonOption",
     "actor_name",
     "cli_language",
     "parse_day",
     "parse_time",
+    "print_done",
+    "print_import_report",
     "print_models",
     "resolve_grid",
     "run_with_db",
@@ -50,6 +54,7 @@ ActorOption = Annotated[
                  "(default: cli:<login name>)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table")]
+GridOption = Annotated[str | None, typer.Option("--grid", help="Grid name or id")]
 
 
 def cli_language() -> str:
@@ -171,3 +176,24 @@ def print_models(items: Sequence[BaseModel], columns: list[str], *, as_json: boo
     for row in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
                    .rstrip())
+
+
+def print_done(what: str) -> None:
+    """Tell the administrator that ``what`` was done, in the CLI's language."""
+    from ground.i18n import t
+
+    typer.echo(t("cli.done", cli_language(), what=what))
+
+
+def print_import_report(report: ImportReport) -> None:
+    """Print a CSV import's row errors (to stderr) and its summary line."""
+    from ground.i18n import t
+
+    language = cli_language()
+    for error in report.errors:
+        typer.echo(t("cli.import.row_error", language, file=report.file, line=error.line,
+                     field=error.field, message=error.message), err=True)
+    dry = t("cli.import.dry_run", language) if report.dry_run else ""
+    ok = report.total - len({e.line for e in report.errors if e.line > 1})
+    typer.echo(t("cli.import.summary", language, file=report.file, total=report.total,
+                 ok=ok, errors=len(report.errors), dry=dry))

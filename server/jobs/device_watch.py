@@ -15,7 +15,6 @@ Every tick (task name ``device-watch``):
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +26,7 @@ from server.db.base import Database, Row
 from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.jobs.periodic import run_periodically
 
 __all__ = ["DeviceWatch", "WatchResult"]
 
@@ -57,12 +57,7 @@ class DeviceWatch:
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried next time."""
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("device watch tick failed; retrying")
-            await asyncio.sleep(self._settings.devices.poll_interval_s)
+        await run_periodically("device-watch", self.tick, self._settings.devices.poll_interval_s)
 
     async def tick(self) -> WatchResult:
         """Check every assigned device and every open seq gap once."""

@@ -12,7 +12,6 @@ deadlines, which also makes any in-flight UPDATE match nothing.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from server.domain.notification_outbox import (
     queue_notifications,
     supervisors_for,
 )
+from server.jobs.periodic import run_periodically
 
 __all__ = ["Escalator", "TickResult"]
 
@@ -57,12 +57,7 @@ class Escalator:
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried next time."""
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("escalation tick failed; retrying")
-            await asyncio.sleep(self._settings.escalation.poll_interval_s)
+        await run_periodically("escalation", self.tick, self._settings.escalation.poll_interval_s)
 
     async def tick(self) -> TickResult:
         """Send every reminder and escalation that is due now."""

@@ -15,7 +15,6 @@ when it was due rather than an interval later.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.domain.audit import audit
+from server.jobs.periodic import run_periodically
 
 __all__ = ["PurgeReport", "RetentionJob", "purge_due"]
 
@@ -117,12 +117,9 @@ class RetentionJob:
 
     async def run(self) -> None:
         """Run the purge whenever it is due, until cancelled."""
-        while True:
-            try:
-                await self.run_if_due()
-            except Exception:
-                log.exception("retention job failed; retrying")
-            await asyncio.sleep(min(60.0, self._settings.retention.interval_s))
+        # Checked at least every minute: whether it is due is in the database.
+        interval_s = min(60.0, self._settings.retention.interval_s)
+        await run_periodically("retention", self.run_if_due, interval_s)
 
     async def run_if_due(self) -> PurgeReport | None:
         """Claim and run the job if its time has come; None when not due (or claimed)."""

@@ -15,7 +15,6 @@ Every tick (task name ``schedule``):
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import NAMESPACE_URL, uuid5
@@ -31,6 +30,7 @@ from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.leaves import LeaveState
 from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.jobs.periodic import run_periodically
 
 __all__ = ["CommandPublisher", "ScheduleResult", "Scheduler"]
 
@@ -75,12 +75,7 @@ class Scheduler:
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried next time."""
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("schedule tick failed; retrying")
-            await asyncio.sleep(self._settings.schedule.poll_interval_s)
+        await run_periodically("schedule", self.tick, self._settings.schedule.poll_interval_s)
 
     async def tick(self) -> ScheduleResult:
         """Apply the periods, publish queued commands, open overdue-return incidents."""
