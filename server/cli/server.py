@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -33,10 +32,6 @@ def run_command(
     from server.service import run_server
 
     configure_logging(log_level)
-    # The consumer keeps the main thread busy under load; with the default 5 ms
-    # GIL switch interval a notification being sent on a worker thread waits in
-    # 5 ms slices and the p99 door-to-phone latency doubled in bench/latency.py.
-    sys.setswitchinterval(0.0005)
     try:
         settings = load_server_settings(config)
         if http_port is not None:

@@ -55,9 +55,8 @@ _RECORD_COLUMNS = (
 _WIDTH = len(_RECORD_COLUMNS)
 # Messages validated between two yields to the event loop: preparing a batch is CPU
 # work of several milliseconds, and the previous batch's write on PostgreSQL needs the
-# loop for each of its round trips (so the two overlap instead of alternating). Every
-# 32 rather than 128: PostgreSQL drains 71,600-73,600 against 64,600-69,000 events/s,
-# SQLite (one hop per write) unchanged.
+# loop for each of its round trips (so the two overlap instead of alternating); the
+# figures that chose 32 are in bench/NOTES.md.
 _YIELD_EVERY = 32
 # Warning lines about rejected messages per batch (reasons with details such as a JSON
 # error position differ per message); the rest is summed up in one line.

@@ -26,6 +26,8 @@ import tomli_w
 
 from tests.conftest import Mosquitto, wait_for_log
 from tests.paths import REPO_ROOT
+from tests.requirements import need
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -66,8 +68,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             source.mkdir(exist_ok=True)
             shutil.copy2(origin, source / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(root / "dist"),
-          str(source)])
+    done = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
+                 str(root / "dist"), str(source)], check=False)
+    need("packages", done.returncode == 0,
+         f"cannot build the project's wheel (setuptools from the package index or pip "
+         f"cache): {done.stderr[-1500:]}")
     (found,) = (root / "dist").glob("doorwatch-*.whl")
     return found
 
@@ -81,8 +86,11 @@ class Profile:
         started = time.monotonic()
         _run([sys.executable, "-m", "venv", "--without-pip", str(root)])
         # The test venv's pip installs into the new one: no pip bootstrap per venv.
-        _run([sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet",
-              f"{wheel}[{name}]"])
+        done = _run([sys.executable, "-m", "pip", "--python", str(self.python), "install",
+                     "--quiet", f"{wheel}[{name}]"], check=False)
+        need("packages", done.returncode == 0,
+             f"cannot install doorwatch[{name}] into a fresh venv (no package index or pip "
+             f"cache here?): {done.stderr[-1500:]}")
         self.install_s = time.monotonic() - started
 
     @property
@@ -233,11 +241,12 @@ def test_agent_and_server_from_their_own_venvs_store_an_event_end_to_end(
         "agent", "run", "-c", str(device_config), "--simulate", "--scripted",
         "--mean-interval", "0.5", log=agent_log))
 
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and _stored_events(db) == 0:
+    def stored() -> bool:
         assert all(p.poll() is None for p in processes), (
             server_log.read_text()[-2000:] + agent_log.read_text()[-2000:])
-        time.sleep(0.2)
+        return _stored_events(db) > 0
+
+    poll_until(stored, 90, every=0.2)
     assert _stored_events(db) > 0, server_log.read_text()[-2000:] + agent_log.read_text()[-2000:]
     with sqlite3.connect(db, timeout=10) as conn:
         (device,) = conn.execute("SELECT DISTINCT device_id FROM events").fetchone()
