@@ -54,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
+    "corpus": _script("bench_corpus.py", "corpus.json"),
 }
 
 
@@ -162,6 +163,10 @@ def main(names: list[str]) -> None:
         *_table(results),
         "",
     ]
+    if "corpus" in results:
+        from bench.bench_corpus import section
+
+        lines += [*section(results["corpus"]), ""]
     # Observations a table cannot hold (same machine kind on other days, comparisons of
     # commits) are kept by hand in bench/NOTES.md and appended.
     notes = REPO / "bench" / "NOTES.md"

@@ -134,8 +134,21 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    lang: str | None = typer.Option(
+        None, "--lang", envvar="DOORWATCH_LANG",
+        help="Language of messages: zh_CN or en (default: DOORWATCH_LANG, else the locale; "
+        "a non-Chinese locale such as C.UTF-8 gives English)"),
+) -> None:
     """Door and camera watch for households in home quarantine."""
+    import os
+
+    if lang:
+        if not lang.lower().startswith(("zh", "en")):
+            raise typer.BadParameter("zh_CN or en", param_hint="--lang")
+        # Every command reads the language from here (ground.i18n.cli_language),
+        # including those that start child processes.
+        os.environ["DOORWATCH_LANG"] = lang
 
 
 def main() -> None:
@@ -145,11 +158,11 @@ def main() -> None:
     except ModuleNotFoundError as exc:
         # An install profile without this part (a device has no FastAPI, a server
         # no OpenCV): say which profile the command needs instead of a traceback.
-        words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-        entry = COMMANDS.get(words[0]) if words else None
+        name = next((arg for arg in sys.argv[1:] if arg in COMMANDS), "")
+        entry = COMMANDS.get(name)
         if entry is None or not entry.profile or (exc.name or "").split(".")[0] in _OURS:
             raise
-        typer.echo(f"error: `doorwatch {words[0]}` needs the '{entry.profile}' install profile "
+        typer.echo(f"error: `doorwatch {name}` needs the '{entry.profile}' install profile "
                    f"(pip install 'doorwatch[{entry.profile}]'); missing module: {exc.name}",
                    err=True)
         raise SystemExit(2) from None

@@ -58,8 +58,10 @@ GridOption = Annotated[str | None, typer.Option("--grid", help="Grid name or id"
 
 
 def cli_language() -> str:
-    """Language of messages: DOORWATCH_LANG, else LANG."""
-    return os.environ.get("DOORWATCH_LANG") or os.environ.get("LANG") or "zh_CN"
+    """Language of messages (see :func:`ground.i18n.cli_language`)."""
+    from ground.i18n import cli_language as language
+
+    return language()
 
 
 def actor_name(actor: str | None) -> str:

@@ -18,19 +18,31 @@ server_app = typer.Typer(help="The server: consumer, rules, notifications.", no_
 @server_app.command("run")
 def run_command(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Server TOML file")
+        Path | None,
+        typer.Option("--config", "-c", envvar="DOORWATCH_CONFIG", help="Server TOML file"),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
     http_port: Annotated[
         int | None, typer.Option(help="Serve the dashboard on this port (enables http)")
     ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Run without a configuration file, on the built-in "
+                           "defaults (a database in the current folder, anonymous MQTT to "
+                           "127.0.0.1:1883): for development only")
+    ] = False,
 ) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM)."""
     from ground.errors import DoorwatchError
+    from ground.i18n import cli_language, t
     from ground.logs import configure_logging
     from server.config import load_server_settings
     from server.service import run_server
 
+    if config is None and not dev:
+        # Defaults quietly meant a database in whatever folder this ran in and an
+        # anonymous connection to this machine's broker: never what an operator meant.
+        typer.echo(t("server.no_config", cli_language()), err=True)
+        raise typer.Exit(2)
     configure_logging(log_level)
     try:
         settings = load_server_settings(config)

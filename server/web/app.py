@@ -59,7 +59,14 @@ async def create_app(
     db: Database, settings: ServerSettings, *, backoff: Backoff | None = None
 ) -> FastAPI:
     """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
-    from server.web import routes_api, routes_auth, routes_pages, routes_people, routes_system
+    from server.web import (
+        routes_aim,
+        routes_api,
+        routes_auth,
+        routes_pages,
+        routes_people,
+        routes_system,
+    )
 
     app = FastAPI(
         title="doorwatch",
@@ -86,7 +93,8 @@ async def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
-                   routes_people.router, routes_api.login_router, routes_api.router):
+                   routes_people.router, routes_aim.router, routes_api.login_router,
+                   routes_api.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
