@@ -1,18 +1,24 @@
 """The one ``doorwatch`` command, on top of every part.
 
 Each part keeps its commands in its own ``cli`` module. This module names them
-(``module:attribute`` and a one-line help) and imports a part only when one of
-its commands runs: a device installed with the ``agent`` extra has no FastAPI,
-and a server installed with the ``server`` extra has no OpenCV, yet both run
-``doorwatch --help`` and their own commands. A test runs
+(``module:attribute``) and imports a part only when one of its commands runs; the
+one-line help that ``doorwatch --help`` lists is read from the part's source
+(the command's docstring or its group's ``help=``), so it has one source. A device
+installed with the ``agent`` extra has no FastAPI, and a server installed with the
+``server`` extra has no OpenCV, yet both run ``doorwatch --help`` and their own
+commands. A test runs
 ``python -X importtime -m doorwatch --help`` and checks that no part is loaded.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import typer
 
@@ -29,57 +35,40 @@ class LazyCommand:
     """A root command loaded from ``target`` (``module:attribute``) when it runs.
 
     The attribute is a ``typer.Typer`` (a command group) or a plain function (one
-    command). ``help`` is what ``doorwatch --help`` lists without importing it;
-    ``profile`` is the install extra the command needs (empty: the base install).
+    command); ``profile`` is the install extra the command needs (empty: the base
+    install).
     """
 
     target: str
-    help: str
     profile: str = ""
+
+    @property
+    def help(self) -> str:
+        """The command's one-line help, read from its source without importing it."""
+        return _summary(self.target)
 
 
 _AGENT, _SERVER = "agent", "server"
 
 COMMANDS: dict[str, LazyCommand] = {
-    "demo": LazyCommand(
-        "doorwatch.demo:demo_command",
-        "Run broker, server and simulated households; show breaches being notified.", "dev"),
-    "schema": LazyCommand("broker.cli:schema_command",
-                          "Print the JSON Schema of every wire message."),
-    "analyze": LazyCommand(
-        "sensors.cli:analyze_command",
-        "Analyse a recording: one JSON line per passage on stdout, then a summary line.", _AGENT),
-    "eval": LazyCommand(
-        "sensors.cli:eval_command",
-        "Score the analyzer on labelled clips: precision, recall and F1 per clip and overall.",
-        _AGENT),
-    "sim": LazyCommand(
-        "agent.cli:sim_command",
-        "Fleet simulator: simulated devices publishing events through the real outbox and link.",
-        _AGENT),
-    "agent": LazyCommand("agent.cli:agent_app", "The device service.", _AGENT),
-    "broker": LazyCommand("broker.cli:broker_app",
-                          "Mosquitto configuration, credentials and ACL.", _SERVER),
-    "server": LazyCommand("server.cli.server:server_app",
-                          "The server: consumer, rules, notifications.", _SERVER),
-    "user": LazyCommand("server.cli.users:user_app", "Dashboard users (log-ins with roles).",
-                        _SERVER),
-    "device": LazyCommand("server.cli.devices:device_app",
-                          "Per-device broker credentials and provisioning bundles.", _SERVER),
-    "household": LazyCommand(
-        "server.cli.households:household_app",
-        "Households under quarantine, their devices, CSV import, retention purge.", _SERVER),
-    "worker": LazyCommand("server.cli.workers:worker_app", "Grid workers and supervisors.",
-                          _SERVER),
-    "grid": LazyCommand("server.cli.grids:grid_app", "Grids (网格) and their supervisors.",
-                        _SERVER),
-    "leave": LazyCommand("server.cli.leaves:leave_app",
-                         "Permitted leaves (hospital, testing).", _SERVER),
-    "followup": LazyCommand("server.cli.followups:followup_app",
-                            "Daily follow-ups: temperatures, symptoms.", _SERVER),
-    "incidents": LazyCommand("server.cli.incidents:incidents_app",
-                             "Incidents: list, acknowledge, resolve, export CSV.", _SERVER),
+    "demo": LazyCommand("doorwatch.demo:demo_command", "dev"),
+    "schema": LazyCommand("broker.cli:schema_command"),
+    "analyze": LazyCommand("sensors.cli:analyze_command", _AGENT),
+    "eval": LazyCommand("sensors.cli:eval_command", _AGENT),
+    "sim": LazyCommand("agent.cli:sim_command", _AGENT),
+    "agent": LazyCommand("agent.cli:agent_app", _AGENT),
+    "broker": LazyCommand("broker.cli:broker_app", _SERVER),
+    "server": LazyCommand("server.cli.server:server_app", _SERVER),
+    "user": LazyCommand("server.cli.users:user_app", _SERVER),
+    "device": LazyCommand("server.cli.devices:device_app", _SERVER),
+    "household": LazyCommand("server.cli.households:household_app", _SERVER),
+    "worker": LazyCommand("server.cli.workers:worker_app", _SERVER),
+    "grid": LazyCommand("server.cli.grids:grid_app", _SERVER),
+    "leave": LazyCommand("server.cli.leaves:leave_app", _SERVER),
+    "followup": LazyCommand("server.cli.followups:followup_app", _SERVER),
+    "incidents": LazyCommand("server.cli.incidents:incidents_app", _SERVER),
 }
+
 
 
 def load_command(name: str) -> click.Command:
@@ -96,6 +85,25 @@ def load_command(name: str) -> click.Command:
         command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+@cache
+def _summary(target: str) -> str:
+    module_name, _, attribute = target.partition(":")
+    top, *inner = module_name.split(".")
+    spec = importlib.util.find_spec(top)  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    source = Path(spec.submodule_search_locations[0]).joinpath(*inner).with_suffix(".py")
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return (ast.get_docstring(node) or "").strip().split("\n")[0]
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and any(isinstance(t, ast.Name) and t.id == attribute for t in node.targets)):
+            for keyword in node.value.keywords:
+                if keyword.arg == "help" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+    return ""
 
 
 # Our own packages: a missing one of these is a broken install, not a missing profile.

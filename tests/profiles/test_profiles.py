@@ -136,13 +136,17 @@ def _profile_figures(*profiles: Profile) -> None:
         {p.name: {"install_s": round(p.install_s, 1)} for p in profiles}, indent=1))
 
 
+def _check_libraries(profile: Profile) -> None:
+    installed = {module: profile.has(module) for module in (*ABSENT[profile.name],
+                                                            *PRESENT[profile.name])}
+    assert [m for m in ABSENT[profile.name] if installed[m]] == [], f"[{profile.name}] has them"
+    assert [m for m in PRESENT[profile.name] if not installed[m]] == [], f"[{profile.name}] lacks"
+
+
 def test_agent_profile_has_no_server_and_runs_the_device_commands(
     agent_profile: Profile, tmp_path: Path
 ) -> None:
-    for module in ABSENT["agent"]:
-        assert not agent_profile.has(module), f"[agent] installed {module}"
-    for module in PRESENT["agent"]:
-        assert agent_profile.has(module), f"[agent] lacks {module}"
+    _check_libraries(agent_profile)
     assert "agent" in agent_profile.doorwatch("--help").stdout
     for command in (["agent", "--help"], ["agent", "run", "--help"],
                     ["agent", "commission", "--help"], ["agent", "install-bundle", "--help"],
@@ -162,10 +166,7 @@ def test_agent_profile_has_no_server_and_runs_the_device_commands(
 def test_server_profile_has_no_opencv_and_runs_the_server_commands(
     server_profile: Profile, tmp_path: Path
 ) -> None:
-    for module in ABSENT["server"]:
-        assert not server_profile.has(module), f"[server] installed {module}"
-    for module in PRESENT["server"]:
-        assert server_profile.has(module), f"[server] lacks {module}"
+    _check_libraries(server_profile)
     for command in (["server", "--help"], ["household", "--help"], ["device", "--help"],
                     ["incidents", "--help"], ["user", "--help"], ["broker", "--help"]):
         assert "Usage" in server_profile.doorwatch(*command).stdout, command
