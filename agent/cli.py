@@ -47,7 +47,9 @@ def _run_until_signal(main: Callable[[], Awaitable[T]]) -> T | None:
 def run_command(
     config: ConfigOption = None,
     simulate: Annotated[
-        bool, typer.Option(help="Mock door, synthetic camera and a simulated household")
+        bool, typer.Option(envvar="DOORWATCH_AGENT_SIMULATE",
+                           help="Mock door, synthetic camera and a simulated household "
+                           "(for a machine without the Pi's camera and reed switch)")
     ] = False,
     scripted: Annotated[
         bool,
@@ -122,7 +124,8 @@ def commission_command(
         Path, typer.Option(help="Where to write the annotated aim picture (PNG)")
     ] = Path("aim.png"),
     simulate: Annotated[
-        bool, typer.Option(help="Mock door (driven automatically) and synthetic camera")
+        bool, typer.Option(envvar="DOORWATCH_AGENT_SIMULATE",
+                           help="Mock door (driven automatically) and synthetic camera")
     ] = False,
     simulate_fault: Annotated[
         str | None, typer.Option(help="Simulation only: 'door-unplugged' leaves the sensor open")

@@ -18,11 +18,13 @@ Every text the installer reads comes from the catalogue (zh_CN / en).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import cv2
 import numpy as np
@@ -32,8 +34,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.credentials import CredentialStore
 from agent.health import clock_status
 from agent.link import AgentLink
-from agent.outbox import Outbox
-from broker.messages import Command, CommandAck, Event, EventKind, encode, utc_now
+from agent.outbox import Outbox, Priority
+from broker.door_line import DoorLine
+from broker.messages import Command, CommandAck, Event, EventKind, Snapshot, encode, utc_now
 from broker.topics import Channel, device_topic
 from doorwatch.errors import DoorwatchError
 from doorwatch.i18n import t
@@ -286,11 +289,24 @@ class Commissioning:
         link.start(asyncio.get_running_loop())
         pump = asyncio.create_task(link.run(), name="commission-publisher")
         topic = device_topic(device, Channel.EVENT)
+        aim = self._aim_jpeg()
+        line = None if self._scene is None else DoorLine(
+            threshold=self._scene.threshold, inside_point=self._scene.inside_point)
+        event_id = uuid4()
         try:
             sent = time.monotonic()
             await asyncio.to_thread(outbox.append, device, topic, lambda s: encode(Event(
-                device_id=device, seq=s, time=utc_now(), kind=EventKind.COMMISSIONING,
-                armed=False, detail="commissioning test event")))
+                device_id=device, seq=s, event_id=event_id, time=utc_now(),
+                kind=EventKind.COMMISSIONING, armed=False, detail="commissioning test event",
+                snapshot=aim is not None, door_line=line)))
+            if aim is not None:
+                # The aim picture goes to the server, where the device's page shows it with
+                # the line drawn over it, and where the line can be redrawn.
+                snapshot = Snapshot(device_id=device, event_id=event_id, taken_at=utc_now(),
+                                    jpeg_b64=base64.b64encode(aim).decode())
+                await asyncio.to_thread(outbox.append_unsequenced, device,
+                                        device_topic(device, Channel.SNAPSHOT), encode(snapshot),
+                                        Priority.SNAPSHOT)
             link.wake()
             try:
                 ping = await asyncio.wait_for(pings.get(), timeout)
@@ -312,6 +328,16 @@ class Commissioning:
             await asyncio.gather(pump, return_exceptions=True)
             link.stop()
             outbox.close()
+
+    def _aim_jpeg(self) -> bytes | None:
+        """The last camera frame as JPEG, without drawings (the dashboard draws the line)."""
+        frame = self._last_frame
+        if frame is None:
+            return None
+        image = frame.color if frame.color is not None else frame.gray
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image),
+                                [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return bytes(data) if ok else None
 
     def check_clock(self) -> CheckResult:
         """The kernel says synchronised, or the clock agrees with the server's."""
