@@ -186,6 +186,9 @@ class CameraPipeline:
         """
         self._main_stream = main_stream
         self.on_doorway = on_doorway
+        # Told of every passage as soon as the analyzer returns it (analysis thread), with
+        # its crossing time on the monotonic clock: the agent's early exit.
+        self.on_passage: Callable[[float, Passage], None] | None = None
         self._doorway = DoorwayActivity()
         self._open_source = open_source
         self._scene = scene
@@ -348,6 +351,8 @@ class CameraPipeline:
         analyzer.summaries.clear()
         for p in passages:
             self._keep(p, mono, frame)
+            if self.on_passage is not None:
+                self.on_passage(mono - (frame.t - p.t), p)
 
     def _keep(self, passage: Passage, mono: float, frame: Frame) -> None:
         """Keep the frame nearest the passage (dated back) as evidence."""

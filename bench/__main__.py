@@ -32,6 +32,12 @@ def _latency() -> dict[str, Any]:
     return run_latency()
 
 
+def _crossing() -> dict[str, Any]:
+    from bench.crossing import run_crossing
+
+    return run_crossing()
+
+
 def _devices() -> dict[str, Any]:
     from bench.devices import run_devices
 
@@ -51,9 +57,12 @@ def _script(name: str, result: str) -> Callable[[], dict[str, Any]]:
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "latency": _latency,
+    "crossing": _crossing,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
+    "corpus": _script("bench_corpus.py", "corpus.json"),
+    "frigate": _script("bench_frigate.py", "frigate.json"),
 }
 
 
@@ -95,6 +104,11 @@ def _table(results: dict[str, Any]) -> list[str]:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "
                          f"{latency['background_events_per_s']:.0f} events/s background",
                          f"{latency['p50_ms']} / {latency['p99_ms']}", "p99 <= 250"))
+    crossing = results.get("crossing")
+    if crossing:
+        rows.append(_row(f"person crosses -> worker's webhook p50 / p99 (s), agent with the "
+                         f"synthetic camera, early exit ({crossing['samples']} exits)",
+                         f"{crossing['p50_s']} / {crossing['p99_s']}", "p50 <= 2, p99 <= 3"))
     devices = results.get("devices")
     if devices:
         tried = max(r["devices"] for r in devices["runs"])
@@ -111,6 +125,17 @@ def _table(results: dict[str, Any]) -> list[str]:
                     f"analysis frames/s, one thread, {width}x{height} (slowest input: "
                     f"{low['input']}; fastest {max(r['fps'] for r in runs):.0f})",
                     f"{low['fps']:.0f}", ">= 1,000 at 320x240"))
+    frigate = results.get("frigate")
+    if frigate and frigate.get("skipped"):
+        rows.append(_row("analysis frames/s against Frigate's motion stage",
+                         f"not measured: {frigate['skipped']}", ">= 1.0x"))
+    elif frigate:
+        for r in frigate["rows"]:
+            rows.append(_row(f"analysis frames/s, doorwatch (whole analyzer) / Frigate "
+                             f"ImprovedMotionDetector (defaults), same frames, one core: "
+                             f"{r['input']}",
+                             f"{r['doorwatch_fps']:.0f} / {r['frigate_fps']:.0f} = "
+                             f"{r['ratio']:.2f}x", ">= 1.0x"))
     agent = results.get("agent")
     if agent:
         for phase in ("idle", "motion"):
@@ -162,6 +187,10 @@ def main(names: list[str]) -> None:
         *_table(results),
         "",
     ]
+    if "corpus" in results:
+        from bench.bench_corpus import section
+
+        lines += [*section(results["corpus"]), ""]
     # Observations a table cannot hold (same machine kind on other days, comparisons of
     # commits) are kept by hand in bench/NOTES.md and appended.
     notes = REPO / "bench" / "NOTES.md"

@@ -127,6 +127,15 @@ class CameraSettings(_Section):
     min_passage_confidence: float = Field(
         0.5, ge=0, le=1, description="Passages below this confidence do not decide the kind"
     )
+    early_exit: bool = Field(
+        True, description="Report an exit as soon as a confident out-passage is seen, while "
+        "the door may still be open; the episode's verdict follows when it ends"
+    )
+    reentry_window_s: float = Field(
+        10.0, ge=0, le=600,
+        description="An early exit followed by a confident in-passage within this many "
+        "seconds is withdrawn as a re-entry (the person stepped out and came straight back)",
+    )
     synthetic_seed: int = Field(1, description="synthetic only: seed of the rendered corridor")
 
 

@@ -71,8 +71,8 @@ def run_command(
 
 def register_server_commands(app: typer.Typer) -> None:
     """Attach the server's command groups to the root CLI."""
+    from server.cli_users import user_app
     from server.device_cli import device_app
-    from server.web.cli import user_app
 
     app.add_typer(server_app, name="server")
     app.add_typer(user_app, name="user")

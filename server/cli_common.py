@@ -131,7 +131,8 @@ async def resolve_grid(db: Database, value: str | None) -> int | None:
 
     if value is None:
         return None
-    if value.isdigit():
+    # ASCII digits within 64 bits only: "²".isdigit() is true but int() refuses it.
+    if value.isascii() and value.isdigit() and len(value) <= 18:
         return (await get_grid(db, int(value))).id
     grid = await find_grid(db, value)
     if grid is None:
