@@ -8,9 +8,9 @@ the whole tree as JSON Schema for editors and the provisioning tools.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sensors.scene import Scene
 
