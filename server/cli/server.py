@@ -33,16 +33,12 @@ def run_command(
 ) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM)."""
     from ground.errors import DoorwatchError
-    from ground.i18n import cli_language, t
     from ground.logs import configure_logging
+    from server.cli.common import require_config
     from server.config import load_server_settings
     from server.service import run_server
 
-    if config is None and not dev:
-        # Defaults quietly meant a database in whatever folder this ran in and an
-        # anonymous connection to this machine's broker: never what an operator meant.
-        typer.echo(t("server.no_config", cli_language()), err=True)
-        raise typer.Exit(2)
+    require_config(config, dev=dev)
     configure_logging(log_level)
     try:
         settings = load_server_settings(config)
