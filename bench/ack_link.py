@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import database, mosquitto, server_config, start_server, stop
 from broker.messages import Event, EventKind, encode, utc_now
-from doorwatch.ports import free_ports
+from ground.ports import free_ports
 from server.admin import add_household, add_worker, register_device
 from server.db import open_database
 

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from doorwatch.i18n import normalize_language, t
-from doorwatch.timeutil import to_ts, utcnow
-from server.ack_links import AckClaim, AckLinkError, ack_secret, check_token, use_ack_link
+from ground.i18n import normalize_language, t
+from ground.timeutil import to_ts, utcnow
+from server.domain.ack_links import AckClaim, AckLinkError, ack_secret, check_token, use_ack_link
 from server.web.deps import Db, Settings
 from server.web.render import local_time, templates
 

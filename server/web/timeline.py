@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from doorwatch.i18n import t
+from ground.i18n import t
 from server.web.render import label
 
 __all__ = ["timeline"]
