@@ -1,4 +1,4 @@
-"""The one-tap acknowledge page: the link in a notification, no log-in (server/ack_links.py).
+"""The one-tap acknowledge page: the link in a notification, no log-in (server/domain/ack_links.py).
 
 GET shows the incident and one big button (and changes nothing: chat apps
 fetch links to preview them); POST acknowledges as the worker the link was
