@@ -32,7 +32,7 @@ from bench.harness import database, mosquitto, server_config, start_server, stop
 from broker.messages import Event, EventKind, encode, utc_now
 from ground.ports import free_ports
 from server.admin import add_household, add_worker, register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_ack_link"]
 

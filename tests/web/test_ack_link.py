@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from server.db import Database
+from server.db.base import Database
 from server.domain.ack_links import AckLinkError, ack_secret, check_token, new_ack_link
 from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
 from tests.web.helpers import Seed

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from server.db import Database
+from server.db.base import Database
 from server.web.timeline import timeline
 from tests.web.helpers import Seed, login
 
