@@ -32,14 +32,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broker.broker_dir import RESERVED_USERS, SERVER_USER, BrokerState
-from broker.files import check_private, write_private
-from broker.passwords import new_secret
+from broker.mosquitto.directory import RESERVED_USERS, SERVER_USER, BrokerState
+from broker.mosquitto.passwords import new_secret
+from broker.mosquitto.tls import check_key_pair, make_ca, make_server_certificate
 from broker.rabbitmq.definitions import definitions, device_definitions
 from broker.rabbitmq.local import RABBIT_BIN, node_config
-from broker.tls import check_key_pair, make_ca, make_server_certificate
 from broker.topics import is_valid_device_id
-from doorwatch.errors import ConfigError, DoorwatchError
+from ground.errors import ConfigError, DoorwatchError
+from ground.files import check_private, write_private
 
 __all__ = ["STATE_FILE", "RabbitBrokerDir", "RabbitNode", "RabbitState", "is_rabbitmq_dir"]
 
