@@ -27,11 +27,19 @@ from broker.topics import Channel, device_topic
 from firmware_config.device_config import DeviceConfig, load_device_config
 from sensors.door import make_pin_factory
 from server.config import load_server_settings
-from server.db import Database, open_database
-from server.provisioning import ProvisioningError, provision_device, revoke_device, rotate_device
+from server.db.base import Database
+from server.db.connect import open_database
+from server.domain.provisioning import (
+    ProvisioningError,
+    provision_device,
+    revoke_device,
+    rotate_device,
+)
 from server.service import serve
-from tests.broker.helpers import connect, eventually, wait_for
+from tests.broker.helpers import connect
 from tests.requirements import need
+from tests.waiting import poll_until as wait_for
+from tests.waiting import poll_until_async
 
 pytestmark = [pytest.mark.slow]
 
@@ -180,13 +188,13 @@ async def test_rotation_through_the_cluster_loses_no_event(
             return row is not None and int(row["n"]) >= agent.outbox.last_seq("rb-door-r")
 
         async with running_agent(agent):
-            assert await eventually(lambda: _true(agent.link.connected.is_set()), 30)
+            assert await poll_until_async(agent.link.connected.is_set, 30)
             producer = asyncio.create_task(produce())
             await asyncio.sleep(0.3)  # rotate while events are flowing
             result = await rotate_device(db, node.broker, "rb-door-r", ack_timeout_s=30)
             await producer
-            assert await eventually(lambda: _true(agent.outbox.depth() == 0), 30)
-            assert await eventually(stored, 30)
+            assert await poll_until_async(lambda: agent.outbox.depth() == 0, 30)
+            assert await poll_until_async(stored, 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'rb-door-r'")
     assert result.reconnected
     seqs = sorted(int(r["seq"]) for r in rows)
@@ -199,9 +207,6 @@ async def test_rotation_through_the_cluster_loses_no_event(
     assert (await asyncio.to_thread(connect, node, "rb-door-r", old_password,
                                     ca_file=node.broker.ca_cert_file)).refused
 
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def test_init_rabbitmq_writes_owner_only_files_for_every_node(tmp_path: Path) -> None:
