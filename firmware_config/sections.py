@@ -54,6 +54,30 @@ class MqttLinkSettings(_Section):
         "`doorwatch agent install-bundle` and updated by credential rotation; it takes "
         "precedence over `password` (see agent/credentials.py)",
     )
+    brokers: list[str] = Field(
+        default_factory=list,
+        description="Further nodes of a clustered broker, as host or host:port (port defaults "
+        "to `port`). When the node in use cannot be reached or drops the connection, the "
+        "device moves to the next one; its events wait in the outbox meanwhile, and the "
+        "server ignores a record it already has, so nothing is lost or doubled",
+    )
+
+    @model_validator(mode="after")
+    def _check_brokers(self) -> Self:
+        self.addresses()  # raises ValueError (a validation error naming the field)
+        return self
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every broker node to try, in order: ``host:port`` first, then ``brokers``."""
+        out = [(self.host, self.port)]
+        for entry in self.brokers:
+            host, sep, port = entry.rpartition(":")
+            if not sep:
+                host, port = entry, str(self.port)
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"brokers: {entry!r} is not host or host:port")
+            out.append((host, int(port)))
+        return out
 
 
 class DoorSettings(_Section):
