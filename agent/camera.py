@@ -27,15 +27,16 @@ import numpy as np
 from agent.classify import EpisodeEvidence, EpisodeWindow
 from agent.doorway import DoorwayActivity
 from broker.messages import PassageInfo
-from doorwatch.errors import HardwareError
-from doorwatch.logs import get_logger
+from firmware_config.scene import Scene
+from ground.errors import HardwareError
+from ground.logs import get_logger
 from sensors.analyzer import DoorwayAnalyzer, Passage
 from sensors.door import DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 from sensors.tamper import TamperConfig, TamperFinding, TamperMonitor
 
 __all__ = [
+    "NO_DOOR_LINE",
     "CameraFailure",
     "CameraPipeline",
     "KeyFrame",
@@ -153,6 +154,9 @@ class Timeline:
             camera_problem=problem,
             frames=frames,
         )
+
+
+NO_DOOR_LINE = "no door line yet (draw it on the device's page in the dashboard)"
 
 
 class CameraPipeline:
@@ -422,6 +426,11 @@ class CameraPipeline:
 
     def evidence(self, window: EpisodeWindow, *, final: bool) -> EpisodeEvidence:
         """Evidence for ``window`` (the :class:`EpisodeClassifier` protocol)."""
+        if self._scene is None and self._new_scene is None:
+            # No door line drawn yet: nobody can tell out from in, so the opening is
+            # reported as unverified (a possible breach), never as "nobody passed".
+            return EpisodeEvidence(frames=self.timeline.evidence(window).frames,
+                                   camera_problem=NO_DOOR_LINE)
         if final and not self.timeline.wait_until(window.ended, self._analysis_wait_s):
             found = self.timeline.evidence(window)
             reason = self.failed or "analysis did not keep up with the camera"

@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from sensors.scene import Scene
+from firmware_config.scene import Scene
 
 __all__ = [
     "CameraSettings",
@@ -138,8 +138,10 @@ class CameraSettings(_Section):
     )
     scene: Scene | None = Field(
         None,
-        description="The doorway: threshold line and inside point, normalized 0..1. Required "
-        "for picamera2 and opencv; the synthetic camera brings its own",
+        description="The doorway: threshold line and inside point, normalized 0..1. Leave it "
+        "out: after `agent commission` the line is drawn on the aim picture in the dashboard "
+        "(the device's page) and reaches the device as a configuration update. Until then "
+        "every door opening is reported as unverified. The synthetic camera brings its own",
     )
     analysis_wait_s: float = Field(
         3.0, ge=0, le=60,
@@ -160,14 +162,6 @@ class CameraSettings(_Section):
     )
     synthetic_seed: int = Field(1, description="synthetic only: seed of the rendered corridor")
 
-    @model_validator(mode="after")
-    def _scene_needed(self) -> Self:
-        if self.backend in ("picamera2", "opencv") and self.scene is None:
-            raise ValueError(
-                f"camera.scene (threshold and inside_point) is required for backend "
-                f"{self.backend!r}"
-            )
-        return self
 
 
 class EvidenceSettings(_Section):

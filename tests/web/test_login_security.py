@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from server.db import Database
+from server.db.base import Database
 from server.domain.people import WorkerUpdate, update_worker
 from server.web.throttle import Backoff, source_of
 from tests.web.conftest import Served
