@@ -201,6 +201,11 @@ def sim_command(
     credentials: Annotated[Path, typer.Option(help='JSON file {"device-id": "password"}')],
     host: Annotated[str, typer.Option(help="Broker address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Broker port")] = 1883,
+    broker: Annotated[
+        list[str] | None,
+        typer.Option(help="Another node of a clustered broker, host:port (repeatable); devices "
+                     "move to the next node when theirs fails"),
+    ] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
         "sim-data"
     ),
@@ -236,6 +241,7 @@ def sim_command(
             credentials=creds,
             host=host,
             port=port,
+            brokers=broker or [],
             data_dir=data_dir,
             events=events,
             rate=rate,

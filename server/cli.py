@@ -34,16 +34,12 @@ def run_command(
 ) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM)."""
     from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import cli_language, t
     from doorwatch.logs import configure_logging
+    from server.cli_common import require_config
     from server.config import load_server_settings
     from server.service import run_server
 
-    if config is None and not dev:
-        # Defaults quietly meant a database in whatever folder this ran in and an
-        # anonymous connection to this machine's broker: never what an operator meant.
-        typer.echo(t("server.no_config", cli_language()), err=True)
-        raise typer.Exit(2)
+    require_config(config, dev=dev)
     configure_logging(log_level)
     # The consumer keeps the main thread busy under load; with the default 5 ms
     # GIL switch interval a notification being sent on a worker thread waits in
@@ -75,8 +71,8 @@ def run_command(
 
 def register_server_commands(app: typer.Typer) -> None:
     """Attach the server's command groups to the root CLI."""
+    from server.cli_users import user_app
     from server.device_cli import device_app
-    from server.web.cli import user_app
 
     app.add_typer(server_app, name="server")
     app.add_typer(user_app, name="user")

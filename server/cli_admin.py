@@ -356,12 +356,16 @@ def worker_list(
 ) -> None:
     """List workers and supervisors."""
     from server.domain.people import Role, Worker, list_workers
+    from server.notify.privacy import private_urls
 
     async def action(db: Database, _s: ServerSettings) -> list[Worker]:
         return await list_workers(db, role=Role(role) if role else None,
                                   grid_id=await resolve_grid(db, grid))
 
-    print_models(run_with_db(config, action), _WORKER_COLUMNS, as_json=as_json)
+    # URLs are credentials: shown as Apprise renders them with privacy (see docs/security.md).
+    workers = [w.model_copy(update={"apprise_urls": private_urls(w.apprise_urls)})
+               for w in run_with_db(config, action)]
+    print_models(workers, _WORKER_COLUMNS, as_json=as_json)
 
 
 @worker_app.command("update")

@@ -59,6 +59,22 @@ def cli_language() -> str:
     return language()
 
 
+def require_config(config: Path | None, *, dev: bool = False) -> None:
+    """Refuse to run on the built-in defaults by accident (exit 2 with what to give).
+
+    With no file and no database in the environment, the defaults meant a
+    database in whatever folder the command ran in and an anonymous connection
+    to this machine's broker: a device provisioned into a stray database, a
+    server nobody meant. ``dev`` (``server run --dev``) allows it.
+    """
+    if config is not None or dev or os.environ.get("DOORWATCH_SERVER__DATABASE_URL"):
+        return
+    from doorwatch.i18n import t
+
+    typer.echo(t("server.no_config", cli_language()), err=True)
+    raise typer.Exit(2)
+
+
 def actor_name(actor: str | None) -> str:
     """The audit actor: as given, else ``cli:<login>``."""
     if actor:
@@ -90,6 +106,7 @@ def run_with_db(config: Path | None,
         finally:
             await db.close()
 
+    require_config(config)
     language = cli_language()
     try:
         return asyncio.run(main())
@@ -114,7 +131,8 @@ async def resolve_grid(db: Database, value: str | None) -> int | None:
 
     if value is None:
         return None
-    if value.isdigit():
+    # ASCII digits within 64 bits only: "²".isdigit() is true but int() refuses it.
+    if value.isascii() and value.isdigit() and len(value) <= 18:
         return (await get_grid(db, int(value))).id
     grid = await find_grid(db, value)
     if grid is None:

@@ -25,7 +25,8 @@ BrokerDirOption = Annotated[
     Path, typer.Option("--broker-dir", envvar="DOORWATCH_BROKER_DIR",
                        help="Broker directory made by `doorwatch broker init`")]
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Server TOML file (for the database)")]
+    Path | None, typer.Option("--config", "-c", envvar="DOORWATCH_CONFIG",
+                              help="Server TOML file (for the database)")]
 
 
 def _lang() -> str:
@@ -38,9 +39,11 @@ def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[
     """Open the server database and the broker directory, run ``action(db, broker)``."""
     from broker.broker_dir import BrokerDir
     from doorwatch.errors import DoorwatchError
+    from server.cli_common import require_config
     from server.config import load_server_settings
     from server.db import open_database
 
+    require_config(config)
     broker = BrokerDir(broker_dir.resolve())
 
     async def main() -> T:

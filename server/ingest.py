@@ -289,7 +289,8 @@ class Ingestor:
         # (door_open, door_close, handover, command acks) are stored and done.
         new_events: list[StoredEvent] = []
         for _, fields in records:
-            if fields.get("kind") in ACTED_ON:
+            # An episode's verdict (v2 report "final") updates its early exit's incident.
+            if fields.get("kind") in ACTED_ON or fields.get("report") == "final":
                 row_id = inserted.pop((fields["device_id"], fields["seq"]), None)
                 if row_id is not None:  # popped: a second copy in the batch is not new
                     # The rules work on the model; built for these few events only.

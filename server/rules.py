@@ -19,7 +19,7 @@ Timers (device offline, overdue return, escalation) live in their own loops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from broker.messages import Event, EventKind
 from doorwatch.logs import get_logger
@@ -28,6 +28,7 @@ from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
 from server.domain.leaves import LeaveState, active_leave
+from server.episode_reports import crossed_at, early_reported, final_reported, is_final
 from server.incidents import SEVERITY_OF, IncidentKind, open_or_fold
 from server.notify.outbox import NotificationContext, Purpose, queue_notifications
 
@@ -135,44 +136,65 @@ async def apply_rules(
     opened: list[int] = []
     for stored in events:
         event = stored.event
-        if event.kind not in _INCIDENT_FOR:
+        if is_final(event):
+            # An episode's verdict on its early exit: updates that incident, never a new one.
+            await final_reported(tx, event, stored.row_id, context)
             continue
-        row = await tx.fetch_one(
-            "SELECT d.household_id, h.armed, h.worker_id FROM devices d "
-            "JOIN households h ON h.id = d.household_id WHERE d.device_id = ?",
-            (event.device_id,),
-        )
-        if row is None or not row["armed"]:
-            continue
-        household_id = int(row["household_id"])
-        at = to_ts(event.time)
-        kind = _INCIDENT_FOR[event.kind]
-        if event.kind in (EventKind.EXIT, EventKind.DOOR_OPEN_UNVERIFIED):
-            leave_id = await _exit_on_leave(tx, household_id, at)
-            if leave_id is not None:
-                log.info("exit during a permitted leave",
-                         extra={"device_id": event.device_id, "leave_id": leave_id})
-                continue
-        if event.kind is EventKind.ENTRY and await _entry_is_return(tx, household_id, stored, at):
-            await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
-            continue
-        result = await open_or_fold(
-            tx, household_id=household_id, device_id=event.device_id, kind=kind,
-            severity=SEVERITY_OF[kind].value, event_row_id=stored.row_id, at=at,
-            fold_window_s=settings.rules.fold_window_s, escalation=settings.escalation, now=now,
-        )
-        if not (result.created or result.upgraded):
-            continue
-        if result.created:
-            opened.append(result.incident_id)
-        queued = 0
-        if row["worker_id"] is not None:
-            queued = await queue_notifications(
-                tx, incident_id=result.incident_id, recipients=[int(row["worker_id"])],
-                purpose=Purpose.ALERT, context=context)
-        log.info(
-            "incident opened" if result.created else "incident upgraded",
-            extra={"device_id": event.device_id, "incident_id": result.incident_id,
-                   "kind": kind.value, "notifications": queued},
-        )
+        incident_id, created = await _apply_one(tx, settings, stored, context, now)
+        if event.report == "early":
+            await early_reported(tx, event, stored.row_id, incident_id,
+                                 opened=created is not None, context=context)
+        if incident_id is not None and created == "opened":
+            opened.append(incident_id)
     return opened
+
+
+async def _apply_one(
+    tx: Transaction, settings: ServerSettings, stored: StoredEvent,
+    context: NotificationContext, now: datetime,
+) -> tuple[int | None, str | None]:
+    """The incident ``stored`` went into, and whether it was "opened" or "upgraded" by it."""
+    event = stored.event
+    if event.kind not in _INCIDENT_FOR:
+        return None, None
+    row = await tx.fetch_one(
+        "SELECT d.household_id, h.armed, h.worker_id FROM devices d "
+        "JOIN households h ON h.id = d.household_id WHERE d.device_id = ?",
+        (event.device_id,),
+    )
+    if row is None or not row["armed"]:
+        return None, None
+    household_id = int(row["household_id"])
+    at = to_ts(event.time)
+    kind = _INCIDENT_FOR[event.kind]
+    if event.kind in (EventKind.EXIT, EventKind.DOOR_OPEN_UNVERIFIED):
+        leave_id = await _exit_on_leave(tx, household_id, at)
+        if leave_id is not None:
+            log.info("exit during a permitted leave",
+                     extra={"device_id": event.device_id, "leave_id": leave_id})
+            return None, None
+    if event.kind is EventKind.ENTRY and await _entry_is_return(tx, household_id, stored, at):
+        await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
+        return None, None
+    result = await open_or_fold(
+        tx, household_id=household_id, device_id=event.device_id, kind=kind,
+        severity=SEVERITY_OF[kind].value, event_row_id=stored.row_id, at=at,
+        fold_window_s=settings.rules.fold_window_s, escalation=settings.escalation, now=now,
+    )
+    if not (result.created or result.upgraded):
+        return result.incident_id, None
+    crossed = crossed_at(event)
+    if crossed is not None:
+        await tx.execute("UPDATE incidents SET crossed_at = ? WHERE id = ?",
+                         (crossed, result.incident_id))
+    queued = 0
+    if row["worker_id"] is not None:
+        queued = await queue_notifications(
+            tx, incident_id=result.incident_id, recipients=[int(row["worker_id"])],
+            purpose=Purpose.ALERT, context=context)
+    log.info(
+        "incident opened" if result.created else "incident upgraded",
+        extra={"device_id": event.device_id, "incident_id": result.incident_id,
+               "kind": kind.value, "notifications": queued},
+    )
+    return result.incident_id, "opened" if result.created else "upgraded"

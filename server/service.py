@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from doorwatch.logs import get_logger
 from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
+from server.amqp_link import AmqpLink
 from server.clock import Clock, SystemClock
 from server.commissioning import commissioning_hook
 from server.config import ServerSettings
@@ -38,7 +39,7 @@ class RunningServer:
 
     settings: ServerSettings
     db: Database
-    mqtt: MqttLink
+    mqtt: MqttLink | AmqpLink  # the broker link, whichever profile
     consumer: Consumer
     sender: NotificationSender
     web: WebServer | None = None
@@ -60,7 +61,10 @@ async def serve(
     """
     db = await open_database(settings.database_url)
     buffer = InboundBuffer()
-    link = MqttLink(settings.mqtt, buffer)
+    # The RabbitMQ profile feeds the same buffer from a replicated queue (server/amqp_link.py).
+    link: MqttLink | AmqpLink = (AmqpLink(settings.amqp, buffer)
+                                 if settings.broker == "rabbitmq"
+                                 else MqttLink(settings.mqtt, buffer))
     consumer = Consumer(
         buffer,
         Ingestor(db, settings),

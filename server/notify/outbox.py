@@ -33,6 +33,7 @@ class Purpose(StrEnum):
     ALERT = "alert"
     REMINDER = "reminder"
     ESCALATION = "escalation"
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ _KEYS = {
     Purpose.ALERT: ("notify.title", "notify.body"),
     Purpose.REMINDER: ("notify.reminder.title", "notify.reminder.body"),
     Purpose.ESCALATION: ("notify.escalation.title", "notify.escalation.body"),
+    Purpose.WITHDRAWN: ("notify.withdrawn.title", "notify.withdrawn.body"),
 }
 
 
@@ -60,7 +62,8 @@ async def queue_notifications(
 ) -> int:
     """Queue one notification per Apprise URL of each recipient; return how many."""
     incident = await tx.fetch_one(
-        "SELECT i.kind, i.device_id, i.opened_at, i.reminders, i.acknowledged_by, "
+        "SELECT i.kind, i.device_id, i.opened_at, i.crossed_at, i.verdict, i.reminders, "
+        "i.acknowledged_by, "
         "h.name AS household, h.address, w.name AS worker FROM incidents i "
         "JOIN households h ON h.id = i.household_id LEFT JOIN workers w ON w.id = h.worker_id "
         "WHERE i.id = ?", (incident_id,),
@@ -72,7 +75,11 @@ async def queue_notifications(
         f"SELECT id, language, apprise_urls FROM workers WHERE id IN ({marks}) "  # noqa: S608
         "AND active = 1", recipients,
     )
-    local = (from_ts(incident["opened_at"]).astimezone(ZoneInfo(context.timezone))
+    # When the person crossed the threshold, where the device said so: an incident opened
+    # later (a visitor upgraded to a breach, a backlog after a network cut) must not
+    # tell the worker a later time.
+    moment = incident["crossed_at"] or incident["opened_at"]
+    local = (from_ts(moment).astimezone(ZoneInfo(context.timezone))
              .strftime("%Y-%m-%d %H:%M:%S"))
     link = f"{context.dashboard_url.rstrip('/')}/incidents/{incident_id}"
     title_key, body_key = _KEYS[purpose]
@@ -89,6 +96,8 @@ async def queue_notifications(
             "link": link,
             "worker": incident["worker"] or "-",
             "count": int(incident["reminders"]),  # already counts the reminder being sent
+            "verdict": (t(f"incident.verdict.{incident['verdict']}", language)
+                        if incident["verdict"] else "-"),
         }
         title, body = t(title_key, language, **values), t(body_key, language, **values)
         rows += [(incident_id, int(person["id"]), url, title, body, created, created,

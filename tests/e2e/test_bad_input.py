@@ -43,7 +43,9 @@ async def test_each_kind_of_bad_message_is_recorded_with_its_reason(
         (event_topic, b"{not json", "not JSON"),
         (event_topic, b"\xff\xfe\x00garbage", "not JSON"),
         (event_topic, b"[1, 2, 3]", "not a JSON object"),
-        (event_topic, json.dumps({**good, "v": 2}).encode(), "unsupported schema version 2"),
+        (event_topic, json.dumps({**good, "v": 3}).encode(), "unsupported schema version 3"),
+        # Version 2 exists for events only, and with its episode report fields.
+        (event_topic, json.dumps({**good, "v": 2}).encode(), "needs episode_id and report"),
         (event_topic, json.dumps({**good, "seq": 0}).encode(), "seq"),
         (event_topic, json.dumps({**good, "kind": "teleported"}).encode(), "kind"),
         (event_topic, json.dumps({**good, "surprise": 1}).encode(), "surprise"),
