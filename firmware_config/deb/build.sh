@@ -26,11 +26,10 @@ install -d "$pkg/DEBIAN" "$pkg/opt/doorwatch/wheels" "$pkg/lib/systemd/system" \
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$pkg/opt/doorwatch/wheels" "$repo" >/dev/null
 # What pip must fetch besides the wheel: the [agent] extra minus what Debian provides
 # (numpy, OpenCV) — a PyPI OpenCV wheel beside Debian's would be a second copy to keep patched.
-# DOORWATCH_DEB_EXTRAS: "agent" once the CLI loads each part's commands lazily
-# (issue 15 item 1); until then the `doorwatch` command imports the server's
-# packages at start, so the device needs them too.
+# The CLI loads each part's commands only when they run, so the device needs
+# the agent's packages alone (DOORWATCH_DEB_EXTRAS adds others, e.g. "agent demo").
 # shellcheck disable=SC2086
-"$python" "$here/requirements.py" "$repo/pyproject.toml" ${DOORWATCH_DEB_EXTRAS:-agent server} \
+"$python" "$here/requirements.py" "$repo/pyproject.toml" ${DOORWATCH_DEB_EXTRAS:-agent} \
   >"$pkg/opt/doorwatch/requirements.txt"
 
 install -m 0644 "$repo/systemd/doorwatch-agent.service" "$repo/systemd/doorwatch-agent.path" \
