@@ -11,13 +11,15 @@ from prometheus_client.registry import Collector
 
 from doorwatch.timeutil import to_ts, utcnow
 from server.db.base import Database
+from server.web.metrics_rejected import rejected_by_device
 from server.web.queries import HEARTBEAT_STALE_S
 
 __all__ = ["render_metrics"]
 
 _QUERIES = {
     "events": "SELECT COUNT(*) AS n FROM events",
-    "rejected": "SELECT COUNT(*) AS n FROM rejected_messages",
+    # Counted apart from the rows, which the retention job deletes (server/rejections.py).
+    "rejected": "SELECT COALESCE(SUM(total), 0) AS n FROM rejected_counts",
     "notify_failed": "SELECT COUNT(*) AS n FROM notifications WHERE state = 'failed'",
     "attempts_failed": "SELECT COUNT(*) AS n FROM notification_attempts WHERE ok = 0",
     "devices": "SELECT COUNT(*) AS n FROM devices",
@@ -69,4 +71,5 @@ async def render_metrics(db: Database) -> bytes:
         "SELECT kind, COUNT(*) AS n FROM incidents WHERE state != 'resolved' GROUP BY kind")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(values, {r["kind"]: float(r["n"]) for r in rows}))
+    registry.register(await rejected_by_device(db))
     return generate_latest(registry)

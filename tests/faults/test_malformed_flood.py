@@ -75,7 +75,9 @@ _BASES: dict[Channel, Callable[..., dict[str, object]]] = {
     Channel.SNAPSHOT: _snapshot}
 # Replacements that keep the JSON well-formed but break the model.
 _WRONG_FIELDS: list[tuple[str, object]] = [
-    # Not "12" for seq, "yes" for armed or 123 for time: pydantic's lax mode accepts those.
+    # Wrong JSON types are refused too (strict wire types, issue 17 item 10).
+    ("seq", "12"), ("seq", 12.0), ("seq", True), ("armed", "true"), ("armed", 1),
+    ("time", 1_780_000_000), ("v", True),
     ("seq", 0), ("seq", -5), ("seq", "twelve"), ("seq", 2**63), ("seq", 1.5),
     ("armed", "maybe"), ("kind", "teleported"), ("time", [2026]), ("time", "yesterday"),
     ("time", "2026-01-01T00:00"),
@@ -206,6 +208,9 @@ def _start_server(tmp_path: Path, broker: Mosquitto, db: Path) -> subprocess.Pop
         "mqtt": {"host": "127.0.0.1", "port": broker.port,
                  "password": broker.broker.server_password,
                  "client_id": "doorwatch-server-flood"},
+        # Every malformed payload must be a row here (~50,000 per device): past the
+        # default daily row budget they would only be counted.
+        "ingest": {"rejected_rows_per_device_day": 1_000_000},
     }))
     log = tmp_path / "server.log"
     process = doorwatch_process("server", "run", "-c", str(config), log=log)
