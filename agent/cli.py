@@ -188,6 +188,9 @@ def sim_command(
     credentials: Annotated[Path, typer.Option(help='JSON file {"device-id": "password"}')],
     host: Annotated[str, typer.Option(help="Broker address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Broker port")] = 1883,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Connect with TLS, verifying the broker against this CA "
+                                  "(the broker directory's ca.crt)")] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
         "sim-data"
     ),
@@ -223,6 +226,7 @@ def sim_command(
             credentials=creds,
             host=host,
             port=port,
+            ca_file=ca_file,
             data_dir=data_dir,
             events=events,
             rate=rate,

@@ -130,13 +130,19 @@ async def run_fleet(
     seed: int = 1,
     heartbeat_interval_s: float = 0.0,
     duration_s: float = 0.0,
+    ca_file: Path | None = None,
 ) -> FleetResult:
-    """Run the fleet until every device produced ``events`` records and all are acknowledged."""
+    """Run the fleet until every device produced ``events`` records and all are acknowledged.
+
+    With ``ca_file`` the devices connect with TLS (as in production, where no device
+    credential works on the broker's plaintext loopback listener).
+    """
     _raise_open_files_limit(len(credentials) + 100)
     outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
     links = [
-        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox,
-                  threaded=False)
+        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw),
+                                              tls=ca_file is not None, ca_file=ca_file),
+                  outbox, threaded=False)
         for device_id, pw in sorted(credentials.items())
     ]
     loop = asyncio.get_running_loop()

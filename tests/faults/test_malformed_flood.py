@@ -39,7 +39,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
 TOTAL = 100_000
 VALID = 1_000  # valid events of the registered device, seqs 1..VALID
-PUBLISHERS = 4
+# One publisher process per device: the broker pins a client id to its username, so a
+# device has one connection (a second one would take over the first's session).
 REUSED = 50  # events reusing stored seqs with new event ids, sent after the flood
 OVERSIZED_EVERY = 500  # oversized payloads are big: keep them to a few hundred
 
@@ -156,7 +157,7 @@ def build_flood(registered: str, stranger: str, seed: int = 20200123) -> list[Me
     return messages
 
 
-def _publish_all(port: int, passwords: dict[str, str], messages: list[Message],
+def _publish_all(broker: Mosquitto, passwords: dict[str, str], messages: list[Message],
                  client_suffix: str) -> int:
     """Publish ``messages`` at QoS 1, one connection per device; return PUBACKs received."""
     clients: dict[str, mqtt.Client] = {}
@@ -175,7 +176,7 @@ def _publish_all(port: int, passwords: dict[str, str], messages: list[Message],
         client.username_pw_set(device_id, password)
         client.max_inflight_messages_set(1000)
         client.on_publish = on_publish
-        client.connect("127.0.0.1", port)
+        broker.connect_device(client)
         client.loop_start()
         clients[device_id] = client
     for device_id, topic, payload, _valid in messages:
@@ -188,9 +189,9 @@ def _publish_all(port: int, passwords: dict[str, str], messages: list[Message],
     return acked
 
 
-def _publisher_process(port: int, passwords: dict[str, str], messages: list[Message],
+def _publisher_process(broker: Mosquitto, passwords: dict[str, str], messages: list[Message],
                        index: int, results: multiprocessing.Queue[int]) -> None:
-    results.put(_publish_all(port, passwords, messages, str(index)))
+    results.put(_publish_all(broker, passwords, messages, str(index)))
 
 
 def _counts(db: Path) -> tuple[int, int]:
@@ -239,8 +240,9 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
         context = multiprocessing.get_context("fork")
         results: multiprocessing.Queue[int] = context.Queue()
         workers = [context.Process(target=_publisher_process, args=(
-            mosquitto.port, passwords, messages[i::PUBLISHERS], i, results))
-            for i in range(PUBLISHERS)]
+            mosquitto, {device: passwords[device]},
+            [m for m in messages if m[0] == device], i, results))
+            for i, device in enumerate(passwords)]
         for worker in workers:
             worker.start()
         acked = sum(results.get(timeout=200) for _ in workers)
@@ -265,7 +267,7 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
             for seq in range(1, REUSED + 1)]
         after.append((registered, device_topic(registered, Channel.EVENT),
                       json.dumps(_event(registered, VALID + 1)).encode(), True))
-        assert _publish_all(mosquitto.port, {registered: passwords[registered]}, after,
+        assert _publish_all(mosquitto, {registered: passwords[registered]}, after,
                             "after") == len(after)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sum(_counts(db)) < TOTAL + len(after):
