@@ -19,6 +19,12 @@ agent_app = typer.Typer(help="The device service.", no_args_is_help=True)
 
 T = TypeVar("T")
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Device TOML file (default: $DOORWATCH_AGENT_CONFIG, "
+                 "else /etc/doorwatch/agent.toml, as written by `agent install-bundle`)"),
+]
+
 
 def _run_until_signal(main: Callable[[], Awaitable[T]]) -> T | None:
     """Run ``main`` and cancel it cleanly on SIGINT/SIGTERM."""
@@ -39,9 +45,11 @@ def _run_until_signal(main: Callable[[], Awaitable[T]]) -> T | None:
 
 @agent_app.command("run")
 def run_command(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Device TOML file")] = None,
+    config: ConfigOption = None,
     simulate: Annotated[
-        bool, typer.Option(help="Mock door, synthetic camera and a simulated household")
+        bool, typer.Option(envvar="DOORWATCH_AGENT_SIMULATE",
+                           help="Mock door, synthetic camera and a simulated household "
+                           "(for a machine without the Pi's camera and reed switch)")
     ] = False,
     scripted: Annotated[
         bool,
@@ -61,12 +69,13 @@ def run_command(
 ) -> None:
     """Run the agent until interrupted."""
     from agent.classify import EpisodeClassifier, ScriptedClassifier
+    from agent.config_file import load_agent_config
     from agent.service import Agent, running_agent
     from agent.simulation import CameraHousehold, HouseholdScript, SimulatedHousehold
     from agent.wiring import build_camera, synthetic_source
     from doorwatch.errors import DoorwatchError
+    from doorwatch.i18n import cli_language
     from doorwatch.logs import configure_logging
-    from firmware_config.device_config import load_device_config
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -75,7 +84,7 @@ def run_command(
         if simulate:
             backend = "none" if scripted else "synthetic"
             overrides = {"pin_factory": "mock", "camera": {"backend": backend}}
-        settings = load_device_config(config, **overrides)
+        settings = load_agent_config(config, cli_language(), **overrides)
         pin_factory = make_pin_factory(settings.pin_factory)
         synthetic = synthetic_source(settings) if settings.camera.backend == "synthetic" else None
         camera = build_camera(settings, synthetic)
@@ -110,12 +119,13 @@ def run_command(
 
 @agent_app.command("commission")
 def commission_command(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Device TOML file")] = None,
+    config: ConfigOption = None,
     aim: Annotated[
         Path, typer.Option(help="Where to write the annotated aim picture (PNG)")
     ] = Path("aim.png"),
     simulate: Annotated[
-        bool, typer.Option(help="Mock door (driven automatically) and synthetic camera")
+        bool, typer.Option(envvar="DOORWATCH_AGENT_SIMULATE",
+                           help="Mock door (driven automatically) and synthetic camera")
     ] = False,
     simulate_fault: Annotated[
         str | None, typer.Option(help="Simulation only: 'door-unplugged' leaves the sensor open")
@@ -127,10 +137,11 @@ def commission_command(
 ) -> None:
     """The installer's checklist: PASS/FAIL per check with what to do; exit 0 only if all pass."""
     from agent.commission import Commissioning
+    from agent.config_file import load_agent_config
     from agent.wiring import scene_for, source_opener, synthetic_source
     from doorwatch.errors import DoorwatchError
+    from doorwatch.i18n import cli_language, explicit_language, normalize_language
     from doorwatch.logs import configure_logging
-    from firmware_config.device_config import load_device_config
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -138,9 +149,11 @@ def commission_command(
         overrides: dict[str, Any] = {}
         if simulate:
             overrides = {"pin_factory": "mock", "camera": {"backend": "synthetic"}}
+        # --language, else --lang / DOORWATCH_LANG, else the device's configured language.
+        language = language or explicit_language()
         if language:
-            overrides["language"] = language
-        settings = load_device_config(config, **overrides)
+            overrides["language"] = normalize_language(language)
+        settings = load_agent_config(config, language or cli_language(), **overrides)
         pin_factory = make_pin_factory(settings.pin_factory)
         synthetic = synthetic_source(settings) if settings.camera.backend == "synthetic" else None
         opener = None if settings.camera.backend == "none" else source_opener(settings, synthetic)

@@ -18,22 +18,27 @@ Every text the installer reads comes from the catalogue (zh_CN / en).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.credentials import CredentialStore
 from agent.health import clock_status
 from agent.link import AgentLink
-from agent.outbox import Outbox
-from broker.messages import Command, CommandAck, Event, EventKind, encode, utc_now
+from agent.outbox import Outbox, Priority
+from broker.door_line import DoorLine
+from broker.messages import Command, CommandAck, Event, EventKind, Snapshot, encode, utc_now
 from broker.topics import Channel, device_topic
+from doorwatch.errors import DoorwatchError
 from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig
 from sensors.door import DoorContact, DoorTransition
@@ -214,11 +219,23 @@ class Commissioning:
         """Connect with the device's own credentials (TLS when configured)."""
         settings = self.config.mqtt
         where = f"{settings.host}:{settings.port}"
+        configured = settings.password.get_secret_value() if settings.password else None
+        # The bundle's password lives in mqtt.credentials_file (a rotation may have put a
+        # newer one there): the same choice the running agent's link makes.
+        try:
+            candidates = ([configured] if configured else []) \
+                if settings.credentials_file is None \
+                else CredentialStore(settings.credentials_file).candidates(configured)
+        except DoorwatchError as exc:  # unsafe permissions, corrupt file: it names the file
+            return self._result("broker", False, str(exc), self._t("broker.fix_refused"))
+        return self._connect(where, list(candidates) or [None])
+
+    def _connect(self, where: str, candidates: list[str | None]) -> CheckResult:
+        settings = self.config.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2,
                              client_id=f"{self.config.device_id}-commission",
                              protocol=mqtt.MQTTv311)
-        password = settings.password.get_secret_value() if settings.password else None
-        client.username_pw_set(self.config.device_id, password)
+        client.username_pw_set(self.config.device_id, candidates[0])
         if settings.tls:
             client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None)
         outcome: list[Any] = []
@@ -241,6 +258,13 @@ class Commissioning:
                                 self._t("broker.unreachable", where=where, reason="timeout"),
                                 self._t("broker.fix_unreachable"))
         if outcome[0].is_failure:
+            if len(candidates) > 1:  # a pending rotation's password, then the current one
+                return self._connect(where, candidates[1:])
+            if candidates[0] is None:
+                looked = settings.credentials_file or "mqtt.credentials_file"
+                return self._result("broker", False,
+                                    self._t("broker.no_password", where=where, file=looked),
+                                    self._t("broker.fix_refused"))
             return self._result("broker", False,
                                 self._t("broker.refused", where=where, reason=str(outcome[0])),
                                 self._t("broker.fix_refused"))
@@ -265,11 +289,24 @@ class Commissioning:
         link.start(asyncio.get_running_loop())
         pump = asyncio.create_task(link.run(), name="commission-publisher")
         topic = device_topic(device, Channel.EVENT)
+        aim = self._aim_jpeg()
+        line = None if self._scene is None else DoorLine(
+            threshold=self._scene.threshold, inside_point=self._scene.inside_point)
+        event_id = uuid4()
         try:
             sent = time.monotonic()
             await asyncio.to_thread(outbox.append, device, topic, lambda s: encode(Event(
-                device_id=device, seq=s, time=utc_now(), kind=EventKind.COMMISSIONING,
-                armed=False, detail="commissioning test event")))
+                device_id=device, seq=s, event_id=event_id, time=utc_now(),
+                kind=EventKind.COMMISSIONING, armed=False, detail="commissioning test event",
+                snapshot=aim is not None, door_line=line)))
+            if aim is not None:
+                # The aim picture goes to the server, where the device's page shows it with
+                # the line drawn over it, and where the line can be redrawn.
+                snapshot = Snapshot(device_id=device, event_id=event_id, taken_at=utc_now(),
+                                    jpeg_b64=base64.b64encode(aim).decode())
+                await asyncio.to_thread(outbox.append_unsequenced, device,
+                                        device_topic(device, Channel.SNAPSHOT), encode(snapshot),
+                                        Priority.SNAPSHOT)
             link.wake()
             try:
                 ping = await asyncio.wait_for(pings.get(), timeout)
@@ -292,6 +329,16 @@ class Commissioning:
             link.stop()
             outbox.close()
 
+    def _aim_jpeg(self) -> bytes | None:
+        """The last camera frame as JPEG, without drawings (the dashboard draws the line)."""
+        frame = self._last_frame
+        if frame is None:
+            return None
+        image = frame.color if frame.color is not None else frame.gray
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image),
+                                [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return bytes(data) if ok else None
+
     def check_clock(self) -> CheckResult:
         """The kernel says synchronised, or the clock agrees with the server's."""
         status = clock_status()
@@ -300,8 +347,12 @@ class Commissioning:
         limit = self.config.commission.max_clock_offset_s
         if self._offset is not None and abs(self._offset) <= limit:
             return self._result("clock", True, self._t("clock.ok_server", offset=self._offset))
-        shown = "?" if self._offset is None else f"{self._offset:+.1f} s"
-        return self._result("clock", False, self._t("clock.off", offset=shown),
+        if self._offset is None:
+            # Nothing to compare with: the clock may well be right, so no NTP advice yet.
+            return self._result("clock", False, self._t("clock.unknown"),
+                                self._t("clock.fix_unknown"))
+        return self._result("clock", False,
+                            self._t("clock.off", offset=f"{self._offset:+.1f} s", limit=limit),
                             self._t("clock.fix"))
 
     def render(self, results: list[CheckResult]) -> str:

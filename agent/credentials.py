@@ -27,6 +27,7 @@ import tomli_w
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.config_file import CONFIG_DIR, CONFIG_NAME
 from broker.files import check_private, write_private
 from doorwatch.errors import ConfigError
 from firmware_config.bundle import read_bundle
@@ -146,7 +147,7 @@ def install_bundle(
     mqtt.update({"tls": True, "ca_file": str(ca_file), "credentials_file": str(credentials_file)})
     mqtt.pop("password", None)  # the password lives in the credentials file only
     settings["mqtt"] = mqtt
-    config_file = config_dir / "device.toml"
+    config_file = config_dir / CONFIG_NAME
     write_private(ca_file, bundle.ca_pem)
     write_private(config_file, tomli_w.dumps(settings))
     load_device_config(config_file, use_override=False)  # the file we wrote must load as-is
@@ -160,7 +161,7 @@ def install_bundle_command(
     bundle: Annotated[
         Path, typer.Argument(help="Provisioning bundle from `doorwatch device provision`")],
     config_dir: Annotated[
-        Path, typer.Option(help="Where to put device.toml and ca.crt")] = Path("/etc/doorwatch"),
+        Path, typer.Option(help="Where to put agent.toml and ca.crt")] = CONFIG_DIR,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Override the bundle's data folder (the password is kept there)"),
@@ -168,11 +169,12 @@ def install_bundle_command(
 ) -> None:
     """Install a provisioning bundle: configuration, broker CA and the device's password."""
     from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import t
+    from doorwatch.i18n import explicit_language, t
 
     try:
         done = install_bundle(bundle, config_dir, data_dir=data_dir)
-        language = load_device_config(done.config_file, use_override=False).language
+        language = explicit_language() or load_device_config(
+            done.config_file, use_override=False).language
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

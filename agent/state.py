@@ -48,13 +48,29 @@ class DeviceState:
 
     def _save(self) -> None:
         tmp = self._path.with_suffix(".tmp")
+        data = json.dumps({"armed": self.armed, "seen_commands": self.seen_commands})
         try:
-            tmp.write_text(json.dumps({"armed": self.armed,
-                                       "seen_commands": self.seen_commands}), encoding="utf-8")
+            # A Pi loses power, not just the process: the new contents must be on the
+            # card before the rename makes them the state, and the rename itself must
+            # be on the card before we rely on it (tests/agent/test_power_cut.py).
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self._path)
+            _fsync_dir(self._path.parent)
             self.write_error = None
         except OSError as exc:
             # A read-only or full disk: keep the state in memory, report it in heartbeats.
             self.write_error = str(exc)
             log.error("device state not saved", extra={"path": str(self._path),
                                                        "reason": str(exc)})
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX: the directory holds the name)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -54,6 +54,8 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
+    "corpus": _script("bench_corpus.py", "corpus.json"),
+    "frigate": _script("bench_frigate.py", "frigate.json"),
 }
 
 
@@ -111,6 +113,17 @@ def _table(results: dict[str, Any]) -> list[str]:
                     f"analysis frames/s, one thread, {width}x{height} (slowest input: "
                     f"{low['input']}; fastest {max(r['fps'] for r in runs):.0f})",
                     f"{low['fps']:.0f}", ">= 1,000 at 320x240"))
+    frigate = results.get("frigate")
+    if frigate and frigate.get("skipped"):
+        rows.append(_row("analysis frames/s against Frigate's motion stage",
+                         f"not measured: {frigate['skipped']}", ">= 1.0x"))
+    elif frigate:
+        for r in frigate["rows"]:
+            rows.append(_row(f"analysis frames/s, doorwatch (whole analyzer) / Frigate "
+                             f"ImprovedMotionDetector (defaults), same frames, one core: "
+                             f"{r['input']}",
+                             f"{r['doorwatch_fps']:.0f} / {r['frigate_fps']:.0f} = "
+                             f"{r['ratio']:.2f}x", ">= 1.0x"))
     agent = results.get("agent")
     if agent:
         for phase in ("idle", "motion"):
@@ -162,6 +175,10 @@ def main(names: list[str]) -> None:
         *_table(results),
         "",
     ]
+    if "corpus" in results:
+        from bench.bench_corpus import section
+
+        lines += [*section(results["corpus"]), ""]
     # Observations a table cannot hold (same machine kind on other days, comparisons of
     # commits) are kept by hand in bench/NOTES.md and appended.
     notes = REPO / "bench" / "NOTES.md"

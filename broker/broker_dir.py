@@ -372,24 +372,31 @@ class BrokerDir:
         """Usernames in the password file."""
         return sorted(self._entries())
 
+    def running_pid(self) -> int | None:
+        """The pid of the Mosquitto running on this directory's config (per the pid file)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        # A stale pid file may name an unrelated process now; SIGHUP would kill it.
+        if Path("/proc/self").exists():  # elsewhere (no /proc) trust the pid file
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+            except OSError:
+                return None  # no such process
+            if str(self.config_file) not in cmdline:
+                return None
+        return pid
+
     def reload(self) -> bool:
         """Ask a running Mosquitto (started by ``broker run``) to re-read its files.
 
         Mosquitto re-checks every connected client against the new password
         file, so a revoked device is disconnected at once.
         """
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
+        pid = self.running_pid()
+        if pid is None:
             return False
-        # A stale pid file may name an unrelated process now; SIGHUP would kill it.
-        if Path("/proc/self").exists():  # elsewhere (no /proc) trust the pid file
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-            except OSError:
-                return False  # no such process
-            if str(self.config_file) not in cmdline:
-                return False
         try:
             os.kill(pid, signal.SIGHUP)
         except ProcessLookupError:

@@ -90,7 +90,7 @@ def run_command(
 ) -> None:
     """Start Mosquitto with the files in DIRECTORY and wait until it exits."""
     from broker.broker_dir import BrokerDir
-    from broker.runner import start_mosquitto
+    from broker.runner import release_pid_file, start_mosquitto
     from doorwatch.errors import DoorwatchError
 
     broker = BrokerDir(directory.resolve())
@@ -104,8 +104,13 @@ def run_command(
         where += f", plaintext 127.0.0.1:{broker.loopback_port}"
     typer.echo(f"mosquitto running (pid {process.pid}): {where}")
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    # HUP means "re-read your files", as for Mosquitto itself (and not "die, leaving it").
+    signal.signal(signal.SIGHUP, lambda *_: process.send_signal(signal.SIGHUP))
     try:
-        sys.exit(process.wait())
+        code = process.wait()
     except KeyboardInterrupt:
         process.terminate()
-        process.wait()
+        code = process.wait()
+    finally:
+        release_pid_file(broker, process.pid)
+    sys.exit(code)

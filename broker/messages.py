@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import SchemaValidator, core_schema
 
+from broker.door_line import DoorLine
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
 from doorwatch.errors import PayloadError
 
@@ -186,6 +187,9 @@ class Event(DeviceRecord):
     tamper: TamperKind | None = None
     detail: str | None = Field(None, max_length=2000, description="Free text for humans")
     snapshot: bool = Field(False, description="Whether a snapshot message follows")
+    door_line: DoorLine | None = Field(
+        None, description="Commissioning: the door line the device uses (its snapshot is the "
+        "aim picture the line is drawn on)")
 
 
 class CommandAck(DeviceRecord):

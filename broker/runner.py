@@ -12,7 +12,13 @@ from broker.broker_dir import BrokerDir
 from doorwatch.errors import ConfigError, DoorwatchError
 from doorwatch.logs import get_logger
 
-__all__ = ["BrokerStartError", "find_mosquitto", "start_mosquitto", "wait_for_port"]
+__all__ = [
+    "BrokerStartError",
+    "find_mosquitto",
+    "release_pid_file",
+    "start_mosquitto",
+    "wait_for_port",
+]
 
 _log = get_logger(__name__)
 
@@ -98,6 +104,12 @@ def start_mosquitto(
         if broker.upgrade():
             _log.info("broker files rewritten for this version", extra={"dir": str(broker.path)})
         broker.check()
+    running = broker.running_pid()
+    if running is not None:
+        # Starting anyway would fail on the ports, and must not overwrite the pid file
+        # that `device provision` uses to make the live broker reload.
+        raise BrokerStartError(f"mosquitto is already running on this directory (pid {running}, "
+                               f"{broker.pid_file})", config=broker.config_file)
     log_path = broker.log_file
     log_start = log_path.stat().st_size if log_path.exists() else 0
     process = subprocess.Popen(
@@ -105,12 +117,13 @@ def start_mosquitto(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    broker.pid_file.write_text(f"{process.pid}\n")
     down = [(h, p) for h, p in _listeners(broker)
             if not wait_for_port(h, p, timeout, process=process)]
     # Something else may hold the port: only Mosquitto's own "running" line
     # (logged once every listener is open) proves it is ours.
     if not down and _logged_running(broker, log_start, process, timeout):
+        # Written only once this process is the broker: a failed start leaves any pid file be.
+        broker.pid_file.write_text(f"{process.pid}\n")
         return process
     down = down or _listeners(broker)
     if process.poll() is None:
@@ -127,3 +140,12 @@ def start_mosquitto(
         config=broker.config_file,
         log=log.strip(),
     )
+
+
+def release_pid_file(broker: BrokerDir, pid: int) -> None:
+    """Remove the pid file after our Mosquitto (``pid``) stopped, unless it names another."""
+    try:
+        if int(broker.pid_file.read_text().strip()) == pid:
+            broker.pid_file.unlink()
+    except (FileNotFoundError, ValueError):
+        pass

@@ -34,6 +34,24 @@ app.add_typer(broker_app, name="broker")
 register_server_commands(app)
 
 
+@app.callback()
+def _root(
+    lang: str | None = typer.Option(
+        None, "--lang", envvar="DOORWATCH_LANG",
+        help="Language of messages: zh_CN or en (default: DOORWATCH_LANG, else the locale; "
+        "a non-Chinese locale such as C.UTF-8 gives English)"),
+) -> None:
+    """Door and camera watch for households in home quarantine."""
+    import os
+
+    if lang:
+        if not lang.lower().startswith(("zh", "en")):
+            raise typer.BadParameter("zh_CN or en", param_hint="--lang")
+        # Every command reads the language from here (doorwatch.i18n.cli_language),
+        # including those that start child processes.
+        os.environ["DOORWATCH_LANG"] = lang
+
+
 def main() -> None:
     """Entry point of the ``doorwatch`` console script."""
     app()

@@ -49,6 +49,8 @@ def _port_or_free(preferred: int) -> int:
     """``preferred`` if nothing listens there, else any free port."""
     import socket
 
+    if preferred == 0:
+        return free_port()
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
@@ -258,7 +260,7 @@ def _write_toml(path: Path, data: dict[str, Any]) -> Path:
 
 @contextmanager
 def _stack(root: Path, households: int, mean_interval: float, force_embedded: bool,
-           language: str
+           language: str, preferred_http_port: int = 8080,
            ) -> Iterator[tuple[_Processes, _Receiver, Path, list[Path], _Broker, str]]:
     logs = root / "logs"
     logs.mkdir(parents=True)
@@ -268,7 +270,7 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
     device_ids = [f"door-{101 + i}" for i in range(households)]
     db_path = root / "server" / "doorwatch.db"
     db_url = f"sqlite:///{db_path}"
-    http_port = _port_or_free(8080)
+    http_port = _port_or_free(preferred_http_port)
     agent_dirs = [root / "agents" / d for d in device_ids]
     try:
         broker = _start_broker(procs, root, device_ids, force_embedded)
@@ -325,6 +327,22 @@ def _fail(message: str, root: Path) -> int:
     return 1
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop the demo like Ctrl-C, so its children are stopped too.
+
+    Python's default for both is to die at once, skipping every ``finally``:
+    Mosquitto, the server and the agents lived on (the dashboard port held).
+    A second signal while stopping is ignored; stopping has its own time limits.
+    """
+    def interrupt(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def demo_command(
     for_seconds: Annotated[
         float | None, typer.Option("--for", help="Stop after SECONDS (default: until Ctrl-C)")
@@ -339,19 +357,27 @@ def demo_command(
         bool, typer.Option(help="Use the embedded broker even if Mosquitto is installed")
     ] = False,
     language: Annotated[
-        str, typer.Option(help="Language of the demo's own lines (zh_CN/en)")
-    ] = "en",
+        str | None, typer.Option(help="Language of the demo's own lines (zh_CN/en; default: "
+                                 "--lang / DOORWATCH_LANG, else en)")
+    ] = None,
+    http_port: Annotated[
+        int, typer.Option(help="Dashboard port (a free one when it is taken; 0: any free one)")
+    ] = 8080,
 ) -> None:
     """Run broker, server and simulated households; show breaches being notified."""
     from doorwatch.logs import configure_logging
 
     configure_logging("WARNING")
+    _stop_on_signals()
+    from doorwatch.i18n import explicit_language
+
+    language = language or explicit_language() or "en"
     root = data_dir.resolve()
     if root.exists():
         shutil.rmtree(root)
     started = time.monotonic()
     status: dict[str, int] = {}
-    with _stack(root, households, mean_interval, embedded_broker, language) as (
+    with _stack(root, households, mean_interval, embedded_broker, language, http_port) as (
             procs, receiver, db, agent_dirs, broker, dashboard):
         typer.echo(f"doorwatch demo: broker {broker.kind} on {broker.host}:{broker.port}, "
                    f"{households} households, server database {db}, logs in {root / 'logs'}")

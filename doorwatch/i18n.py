@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import cache
 from importlib import resources
 from typing import Literal
 
-__all__ = ["LANGUAGES", "Language", "catalogue", "normalize_language", "t"]
+__all__ = [
+    "LANGUAGES",
+    "LANGUAGE_ENV",
+    "Language",
+    "catalogue",
+    "cli_language",
+    "explicit_language",
+    "normalize_language",
+    "t",
+]
 
 Language = Literal["zh_CN", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh_CN", "en")
 DEFAULT_LANGUAGE: Language = "zh_CN"
+LANGUAGE_ENV = "DOORWATCH_LANG"
 
 
 @cache
@@ -37,3 +48,28 @@ def t(key: str, language: str | None = None, **values: object) -> str:
     """
     template = catalogue()[key][normalize_language(language)]
     return template.format(**values) if values else template
+
+
+def explicit_language() -> Language | None:
+    """The language the user asked doorwatch for (``--lang`` or ``DOORWATCH_LANG``), if any."""
+    value = os.environ.get(LANGUAGE_ENV, "").strip()
+    return normalize_language(value) if value else None
+
+
+def cli_language() -> Language:
+    """Language of a command's messages.
+
+    ``--lang`` / ``DOORWATCH_LANG`` first; then the locale (``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``, in POSIX order): a Chinese locale gives zh_CN
+    and any other (``C.UTF-8``, ``en_GB``, ``de_DE``) English, since a
+    terminal set to a language we do not have reads English better than
+    Chinese. With no locale at all: zh_CN, the language of the deployments.
+    """
+    chosen = explicit_language()
+    if chosen is not None:
+        return chosen
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return "zh_CN" if value.lower().startswith("zh") else "en"
+    return DEFAULT_LANGUAGE

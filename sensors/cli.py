@@ -125,48 +125,48 @@ def _annotate(
 
 
 def eval_command(
-    labels: Annotated[Path, typer.Argument(help="labels.json; videos in videos/ beside it.")],
+    labels: Annotated[list[Path], typer.Argument(
+        help="One or more labels.json files; each file's videos are in videos/ beside it.")],
+    meta: Annotated[Path | None, typer.Option(
+        "--meta", help="Viewpoint/scene/split of clips whose labels file lacks them "
+                       "(tests/corpus/shared_clips.json for ../shared/data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Score the analyzer on labelled clips: precision, recall and F1 per clip and overall."""
+    """Score the analyzer on labelled clips: per clip, split, viewpoint, and scene held out."""
     from doorwatch.errors import DoorwatchError
-    from sensors.evaluate import evaluate_labels, load_labels
+    from sensors.corpus import collect, evaluate_corpus, load_meta, report
 
     try:
-        clips = load_labels(labels).clips
+        clips = collect(labels, load_meta(meta) if meta else None)
     except DoorwatchError as exc:
         raise _fail(str(exc)) from exc
-    total_frames = sum(c.frames or 0 for c in clips.values()) or 1
+    total_frames = sum(c.labels.frames or 0 for c in clips) or 1
     with typer.progressbar(length=total_frames, label="evaluating", file=sys.stderr) as bar:
         try:
-            results, total = evaluate_labels(labels, progress=bar.update)
+            results = evaluate_corpus(clips, progress=bar.update)
         except DoorwatchError as exc:
             raise _fail(str(exc)) from exc
+    rep = report(results)
     if as_json:
-        payload = {
-            "clips": [
-                {
-                    "clip": r.clip, "tp": r.score.tp, "fp": r.score.fp, "fn": r.score.fn,
-                    "precision": r.score.precision, "recall": r.score.recall, "f1": r.score.f1,
-                    "frames": r.frames, "analysis_fps": round(r.analysis_fps, 1),
-                }
-                for r in results
-            ],
-            "overall": {
-                "tp": total.tp, "fp": total.fp, "fn": total.fn,
-                "precision": total.precision, "recall": total.recall, "f1": total.f1,
-            },
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(rep.model_dump_json(indent=2))
         return
-    typer.echo(f"{'clip':40} {'tp':>3} {'fp':>3} {'fn':>3} {'P':>6} {'R':>6} {'F1':>6} {'fps':>7}")
-    for r in results:
-        sc = r.score
-        typer.echo(
-            f"{r.clip:40} {sc.tp:3d} {sc.fp:3d} {sc.fn:3d} {sc.precision:6.3f} {sc.recall:6.3f} "
-            f"{sc.f1:6.3f} {r.analysis_fps:7.0f}"
-        )
-    typer.echo(
-        f"{'overall':40} {total.tp:3d} {total.fp:3d} {total.fn:3d} {total.precision:6.3f} "
-        f"{total.recall:6.3f} {total.f1:6.3f}"
-    )
+    head = f"{'tp':>3} {'fp':>3} {'fn':>3} {'P':>6} {'R':>6} {'F1':>6}"
+
+    def row(name: str, sc: Any, extra: str = "") -> str:
+        return (f"{name:44} {sc.tp:3d} {sc.fp:3d} {sc.fn:3d} {sc.precision:6.3f} "
+                f"{sc.recall:6.3f} {sc.f1:6.3f}{extra}")
+
+    typer.echo(f"{'clip [split/viewpoint]':44} {head} {'fps':>7}")
+    for clip, r in results:
+        typer.echo(row(f"{clip.name} [{clip.split}/{clip.viewpoint}]"[:44], r.score,
+                       f" {r.analysis_fps:7.0f}"))
+    typer.echo(f"\n{'split / viewpoint':44} {head} {'P>=0.5':>6} {'delay':>6} {'>1s':>4}")
+    for group in (*rep.splits, *rep.viewpoints):
+        typer.echo(row(f"{group.name} ({group.clips} clips, {group.labels} labels)", group.score,
+                       f" {group.confident.precision:6.3f} {group.max_delay_s:5.2f}s"
+                       f" {group.late:4d}"))
+    typer.echo(f"\n{'scene held out (rest pooled)':44} {head} {'rest F1':>7}")
+    for h in rep.hold_out:
+        typer.echo(row(f"{h.scene_id} [{h.split}]"[:44], h.held_out, f" {h.rest.f1:7.3f}"))
+    typer.echo(f"leave-one-scene-out: macro F1 {rep.macro_f1:.3f}, worst scene "
+               f"{rep.worst_scene} F1 {rep.worst_f1:.3f}")

@@ -57,6 +57,10 @@ class ClipLabels(BaseModel):
     frames: int | None = None
     width: int | None = None
     height: int | None = None
+    # Corpus metadata (tests/corpus/README.md): optional so the shared labels stay valid.
+    viewpoint: str | None = None
+    scene_id: str | None = None
+    split: Literal["tuning", "validation"] | None = None
 
 
 class LabelFile(BaseModel):
@@ -96,13 +100,21 @@ class Score(BaseModel):
 
 
 class ClipScore(BaseModel):
-    """A clip's result: score, what was reported, and analysis speed."""
+    """A clip's result: score, what was reported, and analysis speed.
+
+    ``delays`` holds, per passage in ``passages`` order, how many frames after
+    its crossing frame ``feed`` returned it (the agreed budget is 1 s of video);
+    ``confident`` scores only the passages with confidence >= 0.5 (what the
+    agent alerts on at once).
+    """
 
     clip: str
     score: Score
     passages: list[Passage]
     frames: int
     analysis_fps: float
+    delays: list[int] = Field(default_factory=list)
+    confident: Score = Field(default_factory=Score)
 
 
 def _scene_without_description(scene: Scene) -> Scene:
@@ -157,22 +169,29 @@ def evaluate_clip(
 ) -> ClipScore:
     """Run the analyzer over one clip (decoding every frame) and score it."""
     analyzer = DoorwayAnalyzer(_scene_without_description(clip.scene), clip.fps, config)
-    passages: list[Passage] = []
+    returned: list[tuple[Passage, int]] = []
     busy = 0.0
+    index = -1
     with OpenCVSource(video, keep_color=False) as source:
         while (frame := source.read()) is not None:
+            index += 1
             start = time.perf_counter()
-            passages += analyzer.feed(frame)
+            found = analyzer.feed(frame)
             busy += time.perf_counter() - start
+            returned += [(p, index) for p in found]
             if progress is not None:
                 progress(1)
-    passages += analyzer.finish()
+    returned += [(p, index) for p in analyzer.finish()]
+    returned.sort(key=lambda item: item[0].frame)
+    passages = [p for p, _ in returned]
     return ClipScore(
         clip=video.name,
         score=match(passages, clip.events, clip.fps),
-        passages=sorted(passages, key=lambda p: p.frame),
+        passages=passages,
         frames=analyzer.frames,
         analysis_fps=analyzer.frames / busy if busy > 0 else 0.0,
+        delays=[at - p.frame for p, at in returned],
+        confident=match([p for p in passages if p.confidence >= 0.5], clip.events, clip.fps),
     )
 
 

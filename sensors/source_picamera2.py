@@ -9,13 +9,18 @@ rest of doorwatch runs on machines without libcamera.
 
 Frame times come from the request's ``SensorTimestamp`` (nanoseconds), the
 moment the sensor exposed the frame, not when Python got it.
+
+Every capture waits at most ``frame_timeout`` seconds. picamera2's own default
+is to wait for ever, and a camera whose ribbon came loose simply stops
+delivering frames without an error: without the timeout the capture thread
+would hang silently and the agent would never report the camera as failed.
 """
 
 from __future__ import annotations
 
 import io
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import numpy as np
 
@@ -35,6 +40,7 @@ class Picamera2Source:
         main_size: tuple[int, int] = (1280, 720),
         fps: float = 30.0,
         camera_num: int = 0,
+        frame_timeout: float = 2.0,
     ) -> None:
         """Configure and start the camera; HardwareError if picamera2 or the camera is missing."""
         try:
@@ -45,18 +51,31 @@ class Picamera2Source:
             ) from exc
         try:
             self._cam: Any = Picamera2(camera_num)
-            config = self._cam.create_video_configuration(
-                main={"size": main_size, "format": "RGB888"},
-                lores={"size": lores_size, "format": "YUV420"},
-                controls={"FrameRate": fps},
-            )
-            self._cam.configure(config)
-            self._cam.start()
-        except Exception as exc:  # libcamera raises plain RuntimeError/IndexError
-            device = f"camera{camera_num}"
-            raise HardwareError(f"cannot start camera: {exc}", device=device) from exc
+            try:
+                config = self._cam.create_video_configuration(
+                    main={"size": main_size, "format": "RGB888"},
+                    lores={"size": lores_size, "format": "YUV420"},
+                    controls={"FrameRate": fps},
+                )
+                self._cam.configure(config)
+                self._cam.start()
+            except Exception:
+                # Release the camera, or every retry would find it busy until the process exits.
+                self._cam.close()
+                raise
+        except IndexError as exc:  # picamera2 indexes its list of detected cameras
+            raise HardwareError(
+                "no such camera: check the ribbon and camera_auto_detect=1 in config.txt",
+                device=f"camera{camera_num}",
+            ) from exc
+        except Exception as exc:  # libcamera raises plain RuntimeError
+            raise HardwareError(
+                f"cannot start camera: {exc}", device=f"camera{camera_num}"
+            ) from exc
         self._fps = fps
         self._size = lores_size
+        self._device = f"camera{camera_num}"
+        self._timeout = frame_timeout
         self._index = 0
         self._t0: int | None = None
         self._closed = False
@@ -75,7 +94,10 @@ class Picamera2Source:
         """Block until the next frame and return its Y plane."""
         if self._closed:
             return None
-        request = self._cam.capture_request()
+        try:
+            request = self._cam.capture_request(wait=self._timeout)
+        except TimeoutError as exc:
+            self._stalled(exc)
         try:
             yuv = request.make_array("lores")
             stamp = int(request.get_metadata().get("SensorTimestamp", 0))
@@ -95,15 +117,28 @@ class Picamera2Source:
     def snapshot_jpeg(self) -> bytes:
         """Capture the main stream as a JPEG."""
         buffer = io.BytesIO()
-        self._cam.capture_file(buffer, name="main", format="jpeg")
+        try:
+            self._cam.capture_file(buffer, name="main", format="jpeg", wait=self._timeout)
+        except TimeoutError as exc:
+            self._stalled(exc)
         return buffer.getvalue()
+
+    def _stalled(self, exc: TimeoutError) -> NoReturn:
+        # The timed-out job stays queued in picamera2 and would swallow the next frame.
+        self._cam.cancel_all_and_flush()
+        raise HardwareError(
+            f"no frame for {self._timeout:g} s (camera cable or sensor?)", device=self._device
+        ) from exc
 
     def close(self) -> None:
         """Stop and close the camera."""
         if not self._closed:
             self._closed = True
-            self._cam.stop()
-            self._cam.close()
+            try:
+                self._cam.stop()
+            finally:
+                # Always free the camera, or the next Picamera2 cannot acquire it.
+                self._cam.close()
 
     def __enter__(self) -> Self:
         """Return the source."""

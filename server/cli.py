@@ -19,19 +19,31 @@ server_app = typer.Typer(help="The server: consumer, rules, notifications.", no_
 @server_app.command("run")
 def run_command(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Server TOML file")
+        Path | None,
+        typer.Option("--config", "-c", envvar="DOORWATCH_CONFIG", help="Server TOML file"),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
     http_port: Annotated[
         int | None, typer.Option(help="Serve the dashboard on this port (enables http)")
     ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Run without a configuration file, on the built-in "
+                           "defaults (a database in the current folder, anonymous MQTT to "
+                           "127.0.0.1:1883): for development only")
+    ] = False,
 ) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM)."""
     from doorwatch.errors import DoorwatchError
+    from doorwatch.i18n import cli_language, t
     from doorwatch.logs import configure_logging
     from server.config import load_server_settings
     from server.service import run_server
 
+    if config is None and not dev:
+        # Defaults quietly meant a database in whatever folder this ran in and an
+        # anonymous connection to this machine's broker: never what an operator meant.
+        typer.echo(t("server.no_config", cli_language()), err=True)
+        raise typer.Exit(2)
     configure_logging(log_level)
     # The consumer keeps the main thread busy under load; with the default 5 ms
     # GIL switch interval a notification being sent on a worker thread waits in
@@ -63,8 +75,8 @@ def run_command(
 
 def register_server_commands(app: typer.Typer) -> None:
     """Attach the server's command groups to the root CLI."""
+    from server.cli_users import user_app
     from server.device_cli import device_app
-    from server.web.cli import user_app
 
     app.add_typer(server_app, name="server")
     app.add_typer(user_app, name="user")

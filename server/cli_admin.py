@@ -220,17 +220,27 @@ def household_import(
 @household_app.command("assign-device")
 def household_assign_device(
     household_id: Annotated[int, typer.Argument(help="Household id")],
-    device: Annotated[str, typer.Argument(help="Device id (registered if new)")],
+    device: Annotated[str, typer.Argument(help="Device id (provisioned with `device provision`)")],
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Assign a device to a household (ending its earlier assignment)."""
-    from server.domain.devices import register_device
+    """Assign a provisioned device to a household (ending its earlier assignment)."""
+    from doorwatch.i18n import t
+    from server.domain.devices import assign_device
+    from server.domain.errors import NotFoundError
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await register_device(db, device, household_id=household_id, actor=actor_name(actor))
+    async def action(db: Database, _s: ServerSettings) -> bool:
+        try:
+            await assign_device(db, device, household_id, actor=actor_name(actor))
+        except NotFoundError as exc:
+            if exc.kind != "device":
+                raise
+            return False  # a typo or a device never provisioned: nothing would ever report
+        return True
 
-    run_with_db(config, action)
+    if not run_with_db(config, action):
+        typer.echo(t("cli.device_unknown", cli_language(), device=device), err=True)
+        raise typer.Exit(1)
     _done(f"{device} -> household {household_id}")
 
 
@@ -346,12 +356,16 @@ def worker_list(
 ) -> None:
     """List workers and supervisors."""
     from server.domain.people import Role, Worker, list_workers
+    from server.notify.privacy import private_urls
 
     async def action(db: Database, _s: ServerSettings) -> list[Worker]:
         return await list_workers(db, role=Role(role) if role else None,
                                   grid_id=await resolve_grid(db, grid))
 
-    print_models(run_with_db(config, action), _WORKER_COLUMNS, as_json=as_json)
+    # URLs are credentials: shown as Apprise renders them with privacy (see docs/security.md).
+    workers = [w.model_copy(update={"apprise_urls": private_urls(w.apprise_urls)})
+               for w in run_with_db(config, action)]
+    print_models(workers, _WORKER_COLUMNS, as_json=as_json)
 
 
 @worker_app.command("update")

@@ -53,8 +53,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines inste
 
 
 def cli_language() -> str:
-    """Language of messages: DOORWATCH_LANG, else LANG."""
-    return os.environ.get("DOORWATCH_LANG") or os.environ.get("LANG") or "zh_CN"
+    """Language of messages (see :func:`doorwatch.i18n.cli_language`)."""
+    from doorwatch.i18n import cli_language as language
+
+    return language()
 
 
 def actor_name(actor: str | None) -> str:

@@ -172,6 +172,11 @@ class HttpSettings(_Section):
         True, description="Send the session cookie over HTTPS only; turn off only when the "
         "dashboard is served over plain HTTP (browsers allow it on localhost either way)"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses of reverse proxies whose X-Forwarded-For "
+        "names the client; login throttling counts per source address, so list only your "
+        "own proxies (anyone else could pick any source by sending the header)"
+    )
 
 
 class ServerSettings(BaseSettings):

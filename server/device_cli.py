@@ -8,7 +8,6 @@ server database (``--config``, the server's TOML) and the broker directory
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -30,7 +29,9 @@ ConfigOption = Annotated[
 
 
 def _lang() -> str:
-    return os.environ.get("LANG", "zh_CN")
+    from doorwatch.i18n import cli_language
+
+    return cli_language()
 
 
 def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[T]]) -> T:

@@ -75,6 +75,8 @@ async def serve(
     try:
         await sender.warm_up()  # before subscribing (see warm_up)
         web = await start_web(db, settings) if settings.http.enabled else None
+        if web is not None:
+            web.app.state.commands = link  # the dashboard's commands to devices (door line)
     except BaseException:
         await db.close()
         raise

@@ -9,13 +9,12 @@ cannot both succeed, and the loser gets a clear refusal.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from doorwatch.csvsafe import csv_text
 from doorwatch.timeutil import to_ts
 from server.audit import audit
 from server.clock import Clock, SystemClock
@@ -23,6 +22,7 @@ from server.db.base import Database, Row
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError
 from server.incidents import IncidentKind, IncidentOutcome, IncidentState
+from server.notify.privacy import private_url
 
 __all__ = [
     "Incident",
@@ -130,7 +130,7 @@ class IncidentNotification(BaseModel):
     worker_id: int | None
     recipient: str | None
     purpose: str
-    url: str
+    url: str = Field(description="Apprise's privacy rendering of the URL (secrets masked)")
     state: str
     attempts: int
     last_error: str | None
@@ -254,7 +254,8 @@ async def incident_notifications(db: Database, incident_id: int) -> list[Inciden
     )
     return [IncidentNotification(
         id=int(r["id"]), worker_id=_int(r["worker_id"]), recipient=r["recipient"],
-        purpose=r["purpose"], url=r["url"], state=r["state"], attempts=int(r["attempts"]),
+        purpose=r["purpose"], url=private_url(r["url"]), state=r["state"],
+        attempts=int(r["attempts"]),
         last_error=r["last_error"], created_at=when(r["created_at"]),
         delivered_at=when(r["delivered_at"])) for r in rows]
 
@@ -267,22 +268,20 @@ _CSV_COLUMNS = [
 
 
 def export_incidents_csv(incidents: list[Incident], timezone: str = "UTC") -> str:
-    """Incidents as CSV (UTF-8 text; times local to ``timezone``) for supervisors' spreadsheets."""
+    """Incidents as CSV (UTF-8 text; times local to ``timezone``) for supervisors' spreadsheets.
+
+    Written by :func:`doorwatch.csvsafe.csv_text`, the one CSV writer of every
+    export, so no cell is run as a spreadsheet formula.
+    """
     zone = ZoneInfo(timezone)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(_CSV_COLUMNS)
 
     def local(moment: datetime | None) -> str:
         return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
-    for i in incidents:
-        response = i.response_s
-        writer.writerow([
-            i.id, i.kind.value, i.severity, i.state.value, i.household or "", i.address or "",
-            i.grid or "", i.device_id or "", local(i.opened_at), local(i.acknowledged_at),
-            i.acknowledged_by or "", "" if response is None else f"{response:.0f}",
-            local(i.resolved_at), i.resolved_by or "", i.outcome.value if i.outcome else "",
-            i.note or "", local(i.escalated_at), i.reminders, i.events,
-        ])
-    return out.getvalue()
+    return csv_text(_CSV_COLUMNS, ((
+        i.id, i.kind.value, i.severity, i.state.value, i.household or "", i.address or "",
+        i.grid or "", i.device_id or "", local(i.opened_at), local(i.acknowledged_at),
+        i.acknowledged_by or "", "" if i.response_s is None else f"{i.response_s:.0f}",
+        local(i.resolved_at), i.resolved_by or "", i.outcome.value if i.outcome else "",
+        i.note or "", local(i.escalated_at), i.reminders, i.events,
+    ) for i in incidents))

@@ -20,6 +20,7 @@ from server.audit import audit
 from server.db.base import Database, Row, Transaction
 from server.domain.common import dumps, fetch_required, loads_list, when
 from server.domain.errors import InvalidChangeError
+from server.notify.privacy import private_url
 
 __all__ = [
     "Grid",
@@ -54,7 +55,7 @@ def check_apprise_url(url: str) -> str:
     import apprise  # heavy: only when a URL is actually checked
 
     if not apprise.Apprise().add(url):
-        raise ValueError(f"Apprise does not understand the URL {url!r}")
+        raise ValueError(f"Apprise does not understand the URL {private_url(url)!r}")
     return url
 
 
@@ -250,6 +251,12 @@ async def update_worker(
                 f"UPDATE workers SET {sets}, updated_at = ? WHERE id = ?",  # noqa: S608 - names from the model
                 (*fields.values(), now_ts(), worker_id),
             )
+            if fields.get("active") == 0:
+                # Their dashboard users lose access at once (checked on every request);
+                # ending the sessions too means enabling the worker again does not
+                # bring old sessions back to life.
+                await tx.execute("DELETE FROM web_sessions WHERE user_id IN "
+                                 "(SELECT id FROM users WHERE worker_id = ?)", (worker_id,))
             await audit(tx, actor, "worker.update", f"worker:{worker_id}", ", ".join(fields))
         return await get_worker(tx, worker_id)
 

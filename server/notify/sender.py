@@ -42,7 +42,9 @@ def send_with_apprise(url: str, title: str, body: str) -> DeliveryOutcome:
     try:
         ok = bool(sender.notify(title=title, body=body))
     except Exception as exc:
-        return DeliveryOutcome(False, f"{type(exc).__name__}: {exc}")
+        # Only the type: a message from deep inside a plugin may quote the URL, and this
+        # text is stored and shown on the incident page.
+        return DeliveryOutcome(False, f"{type(exc).__name__} while sending")
     return DeliveryOutcome(ok, None if ok else "the channel did not accept the message")
 
 

@@ -19,7 +19,8 @@ from server.config import ServerSettings
 from server.db.base import Database
 from server.web.deps import CsrfError, ForbiddenError, NotLoggedInError, wants_html
 from server.web.render import language_of, render
-from server.web.sessions import Backoff, load_secret
+from server.web.sessions import load_secret
+from server.web.throttle import Backoff
 
 __all__ = ["SESSION_COOKIE", "create_app"]
 
@@ -59,7 +60,15 @@ async def create_app(
     db: Database, settings: ServerSettings, *, backoff: Backoff | None = None
 ) -> FastAPI:
     """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
-    from server.web import routes_api, routes_auth, routes_pages, routes_people, routes_system
+    from server.web import (
+        routes_aim,
+        routes_api,
+        routes_auth,
+        routes_pages,
+        routes_people,
+        routes_system,
+        routes_users,
+    )
 
     app = FastAPI(
         title="doorwatch",
@@ -86,7 +95,9 @@ async def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
-                   routes_people.router, routes_api.login_router, routes_api.router):
+                   routes_people.router, routes_users.router, routes_aim.router,
+                   routes_api.login_router,
+                   routes_api.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
@@ -132,10 +143,28 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _json_errors(exc: RequestValidationError) -> list[Any]:
-    """The errors as plain JSON: a validator's ``ctx`` holds the exception object itself,
-    which JSONResponse cannot serialize (that turned a 422 into a 500)."""
-    return [{**e, "ctx": {k: str(v) for k, v in e["ctx"].items()}} if e.get("ctx") else e
-            for e in exc.errors()]
+    """The errors as plain JSON.
+
+    Pydantic's error dicts hold Python objects JSONResponse cannot encode: a
+    validator's ``ctx`` holds the exception itself, and ``input`` is the raw
+    body as bytes when it was not sent as JSON (``text/plain`` or no content
+    type). Both turned an unauthenticated 422 into a 500. The input is not
+    echoed back at all: on ``/api/login`` it is the password.
+    """
+    return [_plain({k: v for k, v in e.items() if k != "input"}) for e in exc.errors()]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with everything that is not JSON already turned into text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 def _error(request: Request, status: int, key: str, detail: str = "") -> Response:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 
+from doorwatch.csvsafe import csv_text
 from server.db.base import Row
 from server.web.render import label, local_time, seconds_between
 
@@ -22,31 +21,22 @@ def incidents_csv(rows: Iterable[Row], zone: str, language: str) -> str:
     """Incidents as CSV text with a header row; times in the dashboard's time zone.
 
     Starts with a UTF-8 byte order mark so spreadsheet programs read the
-    Chinese text correctly. Cells that a spreadsheet would run as a formula
-    are prefixed with a quote.
+    Chinese text correctly. Cells go through :func:`doorwatch.csvsafe.safe_cell`
+    (no spreadsheet formulas), like every export.
     """
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        to_ack = seconds_between(row["opened_at"], row["acknowledged_at"]) \
-            if row["acknowledged_at"] else None
-        writer.writerow([_cell(v) for v in (
-            row["id"], local_time(row["opened_at"], zone),
-            label("incident.kind", row["kind"], language), row["severity"],
-            label("web.state", row["state"], language), row.get("grid") or "",
-            row["household"] or "", row["address"] or "", row["device_id"] or "",
-            local_time(row["acknowledged_at"], zone), row["acknowledged_by"] or "",
-            "" if to_ack is None else round(to_ack), local_time(row["resolved_at"], zone),
-            row["resolved_by"] or "",
-            label("web.outcome", row["outcome"], language),
-            row["note"] or "",
-        )])
-    return out.getvalue()
+    return csv_text(CSV_COLUMNS, (_row(row, zone, language) for row in rows), bom=True)
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+def _row(row: Row, zone: str, language: str) -> tuple[object, ...]:
+    to_ack = seconds_between(row["opened_at"], row["acknowledged_at"]) \
+        if row["acknowledged_at"] else None
+    return (
+        row["id"], local_time(row["opened_at"], zone),
+        label("incident.kind", row["kind"], language), row["severity"],
+        label("web.state", row["state"], language), row.get("grid") or "",
+        row["household"] or "", row["address"] or "", row["device_id"] or "",
+        local_time(row["acknowledged_at"], zone), row["acknowledged_by"] or "",
+        "" if to_ack is None else round(to_ack), local_time(row["resolved_at"], zone),
+        row["resolved_by"] or "", label("web.outcome", row["outcome"], language),
+        row["note"] or "",
+    )

@@ -13,6 +13,7 @@ from doorwatch.timeutil import to_ts, utcnow
 from server.db.base import Database
 from server.web.metrics_rejected import rejected_by_device
 from server.web.queries import HEARTBEAT_STALE_S
+from server.web.throttle import locked_now, login_counts
 
 __all__ = ["render_metrics"]
 
@@ -29,9 +30,12 @@ _QUERIES = {
 class _Snapshot(Collector):
     """Metric families from values read just before the scrape is rendered."""
 
-    def __init__(self, values: dict[str, float], open_by_kind: dict[str, float]):
+    def __init__(self, values: dict[str, float], open_by_kind: dict[str, float],
+                 logins: dict[str, float], locked: dict[str, float]):
         self._values = values
         self._open = open_by_kind
+        self._logins = logins
+        self._locked = locked
 
     def collect(self) -> Iterator[Metric]:
         v = self._values
@@ -53,6 +57,18 @@ class _Snapshot(Collector):
         yield GaugeMetricFamily("doorwatch_devices", "Registered devices", value=v["devices"])
         yield GaugeMetricFamily("doorwatch_devices_online",
                                 "Devices online with a recent heartbeat", value=v["online"])
+        logins = CounterMetricFamily("doorwatch_login_attempts",
+                                     "Dashboard and API login attempts by outcome "
+                                     "(success, failed, throttled)", labels=["outcome"])
+        for outcome, count in sorted(self._logins.items()):
+            logins.add_metric([outcome], count)
+        yield logins
+        locked = GaugeMetricFamily("doorwatch_login_locked",
+                                   "Login throttles in force: user_source pairs and sources",
+                                   labels=["scope"])
+        for scope, count in sorted(self._locked.items()):
+            locked.add_metric([scope], count)
+        yield locked
 
 
 async def render_metrics(db: Database) -> bytes:
@@ -70,6 +86,7 @@ async def render_metrics(db: Database) -> bytes:
     rows = await db.fetch_all(
         "SELECT kind, COUNT(*) AS n FROM incidents WHERE state != 'resolved' GROUP BY kind")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(values, {r["kind"]: float(r["n"]) for r in rows}))
+    registry.register(_Snapshot(values, {r["kind"]: float(r["n"]) for r in rows},
+                                await login_counts(db), await locked_now(db)))
     registry.register(await rejected_by_device(db))
     return generate_latest(registry)

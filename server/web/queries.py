@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from doorwatch.timeutil import from_ts, to_ts, utcnow
 from server.db.base import Database, Row
 from server.incidents import IncidentKind, IncidentState
+from server.notify.privacy import private_url
 from server.web.scope import household_scope
 from server.web.users import User
 
@@ -148,7 +149,7 @@ async def incident_detail(db: Database, user: User, incident_id: int) -> dict[st
         "ORDER BY a.at", (incident_id,),
     )
     for note in notifications:
-        note["url"] = _redact_url(str(note["url"]))
+        note["url"] = private_url(str(note["url"]))
         note["attempt_log"] = [a for a in attempts if a["notification_id"] == note["id"]]
     history = await db.fetch_all(
         "SELECT at, actor, action, detail FROM audit_log WHERE subject = ? ORDER BY at, id",
@@ -156,13 +157,6 @@ async def incident_detail(db: Database, user: User, incident_id: int) -> dict[st
     )
     return {"incident": incident, "events": events, "notifications": notifications,
             "history": history}
-
-
-def _redact_url(url: str) -> str:
-    """Apprise URLs carry tokens and passwords: show the scheme and host only."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}/…" if rest else url
 
 
 async def snapshot_jpeg(db: Database, user: User, incident_id: int, event_id: str) -> bytes | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Annotated
@@ -20,13 +21,8 @@ from server.web.deps import (
     current_user,
 )
 from server.web.render import language_of, render
-from server.web.sessions import (
-    check_backoff,
-    clear_failures,
-    end_session,
-    record_failure,
-    start_session,
-)
+from server.web.sessions import end_session, start_session
+from server.web.throttle import attempt_failed, attempt_succeeded, begin_attempt, source_of
 from server.web.users import Role, User, get_user_by_name, set_language, verify_password
 
 __all__ = ["LoginOutcome", "attempt_login", "router", "safe_next"]
@@ -67,22 +63,34 @@ class LoginOutcome:
 async def attempt_login(
     request: Request, db: Db, username: str, password: str
 ) -> LoginOutcome:
-    """Check a password with backoff; on success start a session in the cookie."""
-    wait = await check_backoff(db, username)
+    """Check a password, throttled per user name and source; on success start a session.
+
+    Unknown (or disabled) users go through the same steps as a wrong password,
+    including one argon2 verification against a dummy hash, so the answer's
+    timing does not tell which user names exist.
+    """
+    source = source_of(request)
+    policy = request.app.state.backoff
+    wait = await begin_attempt(db, username, source, policy)
     if wait > 0:
+        log.warning("login throttled", extra={"username": username[:64], "source": source,
+                                               "wait_s": round(wait)})
         return LoginOutcome(error_key="web.login.locked", wait_s=wait, status=429)
     found = await get_user_by_name(db, username)
-    if found is None or not verify_password(found[1], password):
-        lock = await record_failure(db, username, request.app.state.backoff)
-        log.warning("login failed", extra={"username": username[:64], "lock_s": lock})
+    # argon2 takes tens of milliseconds of CPU: on a thread, so other requests keep going.
+    ok = await asyncio.to_thread(verify_password, found[1] if found else None, password)
+    if found is None or not ok:
+        await attempt_failed(db, username, source)
+        log.warning("login failed", extra={"username": username[:64], "source": source})
         return LoginOutcome(error_key="web.login.failed", status=401)
     user = found[0]
-    await clear_failures(db, username)
+    await attempt_succeeded(db, username, source, policy)
     # A fresh session token and CSRF token on login (no session fixation).
     request.session.clear()
-    request.session["sid"] = await start_session(db, user)
+    request.session["sid"] = await start_session(db, user, source)
     csrf_token(request)
-    log.info("login", extra={"username": user.username, "role": user.role.value})
+    log.info("login", extra={"username": user.username, "role": user.role.value,
+                             "source": source})
     return LoginOutcome(user=user)
 
 

@@ -18,7 +18,7 @@ from server.web.charts import (
 )
 from server.web.deps import CASEWORK, OVERSEERS, Db, Settings, csrf_protect, require
 from server.web.export import incidents_csv
-from server.web.forms import parse_query
+from server.web.forms import parse_id, parse_query
 from server.web.live import incident_events
 from server.web.queries import (
     IncidentFilter,
@@ -68,11 +68,18 @@ async def incidents_export(
 
 @router.get("/live/incidents")
 async def live_incidents(
-    request: Request, db: Db, user: Casework, after: int | None = None
+    request: Request, db: Db, user: Casework, after: str | None = None
 ) -> Response:
-    """Server-sent events announcing incidents opened after ``after`` (or Last-Event-ID)."""
-    header = request.headers.get("last-event-id", "")
-    start = int(header) if header.isdigit() else after
+    """Server-sent events announcing incidents opened after ``after`` (or Last-Event-ID).
+
+    Both are checked before the stream starts: a bad value is a 400, not a
+    stream that breaks after its first frame.
+    """
+    header = request.headers.get("last-event-id")
+    if header:
+        start: int | None = parse_id(header, "Last-Event-ID")
+    else:
+        start = parse_id(after, "after") if after else None
     if start is None:
         start = await latest_incident_id(db)
     return StreamingResponse(incident_events(request, db, user, start),
@@ -143,9 +150,7 @@ async def resolve(
 async def charts_page(request: Request, db: Db, settings: Settings, user: Overseer) -> Response:
     """Incidents per day by kind; median time to acknowledge per grid."""
     lang = language_of(request, user)
-    days = int(request.query_params.get("days", "14")) if request.query_params.get(
-        "days", "14").isdigit() else 14
-    days = min(max(days, 1), 90)
+    days = min(max(parse_id(request.query_params.get("days") or "14", "days"), 1), 90)
     axis, counts = await incidents_per_day(db, user, settings.notify.timezone, days)
     labels = {k: label("incident.kind", k, lang) for k in counts}
     per_day = stacked_days_svg(axis, counts, labels, t("web.charts.per_day", lang, days=days))

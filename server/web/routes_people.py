@@ -1,4 +1,4 @@
-"""Households, permitted leaves, daily follow-ups; devices; audit log; users."""
+"""Households, permitted leaves, daily follow-ups; devices; audit log."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from server.web.queries import (
     visible_household,
 )
 from server.web.render import render
-from server.web.users import Role, User, UserError, create_user, list_users
+from server.web.users import Role, User
 
 __all__ = ["router"]
 
@@ -151,27 +151,3 @@ async def audit_page(request: Request, db: Db, user: Overseer) -> Response:
     rows = await audit_entries(db, actor=actor, action=action)
     return render(request, "audit.html", user, rows=rows, actor=actor or "",
                   action=action or "")
-
-
-@router.get("/users")
-async def users_page(request: Request, db: Db, user: Admin) -> Response:
-    """Dashboard users and a form to add one."""
-    workers = await db.fetch_all("SELECT id, name FROM workers ORDER BY name")
-    return render(request, "users.html", user, users=await list_users(db), workers=workers,
-                  roles=list(Role), error=request.query_params.get("error"))
-
-
-@router.post("/users")
-async def add_user(
-    db: Db, user: Admin, username: Annotated[str, Form()], password: Annotated[str, Form()],
-    role: Annotated[str, Form()], language: Annotated[str, Form()] = "zh_CN",
-    worker_id: Annotated[str, Form()] = "",
-) -> Response:
-    """Create a user (admin only)."""
-    try:
-        await create_user(db, username, password, role, language=language,
-                          worker_id=int(worker_id) if worker_id.isdigit() else None,
-                          actor=user.username)
-    except UserError as exc:
-        return RedirectResponse(f"/users?error={exc.field}", status_code=303)
-    return RedirectResponse("/users", status_code=303)

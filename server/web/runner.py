@@ -45,8 +45,13 @@ class WebServer:
         host, port = sock.getsockname()[:2]
         self.host: str = host
         self.port: int = port
+        proxies: list[str] = app.state.settings.http.trusted_proxies
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default; the client address
+        # decides login throttling, so only configured proxies may set it.
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3, server_header=False)
+                                timeout_graceful_shutdown=3, server_header=False,
+                                proxy_headers=bool(proxies),
+                                forwarded_allow_ips=",".join(proxies) or "")
         self._server = _EmbeddedUvicorn(config)
 
     @property

@@ -1,4 +1,4 @@
-"""Login sessions kept in the database, failed-login backoff, the cookie signing key.
+"""Login sessions kept in the database, and the cookie signing key.
 
 The browser's cookie (signed by Starlette's SessionMiddleware) carries only a
 random session token and a CSRF token; the token's SHA-256 is the key of a
@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from doorwatch.timeutil import from_ts, now_ts, to_ts, utcnow
+from doorwatch.timeutil import now_ts, to_ts, utcnow
 from server.audit import audit
-from server.db.base import Database
+from server.db.base import Database, Transaction
 from server.web.users import User, get_user
 
 __all__ = [
-    "Backoff",
-    "check_backoff",
-    "clear_failures",
     "end_session",
+    "end_user_sessions",
     "load_secret",
-    "record_failure",
     "session_user",
     "start_session",
 ]
@@ -49,8 +45,8 @@ async def load_secret(db: Database, name: str = "session_key") -> str:
     return str(row["value"])
 
 
-async def start_session(db: Database, user: User) -> str:
-    """Open a session for ``user`` (audited); return the token for the cookie."""
+async def start_session(db: Database, user: User, source: str | None = None) -> str:
+    """Open a session for ``user`` (audited with the source address); return the token."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     async with db.transaction() as tx:
@@ -60,12 +56,18 @@ async def start_session(db: Database, user: User) -> str:
             (_digest(token), user.id, to_ts(now), to_ts(now + SESSION_LIFETIME)),
         )
         await tx.execute("DELETE FROM web_sessions WHERE expires_at < ?", (to_ts(now),))
-        await audit(tx, user.username, "user.login", f"user:{user.id}")
+        await audit(tx, user.username, "user.login", f"user:{user.id}",
+                    f"source={source}" if source else None)
     return token
 
 
 async def session_user(db: Database, token: str | None) -> User | None:
-    """The user whose unexpired session ``token`` is, if any."""
+    """The user whose unexpired session ``token`` is, if any.
+
+    Called on every request: the user (and the worker it is linked to) is read
+    again each time, so disabling either, or changing the role, takes effect
+    on the very next request of an open session.
+    """
     if not token:
         return None
     row = await db.fetch_one(
@@ -82,53 +84,6 @@ async def end_session(db: Database, token: str, user: User) -> None:
         await audit(tx, user.username, "user.logout", f"user:{user.id}")
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How failed logins slow down further attempts for one user name."""
-
-    free_attempts: int = 5
-    first_lock_s: float = 30.0
-    max_lock_s: float = 900.0
-
-    def lock_for(self, failures: int) -> float:
-        """Seconds to refuse logins after ``failures`` consecutive failures."""
-        if failures < self.free_attempts:
-            return 0.0
-        return min(self.first_lock_s * 2.0 ** (failures - self.free_attempts), self.max_lock_s)
-
-
-async def check_backoff(db: Database, username: str, now: datetime | None = None) -> float:
-    """Seconds until ``username`` may try again (0 when not locked)."""
-    row = await db.fetch_one("SELECT locked_until FROM login_failures WHERE username = ?",
-                             (username.strip().lower(),))
-    if row is None or row["locked_until"] is None:
-        return 0.0
-    remaining = (from_ts(row["locked_until"]) - (now or utcnow())).total_seconds()
-    return max(remaining, 0.0)
-
-
-async def record_failure(db: Database, username: str, policy: Backoff) -> float:
-    """Count a failed login for ``username`` (audited); return the lock in seconds."""
-    key = username.strip().lower()
-    now = utcnow()
-    async with db.transaction() as tx:
-        row = await tx.fetch_one("SELECT failures FROM login_failures WHERE username = ?", (key,))
-        failures = (int(row["failures"]) if row else 0) + 1
-        lock = policy.lock_for(failures)
-        locked_until = to_ts(now + timedelta(seconds=lock)) if lock else None
-        await tx.execute(
-            "INSERT INTO login_failures (username, failures, last_failed_at, locked_until) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
-            "failures = excluded.failures, last_failed_at = excluded.last_failed_at, "
-            "locked_until = excluded.locked_until",
-            (key, failures, to_ts(now), locked_until),
-        )
-        await audit(tx, key[:64], "user.login_failed", None, f"failures={failures}")
-    return lock
-
-
-async def clear_failures(db: Database, username: str) -> None:
-    """Forget failed logins after a successful one."""
-    async with db.transaction() as tx:
-        await tx.execute("DELETE FROM login_failures WHERE username = ?",
-                         (username.strip().lower(),))
+async def end_user_sessions(tx: Transaction, user_id: int) -> int:
+    """End every session of ``user_id`` (inside the caller's transaction); return how many."""
+    return await tx.execute("DELETE FROM web_sessions WHERE user_id = ?", (user_id,))

@@ -6,6 +6,7 @@ their row in ``workers``, which decides which households they may see.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,6 +23,7 @@ __all__ = [
     "Role",
     "User",
     "UserError",
+    "check_password",
     "create_user",
     "get_user",
     "get_user_by_name",
@@ -30,6 +32,11 @@ __all__ = [
     "set_language",
     "verify_password",
 ]
+
+# A user may act only while both the user and the worker it is linked to (if
+# any) are active: a worker marked inactive loses the dashboard at once.
+_ACTIVE = ("FROM users u LEFT JOIN workers w ON w.id = u.worker_id "
+           "WHERE u.active = 1 AND (u.worker_id IS NULL OR w.active = 1)")
 
 _HASHER = PasswordHasher()
 # Verifying against this when the user does not exist costs the same time as a
@@ -64,6 +71,7 @@ class User:
     role: Role
     language: str
     worker_id: int | None
+    active: bool = True
 
     @classmethod
     def from_row(cls, row: Row) -> User:
@@ -71,7 +79,8 @@ class User:
         worker = row["worker_id"]
         return cls(id=int(row["id"]), username=str(row["username"]), role=Role(row["role"]),
                    language=str(row["language"]),
-                   worker_id=int(worker) if worker is not None else None)
+                   worker_id=int(worker) if worker is not None else None,
+                   active=bool(row["active"]))
 
     @property
     def sees_all_households(self) -> bool:
@@ -85,7 +94,12 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    """Check ``password`` against ``stored_hash`` in constant-ish time."""
+    """Check ``password`` against ``stored_hash``; with ``None`` (no such user) check a dummy.
+
+    Callers must call this for unknown users too, so that both take one
+    argon2 verification and the time does not tell which names exist. It is
+    CPU-bound for tens of milliseconds: run it on a thread from async code.
+    """
     try:
         return _HASHER.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -105,11 +119,10 @@ async def create_user(
     except ValueError:
         raise UserError(f"must be one of {', '.join(r.value for r in Role)}",
                         field="role") from None
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    check_password(password)
     if role is Role.WORKER and worker_id is None:
         raise UserError("a grid worker's user must be linked to a worker", field="worker_id")
-    password_hash = hash_password(password)
+    password_hash = await asyncio.to_thread(hash_password, password)
     async with db.transaction() as tx:
         if await tx.fetch_one("SELECT id FROM users WHERE username = ?", (name,)):
             raise UserError(f"user {name!r} already exists", field="username")
@@ -129,22 +142,31 @@ async def create_user(
         return int(row["id"])
 
 
+def check_password(password: str) -> None:
+    """Refuse a password too short to be one (:class:`UserError` on ``password``)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
+
+
 async def get_user(db: Database, user_id: int) -> User | None:
-    """The active user with ``user_id``, if any."""
-    row = await db.fetch_one("SELECT * FROM users WHERE id = ? AND active = 1", (user_id,))
+    """The user with ``user_id`` if they may log in (user and linked worker active)."""
+    row = await db.fetch_one(f"SELECT u.* {_ACTIVE} AND u.id = ?", (user_id,))
     return User.from_row(row) if row else None
 
 
 async def get_user_by_name(db: Database, username: str) -> tuple[User, str] | None:
-    """The active user named ``username`` and their password hash."""
-    row = await db.fetch_one("SELECT * FROM users WHERE username = ? AND active = 1",
+    """The user named ``username`` who may log in, and their password hash."""
+    row = await db.fetch_one(f"SELECT u.* {_ACTIVE} AND u.username = ?",
                              (username.strip(),))
     return (User.from_row(row), str(row["password_hash"])) if row else None
 
 
-async def list_users(db: Database) -> list[User]:
-    """Every active user, by name."""
-    rows = await db.fetch_all("SELECT * FROM users WHERE active = 1 ORDER BY username")
+async def list_users(db: Database, *, include_inactive: bool = False) -> list[User]:
+    """Users by name: those who may log in, or every one with ``include_inactive``."""
+    if include_inactive:
+        rows = await db.fetch_all("SELECT * FROM users ORDER BY username")
+    else:
+        rows = await db.fetch_all(f"SELECT u.* {_ACTIVE} ORDER BY u.username")
     return [User.from_row(r) for r in rows]
 
 

@@ -82,7 +82,7 @@ def test_provision_install_connect_revoke(running: Mosquitto, tmp_path: Path) ->
                           "--config-dir", str(tmp_path / "etc"),
                           "--data-dir", str(tmp_path / "data"))
     assert installed.returncode == 0, installed.stderr
-    assert (tmp_path / "etc" / "device.toml").exists()
+    assert (tmp_path / "etc" / "agent.toml").exists()
     password = _stored(tmp_path / "data" / "credentials.json")
     device = connect(running, "door-c", password, ca_file=tmp_path / "etc" / "ca.crt")
     assert not device.refused

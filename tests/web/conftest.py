@@ -8,16 +8,20 @@ suite fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from server.config import ServerSettings, load_server_settings
 from server.db import Database, open_database
 from server.web import create_app
+from server.web.runner import WebServer, _bind
 from tests.web.helpers import Seed, seed
 
 
@@ -66,3 +70,35 @@ async def client(db: Database, settings: ServerSettings) -> AsyncIterator[httpx.
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
         yield http
+
+
+@dataclass
+class Served:
+    """The app served by uvicorn on a loopback port, as ``server run`` serves it."""
+
+    url: str
+    app: FastAPI
+
+    def client(self, source: str = "127.0.0.1") -> httpx.AsyncClient:
+        """An HTTP client whose connections come from ``source`` (any 127.x.y.z address)."""
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        return httpx.AsyncClient(base_url=self.url, transport=transport, timeout=30)
+
+
+@pytest.fixture
+async def served(db: Database, settings: ServerSettings) -> AsyncIterator[Served]:
+    """The dashboard on a real socket (plain HTTP, so the cookie is not Secure-only)."""
+    settings.http = settings.http.model_copy(update={"cookie_secure": False})
+    app = await create_app(db, settings)
+    web = WebServer(app, _bind("127.0.0.1", 0))
+    task = asyncio.create_task(web.run())
+    async with httpx.AsyncClient() as probe:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                if (await probe.get(f"{web.url}/healthz")).status_code == 200:
+                    break
+            await asyncio.sleep(0.02)
+    yield Served(web.url, app)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -70,6 +70,15 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/api/households/{hh}/end-quarantine", OVERSEERS, {"reason": "negative test"}),
     ("POST", "/api/users", {ADMIN},
      {"username": "api-{who}", "password": "long enough pw", "role": "installer"}),
+    ("GET", "/account/password", EVERYONE, None),
+    ("POST", "/users/{user}/disable", {ADMIN}, {}),
+    ("POST", "/users/{user}/enable", {ADMIN}, {}),
+    ("POST", "/users/{user}/password", {ADMIN}, {"password": "another long pw"}),
+    ("POST", "/users/{user}/delete", {ADMIN}, {"confirm": "yes"}),
+    # Last: it ends the user's other sessions (this client gets a fresh one).
+    ("POST", "/account/password", EVERYONE,
+     {"current": "correct horse battery", "password": "new pw of {who}",
+      "repeat": "new pw of {who}"}),
 ]
 # Routes outside the matrix on purpose: public ones and the endless live stream
 # (its role check is tested separately).
@@ -82,6 +91,13 @@ async def _leave(db: Database, household_id: int) -> int:
     start = utcnow() + timedelta(days=1)
     return await actions.grant_leave(db, household_id, start, start + timedelta(hours=2),
                                      "setup", "test")
+
+
+async def _victim(db: Database) -> int:
+    """The user the admin's user-management routes act on (another grid's worker)."""
+    row = await db.fetch_one("SELECT id FROM users WHERE username = 'west'")
+    assert row is not None
+    return int(row["id"])
 
 
 def _fill(path: str, ids: dict[str, object]) -> str:
@@ -110,7 +126,8 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
     assert isinstance(transport, httpx.ASGITransport)
     app = transport.app
     listed = {(m, p.replace("{inc}", "{incident_id}").replace("{hh}", "{household_id}")
-               .replace("{leave}", "{leave_id}").replace("none.jpg", "{event_id}.jpg"))
+               .replace("{leave}", "{leave_id}").replace("none.jpg", "{event_id}.jpg")
+               .replace("{user}", "{user_id}"))
               for m, p, _, _ in ROUTES} | PUBLIC
     found = {(method, route.path) for route in app.routes  # type: ignore[attr-defined]
              if isinstance(route, APIRoute) for method in route.methods}
@@ -120,7 +137,7 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
 async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: Seed,
                                           db: Database) -> None:
     ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
-           "leave": await _leave(db, seeded.households["east"])}
+           "leave": await _leave(db, seeded.households["east"]), "user": await _victim(db)}
     csrf = csrf_from((await client.get("/login")).text)  # a valid token: test auth, not CSRF
     for method, path, _, body in ROUTES:
         url = _fill(path, ids)
@@ -136,9 +153,10 @@ async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: See
 async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who: str) -> None:
     csrf = await login(client, who)
     problems = []
+    victim = await _victim(db)
     for method, path, allowed, body in ROUTES:
         ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
-               "leave": await _leave(db, seeded.households["east"])}
+               "leave": await _leave(db, seeded.households["east"]), "user": victim}
         url = _fill(path, ids)
         response = await client.send(_send(client, method, url, body, csrf, who))
         if who in allowed:
@@ -198,6 +216,10 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     ("/households/{hh}/leaves", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "reason": "r"}),
     ("/users", {"username": "mallory", "password": "long enough pw", "role": "admin"}),
+    ("/users/{user}/disable", {}),
+    ("/users/{user}/delete", {"confirm": "yes"}),
+    ("/account/password", {"current": "correct horse battery", "password": "mallory's pw1",
+                           "repeat": "mallory's pw1"}),
     ("/language", {"lang": "en"}),
     ("/logout", {}),
 ])
@@ -205,7 +227,8 @@ async def test_forms_without_the_csrf_token_are_refused(
     client: httpx.AsyncClient, seeded: Seed, db: Database, path: str, data: dict[str, str]
 ) -> None:
     csrf = await login(client, ADMIN)
-    url = path.format(inc=seeded.incidents["east"], hh=seeded.households["east"])
+    url = path.format(inc=seeded.incidents["east"], hh=seeded.households["east"],
+                      user=await _victim(db))
     missing = await client.post(url, data=data)
     wrong = await client.post(url, data={**data, "csrf_token": csrf[:-2] + "xx"})
     assert (missing.status_code, wrong.status_code) == (403, 403)
@@ -213,6 +236,9 @@ async def test_forms_without_the_csrf_token_are_refused(
                               (seeded.incidents["east"],))
     assert rows == [{"state": "open"}]
     assert await db.fetch_one("SELECT id FROM users WHERE username = 'mallory'") is None
+    assert await db.fetch_one("SELECT active FROM users WHERE username = 'west'") == {"active": 1}
+    assert await db.fetch_one("SELECT COUNT(*) AS n FROM audit_log WHERE action LIKE "
+                              "'user.%' AND action NOT IN ('user.add', 'user.login')") == {"n": 0}
     assert (await client.get("/api/session")).status_code == 200  # still logged in
 
 

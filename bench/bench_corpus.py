@@ -1,0 +1,127 @@
+"""Detection quality on every labelled clip: tuning and validation splits side by side.
+
+Inputs: ../shared/data/labels.json (with tests/corpus/shared_clips.json for its
+viewpoints, scenes and split) and tests/corpus/labels.json. Same figures as
+``doorwatch eval`` over both (see sensors/corpus.py). Results go to
+``bench/results/corpus.json``; the section between the markers in
+BENCHMARKS.md is rewritten from them (``python -m bench`` renders the same
+section from the JSON when it rewrites the whole file).
+
+Run: ``.venv/bin/python bench/bench_corpus.py``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sensors.corpus import collect, evaluate_corpus, load_meta, report  # noqa: E402
+
+SHARED = REPO / ".." / "shared" / "data"
+CORPUS = REPO / "tests" / "corpus"
+RESULT = REPO / "bench" / "results" / "corpus.json"
+BEGIN = "<!-- bench_corpus: begin -->"
+END = "<!-- bench_corpus: end -->"
+
+
+def run() -> dict[str, Any]:
+    """Evaluate every clip and return the figures as plain data."""
+    files = [CORPUS / "labels.json"]
+    if (SHARED / "labels.json").exists():
+        files.insert(0, SHARED / "labels.json")
+    rep = report(evaluate_corpus(collect(files, load_meta(CORPUS / "shared_clips.json"))))
+
+    def group(g: Any) -> dict[str, Any]:
+        s = g.score
+        return {"name": g.name, "clips": g.clips, "labels": g.labels, "tp": s.tp, "fp": s.fp,
+                "fn": s.fn, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
+                "f1": round(s.f1, 3), "confident_precision": round(g.confident.precision, 3),
+                "max_delay_s": g.max_delay_s, "late": g.late}
+
+    return {
+        "inputs": [("../shared/data" if f.parent == SHARED else "tests/corpus") + "/labels.json"
+                   for f in files],
+        "splits": [group(g) for g in rep.splits],
+        "viewpoints": [group(g) for g in rep.viewpoints],
+        "hold_out": [{"scene": h.scene_id, "split": h.split, "f1": round(h.held_out.f1, 3),
+                      "rest_f1": round(h.rest.f1, 3)} for h in rep.hold_out],
+        "macro_f1": rep.macro_f1,
+        "worst_scene": rep.worst_scene,
+        "worst_f1": rep.worst_f1,
+    }
+
+
+def section(data: dict[str, Any]) -> list[str]:
+    """The BENCHMARKS.md section for these figures (tuning beside validation)."""
+    splits = {g["name"]: g for g in data["splits"]}
+    views = sorted({g["name"].split("/", 1)[1] for g in data["viewpoints"]})
+    by_name = {g["name"]: g for g in data["viewpoints"]}
+
+    def cell(g: dict[str, Any] | None) -> str:
+        if g is None:
+            return "no clips"
+        return (f"F1 {g['f1']:.3f} (P {g['precision']:.3f} R {g['recall']:.3f}; "
+                f"{g['labels']} crossings, {g['clips']} clips)")
+
+    lines = [
+        BEGIN,
+        "## Detection on labelled clips (`bench/bench_corpus.py`)",
+        "",
+        "Splits and viewpoints as declared in tests/corpus/README.md; a passage matches a "
+        "label of the same direction within 1 s.",
+        "",
+        "| | tuning split | validation split | target (validation) |",
+        "|---|---|---|---|",
+        f"| all viewpoints | {cell(splits.get('tuning'))} | {cell(splits.get('validation'))} "
+        "| F1 >= 0.95, P >= 0.95 |",
+    ]
+    for view in views:
+        lines.append(f"| {view} | {cell(by_name.get(f'tuning/{view}'))} | "
+                     f"{cell(by_name.get(f'validation/{view}'))} | F1 >= 0.90 |")
+    for name in ("tuning", "validation"):
+        g = splits.get(name)
+        if g is not None:
+            lines.append(f"| {name}: precision of confident passages / largest report delay / "
+                         f"passages later than 1 s | {g['confident_precision']:.3f} / "
+                         f"{g['max_delay_s']:.2f} s / {g['late']} | | delay <= 1 s |")
+    held = ", ".join(f"{h['scene']} {h['f1']:.3f} (rest {h['rest_f1']:.3f})"
+                     for h in data["hold_out"])
+    lines += [
+        "",
+        f"Each scene held out (its F1, the other scenes pooled): {held}; macro F1 "
+        f"{data['macro_f1']:.3f}, worst {data['worst_scene']} {data['worst_f1']:.3f}.",
+        END,
+    ]
+    return lines
+
+
+def write_section(path: Path, lines: list[str]) -> None:
+    """Replace the marked section of ``path`` (or append it)."""
+    text = path.read_text() if path.exists() else ""
+    block = "\n".join(lines)
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    """Evaluate, store the JSON and rewrite the BENCHMARKS.md section."""
+    data = run()
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(data, indent=2))
+    lines = section(data)
+    write_section(REPO / "BENCHMARKS.md", lines)
+    print("\n".join(lines))
+    print(f"written to {RESULT} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
