@@ -133,3 +133,22 @@ def test_every_server_instance_has_an_account_and_a_session_of_its_own(
     assert two.disconnects == []
     for client in (one, two, device):
         client.close()
+
+
+def test_sys_topics_stay_hidden_on_both_listeners(mosquitto: Mosquitto) -> None:
+    """Mosquitto answers a $SYS subscription at once with retained topics (its version):
+    nobody gets them, while each client's own traffic still arrives."""
+    device = connect(mosquitto, "door-a", mosquitto.add_device("door-a"))
+    server = connect(mosquitto, SERVER_USER, mosquitto.broker.server_password, tls=False)
+    admin = connect(mosquitto, ADMIN_USER, mosquitto.admin_password, tls=False)
+    for client in (device, server, admin):
+        client.subscribe("$SYS/#")
+        client.subscribe("#")
+    server.publish("doorwatch/v1/cmd/door-a/ping", b"to a")
+    device.publish(EVENT.format("door-a"), b"from a")
+    assert wait_for(lambda: device.topics() == ["doorwatch/v1/cmd/door-a/ping"])
+    assert wait_for(lambda: server.topics() == [EVENT.format("door-a")])
+    assert wait_for(lambda: admin.topics() == [EVENT.format("door-a")])
+    for client in (device, server, admin):
+        assert not [t for t in client.topics() if t.startswith("$SYS")]
+        client.close()
