@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import ADMIN_USER, SERVER_USER
 from broker.messages import Event, EventKind, encode, utc_now
+from broker.mosquitto.directory import ADMIN_USER, SERVER_USER
 from broker.topics import Channel, device_topic
 from server.service import serve
 from tests.broker.helpers import Client, connect, wait_for

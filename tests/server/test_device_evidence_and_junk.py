@@ -20,7 +20,7 @@ import pytest
 
 from broker.messages import Event, EventKind, Snapshot, encode, utc_now
 from broker.topics import Channel, device_topic
-from server.retention import purge_due
+from server.jobs.retention import purge_due
 from server.service import RunningServer, serve
 from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
@@ -169,6 +169,6 @@ class _Later:
         self._offset = offset
 
     def now(self) -> object:
-        from doorwatch.timeutil import utcnow
+        from ground.timeutil import utcnow
 
         return utcnow() + self._offset
