@@ -20,10 +20,12 @@ from broker.messages import Event, EventKind, encode, utc_now
 from broker.mosquitto.directory import ADMIN_USER, SERVER_USER
 from broker.topics import Channel, device_topic
 from server.service import serve
-from tests.broker.helpers import Client, connect, wait_for
+from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings, wait_until
+from tests.e2e.helpers import server_settings
 from tests.server.helpers import scalar, seed
+from tests.waiting import poll_until as wait_for
+from tests.waiting import poll_until_async as wait_until
 
 pytestmark = pytest.mark.broker
 

@@ -24,8 +24,9 @@ from server.jobs.retention import purge_due
 from server.service import RunningServer, serve
 from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings, wait_until
+from tests.e2e.helpers import server_settings
 from tests.server.helpers import rows, scalar, seed
+from tests.waiting import poll_until_async as wait_until
 
 pytestmark = pytest.mark.broker
 

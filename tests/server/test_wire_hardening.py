@@ -20,8 +20,9 @@ from broker.topics import Channel, device_topic
 from server.service import serve
 from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings, wait_until
+from tests.e2e.helpers import server_settings
 from tests.server.helpers import rows, scalar, seed
+from tests.waiting import poll_until_async as wait_until
 
 pytestmark = pytest.mark.broker
 
