@@ -27,12 +27,12 @@ import numpy as np
 from agent.classify import EpisodeEvidence, EpisodeWindow
 from agent.doorway import DoorwayActivity
 from broker.messages import PassageInfo
-from doorwatch.errors import HardwareError
-from doorwatch.logs import get_logger
+from firmware_config.scene import Scene
+from ground.errors import HardwareError
+from ground.logs import get_logger
 from sensors.analyzer import DoorwayAnalyzer, Passage
 from sensors.door import DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 from sensors.tamper import TamperConfig, TamperFinding, TamperMonitor
 
 __all__ = [

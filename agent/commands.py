@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import (
     OVERRIDE_FILE,
     DeviceConfig,
     deep_merge,
     validation_message,
 )
+from ground.errors import ConfigError
 
 __all__ = ["REMOTE_FIELDS", "apply_config_update", "check_remote_keys"]
 

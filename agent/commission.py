@@ -38,12 +38,12 @@ from agent.outbox import Outbox, Priority
 from broker.door_line import DoorLine
 from broker.messages import Command, CommandAck, Event, EventKind, Snapshot, encode, utc_now
 from broker.topics import Channel, device_topic
-from doorwatch.errors import DoorwatchError
-from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig
+from firmware_config.scene import Scene
+from ground.errors import DoorwatchError
+from ground.i18n import t
 from sensors.door import DoorContact, DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 
 __all__ = ["CheckResult", "Commissioning", "draw_aim"]
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from agent.camera import KeyFrame, best_frames, evidence_jpeg
+from agent.camera import CameraPipeline, KeyFrame, best_frames, evidence_jpeg
 from agent.classify import EpisodeEvidence
 from agent.episode_store import OpenEpisode
+from agent.episodes import EpisodeTracker
+from agent.recorder import Recorder
+from agent.state import DeviceState
 from agent.verdict import final_verdict
 from broker.messages import (
     EVENT_SCHEMA_VERSION,
@@ -30,13 +34,11 @@ from broker.messages import (
     PassageInfo,
     utc_now,
 )
-from doorwatch.logs import get_logger
+from firmware_config.device_config import DeviceConfig
+from ground.logs import get_logger
 from sensors.analyzer import Passage
 
-if TYPE_CHECKING:
-    from agent.service import Agent
-
-__all__ = ["EarlyExits"]
+__all__ = ["EarlyExitHost", "EarlyExits"]
 
 log = get_logger(__name__)
 
@@ -45,10 +47,64 @@ log = get_logger(__name__)
 _LEAD_S = 1.0
 
 
+class EarlyExitHost(Protocol):
+    """What early exit reporting uses of the agent (the agent satisfies it)."""
+
+    open_episode: OpenEpisode | None
+
+    @property
+    def device_id(self) -> str:
+        """This device's id."""
+        ...
+
+    @property
+    def config(self) -> DeviceConfig:
+        """The configuration in force."""
+        ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the agent runs on, once attached."""
+        ...
+
+    @property
+    def episodes(self) -> EpisodeTracker:
+        """The door episode tracker."""
+        ...
+
+    @property
+    def state(self) -> DeviceState:
+        """Armed or not (persisted)."""
+        ...
+
+    @property
+    def episode_lock(self) -> asyncio.Lock:
+        """Held while the open episode's persisted state is written."""
+        ...
+
+    @property
+    def recorder(self) -> Recorder:
+        """Where events are recorded durably."""
+        ...
+
+    @property
+    def camera(self) -> CameraPipeline | None:
+        """The camera, if the device has one."""
+        ...
+
+    def wall(self, monotonic: float) -> datetime:
+        """Wall-clock time of a monotonic reading."""
+        ...
+
+    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+        """Send ``jpegs`` as evidence of ``event_id``; keep them on the device if ``keep``."""
+        ...
+
+
 class EarlyExits:
     """Early exit reports of one agent; see the module docstring."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: EarlyExitHost) -> None:
         self._agent = agent
         self._pending: set[asyncio.Task[Any]] = set()
         self._claimed: set[UUID] = set()

@@ -16,8 +16,8 @@ from uuid import UUID, uuid4
 
 from agent.classify import EpisodeEvidence
 from agent.outbox import Outbox
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["OpenEpisode", "drop_episode", "load_open_episodes", "save_episode"]
 

@@ -24,8 +24,8 @@ from agent.link import AgentLink
 from agent.outbox import Outbox
 from broker.messages import Event, EventKind, Heartbeat, encode, utc_now
 from broker.topics import Channel, device_topic
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import MqttLinkSettings
+from ground.errors import ConfigError
 
 __all__ = ["FleetResult", "load_credentials", "run_fleet"]
 

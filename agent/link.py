@@ -34,9 +34,9 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel, command_subscription, device_topic
-from doorwatch.errors import PayloadError
-from doorwatch.logs import get_logger
 from firmware_config.device_config import MqttLinkSettings
+from ground.errors import PayloadError
+from ground.logs import get_logger
 
 __all__ = ["AgentLink"]
 

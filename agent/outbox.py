@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["Outbox", "OutboxRecord", "Priority"]
 

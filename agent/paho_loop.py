@@ -6,7 +6,7 @@ the GIL. paho supports an external loop through its socket callbacks (the way
 aiomqtt drives it); this module is that glue, used by the agent's link with
 ``threaded=False`` (the simulator). Connecting (DNS, TCP, TLS handshake)
 happens on a worker thread so it never blocks the loop. (The server has its
-own client for its high-rate subscription: server/mqtt_wire.py says why.)
+own client for its high-rate subscription: server/mqtt/wire.py says why.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 
 __all__ = ["PahoLoopDriver"]
 

@@ -20,8 +20,8 @@ from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
 from broker.messages import CommandAck, Event, encode
 from broker.topics import Channel, device_topic
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["Recorder"]
 

@@ -26,6 +26,7 @@ from agent.early_exit import EarlyExits
 from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
 from agent.evidence import EvidenceStore
+from agent.handlers import CommandHandlers
 from agent.health import ClockJumpWatch, cpu_temperature
 from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
@@ -42,9 +43,9 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel
-from doorwatch.logs import get_logger
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from firmware_config.device_config import DeviceConfig
+from ground.logs import get_logger
+from ground.sdnotify import ServiceNotifier, watchdog_pings
 from sensors.door import DoorContact, DoorTransition
 from sensors.tamper import TamperFinding
 
@@ -134,8 +135,6 @@ class Agent:
         self.early = EarlyExits(self)
         if camera is not None:
             camera.on_passage = self.early.passage_seen
-        from agent.handlers import CommandHandlers
-
         self.commands = CommandHandlers(self)
 
     @property
@@ -402,6 +401,17 @@ class Agent:
         self._spawn(self.commands.handle(command))
 
     # lifecycle
+
+    def apply_config(self, new: DeviceConfig) -> None:
+        """Switch the running agent to configuration ``new`` (the settings that apply live)."""
+        old, self.config = self.config, new
+        self.episodes.configure(quiet_s=new.door.quiet_s, max_open_s=new.door.max_open_s,
+                                stuck_open_s=new.door.stuck_open_s)
+        self.outbox.budget_bytes = int(new.outbox.disk_budget_mb * 1_000_000)
+        self.evidence_store.budget_bytes = int(new.evidence.disk_budget_mb * 1_000_000)
+        self.evidence_store.keep_s = new.evidence.keep_days * 86400
+        if self.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
+            self.camera.set_scene(new.camera.scene)
 
     def close(self) -> None:
         """Release the pin, the camera and the outbox."""

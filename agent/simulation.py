@@ -19,7 +19,7 @@ from typing import Literal
 
 from agent.classify import ScriptedClassifier
 from broker.messages import EventKind
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 from sensors.source_synthetic import Cover, DoorOpen, SyntheticSource, Walk
 
 __all__ = ["CameraHousehold", "HouseholdScript", "SimulatedHousehold"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.camera import CameraPipeline
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import DeviceConfig
+from firmware_config.scene import Scene
+from ground.errors import ConfigError
 from sensors.frames import FrameSource
-from sensors.scene import Scene
 from sensors.source_synthetic import Scenario, SyntheticSource
 from sensors.sources import open_source
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
 from server.admin import add_household, add_worker, register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_crossing"]
 

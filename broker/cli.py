@@ -41,8 +41,8 @@ def init_command(
     ] = None,
 ) -> None:
     """Create CA, server certificate, Mosquitto config, ACL and password file (owner-only)."""
-    from broker.broker_dir import BrokerDir
-    from doorwatch.i18n import cli_language, t
+    from broker.mosquitto.directory import BrokerDir
+    from ground.i18n import cli_language, t
 
     lang = cli_language()
     broker = BrokerDir(directory.resolve())
@@ -65,10 +65,10 @@ def run_command(
     directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],
 ) -> None:
     """Start Mosquitto with the files in DIRECTORY and wait until it exits."""
-    from broker.broker_dir import BrokerDir
-    from broker.runner import release_pid_file, start_mosquitto
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import cli_language, t
+    from broker.mosquitto.directory import BrokerDir
+    from broker.mosquitto.runner import release_pid_file, start_mosquitto
+    from ground.errors import DoorwatchError
+    from ground.i18n import cli_language, t
 
     broker = BrokerDir(directory.resolve())
     # Signals are caught before Mosquitto starts: one arriving while it comes up (the

@@ -2,7 +2,7 @@
 
 Nothing outside ``broker/`` parses or dumps message JSON: agents build these
 models and call :func:`encode`; the server calls :func:`decode_device_message`
-and gets a validated model or a :class:`~doorwatch.errors.PayloadError` whose
+and gets a validated model or a :class:`~ground.errors.PayloadError` whose
 ``reason`` goes into the rejected-messages table.
 
 Every message carries a ``type`` tag (the discriminator) and ``v``, the schema
@@ -32,7 +32,7 @@ from pydantic_core import SchemaValidator, core_schema
 
 from broker.door_line import DoorLine
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 __all__ = [
     "EVENT_SCHEMA_VERSION",

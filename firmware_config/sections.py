@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from sensors.scene import Scene
+from firmware_config.scene import Scene
 
 __all__ = [
     "CameraSettings",

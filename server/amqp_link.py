@@ -1,6 +1,6 @@
 """The server's link to a RabbitMQ cluster: consume the replicated ingest queue over AMQP.
 
-The RabbitMQ profile's counterpart of :mod:`server.mqtt_link`, behind the same
+The RabbitMQ profile's counterpart of :mod:`server.mqtt.link`, behind the same
 faces (``start``/``stop``, ``ack_many`` for the consumer, ``publish`` for commands,
 ``connected``/``subscribed``), so the consumer, ingest and rules are the same.
 
@@ -44,9 +44,9 @@ from broker.rabbitmq.definitions import (
     routing_key,
     topic_of,
 )
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 from server.config import AmqpSettings
-from server.inbound import InboundBuffer, InboundMessage
+from server.mqtt.inbound import InboundBuffer, InboundMessage
 
 __all__ = ["AmqpLink"]
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from doorwatch.errors import ConfigError
+from ground.errors import ConfigError
 
 __all__ = [
     "AmqpSettings",

@@ -26,7 +26,7 @@ import re
 import secrets
 from typing import Any
 
-from broker.broker_dir import ADMIN_USER, SERVER_USER
+from broker.mosquitto.directory import ADMIN_USER, SERVER_USER
 from broker.topics import PREFIX, Channel
 
 __all__ = [

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.files import write_private
-from doorwatch.errors import DoorwatchError
-from doorwatch.ports import free_ports
+from ground.errors import DoorwatchError
+from ground.files import write_private
+from ground.ports import free_ports
 
 __all__ = ["RABBIT_BIN", "LocalNode", "LocalRabbitCluster", "rabbitmq_available"]
 

@@ -23,12 +23,12 @@ from pydantic import SecretStr
 
 from agent.link import AgentLink
 from agent.outbox import Outbox
-from broker.broker_dir import SERVER_USER, BrokerDir
 from broker.messages import Event, EventKind, encode, utc_now
-from broker.runner import find_mosquitto
+from broker.mosquitto.directory import SERVER_USER, BrokerDir
+from broker.mosquitto.runner import find_mosquitto
 from broker.topics import Channel, device_subscription, device_topic
-from doorwatch.ports import free_ports
 from firmware_config.device_config import MqttLinkSettings
+from ground.ports import free_ports
 from tests.conftest import Mosquitto
 from tests.requirements import need
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import device_config_schema, load_device_config
+from ground.errors import ConfigError
 from tests.paths import REPO_ROOT
 
 FIRMWARE = REPO_ROOT / "firmware_config"

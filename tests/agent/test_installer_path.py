@@ -176,8 +176,8 @@ def test_a_camera_without_a_door_line_is_allowed_and_unverified(tmp_path: Path) 
     from agent.camera import NO_DOOR_LINE, CameraPipeline
     from agent.classify import EpisodeWindow, judge
     from broker.messages import EventKind
+    from firmware_config.scene import Scene
     from sensors.frames import FrameSource
-    from sensors.scene import Scene
 
     config = load_device_config(None, device_id="door-1", data_dir=str(tmp_path),
                                 camera={"backend": "picamera2"})

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import BrokerDir
-from broker.runner import find_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.runner import find_mosquitto
+from ground.ports import free_ports
 from tests.broker.test_cli import doorwatch
 from tests.conftest import doorwatch_process, wait_for_log
 from tests.requirements import need

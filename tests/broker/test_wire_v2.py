@@ -17,7 +17,7 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import parse_topic
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 TOPIC = "doorwatch/v1/dev/door-1/event"
 

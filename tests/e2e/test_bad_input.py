@@ -14,7 +14,8 @@ from broker.messages import Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, seed_household, server_settings, wait_until
+from tests.e2e.helpers import count, seed_household, server_settings
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -65,9 +66,10 @@ async def test_each_kind_of_bad_message_is_recorded_with_its_reason(
         other.publish(device_topic("door-399", Channel.EVENT), _good("door-399", 1),
                       qos=1).wait_for_publish(5)
         expected_rejections = len(bad_payloads) + 1
-        assert await wait_until(lambda: _at_least(
+        assert await poll_until_async(lambda: _at_least(
             count(db, "SELECT COUNT(*) FROM rejected_messages"), expected_rejections))
-        assert await wait_until(lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1))
+        assert await poll_until_async(
+            lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1))
         rejected = await db.fetch_all(
             "SELECT topic, device_id, reason, payload_size FROM rejected_messages ORDER BY id")
         stored = await db.fetch_all("SELECT device_id, seq FROM events")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto, Receiver, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household
 from tests.e2e.test_restarts import _server_config, _start_server

@@ -29,7 +29,7 @@ import tomli_w
 from broker.rabbitmq.definitions import INGEST_QUEUE, definitions
 from broker.rabbitmq.local import LocalRabbitCluster, rabbitmq_available
 from server.admin import register_device
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Receiver, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household
 from tests.requirements import need

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from doorwatch.cli import app
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.admin import add_worker
-from server.db import Database
+from server.db.base import Database
 from server.domain.people import WorkerUpdate, update_worker
 from server.web import accounts
 from server.web.sessions import session_user, start_session

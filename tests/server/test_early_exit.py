@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from broker.messages import EpisodeInfo, EventKind, PassageInfo
-from doorwatch.timeutil import utcnow
-from server.db import Database
+from ground.timeutil import utcnow
+from server.db.base import Database
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 
 

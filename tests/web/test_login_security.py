@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from server.db import Database
+from server.db.base import Database
 from server.domain.people import WorkerUpdate, update_worker
 from server.web.throttle import Backoff
 from tests.web.conftest import Served
