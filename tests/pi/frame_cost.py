@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from sensors.analyzer import DoorwayAnalyzer
 from sensors.scene import load_scene
+
+from sensors.analyzer import DoorwayAnalyzer
 from sensors.source_opencv import OpenCVSource
 
 FRAMES = 200
