@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from sensors.scene import load_scene
-
+from firmware_config.scene import load_scene
 from sensors.analyzer import DoorwayAnalyzer
 from sensors.source_opencv import OpenCVSource
 
