@@ -206,6 +206,9 @@ def sim_command(
         typer.Option(help="Another node of a clustered broker, host:port (repeatable); devices "
                      "move to the next node when theirs fails"),
     ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Connect with TLS, verifying the broker against this CA "
+                                  "(the broker directory's ca.crt)")] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
         "sim-data"
     ),
@@ -242,6 +245,7 @@ def sim_command(
             host=host,
             port=port,
             brokers=broker or [],
+            ca_file=ca_file,
             data_dir=data_dir,
             events=events,
             rate=rate,

@@ -60,6 +60,34 @@ def init_command(
     typer.echo(t("broker.ca_file", lang, file=broker.ca_cert_file))
 
 
+@broker_app.command("add-server")
+def add_server_command(
+    directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],
+    name: Annotated[str, typer.Argument(help="Name of the server instance (a-z, 0-9, '-')")],
+) -> None:
+    """Create the broker account of a further server instance (each needs its own).
+
+    The broker makes every client's id its username, so two server instances on
+    one account would keep taking each other's session. Prints the account; its
+    password is in the broker directory's state file.
+    """
+    from broker.mosquitto.directory import BrokerDir
+    from ground.errors import DoorwatchError
+
+    broker = BrokerDir(directory.resolve())
+    try:
+        user, _password = broker.add_server(name)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    reloaded = broker.reload()
+    typer.echo(f"server account {user} created (password in {broker.state_file}, "
+               "server_accounts); in that instance's TOML: [mqtt] username = "
+               f"\"{user}\", password = ...")
+    if not reloaded:
+        typer.echo("no running broker found: reload it yourself (kill -HUP) or start it")
+
+
 @broker_app.command("run")
 def run_command(
     directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],

@@ -27,7 +27,7 @@ from pathlib import Path
 import tomli_w
 
 from broker.messages import RotateCredentialsCommand, utc_now
-from broker.mosquitto.directory import RESERVED_USERS, BrokerDir
+from broker.mosquitto.directory import RESERVED_PREFIX, RESERVED_USERS, BrokerDir
 from broker.mosquitto.passwords import new_secret
 from broker.topics import is_valid_device_id
 from firmware_config.bundle import ProvisioningBundle, write_bundle
@@ -56,8 +56,9 @@ class ProvisioningError(DoorwatchError, ValueError):
 
 
 def _check_id(device_id: str) -> None:
-    if device_id in RESERVED_USERS:
-        raise ProvisioningError(device_id, "this name is reserved for the broker's own accounts")
+    if device_id in RESERVED_USERS or device_id.startswith(RESERVED_PREFIX):
+        raise ProvisioningError(device_id, "this name is reserved for the broker's own accounts "
+                                f"(no device id may start with {RESERVED_PREFIX!r})")
     if not is_valid_device_id(device_id):
         raise ProvisioningError(device_id, "invalid id: use 2-64 of a-z, 0-9, '-' and '_'")
 

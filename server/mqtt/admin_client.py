@@ -49,6 +49,8 @@ class AdminLink:
         self._online_seen = False
         self._connected = threading.Event()
         self._refused: str | None = None
+        # The broker replaces the client id by the username on every listener, so
+        # this id is only what the logs show; two admin commands at once share a session.
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{ADMIN_USER}-{os.getpid()}",
                              protocol=mqtt.MQTTv311, clean_session=True)
         client.username_pw_set(ADMIN_USER, state.admin_password)
