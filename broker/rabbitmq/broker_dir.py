@@ -1,9 +1,9 @@
 """A RabbitMQ broker directory: what ``broker init --profile rabbitmq`` makes and
 ``device provision|revoke|rotate`` change.
 
-Beside Mosquitto's :class:`~broker.broker_dir.BrokerDir`, with the same faces the
+Beside Mosquitto's :class:`~broker.mosquitto.directory.BrokerDir`, with the same faces the
 provisioning code uses (``state``, ``users``, ``set_password``, ``remove_user``,
-``reload``, ``check``, ``ca_cert_file``, ``host``), so ``server/provisioning.py``
+``reload``, ``check``, ``ca_cert_file``, ``host``), so ``server/domain/provisioning.py``
 works on either. The folder holds:
 
 * ``ca.crt``/``ca.key``, ``server.crt``/``server.key``: the nodes' TLS certificate
