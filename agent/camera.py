@@ -27,15 +27,16 @@ import numpy as np
 from agent.classify import EpisodeEvidence, EpisodeWindow
 from agent.doorway import DoorwayActivity
 from broker.messages import PassageInfo
-from doorwatch.errors import HardwareError
-from doorwatch.logs import get_logger
+from firmware_config.scene import Scene
+from ground.errors import HardwareError
+from ground.logs import get_logger
 from sensors.analyzer import DoorwayAnalyzer, Passage
 from sensors.door import DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 from sensors.tamper import TamperConfig, TamperFinding, TamperMonitor
 
 __all__ = [
+    "NO_DOOR_LINE",
     "CameraFailure",
     "CameraPipeline",
     "KeyFrame",
@@ -155,6 +156,9 @@ class Timeline:
         )
 
 
+NO_DOOR_LINE = "no door line yet (draw it on the device's page in the dashboard)"
+
+
 class CameraPipeline:
     """Runs capture and analysis threads over a frame source; see the module docstring."""
 
@@ -182,6 +186,9 @@ class CameraPipeline:
         """
         self._main_stream = main_stream
         self.on_doorway = on_doorway
+        # Told of every passage as soon as the analyzer returns it (analysis thread), with
+        # its crossing time on the monotonic clock: the agent's early exit.
+        self.on_passage: Callable[[float, Passage], None] | None = None
         self._doorway = DoorwayActivity()
         self._open_source = open_source
         self._scene = scene
@@ -344,6 +351,8 @@ class CameraPipeline:
         analyzer.summaries.clear()
         for p in passages:
             self._keep(p, mono, frame)
+            if self.on_passage is not None:
+                self.on_passage(mono - (frame.t - p.t), p)
 
     def _keep(self, passage: Passage, mono: float, frame: Frame) -> None:
         """Keep the frame nearest the passage (dated back) as evidence."""
@@ -417,6 +426,11 @@ class CameraPipeline:
 
     def evidence(self, window: EpisodeWindow, *, final: bool) -> EpisodeEvidence:
         """Evidence for ``window`` (the :class:`EpisodeClassifier` protocol)."""
+        if self._scene is None and self._new_scene is None:
+            # No door line drawn yet: nobody can tell out from in, so the opening is
+            # reported as unverified (a possible breach), never as "nobody passed".
+            return EpisodeEvidence(frames=self.timeline.evidence(window).frames,
+                                   camera_problem=NO_DOOR_LINE)
         if final and not self.timeline.wait_until(window.ended, self._analysis_wait_s):
             found = self.timeline.evidence(window)
             reason = self.failed or "analysis did not keep up with the camera"

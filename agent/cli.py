@@ -73,9 +73,9 @@ def run_command(
     from agent.service import Agent, running_agent
     from agent.simulation import CameraHousehold, HouseholdScript, SimulatedHousehold
     from agent.wiring import build_camera, synthetic_source
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import cli_language
-    from doorwatch.logs import configure_logging
+    from ground.errors import DoorwatchError
+    from ground.i18n import cli_language
+    from ground.logs import configure_logging
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -139,9 +139,9 @@ def commission_command(
     from agent.commission import Commissioning
     from agent.config_file import load_agent_config
     from agent.wiring import scene_for, source_opener, synthetic_source
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import cli_language, explicit_language, normalize_language
-    from doorwatch.logs import configure_logging
+    from ground.errors import DoorwatchError
+    from ground.i18n import cli_language, explicit_language, normalize_language
+    from ground.logs import configure_logging
     from sensors.door import make_pin_factory
 
     configure_logging(log_level)
@@ -201,6 +201,11 @@ def sim_command(
     credentials: Annotated[Path, typer.Option(help='JSON file {"device-id": "password"}')],
     host: Annotated[str, typer.Option(help="Broker address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Broker port")] = 1883,
+    broker: Annotated[
+        list[str] | None,
+        typer.Option(help="Another node of a clustered broker, host:port (repeatable); devices "
+                     "move to the next node when theirs fails"),
+    ] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
         "sim-data"
     ),
@@ -222,8 +227,8 @@ def sim_command(
 ) -> None:
     """Fleet simulator: simulated devices publishing events through the real outbox and link."""
     from agent.fleet import load_credentials, run_fleet
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.logs import configure_logging
+    from ground.errors import DoorwatchError
+    from ground.logs import configure_logging
 
     configure_logging(log_level)
     try:
@@ -236,6 +241,7 @@ def sim_command(
             credentials=creds,
             host=host,
             port=port,
+            brokers=broker or [],
             data_dir=data_dir,
             events=events,
             rate=rate,

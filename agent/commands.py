@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import (
     OVERRIDE_FILE,
     DeviceConfig,
     deep_merge,
     validation_message,
 )
+from ground.errors import ConfigError
 
 __all__ = ["REMOTE_FIELDS", "apply_config_update", "check_remote_keys"]
 
@@ -32,7 +32,8 @@ __all__ = ["REMOTE_FIELDS", "apply_config_update", "check_remote_keys"]
 REMOTE_FIELDS: dict[str, frozenset[str] | None] = {
     "heartbeat_interval_s": frozenset(),
     "door": frozenset({"quiet_s", "max_open_s", "stuck_open_s"}),
-    "camera": frozenset({"scene", "min_passage_confidence", "analysis_wait_s"}),
+    "camera": frozenset({"scene", "min_passage_confidence", "analysis_wait_s", "early_exit",
+                         "reentry_window_s"}),
     "evidence": None,
     "outbox": frozenset({"disk_budget_mb", "offline_heartbeats"}),
     "tamper": frozenset({"clock_jump_s"}),

@@ -38,12 +38,12 @@ from agent.outbox import Outbox, Priority
 from broker.door_line import DoorLine
 from broker.messages import Command, CommandAck, Event, EventKind, Snapshot, encode, utc_now
 from broker.topics import Channel, device_topic
-from doorwatch.errors import DoorwatchError
-from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig
+from firmware_config.scene import Scene
+from ground.errors import DoorwatchError
+from ground.i18n import t
 from sensors.door import DoorContact, DoorTransition
 from sensors.frames import Frame, FrameSource
-from sensors.scene import Scene
 
 __all__ = ["CheckResult", "Commissioning", "draw_aim"]
 
@@ -58,11 +58,16 @@ class CheckResult:
     fix: str | None = None
 
 
-def draw_aim(frame: Frame, scene: Scene, path: Path) -> None:
+def draw_aim(frame: Frame, scene: Scene | None, path: Path) -> None:
     """Write ``frame`` with the threshold (red) and inside point (green) drawn, as PNG."""
     image = frame.color if frame.color is not None else cv2.cvtColor(frame.gray,
                                                                     cv2.COLOR_GRAY2BGR)
     image = np.ascontiguousarray(image)
+    if scene is None:  # no line yet: the bare picture, for drawing it in the dashboard
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), image):
+            raise OSError(f"cannot write {path}")
+        return
     height, width = image.shape[:2]
     (x1, y1), (x2, y2) = scene.threshold
     a, b = (round(x1 * width), round(y1 * height)), (round(x2 * width), round(y2 * height))
@@ -142,8 +147,6 @@ class Commissioning:
 
     def check_aim(self) -> CheckResult:
         """Annotated picture written, and the picture is usable (not dark/covered)."""
-        if self._scene is None:
-            return self._result("aim", False, "camera.scene", self._t("aim.fix_noscene"))
         if self._last_frame is None:
             return self._result("aim", False, self._t("camera.none", reason="no frame"),
                                 self._t("camera.fix_none"))
@@ -157,6 +160,10 @@ class Commissioning:
             return self._result("aim", False,
                                 self._t("aim.dark", mean=mean, std=std, path=self._aim_path),
                                 self._t("aim.fix_dark"))
+        if self._scene is None:
+            # The picture goes to the server with the test event; the line is drawn there.
+            return self._result("aim", False, self._t("aim.no_line", path=self._aim_path),
+                                self._t("aim.fix_noscene", device=self.config.device_id))
         return self._result("aim", True, self._t("aim.ok", path=self._aim_path))
 
     # door

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from doorwatch.errors import ConfigError
-from doorwatch.i18n import t
 from firmware_config.device_config import DeviceConfig, load_device_config
+from ground.errors import ConfigError
+from ground.i18n import t
 
 __all__ = ["CONFIG_DIR", "CONFIG_ENV", "CONFIG_NAME", "default_config_path", "load_agent_config"]
 

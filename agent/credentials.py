@@ -28,10 +28,10 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config_file import CONFIG_DIR, CONFIG_NAME
-from broker.files import check_private, write_private
-from doorwatch.errors import ConfigError
 from firmware_config.bundle import read_bundle
 from firmware_config.device_config import DeviceConfig, load_device_config
+from ground.errors import ConfigError
+from ground.files import check_private, write_private
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -168,8 +168,8 @@ def install_bundle_command(
     ] = None,
 ) -> None:
     """Install a provisioning bundle: configuration, broker CA and the device's password."""
-    from doorwatch.errors import DoorwatchError
-    from doorwatch.i18n import explicit_language, t
+    from ground.errors import DoorwatchError
+    from ground.i18n import explicit_language, t
 
     try:
         done = install_bundle(bundle, config_dir, data_dir=data_dir)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firmware_config.scene import PixelLine
 from sensors.analyzer import DoorwayAnalyzer
-from sensors.scene import PixelLine
 from sensors.tracking import Blob
 
 __all__ = ["DoorwayActivity", "blob_in_doorway"]

@@ -16,8 +16,8 @@ from uuid import UUID, uuid4
 
 from agent.classify import EpisodeEvidence
 from agent.outbox import Outbox
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["OpenEpisode", "drop_episode", "load_open_episodes", "save_episode"]
 
@@ -37,6 +37,10 @@ class OpenEpisode:
     ended_at: datetime | None = None
     # Begun from a door already open at start: reported only if somebody was seen passing.
     found_open: bool = False
+    # The early exit reported while the episode was open (event id, and the out-passage's
+    # time since the start): the episode's end then sends its verdict, never a second exit.
+    early_event_id: UUID | None = None
+    early_t: float | None = None
 
     @property
     def key(self) -> str:
@@ -62,6 +66,8 @@ class OpenEpisode:
             "evidence": self.evidence.to_json(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "found_open": self.found_open,
+            "early_event_id": str(self.early_event_id) if self.early_event_id else None,
+            "early_t": self.early_t,
         })
 
     @staticmethod
@@ -76,6 +82,8 @@ class OpenEpisode:
             evidence=EpisodeEvidence.from_json(data.get("evidence", {})),
             ended_at=datetime.fromisoformat(ended) if ended else None,
             found_open=bool(data.get("found_open", False)),
+            early_event_id=UUID(data["early_event_id"]) if data.get("early_event_id") else None,
+            early_t=float(data["early_t"]) if data.get("early_t") is not None else None,
         )
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from uuid import UUID
 
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 
 __all__ = ["EvidenceStore"]
 

@@ -24,8 +24,8 @@ from agent.link import AgentLink
 from agent.outbox import Outbox
 from broker.messages import Event, EventKind, Heartbeat, encode, utc_now
 from broker.topics import Channel, device_topic
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import MqttLinkSettings
+from ground.errors import ConfigError
 
 __all__ = ["FleetResult", "load_credentials", "run_fleet"]
 
@@ -130,15 +130,21 @@ async def run_fleet(
     seed: int = 1,
     heartbeat_interval_s: float = 0.0,
     duration_s: float = 0.0,
+    brokers: list[str] | None = None,
 ) -> FleetResult:
     """Run the fleet until every device produced ``events`` records and all are acknowledged."""
     _raise_open_files_limit(len(credentials) + 100)
     outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
-    links = [
-        AgentLink(device_id, MqttLinkSettings(host=host, port=port, password=SecretStr(pw)), outbox,
-                  threaded=False)
-        for device_id, pw in sorted(credentials.items())
-    ]
+    # With several broker nodes (a cluster), device i starts at node i: the fleet is
+    # spread over the nodes as real devices given rotated address lists would be.
+    nodes = [f"{host}:{port}", *(brokers or [])]
+    links = []
+    for index, (device_id, pw) in enumerate(sorted(credentials.items())):
+        first, *others = nodes[index % len(nodes):] + nodes[:index % len(nodes)]
+        first_host, _, first_port = first.rpartition(":")
+        settings = MqttLinkSettings(host=first_host, port=int(first_port),
+                                    password=SecretStr(pw), brokers=others)
+        links.append(AgentLink(device_id, settings, outbox, threaded=False))
     loop = asyncio.get_running_loop()
     started = loop.time()
     for link in links:

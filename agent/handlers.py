@@ -14,26 +14,66 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from typing import Any, Protocol
+from uuid import UUID, uuid4
 
+from agent.camera import CameraPipeline
 from agent.commands import apply_config_update
+from agent.recorder import Recorder
+from agent.state import DeviceState
 from broker.messages import Command, CommandAck, ConfigUpdateCommand, utc_now
-from doorwatch.errors import DoorwatchError
-from doorwatch.logs import get_logger
+from firmware_config.device_config import DeviceConfig
+from ground.errors import DoorwatchError
+from ground.logs import get_logger
 
-if TYPE_CHECKING:
-    from agent.service import Agent
-
-__all__ = ["CommandHandlers"]
+__all__ = ["CommandHandlers", "CommandTarget"]
 
 log = get_logger(__name__)
+
+
+class CommandTarget(Protocol):
+    """What command handling may see and change of the agent, and nothing more."""
+
+    clock_offset_s: float | None
+
+    @property
+    def device_id(self) -> str:
+        """This device's id."""
+        ...
+
+    @property
+    def config(self) -> DeviceConfig:
+        """The configuration in force."""
+        ...
+
+    @property
+    def state(self) -> DeviceState:
+        """Armed or not, and the command ids already applied (persisted)."""
+        ...
+
+    @property
+    def recorder(self) -> Recorder:
+        """Where acknowledgements are recorded durably."""
+        ...
+
+    @property
+    def camera(self) -> CameraPipeline | None:
+        """The camera, if the device has one."""
+        ...
+
+    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+        """Send ``jpegs`` as evidence of ``event_id``; keep them on the device if ``keep``."""
+        ...
+
+    def apply_config(self, new: DeviceConfig) -> None:
+        """Switch the running device to configuration ``new``."""
+        ...
 
 
 class CommandHandlers:
     """Applies commands to an agent and acknowledges them."""
 
-    def __init__(self, agent: Agent):
+    def __init__(self, agent: CommandTarget):
         self._agent = agent
         self.pings: asyncio.Queue[Command] = asyncio.Queue()
 
@@ -83,7 +123,7 @@ class CommandHandlers:
                                               command.config)
             except DoorwatchError as exc:
                 return False, str(exc), None
-            self.reconfigure(new)
+            agent.apply_config(new)
             return True, None, None
         if command.name == "snapshot":
             return await self._snapshot(ack_id)
@@ -104,15 +144,3 @@ class CommandHandlers:
                                     keep=agent.state.armed)
 
         return True, None, send
-
-    def reconfigure(self, new: Any) -> None:
-        """Switch the running agent to configuration ``new`` (settings that apply live)."""
-        agent = self._agent
-        old, agent.config = agent.config, new
-        agent.episodes.configure(quiet_s=new.door.quiet_s, max_open_s=new.door.max_open_s,
-                                 stuck_open_s=new.door.stuck_open_s)
-        agent.outbox.budget_bytes = int(new.outbox.disk_budget_mb * 1_000_000)
-        agent.evidence_store.budget_bytes = int(new.evidence.disk_budget_mb * 1_000_000)
-        agent.evidence_store.keep_s = new.evidence.keep_days * 86400
-        if agent.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
-            agent.camera.set_scene(new.camera.scene)

@@ -34,9 +34,9 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel, command_subscription, device_topic
-from doorwatch.errors import PayloadError
-from doorwatch.logs import get_logger
 from firmware_config.device_config import MqttLinkSettings
+from ground.errors import PayloadError
+from ground.logs import get_logger
 
 __all__ = ["AgentLink"]
 
@@ -80,6 +80,9 @@ class AgentLink:
         self._credentials = credentials
         self._password: str | None = None
         self._threaded = threaded
+        # Every broker node to try (one for Mosquitto; a cluster's nodes); see _next_node.
+        self._addresses = settings.addresses()
+        self._node = 0
         self._driver: PahoLoopDriver | None = None
         self._driver_task: asyncio.Task[None] | None = None
         self._client = self._make_client()
@@ -102,14 +105,36 @@ class AgentLink:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
     @property
     def where(self) -> str:
-        """host:port of the broker."""
-        return f"{self._settings.host}:{self._settings.port}"
+        """host:port of the broker node in use."""
+        if self._driver is not None:
+            return self._driver.where
+        host, port = self._addresses[self._node]
+        return f"{host}:{port}"
+
+    def _next_node(self, client: mqtt.Client) -> None:
+        """Point paho's next reconnect at the next broker node (a cluster's failover).
+
+        Called when the node in use cannot be reached or dropped the connection.
+        paho keeps its session state (unacknowledged publishes are sent again) and
+        the outbox hands over whatever is not acknowledged, so moving loses nothing.
+        """
+        if len(self._addresses) < 2:
+            return
+        self._node = (self._node + 1) % len(self._addresses)
+        host, port = self._addresses[self._node]
+        # paho refuses to change ``host`` while it counts the connection as open (it does
+        # during these callbacks); connect_async resets that state and its loop's next
+        # reconnect goes to the new address.
+        client.connect_async(host, port, keepalive=self._settings.keepalive_s)
+        log.info("trying another broker node",
+                 extra={"device_id": self.device_id, "broker": self.where})
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect in the background; retry with backoff while the broker is away.
@@ -120,7 +145,7 @@ class AgentLink:
         """
         self._loop = loop
         if not self._threaded:
-            self._driver = PahoLoopDriver(self._client, self._settings.host, self._settings.port,
+            self._driver = PahoLoopDriver(self._client, self._addresses,
                                           self._settings.keepalive_s, loop, self.device_id)
             self._driver_task = loop.create_task(self._driver.run(), name=f"mqtt-{self.device_id}")
             return
@@ -242,11 +267,17 @@ class AgentLink:
         log.info("connected to broker", extra={"device_id": self.device_id, "broker": self.where})
         self.wake()
 
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        if self._threaded:  # the event-loop driver moves on by itself
+            self._next_node(client)
+
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        if self._threaded and reason.is_failure:
+            self._next_node(_client)
         pending = self._credentials.pending if self._credentials is not None else None
         if pending is not None and pending != self._password:
             # A rotation is under way: the broker most likely dropped us because it

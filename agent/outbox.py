@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["Outbox", "OutboxRecord", "Priority"]
 
@@ -108,11 +108,13 @@ class Outbox:
         return self._bytes
 
     def append(self, device_id: str, topic: str, build: Callable[[int], bytes], *,
-               clear_state: str | None = None) -> int:
+               clear_state: str | None = None, set_state: tuple[str, str] | None = None) -> int:
         """Allocate the next seq, build the payload with it and store both atomically.
 
         ``clear_state`` names a state value deleted in the same transaction
-        (the open episode whose event this is). Events are never refused for
+        (the open episode whose event this is); ``set_state`` is a (key, value)
+        written in it (the open episode that now records its early exit, so a
+        restart can neither lose the report nor send it twice). Events are never refused for
         the budget; a failing disk raises :class:`StorageError`.
         """
         with self._lock:
@@ -125,6 +127,8 @@ class Outbox:
                 self._insert(device_id, seq, topic, payload, Priority.EVENT)
                 if clear_state is not None:
                     self._conn.execute("DELETE FROM state WHERE key = ?", (clear_state,))
+                if set_state is not None:
+                    self._conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", set_state)
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 self._bytes = before

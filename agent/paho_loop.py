@@ -6,7 +6,7 @@ the GIL. paho supports an external loop through its socket callbacks (the way
 aiomqtt drives it); this module is that glue, used by the agent's link with
 ``threaded=False`` (the simulator). Connecting (DNS, TCP, TLS handshake)
 happens on a worker thread so it never blocks the loop. (The server has its
-own client for its high-rate subscription: server/mqtt_wire.py says why.)
+own client for its high-rate subscription: server/mqtt/wire.py says why.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 
 __all__ = ["PahoLoopDriver"]
 
@@ -30,13 +30,15 @@ _PACKETS_PER_READ = 50
 class PahoLoopDriver:
     """Connects, reconnects with backoff, and services one paho client on ``loop``."""
 
-    def __init__(self, client: mqtt.Client, host: str, port: int, keepalive: int,
+    def __init__(self, client: mqtt.Client, addresses: list[tuple[str, int]], keepalive: int,
                  loop: asyncio.AbstractEventLoop, name: str,
                  connect_kwargs: dict[str, Any] | None = None):
         self._client = client
         self._connect_kwargs = connect_kwargs or {}
-        self._host = host
-        self._port = port
+        # Broker nodes in order; after a failed connect or a lost connection the
+        # next one is tried (a clustered broker), the same as the threaded link.
+        self._addresses = addresses
+        self._node = 0
         self._keepalive = keepalive
         self._loop = loop
         self._name = name
@@ -45,6 +47,12 @@ class PahoLoopDriver:
         client.on_socket_close = self._closed
         client.on_socket_register_write = self._want_write
         client.on_socket_unregister_write = self._done_writing
+
+    @property
+    def where(self) -> str:
+        """host:port of the broker node in use (or tried next)."""
+        host, port = self._addresses[self._node % len(self._addresses)]
+        return f"{host}:{port}"
 
     # paho socket callbacks: may come from the connecting worker thread, so every
     # change to the loop's selector goes through call_soon_threadsafe.
@@ -89,22 +97,33 @@ class PahoLoopDriver:
     async def run(self) -> None:
         """Keep the client connected until cancelled."""
         delay = 1.0
+        failures = 0
         while True:
+            host, port = self._addresses[self._node % len(self._addresses)]
             try:
-                await asyncio.to_thread(self._client.connect, self._host, self._port,
+                await asyncio.to_thread(self._client.connect, host, port,
                                         self._keepalive, **self._connect_kwargs)
             except OSError as exc:
+                self._node += 1
+                failures += 1
+                # Back off only once every node has been tried in this round.
+                pause = delay if failures % len(self._addresses) == 0 else 0.2
                 log.warning("cannot reach the broker; retrying",
-                            extra={"client_id": self._name, "error": str(exc), "retry_s": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            extra={"client_id": self._name, "broker": f"{host}:{port}",
+                                   "error": str(exc), "retry_s": pause})
+                await asyncio.sleep(pause)
+                if pause == delay:
+                    delay = min(delay * 2, 30.0)
                 continue
             delay = 1.0
+            failures = 0
             # loop_misc sends keepalive pings and notices a dead connection.
             while self._client.socket() is not None:
                 self._client.loop_misc()
                 await asyncio.sleep(1.0)
             self._forget()
+            if len(self._addresses) > 1:
+                self._node += 1  # the node dropped us: another one first
             await asyncio.sleep(1.0)
 
     def stop(self) -> None:

@@ -20,8 +20,8 @@ from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
 from broker.messages import CommandAck, Event, encode
 from broker.topics import Channel, device_topic
-from doorwatch.errors import StorageError
-from doorwatch.logs import get_logger
+from ground.errors import StorageError
+from ground.logs import get_logger
 
 __all__ = ["Recorder"]
 
@@ -34,6 +34,7 @@ Build = Callable[[int], Event | CommandAck]
 class _Pending:
     build: Build
     clear_state: str | None
+    set_state: tuple[str, str] | None = None
 
 
 class Recorder:
@@ -72,25 +73,32 @@ class Recorder:
             found.append(f"events_lost: {self.lost}")
         return found
 
-    async def record(self, build: Build, *, clear_state: str | None = None) -> int | None:
-        """Store a record with the next seq; None when it waits in memory for the disk."""
+    async def record(self, build: Build, *, clear_state: str | None = None,
+                     set_state: tuple[str, str] | None = None) -> int | None:
+        """Store a record with the next seq; None when it waits in memory for the disk.
+
+        ``clear_state``/``set_state``: a state value deleted/written in the same
+        transaction (see :meth:`Outbox.append`).
+        """
+        pending = _Pending(build, clear_state, set_state)
         if self._backlog:
-            self._keep(_Pending(build, clear_state))
+            self._keep(pending)
             await self.flush()
             return None
         try:
-            seq = await asyncio.to_thread(self._append, build, clear_state)
+            seq = await asyncio.to_thread(self._append, pending)
         except StorageError as exc:
             self._disk_failed(exc)
-            self._keep(_Pending(build, clear_state))
+            self._keep(pending)
             return None
         self._link.wake()
         return seq
 
-    def _append(self, build: Build, clear_state: str | None) -> int:
+    def _append(self, pending: _Pending) -> int:
         was = self.outbox.exhausted
-        seq = self.outbox.append(self.device_id, self._topic, lambda s: encode(build(s)),
-                                 clear_state=clear_state)
+        seq = self.outbox.append(self.device_id, self._topic,
+                                 lambda s: encode(pending.build(s)),
+                                 clear_state=pending.clear_state, set_state=pending.set_state)
         if self.outbox.exhausted and not was:
             log.error("outbox budget exhausted: only events left; still storing them",
                       extra={"device_id": self.device_id, "bytes": self.outbox.stored_bytes})
@@ -129,7 +137,7 @@ class Recorder:
         while self._backlog:
             pending = self._backlog[0]
             try:
-                await asyncio.to_thread(self._append, pending.build, pending.clear_state)
+                await asyncio.to_thread(self._append, pending)
             except StorageError as exc:
                 self._disk_failed(exc)
                 return

@@ -22,9 +22,11 @@ from uuid import UUID, uuid4
 
 from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, evidence_jpeg
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
+from agent.early_exit import EarlyExits
 from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
 from agent.evidence import EvidenceStore
+from agent.handlers import CommandHandlers
 from agent.health import ClockJumpWatch, cpu_temperature
 from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
@@ -41,9 +43,9 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel
-from doorwatch.logs import get_logger
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
 from firmware_config.device_config import DeviceConfig
+from ground.logs import get_logger
+from ground.sdnotify import ServiceNotifier, watchdog_pings
 from sensors.door import DoorContact, DoorTransition
 from sensors.tamper import TamperFinding
 
@@ -128,14 +130,22 @@ class Agent:
         self.clock_offset_s: float | None = None
         self.camera_alarm: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        from agent.handlers import CommandHandlers
-
+        # Held while the open episode's persisted state is written (progress, early exit).
+        self.episode_lock = asyncio.Lock()
+        self.early = EarlyExits(self)
+        if camera is not None:
+            camera.on_passage = self.early.passage_seen
         self.commands = CommandHandlers(self)
 
     @property
     def device_id(self) -> str:
         """This device's id."""
         return self.config.device_id
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the agent runs on, once attached."""
+        return self._loop
 
     # time
 
@@ -165,10 +175,12 @@ class Agent:
                                                 "episode": str(episode.episode_id)})
 
     async def _episode_ended(self, window: EpisodeWindow) -> None:
-        episode = self.open_episode or OpenEpisode.new(
-            self.wall(window.started), door_sensor=self.door is not None,
-            found_open=window.found_open)
-        self.open_episode = None
+        await self.early.settle()
+        async with self.episode_lock:
+            episode = self.open_episode or OpenEpisode.new(
+                self.wall(window.started), door_sensor=self.door is not None,
+                found_open=window.found_open)
+            self.open_episode = None
         found = await asyncio.to_thread(self.classifier.evidence, window, final=True)
         evidence = (self._restored or EpisodeEvidence()).merged(found)
         self._restored = None
@@ -178,7 +190,13 @@ class Agent:
         await self.report_episode(ended, frames)
 
     async def report_episode(self, episode: OpenEpisode, frames: list[KeyFrame]) -> None:
-        """Judge an ended episode and record its one event (plus evidence)."""
+        """Judge an ended episode and record its one event (plus evidence).
+
+        An episode whose exit was reported early gets its final verdict instead.
+        """
+        if episode.early_event_id is not None:
+            await self.early.report_final(episode)
+            return
         verdict = judge(episode.evidence, self.config.camera.min_passage_confidence)
         assert episode.ended_at is not None
         if episode.found_open and verdict.kind not in _PASSAGE_KINDS:
@@ -246,8 +264,16 @@ class Agent:
                               extra={"device_id": self.device_id})
                 continue
             evidence = (self._restored or EpisodeEvidence()).merged(found)
-            if self.open_episode is episode:
-                await asyncio.to_thread(save_episode, self.outbox, episode.with_evidence(evidence))
+            async with self.episode_lock:
+                current = self.open_episode
+                if current is not None and current.episode_id == episode.episode_id:
+                    # Keep what an early exit added meanwhile (its passage, its mark).
+                    if current.early_event_id is not None:
+                        evidence = evidence.merged(EpisodeEvidence(passages=tuple(
+                            p for p in current.evidence.passages
+                            if p not in evidence.passages)))
+                    self.open_episode = current.with_evidence(evidence)
+                    await asyncio.to_thread(save_episode, self.outbox, self.open_episode)
 
     async def restore_episodes(self) -> None:
         """Report episodes that ended before a restart; resume the one still open."""
@@ -375,6 +401,17 @@ class Agent:
         self._spawn(self.commands.handle(command))
 
     # lifecycle
+
+    def apply_config(self, new: DeviceConfig) -> None:
+        """Switch the running agent to configuration ``new`` (the settings that apply live)."""
+        old, self.config = self.config, new
+        self.episodes.configure(quiet_s=new.door.quiet_s, max_open_s=new.door.max_open_s,
+                                stuck_open_s=new.door.stuck_open_s)
+        self.outbox.budget_bytes = int(new.outbox.disk_budget_mb * 1_000_000)
+        self.evidence_store.budget_bytes = int(new.evidence.disk_budget_mb * 1_000_000)
+        self.evidence_store.keep_s = new.evidence.keep_days * 86400
+        if self.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
+            self.camera.set_scene(new.camera.scene)
 
     def close(self) -> None:
         """Release the pin, the camera and the outbox."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import Literal
 
 from agent.classify import ScriptedClassifier
 from broker.messages import EventKind
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 from sensors.source_synthetic import Cover, DoorOpen, SyntheticSource, Walk
 
 __all__ = ["CameraHousehold", "HouseholdScript", "SimulatedHousehold"]
@@ -100,23 +101,41 @@ class CameraHousehold(_Household):
         self._rng = random.Random(script.seed)
         self.episodes = 0
         self.history: list[EventKind] = []
+        self.crossings: list[float] = []
 
-    async def open_once(self, kind: EventKind, *, walk_s: float = 4.0) -> None:
-        """One door episode in which a person does ``kind`` in front of the camera."""
+    async def open_once(self, kind: EventKind, *, walk_s: float = 4.0,
+                        side: int | None = None) -> None:
+        """One door episode in which a person does ``kind`` in front of the camera.
+
+        ``side``: which way along the corridor the person walks (-1/+1; random
+        from the seed when None).
+        """
         open_s = walk_s + 1.6
         self._source.schedule(DoorOpen(0.0, open_s))
         if kind is EventKind.DOOR_OPEN_UNVERIFIED:
             self._source.schedule(Cover(0.0, open_s + 0.5))
             self._source.schedule(Walk("exit", 0.0, duration=walk_s), delay=0.8)
         elif kind in _WALKS:
-            self._source.schedule(Walk(_WALKS[kind], 0.0, duration=walk_s,
-                                       side=self._rng.choice((-1, 1))), delay=0.8)
+            side = self._rng.choice((-1, 1)) if side is None else side
+            self._source.schedule(Walk(_WALKS[kind], 0.0, duration=walk_s, side=side),
+                                  delay=0.8)
+            if kind in _CROSSING_AT:
+                # Ground truth for latency measurements: the wall time of the frame in
+                # which the feet pass the sill (the share of the walk is the synthetic
+                # source's own, see ExpectedPassage); the source renders in real time.
+                crossed = time.time() + 0.8 + _CROSSING_AT[kind] * walk_s
+                self.crossings.append(crossed)
+                log.info("simulated person crosses", extra={"kind": kind.value,
+                                                            "crossed_at": round(crossed, 3)})
         self.history.append(kind)
         self._pin.drive_high()  # type: ignore[attr-defined]
         await asyncio.sleep(open_s)
         self._pin.drive_low()  # type: ignore[attr-defined]
         self.episodes += 1
 
+
+# When the feet pass the sill, as a share of the walk (sensors.source_synthetic).
+_CROSSING_AT = {EventKind.EXIT: 0.45, EventKind.ENTRY: 0.55}
 
 _WALKS: dict[EventKind, Literal["exit", "entry", "handover"]] = {
     EventKind.EXIT: "exit", EventKind.ENTRY: "entry", EventKind.HANDOVER: "handover"}

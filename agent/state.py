@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from doorwatch.logs import get_logger
+from ground.logs import get_logger
 
 __all__ = ["DeviceState"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.camera import CameraPipeline
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import DeviceConfig
+from firmware_config.scene import Scene
+from ground.errors import ConfigError
 from sensors.frames import FrameSource
-from sensors.scene import Scene
 from sensors.source_synthetic import Scenario, SyntheticSource
 from sensors.sources import open_source
 
@@ -41,13 +41,18 @@ def source_opener(config: DeviceConfig,
     raise ConfigError("no camera configured", field="camera.backend")
 
 
-def scene_for(config: DeviceConfig, synthetic: SyntheticSource | None) -> Scene:
-    """The configured scene, or the synthetic corridor's own."""
+def scene_for(config: DeviceConfig, synthetic: SyntheticSource | None) -> Scene | None:
+    """The configured scene, or the synthetic corridor's own; None until a line is drawn.
+
+    A real camera's door line is drawn in the dashboard after commissioning and
+    arrives as a configuration update; until then the camera runs without
+    analysis and every episode is unverified (agent/camera.py).
+    """
     if config.camera.scene is not None:
         return config.camera.scene
     if synthetic is not None:
         return synthetic.scene
-    raise ConfigError("camera.scene is required", field="camera.scene")
+    return None
 
 
 def build_camera(config: DeviceConfig, synthetic: SyntheticSource | None = None,

@@ -32,6 +32,12 @@ def _latency() -> dict[str, Any]:
     return run_latency()
 
 
+def _crossing() -> dict[str, Any]:
+    from bench.crossing import run_crossing
+
+    return run_crossing()
+
+
 def _devices() -> dict[str, Any]:
     from bench.devices import run_devices
 
@@ -51,6 +57,7 @@ def _script(name: str, result: str) -> Callable[[], dict[str, Any]]:
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "latency": _latency,
+    "crossing": _crossing,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
@@ -97,6 +104,11 @@ def _table(results: dict[str, Any]) -> list[str]:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "
                          f"{latency['background_events_per_s']:.0f} events/s background",
                          f"{latency['p50_ms']} / {latency['p99_ms']}", "p99 <= 250"))
+    crossing = results.get("crossing")
+    if crossing:
+        rows.append(_row(f"person crosses -> worker's webhook p50 / p99 (s), agent with the "
+                         f"synthetic camera, early exit ({crossing['samples']} exits)",
+                         f"{crossing['p50_s']} / {crossing['p99_s']}", "p50 <= 2, p99 <= 3"))
     devices = results.get("devices")
     if devices:
         tried = max(r["devices"] for r in devices["runs"])

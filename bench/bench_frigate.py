@@ -44,10 +44,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from firmware_config.scene import Scene  # noqa: E402
 from sensors.analyzer import DoorwayAnalyzer  # noqa: E402 - after the path fix-up above
 from sensors.evaluate import load_labels  # noqa: E402
 from sensors.frames import Frame  # noqa: E402
-from sensors.scene import Scene  # noqa: E402
 
 SHARED = REPO / ".." / "shared" / "data"
 RESULT = REPO / "bench" / "results" / "frigate.json"

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doorwatch.ports import free_ports
+from ground.ports import free_ports
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 NATS_BIN = Path("/usr/sbin/nats-server")

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
-from doorwatch.timeutil import from_ts, utcnow
+from ground.timeutil import from_ts, utcnow
 from server.admin import register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_devices"]
 

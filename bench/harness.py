@@ -19,11 +19,11 @@ from typing import Any
 
 import tomli_w
 
-from broker.broker_dir import BrokerDir
 from broker.messages import Event, EventKind, encode, utc_now
-from broker.passwords import new_secret
-from broker.runner import start_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.passwords import new_secret
+from broker.mosquitto.runner import start_mosquitto
+from ground.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

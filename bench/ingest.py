@@ -31,9 +31,9 @@ from bench.harness import (
     start_server,
     stop,
 )
-from doorwatch.timeutil import from_ts
+from ground.timeutil import from_ts
 from server.admin import register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_ingest"]
 

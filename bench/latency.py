@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
 from broker.messages import Event, EventKind, encode, utc_now
 from server.admin import add_household, add_worker, register_device
-from server.db import open_database
+from server.db.connect import open_database
 
 __all__ = ["run_latency"]
 
@@ -77,7 +77,7 @@ async def _seed(db_url: str, url: str, background: list[str]) -> None:
 
 async def _stages(db_url: str) -> dict[str, float]:
     """Where the time goes: device -> stored, stored -> delivered (p50/p99, ms)."""
-    from doorwatch.timeutil import from_ts
+    from ground.timeutil import from_ts
 
     db = await open_database(db_url)
     try:

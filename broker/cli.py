@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -40,20 +41,23 @@ def init_command(
     ] = None,
 ) -> None:
     """Create CA, server certificate, Mosquitto config, ACL and password file (owner-only)."""
-    from broker.broker_dir import BrokerDir
+    from broker.mosquitto.directory import BrokerDir
+    from ground.i18n import cli_language, t
 
+    lang = cli_language()
     broker = BrokerDir(directory.resolve())
     if broker.config_file.exists() or broker.ca_key_file.exists():
-        typer.echo(f"{broker.path} already holds a broker; refusing to overwrite", err=True)
+        typer.echo(t("broker.exists", lang, path=broker.path), err=True)
         raise typer.Exit(2)
     broker.init(port=port, host=host, loopback_port=loopback_port, hostnames=hostname)
     state = broker.state()
-    typer.echo(f"broker files written to {broker.path}")
-    typer.echo(f"  TLS listener {host or '*'}:{port}, certificate for {', '.join(state.hostnames)}")
+    typer.echo(t("broker.written", lang, path=broker.path))
+    typer.echo(t("broker.tls_listener", lang, where=f"{host or '*'}:{port}",
+                 names=", ".join(state.hostnames)))
     if loopback_port is not None:
-        typer.echo(f"  plaintext listener 127.0.0.1:{loopback_port} (this machine only)")
-    typer.echo(f"  server account: {state.server_user} (password in {broker.state_file})")
-    typer.echo(f"  CA certificate for devices and remote servers: {broker.ca_cert_file}")
+        typer.echo(t("broker.loopback_listener", lang, port=loopback_port))
+    typer.echo(t("broker.server_account", lang, user=state.server_user, file=broker.state_file))
+    typer.echo(t("broker.ca_file", lang, file=broker.ca_cert_file))
 
 
 @broker_app.command("run")
@@ -61,23 +65,39 @@ def run_command(
     directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],
 ) -> None:
     """Start Mosquitto with the files in DIRECTORY and wait until it exits."""
-    from broker.broker_dir import BrokerDir
-    from broker.runner import release_pid_file, start_mosquitto
-    from doorwatch.errors import DoorwatchError
+    from broker.mosquitto.directory import BrokerDir
+    from broker.mosquitto.runner import release_pid_file, start_mosquitto
+    from ground.errors import DoorwatchError
+    from ground.i18n import cli_language, t
 
     broker = BrokerDir(directory.resolve())
+    # Signals are caught before Mosquitto starts: one arriving while it comes up (the
+    # pid file already written) must still stop it and remove the file, not orphan both.
+    started: list[subprocess.Popen[bytes]] = []
+    stop_asked: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not started:
+            stop_asked.append(signum)
+        elif signum == signal.SIGHUP:
+            started[0].send_signal(signal.SIGHUP)  # "re-read your files", as for Mosquitto
+        else:
+            started[0].terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
     try:
         process = start_mosquitto(broker)
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    started.append(process)
+    if signal.SIGTERM in stop_asked:
+        process.terminate()
     where = f"TLS {broker.host}:{broker.port}"
     if broker.loopback_port is not None:
-        where += f", plaintext 127.0.0.1:{broker.loopback_port}"
-    typer.echo(f"mosquitto running (pid {process.pid}): {where}")
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
-    # HUP means "re-read your files", as for Mosquitto itself (and not "die, leaving it").
-    signal.signal(signal.SIGHUP, lambda *_: process.send_signal(signal.SIGHUP))
+        where += f", 127.0.0.1:{broker.loopback_port}"
+    typer.echo(t("broker.running", cli_language(), pid=process.pid, where=where))
     try:
         code = process.wait()
     except KeyboardInterrupt:

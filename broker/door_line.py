@@ -1,6 +1,6 @@
 """The door line on the wire: the threshold across the doorway and a point on its inside.
 
-The same two facts as the device's ``camera.scene`` (``sensors.scene.Scene``),
+The same two facts as the device's ``camera.scene`` (``firmware_config.scene.Scene``),
 as the contract carries them: a commissioning event reports the line the
 device uses, and the dashboard's redrawn line goes back to the device inside a
 ``config_update``. Coordinates are normalized to 0..1 of the picture's width
@@ -21,7 +21,7 @@ __all__ = ["DoorLine", "Unit"]
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 _Point = tuple[Unit, Unit]
 
-# Same limits as sensors.scene: shorter cannot be a doorway; closer means nothing.
+# Same limits as firmware_config.scene: shorter cannot be a doorway; closer means nothing.
 _MIN_LINE_LENGTH = 0.02
 _MIN_INSIDE_DISTANCE = 0.01
 

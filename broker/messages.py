@@ -2,7 +2,7 @@
 
 Nothing outside ``broker/`` parses or dumps message JSON: agents build these
 models and call :func:`encode`; the server calls :func:`decode_device_message`
-and gets a validated model or a :class:`~doorwatch.errors.PayloadError` whose
+and gets a validated model or a :class:`~ground.errors.PayloadError` whose
 ``reason`` goes into the rejected-messages table.
 
 Every message carries a ``type`` tag (the discriminator) and ``v``, the schema
@@ -32,9 +32,10 @@ from pydantic_core import SchemaValidator, core_schema
 
 from broker.door_line import DoorLine
 from broker.topics import DEVICE_ID_PATTERN, Channel, TopicInfo
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 __all__ = [
+    "EVENT_SCHEMA_VERSION",
     "MAX_PAYLOAD_BYTES",
     "MAX_SEQ",
     "SCHEMA_VERSION",
@@ -63,11 +64,16 @@ __all__ = [
     "decode_device_message",
     "decode_record_fields",
     "encode",
+    "episode_report_problem",
     "json_schemas",
     "utc_now",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
+# Events may be version 2: an episode report (early exit, then the episode's final
+# verdict) carries ``episode_id``, ``report`` and, when final, ``verdict``. Every other
+# message, and every v1 event, stays version 1; the server accepts both.
+EVENT_SCHEMA_VERSION: Literal[2] = 2
 # Events and heartbeats are small; snapshots are JPEGs (base64) of a few
 # hundred kB at most. Anything larger is refused before JSON parsing.
 MAX_EVENT_BYTES = 64 * 1024
@@ -170,8 +176,19 @@ class DeviceRecord(_Wire):
 
 
 class Event(DeviceRecord):
-    """Something happened at the door (or to the device)."""
+    """Something happened at the door (or to the device).
 
+    Version 2 adds episode reports: ``report="early"`` is an exit sent while the
+    door may still be open, as soon as the camera is confident; ``report="final"``
+    (same ``episode_id``) is the episode's verdict once the door has closed:
+    ``verdict`` confirmed (kind exit) or withdrawn as a handover or a re-entry
+    (kind handover). The server updates the early report's incident with it.
+    """
+
+    # Only events have a version 2; widening the base's Literal[1] here (which mypy calls
+    # an incompatible override) keeps every other message at version 1.
+    v: Literal[1, 2] = Field(  # type: ignore[assignment]
+        SCHEMA_VERSION, description="Wire schema version (2: episode reports)")
     type: Literal["event"] = "event"
     kind: EventKind
     armed: bool = Field(description="Whether the device was armed when this happened")
@@ -179,9 +196,37 @@ class Event(DeviceRecord):
     tamper: TamperKind | None = None
     detail: str | None = Field(None, max_length=2000, description="Free text for humans")
     snapshot: bool = Field(False, description="Whether a snapshot message follows")
+    episode_id: UUID | None = Field(None, description="v2: the door episode this reports")
+    report: Literal["early", "final"] | None = Field(
+        None, description="v2: early = exit reported while the episode is open; final = "
+        "the episode's verdict")
+    verdict: Literal["confirmed", "handover", "reentry"] | None = Field(
+        None, description="v2, final reports: the early exit confirmed, or withdrawn as a "
+        "handover or a re-entry")
     door_line: DoorLine | None = Field(
         None, description="Commissioning: the door line the device uses (its snapshot is the "
         "aim picture the line is drawn on)")
+
+
+def episode_report_problem(fields: dict[str, Any] | Event) -> str | None:
+    """Why an event's version and episode-report fields do not fit together, or None.
+
+    v2 events carry ``episode_id`` and ``report``; a final report also its
+    ``verdict``; a v1 event carries none of them.
+    """
+    get = fields.get if isinstance(fields, dict) else (lambda k: getattr(fields, k, None))
+    v, episode, report, verdict = get("v"), get("episode_id"), get("report"), get("verdict")
+    if v != EVENT_SCHEMA_VERSION:
+        if episode is not None or report is not None or verdict is not None:
+            return f"episode_id/report/verdict need schema version {EVENT_SCHEMA_VERSION}"
+        return None
+    if episode is None or report is None:
+        return "a version 2 event needs episode_id and report"
+    if (report == "final") != (verdict is not None):
+        return "verdict goes with report 'final', and only with it"
+    if report == "early" and get("kind") != EventKind.EXIT:
+        return "an early report is an exit"
+    return None
 
 
 class CommandAck(DeviceRecord):
@@ -431,12 +476,15 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
                 and fast.device_id == info.device_id
                 and "v" in fast.model_fields_set  # a missing version is not a default
                 and (not isinstance(fast, DeviceRecord) or "event_id" in fast.model_fields_set)
+                and (not isinstance(fast, Event) or episode_report_problem(fast) is None)
             ):
                 return fast
     raw = _load_json(payload, topic, limit)
     if not isinstance(raw, dict):
         raise PayloadError("payload is not a JSON object", topic=topic, device_id=info.device_id)
-    if raw.get("v") != SCHEMA_VERSION:
+    if raw.get("v") != SCHEMA_VERSION and not (
+            raw.get("v") == EVENT_SCHEMA_VERSION and raw.get("type") == "event"
+    ):
         raise PayloadError(
             f"unsupported schema version {raw.get('v')!r} (expected {SCHEMA_VERSION})",
             topic=topic,
@@ -457,6 +505,8 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
     if isinstance(message, DeviceRecord) and "event_id" not in raw:
         raise PayloadError("event_id: Field required (every record carries its own)",
                            topic=topic, device_id=info.device_id)
+    if isinstance(message, Event) and (problem := episode_report_problem(message)):
+        raise PayloadError(problem, topic=topic, device_id=info.device_id)
     return message
 
 
@@ -476,7 +526,11 @@ def decode_record_fields(info: TopicInfo, payload: bytes) -> dict[str, Any] | No
         fields: dict[str, Any] = _RECORD_FIELDS.validate_json(payload)
     except ValidationError:
         return None
-    return fields if fields["device_id"] == info.device_id else None
+    if fields["device_id"] != info.device_id:
+        return None
+    if fields["type"] == "event" and episode_report_problem(fields) is not None:
+        return None
+    return fields
 
 
 def decode_command(topic: str, payload: bytes) -> Command:

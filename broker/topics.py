@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 __all__ = [
     "DEVICE_ID_PATTERN",

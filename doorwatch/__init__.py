@@ -1,11 +1,8 @@
-"""doorwatch: door and camera watch for households in home quarantine.
+"""doorwatch: the one CLI and the demo, on top of every part.
 
-This package holds what every part shares: the root error type, structured
-logging, the user-facing message catalogue, the one ``doorwatch`` CLI and the
-demo orchestration. The parts themselves live in the top-level packages
-``agent``, ``sensors``, ``firmware_config``, ``broker`` and ``server``.
+The parts live in the top-level packages ``ground`` (errors, logs, time, i18n),
+``firmware_config``, ``broker``, ``sensors``, ``agent`` and ``server``; the CLI in
+:mod:`doorwatch.cli` loads a part only when one of its commands runs.
 """
-
-__all__ = ["__version__"]
 
 __version__ = "0.1.0"

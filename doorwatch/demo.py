@@ -29,8 +29,8 @@ from typing import Annotated, Any
 import tomli_w
 import typer
 
-from doorwatch.i18n import t
-from doorwatch.ports import free_port, free_ports
+from ground.i18n import t
+from ground.ports import free_port, free_ports
 
 __all__ = ["demo_command"]
 
@@ -178,9 +178,9 @@ class _Broker:
 def _start_broker(
     procs: _Processes, root: Path, device_ids: list[str], force_embedded: bool
 ) -> _Broker:
-    from broker.broker_dir import BrokerDir
-    from broker.passwords import new_secret
-    from broker.runner import find_mosquitto, start_mosquitto, wait_for_port
+    from broker.mosquitto.directory import BrokerDir
+    from broker.mosquitto.passwords import new_secret
+    from broker.mosquitto.runner import find_mosquitto, start_mosquitto, wait_for_port
 
     port, loopback = free_ports(2)
     if find_mosquitto() and not force_embedded:
@@ -208,9 +208,9 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
     """A grid with a supervisor, two workers, households in quarantine and dashboard users."""
     from datetime import timedelta
 
-    from doorwatch.timeutil import utcnow
+    from ground.timeutil import utcnow
     from server.admin import register_device
-    from server.db import open_database
+    from server.db.connect import open_database
     from server.domain.households import HouseholdIn, add_household
     from server.domain.people import GridIn, Role, WorkerIn, add_grid, add_worker
     from server.web.users import create_user
@@ -365,11 +365,11 @@ def demo_command(
     ] = 8080,
 ) -> None:
     """Run broker, server and simulated households; show breaches being notified."""
-    from doorwatch.logs import configure_logging
+    from ground.logs import configure_logging
 
     configure_logging("WARNING")
     _stop_on_signals()
-    from doorwatch.i18n import explicit_language
+    from ground.i18n import explicit_language
 
     language = language or explicit_language() or "en"
     root = data_dir.resolve()

@@ -23,10 +23,10 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from broker.files import write_private
 from broker.topics import DEVICE_ID_PATTERN
-from doorwatch.errors import ConfigError
 from firmware_config.device_config import DeviceConfig
+from ground.errors import ConfigError
+from ground.files import write_private
 
 __all__ = ["BUNDLE_FORMAT", "BundleError", "ProvisioningBundle", "read_bundle", "write_bundle"]
 

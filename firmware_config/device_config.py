@@ -29,7 +29,6 @@ from pydantic_settings import (
 )
 
 from broker.topics import DEVICE_ID_PATTERN
-from doorwatch.errors import ConfigError
 from firmware_config.sections import (
     CameraSettings,
     CommissionSettings,
@@ -39,6 +38,7 @@ from firmware_config.sections import (
     OutboxSettings,
     TamperSettings,
 )
+from ground.errors import ConfigError
 
 __all__ = [
     "OVERRIDE_FILE",

@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from sensors.scene import Scene
+from firmware_config.scene import Scene
 
 __all__ = [
     "CameraSettings",
@@ -54,6 +54,30 @@ class MqttLinkSettings(_Section):
         "`doorwatch agent install-bundle` and updated by credential rotation; it takes "
         "precedence over `password` (see agent/credentials.py)",
     )
+    brokers: list[str] = Field(
+        default_factory=list,
+        description="Further nodes of a clustered broker, as host or host:port (port defaults "
+        "to `port`). When the node in use cannot be reached or drops the connection, the "
+        "device moves to the next one; its events wait in the outbox meanwhile, and the "
+        "server ignores a record it already has, so nothing is lost or doubled",
+    )
+
+    @model_validator(mode="after")
+    def _check_brokers(self) -> Self:
+        self.addresses()  # raises ValueError (a validation error naming the field)
+        return self
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every broker node to try, in order: ``host:port`` first, then ``brokers``."""
+        out = [(self.host, self.port)]
+        for entry in self.brokers:
+            host, sep, port = entry.rpartition(":")
+            if not sep:
+                host, port = entry, str(self.port)
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"brokers: {entry!r} is not host or host:port")
+            out.append((host, int(port)))
+        return out
 
 
 class DoorSettings(_Section):
@@ -114,8 +138,10 @@ class CameraSettings(_Section):
     )
     scene: Scene | None = Field(
         None,
-        description="The doorway: threshold line and inside point, normalized 0..1. Required "
-        "for picamera2 and opencv; the synthetic camera brings its own",
+        description="The doorway: threshold line and inside point, normalized 0..1. Leave it "
+        "out: after `agent commission` the line is drawn on the aim picture in the dashboard "
+        "(the device's page) and reaches the device as a configuration update. Until then "
+        "every door opening is reported as unverified. The synthetic camera brings its own",
     )
     analysis_wait_s: float = Field(
         3.0, ge=0, le=60,
@@ -125,16 +151,17 @@ class CameraSettings(_Section):
     min_passage_confidence: float = Field(
         0.5, ge=0, le=1, description="Passages below this confidence do not decide the kind"
     )
+    early_exit: bool = Field(
+        True, description="Report an exit as soon as a confident out-passage is seen, while "
+        "the door may still be open; the episode's verdict follows when it ends"
+    )
+    reentry_window_s: float = Field(
+        10.0, ge=0, le=600,
+        description="An early exit followed by a confident in-passage within this many "
+        "seconds is withdrawn as a re-entry (the person stepped out and came straight back)",
+    )
     synthetic_seed: int = Field(1, description="synthetic only: seed of the rendered corridor")
 
-    @model_validator(mode="after")
-    def _scene_needed(self) -> Self:
-        if self.backend in ("picamera2", "opencv") and self.scene is None:
-            raise ValueError(
-                f"camera.scene (threshold and inside_point) is required for backend "
-                f"{self.backend!r}"
-            )
-        return self
 
 
 class EvidenceSettings(_Section):

@@ -78,10 +78,10 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.people import PersonSizeConfig, PersonSizeModel
-from sensors.scene import PixelLine, Scene
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
 __all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary"]

@@ -38,9 +38,9 @@ def analyze_command(
     ] = None,
 ) -> None:
     """Analyse a recording: one JSON line per passage on stdout, then a summary line."""
-    from doorwatch.errors import DoorwatchError
+    from firmware_config.scene import load_scene
+    from ground.errors import DoorwatchError
     from sensors.analyzer import DoorwayAnalyzer
-    from sensors.scene import load_scene
     from sensors.source_opencv import OpenCVSource
 
     try:
@@ -133,7 +133,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score the analyzer on labelled clips: per clip, split, viewpoint, and scene held out."""
-    from doorwatch.errors import DoorwatchError
+    from ground.errors import DoorwatchError
     from sensors.corpus import collect, evaluate_corpus, load_meta, report
 
     try:

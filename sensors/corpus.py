@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from doorwatch.errors import ConfigError
+from ground.errors import ConfigError
 from sensors.analyzer import AnalyzerConfig
 from sensors.evaluate import ClipLabels, ClipScore, Score, evaluate_clip, load_labels
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 
 __all__ = ["DoorContact", "DoorTransition", "make_pin_factory"]
 

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from doorwatch.errors import ConfigError
+from firmware_config.scene import Scene
+from ground.errors import ConfigError
 from sensors.analyzer import AnalyzerConfig, DoorwayAnalyzer, Passage
-from sensors.scene import Scene
 from sensors.source_opencv import OpenCVSource
 
 __all__ = [

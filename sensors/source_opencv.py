@@ -15,7 +15,7 @@ from typing import Any, Self
 import cv2
 import numpy as np
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import ColorImage, Frame
 
 __all__ = ["OpenCVSource"]

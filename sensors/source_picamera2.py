@@ -24,7 +24,7 @@ from typing import Any, NoReturn, Self
 
 import numpy as np
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import Frame
 
 __all__ = ["Picamera2Source"]

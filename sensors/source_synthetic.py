@@ -28,9 +28,9 @@ from typing import Literal, Self
 import cv2
 import numpy as np
 
-from doorwatch.errors import HardwareError
+from firmware_config.scene import Scene
+from ground.errors import HardwareError
 from sensors.frames import Frame, GrayImage
-from sensors.scene import Scene
 
 __all__ = [
     "SCENARIOS",

@@ -2,7 +2,7 @@
 
 The device configuration has a ``camera.backend`` field; ``open_source``
 turns it into a :class:`~sensors.frames.FrameSource`. An unknown name or a
-backend whose library is missing is a :class:`~doorwatch.errors.HardwareError`
+backend whose library is missing is a :class:`~ground.errors.HardwareError`
 at start-up, never a silent fallback to another camera.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Literal
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import FrameSource
 
 __all__ = ["BACKENDS", "Backend", "open_source"]

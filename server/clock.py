@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from doorwatch.timeutil import to_ts, utcnow
+from ground.timeutil import to_ts, utcnow
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 

@@ -15,9 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from doorwatch.errors import ConfigError
+from ground.errors import ConfigError
 
 __all__ = [
+    "AmqpSettings",
     "DeviceWatchSettings",
     "EscalationSettings",
     "HttpSettings",
@@ -63,6 +64,25 @@ class MqttSettings(_Section):
         None, description="CA certificate the broker's certificate is verified against "
         "(the broker directory's ca.crt); none = the system's trusted CAs"
     )
+
+
+class AmqpSettings(_Section):
+    """How the server reaches a RabbitMQ cluster (``broker = "rabbitmq"``): AMQP 0-9-1."""
+
+    nodes: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:5672"], min_length=1,
+        description="Every node's AMQP address as host:port; the link moves to the next "
+        "when its node is unreachable")
+    username: str = Field("doorwatch-server", description="Server account on the cluster")
+    password: SecretStr | None = Field(None, description="Server account password")
+    client_id: str = Field(
+        default_factory=lambda: f"doorwatch-server-{socket.gethostname()}",
+        description="Connection name shown by the broker (per instance, for operators)")
+    prefetch: int = Field(
+        8000, ge=1, le=65535, description="Messages an instance holds unacknowledged: the "
+        "batch being written and the one being prepared (2 x ingest.batch_max) and more")
+    tls: bool = Field(False, description="Connect with TLS (amqps)")
+    ca_file: Path | None = Field(None, description="CA certificate of the nodes' certificates")
 
 
 class IngestSettings(_Section):
@@ -181,7 +201,11 @@ class ServerSettings(BaseSettings):
     instance: str = Field(
         default_factory=socket.gethostname, description="Name of this server instance"
     )
+    broker: Literal["mosquitto", "rabbitmq"] = Field(
+        "mosquitto", description="mosquitto: MQTT to one broker ([mqtt]); rabbitmq: the "
+        "replicated ingest queue of a RabbitMQ cluster over AMQP ([amqp])")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    amqp: AmqpSettings = Field(default_factory=AmqpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from doorwatch.logs import get_logger
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
+from ground.logs import get_logger
+from ground.sdnotify import ServiceNotifier, watchdog_pings
+from server.amqp_link import AmqpLink
 from server.clock import Clock, SystemClock
-from server.commissioning import commissioning_hook
 from server.config import ServerSettings
-from server.consumer import Consumer
-from server.db import Database, open_database
-from server.device_watch import DeviceWatch
-from server.escalation import Escalator
-from server.inbound import InboundBuffer
-from server.ingest import Ingestor
-from server.mqtt_link import MqttLink
+from server.db.base import Database
+from server.db.connect import open_database
+from server.ingest.commissioning import commissioning_hook
+from server.ingest.consumer import Consumer
+from server.ingest.ingestor import Ingestor
+from server.interpreter import tune_interpreter
+from server.jobs.device_watch import DeviceWatch
+from server.jobs.escalation import Escalator
+from server.jobs.retention import RetentionJob
+from server.jobs.schedule import Scheduler
+from server.mqtt.inbound import InboundBuffer
+from server.mqtt.link import MqttLink
 from server.notify.sender import NotificationSender
-from server.retention import RetentionJob
-from server.schedule import Scheduler
 from server.web.runner import WebServer, start_web
 
 __all__ = ["RunningServer", "run_server", "serve"]
@@ -38,7 +39,7 @@ class RunningServer:
 
     settings: ServerSettings
     db: Database
-    mqtt: MqttLink
+    mqtt: MqttLink | AmqpLink  # the broker link, whichever profile
     consumer: Consumer
     sender: NotificationSender
     web: WebServer | None = None
@@ -60,7 +61,10 @@ async def serve(
     """
     db = await open_database(settings.database_url)
     buffer = InboundBuffer()
-    link = MqttLink(settings.mqtt, buffer)
+    # The RabbitMQ profile feeds the same buffer from a replicated queue (server/amqp_link.py).
+    link: MqttLink | AmqpLink = (AmqpLink(settings.amqp, buffer)
+                                 if settings.broker == "rabbitmq"
+                                 else MqttLink(settings.mqtt, buffer))
     consumer = Consumer(
         buffer,
         Ingestor(db, settings),
@@ -121,33 +125,9 @@ async def serve(
                                           "rejected": consumer.totals.rejected})
 
 
-def _tune_interpreter() -> None:
-    """Collect cycles less often than CPython's default, never scan start-up objects,
-    and hand the GIL to the database thread sooner.
-
-    Each ingested event leaves a dozen short-lived container objects (model,
-    dicts, tuples), so with the default threshold (700) a 1,000-message batch
-    runs the collector dozens of times, each also walking the survivors; that
-    was a fifth of the server's CPU per event at full ingest. Nothing on the
-    ingest path makes reference cycles (they would be collected all the same,
-    only later). ``freeze`` moves what start-up built (modules, FastAPI,
-    Apprise's plugins) out of every future collection.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-    # Ingest keeps two threads busy: the event loop's (MQTT packets, validation) and
-    # SQLite's (each batch's transaction). Each time SQLite's thread leaves C code (a
-    # statement or a row done) it needs the GIL back, and waits up to this interval
-    # behind the event loop. The default 5 ms made them alternate instead of overlap;
-    # measured on 300,000-event drains into SQLite: 0.2 ms gave 72,000-79,000 events/s,
-    # 50 us 73,000-77,000, 20 us 87,000-95,000 with less CPU per event (fewer futile
-    # wake-ups); 10 and 5 us were no better and noisier.
-    sys.setswitchinterval(0.00002)
-
-
 async def run_server(settings: ServerSettings) -> None:
     """Run until cancelled (SIGINT/SIGTERM)."""
-    _tune_interpreter()
+    tune_interpreter()
     async with serve(settings):
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import BrokerDir
-from broker.passwords import new_secret
-from broker.runner import find_mosquitto, start_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.passwords import new_secret
+from broker.mosquitto.runner import find_mosquitto, start_mosquitto
+from ground.ports import free_ports
 from tests.requirements import need
+from tests.waiting import poll_until
 
 
 @dataclass
@@ -105,12 +106,7 @@ class Receiver:
 
     def wait_for(self, count: int, timeout: float = 20.0) -> bool:
         """Wait until ``count`` notifications arrived."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) >= count:
-                return True
-            time.sleep(0.05)
-        return False
+        return poll_until(lambda: len(self.received) >= count, timeout)
 
 
 @pytest.fixture
@@ -144,12 +140,8 @@ def receiver() -> Iterator[Receiver]:
 
 def wait_for_log(path: Path, text: str, timeout: float = 20.0, after: int = 0) -> bool:
     """Wait until ``text`` appears in the log file ``path`` (past byte offset ``after``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace")[after:]:
-            return True
-        time.sleep(0.05)
-    return False
+    return poll_until(
+        lambda: path.exists() and text in path.read_text(errors="replace")[after:], timeout)
 
 
 def doorwatch_process(

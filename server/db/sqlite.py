@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from doorwatch.errors import StorageError
+from ground.errors import StorageError
 from server.db.base import Params, Row, Transaction
 
 __all__ = ["SqliteDatabase"]

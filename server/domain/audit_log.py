@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from doorwatch.timeutil import to_ts
+from ground.timeutil import to_ts
 from server.db.base import Database
 from server.domain.common import when
 

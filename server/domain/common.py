@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from doorwatch.timeutil import from_ts, to_ts
+from ground.timeutil import from_ts, to_ts
 from server.db.base import Database, Row, Transaction
 from server.domain.errors import NotFoundError
 

@@ -155,7 +155,8 @@ async def _grid_id(tx: Transaction, name: str) -> int | None:
 async def _worker_id(tx: Transaction, value: str, grid_id: int | None) -> int | None:
     if not value:
         return None
-    if value.isdigit():
+    # ASCII digits within 64 bits only: "²".isdigit() is true but int() refuses it.
+    if value.isascii() and value.isdigit() and len(value) <= 18:
         row = await tx.fetch_one("SELECT id FROM workers WHERE id = ?", (int(value),))
         if row is None:
             raise _RowProblemError("worker", f"no worker with id {value}")

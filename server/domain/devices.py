@@ -13,9 +13,9 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from broker.topics import is_valid_device_id
-from doorwatch.timeutil import now_ts
-from server.audit import audit
+from ground.timeutil import now_ts
 from server.db.base import Database, Row, Transaction
+from server.domain.audit import audit
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError, NotFoundError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doorwatch.errors import DoorwatchError
+from ground.errors import DoorwatchError
 
 __all__ = ["InvalidChangeError", "NotFoundError"]
 

@@ -6,9 +6,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from doorwatch.timeutil import now_ts
-from server.audit import audit
+from ground.timeutil import now_ts
 from server.db.base import Database, Row
+from server.domain.audit import audit
 from server.domain.common import dumps, fetch_required, loads_dict, when
 
 __all__ = ["FollowUp", "FollowUpIn", "FollowUpUpdate", "list_followups", "record_followup",

@@ -1,7 +1,7 @@
 """Households under home quarantine: who lives there, where, and for how long.
 
 A household with a quarantine period is *armed* exactly during the period
-(the schedule loop in :mod:`server.schedule` keeps ``armed`` and the devices'
+(the schedule loop in :mod:`server.jobs.schedule` keeps ``armed`` and the devices'
 retained arm/disarm commands in line with it). A household without a period
 keeps whatever ``armed`` was set by hand. Ending a quarantine early is an
 audited action that disarms at once.
@@ -13,10 +13,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from doorwatch.timeutil import now_ts, to_ts
-from server.audit import audit
+from ground.timeutil import now_ts, to_ts
 from server.clock import Clock, SystemClock
 from server.db.base import Database, Row, Transaction
+from server.domain.audit import audit
 from server.domain.common import dumps, fetch_required, loads_list, ts_or_none, when
 from server.domain.errors import InvalidChangeError
 from server.domain.people import get_grid, get_worker

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorwatch.csvsafe import csv_text
-from doorwatch.timeutil import to_ts
-from server.audit import audit
+from ground.csvsafe import csv_text
+from ground.timeutil import to_ts
 from server.clock import Clock, SystemClock
 from server.db.base import Database, Row
+from server.domain.audit import audit
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError
-from server.incidents import IncidentKind, IncidentOutcome, IncidentState
+from server.domain.incident_opening import IncidentKind, IncidentOutcome, IncidentState
 from server.notify.privacy import private_url
 
 __all__ = [
@@ -269,7 +269,7 @@ _CSV_COLUMNS = [
 def export_incidents_csv(incidents: list[Incident], timezone: str = "UTC") -> str:
     """Incidents as CSV (UTF-8 text; times local to ``timezone``) for supervisors' spreadsheets.
 
-    Written by :func:`doorwatch.csvsafe.csv_text`, the one CSV writer of every
+    Written by :func:`ground.csvsafe.csv_text`, the one CSV writer of every
     export, so no cell is run as a spreadsheet formula.
     """
     zone = ZoneInfo(timezone)

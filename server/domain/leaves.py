@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from doorwatch.timeutil import now_ts, to_ts
-from server.audit import audit
+from ground.timeutil import now_ts, to_ts
 from server.db.base import Database, Row, Transaction
+from server.domain.audit import audit
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError
 

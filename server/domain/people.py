@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from doorwatch.i18n import Language, normalize_language
-from doorwatch.timeutil import now_ts
-from server.audit import audit
+from ground.i18n import Language, normalize_language
+from ground.timeutil import now_ts
 from server.db.base import Database, Row, Transaction
+from server.domain.audit import audit
 from server.domain.common import dumps, fetch_required, loads_list, when
 from server.domain.errors import InvalidChangeError
 from server.notify.privacy import private_url

@@ -16,8 +16,8 @@ from datetime import timedelta
 
 import apprise
 
-from doorwatch.logs import get_logger
-from doorwatch.timeutil import now_ts, to_ts, utcnow
+from ground.logs import get_logger
+from ground.timeutil import now_ts, to_ts, utcnow
 from server.config import NotifySettings
 from server.db.base import Database, Row
 

@@ -1,7 +1,1 @@
-"""The HTTP API and server-rendered dashboard (FastAPI + Jinja2)."""
-
-from __future__ import annotations
-
-from server.web.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API and server-rendered dashboard (FastAPI + Jinja2), built by :mod:`server.web.app`."""

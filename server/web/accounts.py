@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from doorwatch.timeutil import now_ts
-from server.audit import audit
+from ground.timeutil import now_ts
 from server.db.base import Database, Row, Transaction
+from server.domain.audit import audit
 from server.web.sessions import end_user_sessions
 from server.web.users import (
     Role,

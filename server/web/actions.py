@@ -15,11 +15,11 @@ from datetime import date, datetime
 
 from pydantic import ValidationError
 
-from doorwatch.errors import DoorwatchError
+from ground.errors import DoorwatchError
 from server.db.base import Database
 from server.domain import followups, incidents, leaves
 from server.domain.errors import InvalidChangeError, NotFoundError
-from server.incidents import IncidentOutcome
+from server.domain.incident_opening import IncidentOutcome
 
 __all__ = [
     "ActionError",

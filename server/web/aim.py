@@ -23,10 +23,10 @@ from uuid import UUID
 from broker.door_line import DoorLine
 from broker.messages import ConfigUpdateCommand, encode, utc_now
 from broker.topics import command_topic
-from server.audit import audit
 from server.db.base import Database
+from server.domain.audit import audit
 from server.domain.errors import NotFoundError
-from server.schedule import CommandPublisher
+from server.jobs.schedule import CommandPublisher
 
 __all__ = ["AUDIT_ACTION", "AimView", "Redraw", "aim_picture", "aim_view", "send_door_line"]
 

@@ -51,6 +51,7 @@ class UserOut(_Out):
     role: Role
     language: str
     worker_id: int | None
+    active: bool = Field(True, description="False: disabled, cannot log in")
 
 
 class SessionOut(_Out):

@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from doorwatch.i18n import t
+from ground.i18n import t
 from server.config import ServerSettings
 from server.db.base import Database
 from server.web.deps import CsrfError, ForbiddenError, NotLoggedInError, wants_html

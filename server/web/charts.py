@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from doorwatch.timeutil import from_ts, to_ts
+from ground.timeutil import from_ts, to_ts
 from server.db.base import Database
 from server.web.scope import household_scope
 from server.web.users import User

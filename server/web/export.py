@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from doorwatch.csvsafe import csv_text
+from ground.csvsafe import csv_text
 from server.db.base import Row
 from server.web.render import label, local_time, seconds_between
 
@@ -21,7 +21,7 @@ def incidents_csv(rows: Iterable[Row], zone: str, language: str) -> str:
     """Incidents as CSV text with a header row; times in the dashboard's time zone.
 
     Starts with a UTF-8 byte order mark so spreadsheet programs read the
-    Chinese text correctly. Cells go through :func:`doorwatch.csvsafe.safe_cell`
+    Chinese text correctly. Cells go through :func:`ground.csvsafe.safe_cell`
     (no spreadsheet formulas), like every export.
     """
     return csv_text(CSV_COLUMNS, (_row(row, zone, language) for row in rows), bom=True)

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from doorwatch.timeutil import to_ts, utcnow
+from ground.timeutil import to_ts, utcnow
 from server.db.base import Database
 from server.web.queries import HEARTBEAT_STALE_S
 from server.web.throttle import locked_now, login_counts

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorwatch.timeutil import from_ts, to_ts, utcnow
+from ground.timeutil import from_ts, to_ts, utcnow
 from server.db.base import Database, Row
-from server.incidents import IncidentKind, IncidentState
+from server.domain.incident_opening import IncidentKind, IncidentState
 from server.notify.privacy import private_url
 from server.web.scope import household_scope
 from server.web.users import User

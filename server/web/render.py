@@ -12,8 +12,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from doorwatch.i18n import LANGUAGES, normalize_language, t
-from doorwatch.timeutil import from_ts, utcnow
+from ground.i18n import LANGUAGES, normalize_language, t
+from ground.timeutil import from_ts, utcnow
 from server.web.deps import csrf_token
 from server.web.users import User
 

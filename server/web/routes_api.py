@@ -326,8 +326,9 @@ async def api_audit(db: Db, user: Overseer, actor: str | None = None,
 
 @router.get("/users", summary="List users")
 async def api_users(db: Db, user: Admin) -> list[UserOut]:
-    """Dashboard users (admin only)."""
-    return [UserOut.model_validate(u, from_attributes=True) for u in await list_users(db)]
+    """Dashboard users, disabled ones too (admin only)."""
+    return [UserOut.model_validate(u, from_attributes=True)
+            for u in await list_users(db, include_inactive=True)]
 
 
 @router.post("/users", status_code=201, summary="Add a user")

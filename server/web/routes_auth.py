@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from doorwatch.i18n import LANGUAGES, normalize_language, t
-from doorwatch.logs import get_logger
+from ground.i18n import LANGUAGES, normalize_language, t
+from ground.logs import get_logger
 from server.web.deps import (
     CurrentUser,
     Db,

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from doorwatch.i18n import t
-from server.incidents import IncidentKind, IncidentState
+from ground.i18n import t
+from server.domain.incident_opening import IncidentKind, IncidentState
 from server.web import actions
 from server.web.charts import (
     ack_times_by_grid,

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from doorwatch.errors import ConfigError
-from doorwatch.logs import get_logger
+from ground.errors import ConfigError
+from ground.logs import get_logger
 from server.config import ServerSettings
 from server.db.base import Database
 from server.web.app import create_app

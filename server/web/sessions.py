@@ -12,9 +12,9 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from doorwatch.timeutil import now_ts, to_ts, utcnow
-from server.audit import audit
+from ground.timeutil import now_ts, to_ts, utcnow
 from server.db.base import Database, Transaction
+from server.domain.audit import audit
 from server.web.users import User, get_user
 
 __all__ = [

@@ -29,9 +29,9 @@ from enum import StrEnum
 
 from fastapi import Request
 
-from doorwatch.timeutil import from_ts, to_ts, utcnow
-from server.audit import audit
+from ground.timeutil import from_ts, to_ts, utcnow
 from server.db.base import Database, Transaction
+from server.domain.audit import audit
 
 __all__ = [
     "Backoff",

@@ -13,11 +13,11 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from doorwatch.errors import DoorwatchError
-from doorwatch.i18n import normalize_language
-from doorwatch.timeutil import now_ts
-from server.audit import audit
+from ground.errors import DoorwatchError
+from ground.i18n import normalize_language
+from ground.timeutil import now_ts
 from server.db.base import Database, Row
+from server.domain.audit import audit
 
 __all__ = [
     "Role",

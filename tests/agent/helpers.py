@@ -11,11 +11,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.service import Agent
-from broker.broker_dir import SERVER_USER
 from broker.messages import (
     CommandAck,
     encode,
 )
+from broker.mosquitto.directory import SERVER_USER
 from broker.topics import command_topic, device_subscription
 from firmware_config.device_config import DeviceConfig, load_device_config
 from sensors.door import make_pin_factory

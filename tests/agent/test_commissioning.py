@@ -22,10 +22,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import Event, EventKind, PingCommand, encode, utc_now
 from broker.topics import Channel, command_subscription, device_topic
-from doorwatch.ports import free_port
+from ground.ports import free_port
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, seed_household, server_settings, wait_until
+from tests.e2e.helpers import count, seed_household, server_settings
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -110,7 +111,7 @@ async def test_commission_passes_with_a_real_server(
         # The server holds the test event and the device's ack of the server's ping.
         assert await count(server.db, "SELECT COUNT(*) FROM events WHERE device_id = ? "
                            "AND kind = 'commissioning'", (device,)) == 1
-        assert await wait_until(lambda: _acks(server.db, device))
+        assert await poll_until_async(lambda: _acks(server.db, device))
 
 
 async def _acks(db: Any, device: str) -> bool:

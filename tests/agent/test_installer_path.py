@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent.commission import Commissioning
@@ -166,4 +167,64 @@ def test_server_run_needs_a_configuration_or_dev(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no configuration file" in done.stderr
     assert "--dev" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_camera_without_a_door_line_is_allowed_and_unverified(tmp_path: Path) -> None:
+    """Nobody types coordinates: a real camera's config loads without a scene, the camera
+    runs without analysis and its episodes are unverified until the dashboard sends a line."""
+    from agent.camera import NO_DOOR_LINE, CameraPipeline
+    from agent.classify import EpisodeWindow, judge
+    from broker.messages import EventKind
+    from firmware_config.scene import Scene
+    from sensors.frames import FrameSource
+
+    config = load_device_config(None, device_id="door-1", data_dir=str(tmp_path),
+                                camera={"backend": "picamera2"})
+    assert config.camera.scene is None
+    def never() -> FrameSource:
+        raise AssertionError("not started in this test")
+
+    pipeline = CameraPipeline(never, None, fps=10)
+    evidence = pipeline.evidence(EpisodeWindow(0.0, 1.0), final=False)
+    assert evidence.camera_problem == NO_DOOR_LINE
+    assert judge(evidence).kind is EventKind.DOOR_OPEN_UNVERIFIED
+    pipeline.set_scene(Scene(threshold=((0.2, 0.8), (0.8, 0.8)), inside_point=(0.5, 0.3)))
+    # From now on the timeline (here: no frames) decides, not the missing line.
+    assert pipeline.evidence(EpisodeWindow(0.0, 1.0), final=False).camera_problem != NO_DOOR_LINE
+
+
+def test_commission_without_a_door_line_sends_the_bare_picture(tmp_path: Path) -> None:
+    from sensors.frames import Frame
+
+    config = load_device_config(None, device_id="door-1", data_dir=str(tmp_path),
+                                language="en")
+    check = Commissioning(config, pin_factory=None, open_source=None, scene=None,
+                          aim_path=tmp_path / "aim.png")
+    rng = np.random.default_rng(1)
+    gray = rng.integers(60, 200, size=(240, 320), dtype=np.uint8)
+    check._last_frame = Frame(index=0, t=0.0, gray=gray)
+    result = check.check_aim()
+    assert not result.ok
+    assert "no door line yet" in result.detail
+    assert result.fix is not None
+    assert "Devices → door-1" in result.fix
+    assert (tmp_path / "aim.png").read_bytes()[:4] == b"\x89PNG"
+    jpeg = check._aim_jpeg()
+    assert jpeg is not None
+    assert jpeg[:2] == b"\xff\xd8"
+
+
+def test_admin_commands_do_not_invent_a_database(tmp_path: Path) -> None:
+    """Without -c (or the database in the environment) nothing is written to a stray file."""
+    env = {"DOORWATCH_LANG": "en"}
+    drop = ("DOORWATCH_CONFIG", "DOORWATCH_SERVER__DATABASE_URL")
+    for args in (("household", "list"),
+                 ("device", "provision", "--id", "door-1", "--broker-dir", str(tmp_path))):
+        done = subprocess.run([sys.executable, "-m", "doorwatch", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**{k: v for k, v in os.environ.items() if k not in drop},
+                                   **env})
+        assert done.returncode == 2, done.stderr
+        assert "no configuration file" in done.stderr
     assert not list(tmp_path.iterdir())

@@ -10,8 +10,8 @@ from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
 from agent.recorder import Recorder
 from broker.messages import Event, EventKind, utc_now
-from doorwatch.errors import StorageError
 from firmware_config.device_config import MqttLinkSettings
+from ground.errors import StorageError
 
 DEVICE = "door-7"
 

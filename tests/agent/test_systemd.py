@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from doorwatch.sdnotify import ServiceNotifier, watchdog_pings
+from ground.sdnotify import ServiceNotifier, watchdog_pings
 from tests.paths import REPO_ROOT
 from tests.requirements import need
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Mosquitto
+from tests.waiting import poll_until
 
-__all__ = ["Client", "connect", "eventually", "wait_for"]
+__all__ = ["Client", "connect"]
 
-
-def wait_for(check: Any, timeout: float = 10.0) -> bool:
-    """Poll ``check()`` until true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return bool(check())
 
 
 @dataclass
@@ -47,7 +38,7 @@ class Client:
         """Subscribe at QoS 1 and return the SUBACK codes (128 = refused)."""
         before = len(self.subacks)
         self.paho.subscribe(topic, qos=1)
-        assert wait_for(lambda: len(self.subacks) > before), "no SUBACK"
+        assert poll_until(lambda: len(self.subacks) > before), "no SUBACK"
         return self.subacks[before]
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
@@ -108,14 +99,3 @@ def connect(
     assert connected.wait(10), "no CONNACK"
     return client
 
-
-async def eventually(check: Any, limit_s: float = 20.0) -> bool:
-    """Poll the async ``check()`` until true or ``limit_s`` passes (without blocking the loop)."""
-    import asyncio
-
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.05)
-    return False

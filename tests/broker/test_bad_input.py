@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from agent.credentials import CredentialStore, install_bundle
-from broker.broker_dir import BrokerDir
-from broker.runner import BrokerStartError, find_mosquitto, start_mosquitto
-from broker.tls import make_ca
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.runner import BrokerStartError, find_mosquitto, start_mosquitto
+from broker.mosquitto.tls import make_ca
 from broker.topics import is_valid_device_id
-from doorwatch.errors import ConfigError
-from doorwatch.ports import free_port
 from firmware_config.bundle import BundleError, ProvisioningBundle, read_bundle, write_bundle
+from ground.errors import ConfigError
+from ground.ports import free_port
 from tests.requirements import need
 
 CA_PEM = make_ca().cert_pem.decode()

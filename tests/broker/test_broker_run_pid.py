@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import BrokerDir
-from broker.runner import find_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.runner import find_mosquitto
+from ground.ports import free_ports
 from tests.broker.test_cli import doorwatch
 from tests.conftest import doorwatch_process, wait_for_log
 from tests.requirements import need
@@ -34,7 +34,7 @@ def test_second_run_leaves_the_live_pid_file_and_a_clean_stop_removes_it(
                      "--loopback-port", str(loopback)).returncode == 0
     broker = BrokerDir(path)
     log = tmp_path / "run.log"
-    first = doorwatch_process("broker", "run", str(path), log=log)
+    first = doorwatch_process("broker", "run", str(path), log=log, env={"DOORWATCH_LANG": "en"})
     try:
         assert wait_for_log(log, "mosquitto running"), log.read_text()
         live = broker.pid_file.read_text()

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import SERVER_USER, BrokerDir
 from broker.messages import MAX_PAYLOAD_BYTES
-from broker.runner import find_mosquitto
-from broker.tls import make_ca
-from doorwatch.ports import free_port
-from tests.broker.helpers import Client, connect, wait_for
+from broker.mosquitto.directory import SERVER_USER, BrokerDir
+from broker.mosquitto.runner import find_mosquitto
+from broker.mosquitto.tls import make_ca
+from ground.ports import free_port
+from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
 from tests.requirements import need
+from tests.waiting import poll_until
 
 pytestmark = pytest.mark.broker
 
@@ -44,7 +45,7 @@ def test_device_cannot_publish_on_another_devices_topics(
         a.publish(f"doorwatch/v1/dev/door-b/{channel}", b'{"spoof": true}')
     a.publish("doorwatch/v1/cmd/door-b/disarm", b'{"spoof": true}')
     a.publish(EVENT.format("door-a"), b"marker")  # same connection: delivered in order
-    assert wait_for(lambda: EVENT.format("door-a") in server.topics())
+    assert poll_until(lambda: EVENT.format("door-a") in server.topics())
     assert server.topics() == [EVENT.format("door-a")]
     a.close()
 
@@ -60,7 +61,7 @@ def test_device_cannot_read_another_devices_commands(mosquitto: Mosquitto) -> No
                      client_id="test-server")
     server.publish(CMD.format("door-b"), b"secret for b")
     server.publish(CMD.format("door-a"), b"for a")
-    assert wait_for(lambda: CMD.format("door-a") in a.topics())
+    assert poll_until(lambda: CMD.format("door-a") in a.topics())
     assert a.messages == [(CMD.format("door-a"), b"for a")]
     a.close()
     server.close()
@@ -116,12 +117,12 @@ def test_oversize_payload_is_refused(mosquitto: Mosquitto, server: Client) -> No
     snapshot = EVENT.format("door-a").replace("event", "snapshot")
     a = connect(mosquitto, "door-a", mosquitto.add_device("door-a"))
     a.publish(snapshot, b"j" * MAX_PAYLOAD_BYTES)  # the largest legitimate snapshot passes
-    assert wait_for(lambda: len(server.messages) == 1)
+    assert poll_until(lambda: len(server.messages) == 1)
     a.paho.publish(snapshot, b"j" * (MAX_PAYLOAD_BYTES + 600_000), qos=1)
-    assert wait_for(lambda: a.disconnects), "the broker should drop the sender"
+    assert poll_until(lambda: a.disconnects), "the broker should drop the sender"
     b = connect(mosquitto, "door-b", mosquitto.add_device("door-b"))
     b.publish(EVENT.format("door-b"), b"marker")
-    assert wait_for(lambda: EVENT.format("door-b") in server.topics())
+    assert poll_until(lambda: EVENT.format("door-b") in server.topics())
     assert [len(p) for t, p in server.messages] == [MAX_PAYLOAD_BYTES, len(b"marker")]
     a.close()
     b.close()
@@ -137,7 +138,7 @@ def test_a_device_cannot_take_over_another_devices_client_id(
     a.publish(EVENT.format("door-a"), b"from a")
     # ... and B was not kicked off.
     b.publish(EVENT.format("door-b"), b"from b")
-    assert wait_for(lambda: len(server.messages) == 2)
+    assert poll_until(lambda: len(server.messages) == 2)
     assert b.disconnects == []
     assert server.messages == [(EVENT.format("door-a"), b"from a"),
                                (EVENT.format("door-b"), b"from b")]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.broker_dir import BrokerDir
-from broker.runner import find_mosquitto, wait_for_port
-from doorwatch.ports import free_ports
+from broker.mosquitto.directory import BrokerDir
+from broker.mosquitto.runner import find_mosquitto, wait_for_port
+from ground.ports import free_ports
 from tests.broker.helpers import connect
 from tests.conftest import Mosquitto, doorwatch_process
 from tests.requirements import need

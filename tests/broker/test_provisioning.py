@@ -22,17 +22,19 @@ from broker.topics import Channel, device_topic
 from firmware_config.device_config import DeviceConfig, load_device_config
 from sensors.door import make_pin_factory
 from server.config import ServerSettings
-from server.db import Database, open_database
-from server.provisioning import (
+from server.db.base import Database
+from server.db.connect import open_database
+from server.domain.provisioning import (
     ProvisioningError,
     provision_device,
     revoke_device,
     rotate_device,
 )
 from server.service import serve
-from tests.broker.helpers import connect, eventually, wait_for
+from tests.broker.helpers import connect
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
+from tests.waiting import poll_until, poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -107,7 +109,7 @@ async def test_revoked_device_is_disconnected_and_refused_after_reload(
     online = connect(mosquitto, "door-a", password)
     assert not online.refused
     assert await revoke_device(db, mosquitto.broker, "door-a")
-    assert await asyncio.to_thread(wait_for, lambda: online.disconnects)
+    assert await asyncio.to_thread(poll_until, lambda: online.disconnects)
     again = connect(mosquitto, "door-a", password)
     assert again.refused
     row = await db.fetch_one("SELECT revoked_at FROM devices WHERE device_id = 'door-a'")
@@ -152,14 +154,14 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
                 await asyncio.sleep(0.005)
 
         async with running_agent(agent):
-            assert await eventually(lambda: _true(agent.link.connected.is_set()))
+            assert await poll_until_async(lambda: _true(agent.link.connected.is_set()))
             producer = asyncio.create_task(produce())
             await asyncio.sleep(0.3)  # rotate while events are flowing
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            assert await eventually(lambda: _true(agent.outbox.depth() == 0), 30)
+            assert await poll_until_async(lambda: _true(agent.outbox.depth() == 0), 30)
             last = agent.outbox.last_seq("door-r")
-            assert await eventually(lambda: _stored(db, "door-r", last), 30)
+            assert await poll_until_async(lambda: _stored(db, "door-r", last), 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
         audit = await db.fetch_one("SELECT detail FROM audit_log WHERE action = 'device.rotate'")
     assert result.reloaded
@@ -204,7 +206,7 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
         a = connect(mosquitto, "door-a", stored_password(config_a))
         spoof = Event(device_id="door-b", seq=1, time=utc_now(), kind=EventKind.EXIT, armed=True)
         a.publish(device_topic("door-a", Channel.EVENT), encode(spoof))
-        assert await eventually(lambda: _has_row(db, "SELECT id FROM audit_log WHERE "
+        assert await poll_until_async(lambda: _has_row(db, "SELECT id FROM audit_log WHERE "
                                                      "action = 'security.device_id_mismatch'"))
         audit = await db.fetch_all("SELECT actor, subject, detail FROM audit_log "
                                    "WHERE action = 'security.device_id_mismatch'")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from server.admin import add_household, add_worker, register_device
 from server.config import ServerSettings, load_server_settings
-from server.db import Database
+from server.db.base import Database
 from tests.conftest import Mosquitto
 
 
@@ -44,15 +41,6 @@ async def seed_household(db: Database, device_id: str, apprise_url: str, *, arme
     await register_device(db, device_id, household_id=household)
     return household
 
-
-async def wait_until(check: Callable[[], Awaitable[bool]], limit_s: float = 20.0) -> bool:
-    """Poll ``check`` until it is true or ``limit_s`` seconds pass."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def count(db: Database, sql: str, params: tuple[object, ...] = ()) -> int:

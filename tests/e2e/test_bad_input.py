@@ -14,7 +14,8 @@ from broker.messages import Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, seed_household, server_settings, wait_until
+from tests.e2e.helpers import count, seed_household, server_settings
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -43,7 +44,9 @@ async def test_each_kind_of_bad_message_is_recorded_with_its_reason(
         (event_topic, b"{not json", "not JSON"),
         (event_topic, b"\xff\xfe\x00garbage", "not JSON"),
         (event_topic, b"[1, 2, 3]", "not a JSON object"),
-        (event_topic, json.dumps({**good, "v": 2}).encode(), "unsupported schema version 2"),
+        (event_topic, json.dumps({**good, "v": 3}).encode(), "unsupported schema version 3"),
+        # Version 2 exists for events only, and with its episode report fields.
+        (event_topic, json.dumps({**good, "v": 2}).encode(), "needs episode_id and report"),
         (event_topic, json.dumps({**good, "seq": 0}).encode(), "seq"),
         (event_topic, json.dumps({**good, "kind": "teleported"}).encode(), "kind"),
         (event_topic, json.dumps({**good, "surprise": 1}).encode(), "surprise"),
@@ -63,9 +66,10 @@ async def test_each_kind_of_bad_message_is_recorded_with_its_reason(
         other.publish(device_topic("door-399", Channel.EVENT), _good("door-399", 1),
                       qos=1).wait_for_publish(5)
         expected_rejections = len(bad_payloads) + 1
-        assert await wait_until(lambda: _at_least(
+        assert await poll_until_async(lambda: _at_least(
             count(db, "SELECT COUNT(*) FROM rejected_messages"), expected_rejections))
-        assert await wait_until(lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1))
+        assert await poll_until_async(
+            lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1))
         rejected = await db.fetch_all(
             "SELECT topic, device_id, reason, payload_size FROM rejected_messages ORDER BY id")
         stored = await db.fetch_all("SELECT device_id, seq FROM events")

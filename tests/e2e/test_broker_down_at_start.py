@@ -13,8 +13,9 @@ from agent.simulation import HouseholdScript, SimulatedHousehold
 from broker.messages import EventKind
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, seed_household, server_settings, wait_until
+from tests.e2e.helpers import count, seed_household, server_settings
 from tests.e2e.test_end_to_end import _eq, make_agent
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -34,7 +35,7 @@ async def test_events_made_while_the_broker_is_down_arrive_once_it_is_up(
         agent.door.pin.drive_low()
         async with running_agent(agent):
             await household.open_once(EventKind.EXIT)
-            assert await wait_until(lambda: _depth(agent), limit_s=10)
+            assert await poll_until_async(lambda: _depth(agent), limit_s=10)
             await asyncio.sleep(1.5)
             # Both sides said plainly that the broker cannot be reached.
             unreachable = [r for r in caplog.records if "cannot reach the broker" in r.getMessage()
@@ -42,10 +43,10 @@ async def test_events_made_while_the_broker_is_down_arrive_once_it_is_up(
             assert unreachable, [r.getMessage() for r in caplog.records]
             assert await count(db, "SELECT COUNT(*) FROM events") == 0
             mosquitto.start()
-            assert await wait_until(
+            assert await poll_until_async(
                 lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1), limit_s=60)
             assert await asyncio.to_thread(receiver.wait_for, 1, 30)
-            assert await wait_until(lambda: _empty(agent), limit_s=10)
+            assert await poll_until_async(lambda: _empty(agent), limit_s=10)
     rows = await _rows(tmp_path)
     assert rows == [("door-401", 1, "exit")]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.runner import find_mosquitto
+from broker.mosquitto.runner import find_mosquitto
 from tests.requirements import need
 
 REPO = Path(__file__).resolve().parents[2]

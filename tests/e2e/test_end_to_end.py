@@ -15,7 +15,8 @@ from firmware_config.device_config import load_device_config
 from sensors.door import make_pin_factory
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, seed_household, server_settings, wait_until
+from tests.e2e.helpers import count, seed_household, server_settings
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -47,7 +48,7 @@ async def test_door_exit_becomes_one_event_one_incident_one_notification(
         async with running_agent(agent):
             await household.open_once(EventKind.EXIT)
             assert await asyncio.to_thread(receiver.wait_for, 1)
-            assert await wait_until(
+            assert await poll_until_async(
                 lambda: _eq(count(db, "SELECT COUNT(*) FROM notifications "
                                       "WHERE state = 'delivered'"), 1))
         events = await db.fetch_all("SELECT device_id, seq, kind FROM events")
@@ -78,9 +79,9 @@ async def test_handover_and_disarmed_exit_notify_nobody(
         async with running_agent(agent):
             await household.open_once(EventKind.HANDOVER)
             # The next opening must not fall into the first episode's quiet time.
-            assert await wait_until(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1))
+            assert await poll_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1))
             await household.open_once(EventKind.EXIT)
-            assert await wait_until(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 2))
+            assert await poll_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 2))
         assert await count(db, "SELECT COUNT(*) FROM incidents") == 0
         assert await count(db, "SELECT COUNT(*) FROM notifications") == 0
     assert receiver.received == []

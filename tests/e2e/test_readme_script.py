@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.runner import find_mosquitto
-from doorwatch.ports import free_ports
+from broker.mosquitto.runner import find_mosquitto
+from ground.ports import free_ports
 from tests.paths import REPO_ROOT
 from tests.requirements import need
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -71,9 +72,7 @@ def _stored(tmp_path: Path) -> list[tuple[str, int]]:
 
 
 def _wait_stored(tmp_path: Path, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(_stored(tmp_path)) < count:
-        time.sleep(0.2)
+    poll_until(lambda: len(_stored(tmp_path)) >= count, timeout, every=0.2)
 
 
 def _gaps(tmp_path: Path) -> int:

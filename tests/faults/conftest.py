@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from server.admin import register_device
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto
 from tests.requirements import need
 

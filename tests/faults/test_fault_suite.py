@@ -21,6 +21,7 @@ import tomli_w
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
 from tests.faults.proxy import CuttableProxy
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
@@ -68,9 +69,7 @@ class Rig:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def wait_stored(self, at_least: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.stored() < at_least:
-            time.sleep(0.2)
+        poll_until(lambda: self.stored() >= at_least, timeout, every=0.2)
 
     def restart_broker(self) -> None:
         self.broker.restart()

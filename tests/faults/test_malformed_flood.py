@@ -31,9 +31,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import DeviceState, Event, EventKind, Heartbeat, Snapshot, Status, encode
 from broker.topics import Channel, device_topic
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
@@ -244,11 +245,8 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
         published = time.monotonic() - started
         assert acked == TOTAL, "the broker did not acknowledge every publish"
 
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and server.poll() is None:
-            if sum(_counts(db)) >= TOTAL:
-                break
-            time.sleep(0.2)
+        poll_until(lambda: server.poll() is not None or sum(_counts(db)) >= TOTAL, 150,
+                   every=0.2)
         ingested = time.monotonic() - started
         assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
 
@@ -262,9 +260,7 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
                       json.dumps(_event(registered, VALID + 1)).encode(), True))
         assert _publish_all(mosquitto.port, {registered: passwords[registered]}, after,
                             "after") == len(after)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(_counts(db)) < TOTAL + len(after):
-            time.sleep(0.1)
+        poll_until(lambda: sum(_counts(db)) >= TOTAL + len(after), 30, every=0.1)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

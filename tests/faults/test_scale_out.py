@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import tomli_w
 
-from server.db import open_database
+from server.db.connect import open_database
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 
@@ -56,14 +56,8 @@ def _counts(db_url: str) -> tuple[int, int, int]:
 
 
 def _wait(db_url: str, at_least: int, timeout: float = 90) -> int:
-    deadline = time.monotonic() + timeout
-    stored = 0
-    while time.monotonic() < deadline:
-        stored = _counts(db_url)[0]
-        if stored >= at_least:
-            break
-        time.sleep(0.3)
-    return stored
+    poll_until(lambda: _counts(db_url)[0] >= at_least, timeout, every=0.3)
+    return _counts(db_url)[0]
 
 
 def _explain(db_url: str) -> str:

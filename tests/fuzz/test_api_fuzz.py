@@ -22,8 +22,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.config import load_server_settings
-from server.db import Database, open_database
-from server.web import create_app
+from server.db.base import Database
+from server.db.connect import open_database
+from server.web.app import create_app
 from tests.fuzz.strategies import FUZZ, json_values, mutated
 from tests.web.helpers import PASSWORD, seed
 

@@ -23,11 +23,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from broker.tls import make_ca
-from doorwatch.errors import ConfigError
+from broker.mosquitto.tls import make_ca
 from firmware_config.bundle import BundleError, ProvisioningBundle, read_bundle, write_bundle
 from firmware_config.device_config import OVERRIDE_FILE, load_device_config
-from sensors.scene import load_scene
+from firmware_config.scene import load_scene
+from ground.errors import ConfigError
 from server.config import load_server_settings
 from tests.fuzz.strategies import FUZZ, json_values, mutated
 

@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 
 from broker.messages import CommandAck, Event, EventKind, encode
 from broker.topics import Channel, device_topic
-from doorwatch.timeutil import utcnow
-from server.db import Database, open_database
-from server.inbound import InboundMessage
-from server.ingest import Ingestor
+from ground.timeutil import utcnow
+from server.db.base import Database
+from server.db.connect import open_database
+from server.ingest.ingestor import Ingestor
+from server.mqtt.inbound import InboundMessage
 from tests.e2e.helpers import seed_household
 from tests.fuzz.strategies import FUZZ, any_bytes, mutated, valid_for_channel
 
@@ -103,7 +104,7 @@ def test_every_message_is_stored_a_duplicate_or_rejected(
 def _rejected_alone(rig: Rig, message: InboundMessage) -> bool:
     from broker.messages import decode_device_message
     from broker.topics import parse_topic
-    from doorwatch.errors import PayloadError
+    from ground.errors import PayloadError
 
     try:
         model = decode_device_message(parse_topic(message.topic), message.topic, message.payload)

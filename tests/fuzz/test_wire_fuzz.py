@@ -31,8 +31,8 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel, TopicInfo, device_topic, parse_command_topic, parse_topic
-from doorwatch.errors import PayloadError
-from doorwatch.timeutil import to_ts
+from ground.errors import PayloadError
+from ground.timeutil import to_ts
 from tests.fuzz.strategies import (
     FUZZ,
     any_bytes,

@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from firmware_config.scene import Scene
 from sensors.analyzer import DoorwayAnalyzer, Passage, TrackSummary
 from sensors.frames import Frame, GrayImage
-from sensors.scene import Scene
 from sensors.source_synthetic import (
     SCENARIOS,
     SILL_Y,

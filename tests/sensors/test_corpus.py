@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from doorwatch.cli import app
-from doorwatch.errors import ConfigError
+from ground.errors import ConfigError
 from sensors.analyzer import Passage
 from sensors.corpus import ClipMeta, collect, load_meta, report
 from sensors.evaluate import ClipScore, Score, load_labels

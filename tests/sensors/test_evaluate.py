@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from doorwatch.errors import ConfigError
+from ground.errors import ConfigError
 from sensors.analyzer import Passage
 from sensors.evaluate import Label, Score, load_labels, match
 

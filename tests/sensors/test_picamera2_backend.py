@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from agent.camera import CameraFailure, CameraPipeline
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import FrameSource
 from sensors.sources import open_source
 from tests.sensors import fake_picamera2

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from doorwatch.errors import ConfigError
-from sensors.scene import Scene, load_scene
+from firmware_config.scene import Scene, load_scene
+from ground.errors import ConfigError
 
 GOOD = {"threshold": [[0.2, 0.5], [0.8, 0.5]], "inside_point": [0.5, 0.3]}
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from doorwatch.errors import HardwareError
+from ground.errors import HardwareError
 from sensors.frames import FrameSource
 from sensors.source_synthetic import SCENARIOS, SyntheticSource
 from sensors.sources import open_source

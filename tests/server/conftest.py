@@ -20,7 +20,8 @@ import asyncpg
 import pytest
 
 from server.clock import ManualClock
-from server.db import Database, open_database
+from server.db.base import Database
+from server.db.connect import open_database
 from tests.requirements import need
 
 T = TypeVar("T")

@@ -9,10 +9,10 @@ from typing import Any
 from broker.messages import DeviceState, Event, EventKind, Heartbeat, Status, TamperKind, encode
 from broker.topics import Channel, device_topic
 from server.config import ServerSettings, load_server_settings
-from server.db import Database
+from server.db.base import Database
 from server.domain import devices, households, people
-from server.inbound import InboundMessage
-from server.ingest import BatchResult, Ingestor
+from server.ingest.ingestor import BatchResult, Ingestor
+from server.mqtt.inbound import InboundMessage
 
 RECEIVER_URL = "json://127.0.0.1:9/notify"
 
@@ -93,7 +93,7 @@ class EventFeeder:
 
 
 def _ts(moment: datetime) -> str:
-    from doorwatch.timeutil import to_ts
+    from ground.timeutil import to_ts
 
     return to_ts(moment)
 

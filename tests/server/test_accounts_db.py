@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from doorwatch.timeutil import utcnow
+from doorwatch.cli import app
+from ground.timeutil import utcnow
 from server.admin import add_worker
-from server.db import Database
+from server.db.base import Database
 from server.domain.people import WorkerUpdate, update_worker
 from server.web import accounts
 from server.web.sessions import session_user, start_session
@@ -21,6 +24,7 @@ from server.web.throttle import (
     login_counts,
 )
 from server.web.users import UserError, create_user, get_user, get_user_by_name
+from tests.server.test_cli import Cli
 
 POLICY = Backoff(free_attempts=2, source_free_attempts=3)
 
@@ -70,3 +74,16 @@ async def test_disable_reset_delete_end_sessions_and_guard_the_last_admin(db: Da
                    accounts.delete_user(db, admin, actor="t")):
         with pytest.raises(UserError, match="last active admin"):
             await change
+
+
+def test_odd_digits_in_cli_grid_and_csv_worker_are_clear_errors(tmp_path: Path) -> None:
+    """"²" passes str.isdigit() but not int(): the import crashed on it; now the row is
+    reported like any unknown worker."""
+    cli = Cli(f"sqlite:///{tmp_path}/odd.db")
+    assert "²" in cli("incidents", "list", "--grid", "²", ok=False)
+    households = tmp_path / "households.csv"
+    households.write_text("name,address,worker\n张三家,路 1,²\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["household", "import", str(households)], env=cli.env)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "²" in result.stdout + result.stderr

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from agent.service import running_agent
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.domain.households import end_quarantine_early
 from server.service import serve
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings, wait_until
+from tests.e2e.helpers import server_settings
 from tests.server.helpers import scalar, seed
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -36,22 +37,22 @@ async def test_retained_arm_reaches_a_device_that_connects_later_then_early_end_
             return await scalar(db, "SELECT COUNT(*) FROM devices WHERE device_id = 'door-1' "
                                     "AND arm_published_at IS NOT NULL") == 1
 
-        assert await wait_until(published)
+        assert await poll_until_async(published)
         # The device was off while the command went out: the retained copy reaches it.
         agent = make_agent(device_config(tmp_path, mosquitto, "door-1", password,
                                          armed_default=False))
         assert not agent.state.armed
         async with running_agent(agent):
-            assert await wait_until(lambda: _true(agent.state.armed))
+            assert await poll_until_async(lambda: _true(agent.state.armed))
 
             async def acked(command: str) -> bool:
                 return await scalar(db, "SELECT COUNT(*) FROM events WHERE type = 'command_ack' "
                                         "AND payload LIKE ?", (f'%"command":"{command}"%',)) >= 1
 
-            assert await wait_until(lambda: acked("arm"))
+            assert await poll_until_async(lambda: acked("arm"))
             await end_quarantine_early(db, s.household, actor="supervisor", reason="test")
-            assert await wait_until(lambda: _true(not agent.state.armed))
-            assert await wait_until(lambda: acked("disarm"))
+            assert await poll_until_async(lambda: _true(not agent.state.armed))
+            assert await poll_until_async(lambda: acked("disarm"))
 
 
 async def _true(value: bool) -> bool:
@@ -75,23 +76,23 @@ async def test_device_going_offline_while_armed_is_an_incident_until_it_returns(
                                 (state,)) == 1
 
         async with running_agent(make_agent(config)):
-            assert await wait_until(lambda: status("online"))
+            assert await poll_until_async(lambda: status("online"))
         # The agent is gone: its status says offline; after the grace, an incident.
-        assert await wait_until(lambda: status("offline"))
+        assert await poll_until_async(lambda: status("offline"))
 
         async def offline_incidents() -> int:
             return await scalar(db, "SELECT COUNT(*) FROM incidents WHERE kind = "
                                     "'device_offline'")
 
-        assert await wait_until(lambda: _eq(offline_incidents(), 1))
+        assert await poll_until_async(lambda: _eq(offline_incidents(), 1))
         async with running_agent(make_agent(config)):
-            assert await wait_until(lambda: status("online"))
+            assert await poll_until_async(lambda: status("online"))
 
             async def released() -> bool:
                 return await scalar(db, "SELECT COUNT(*) FROM devices WHERE "
                                         "offline_incident_id IS NULL") == 1
 
-            assert await wait_until(released)
+            assert await poll_until_async(released)
         assert await offline_incidents() == 1
 
 

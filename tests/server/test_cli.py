@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from doorwatch.cli import app
-from server.db import Database, open_database
+from server.db.base import Database
+from server.db.connect import open_database
 
 T = TypeVar("T")
 RUNNER = CliRunner()
@@ -167,7 +168,7 @@ def test_incidents_list_ack_resolve_export(cli: Cli, tmp_path: Path) -> None:
 
     async def breach(db: Database) -> None:
         from broker.messages import EventKind
-        from doorwatch.timeutil import utcnow
+        from ground.timeutil import utcnow
         from tests.server.helpers import EventFeeder, settings_for
 
         await EventFeeder(db, settings_for(cli.url)).send("door-1", EventKind.EXIT, utcnow())

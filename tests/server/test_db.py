@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from doorwatch.errors import ConfigError
-from server.db import Database, migrate, open_database
-from server.db.base import Transaction
-from server.db.migrations import migrations
+from ground.errors import ConfigError
+from server.db.base import Database, Transaction
+from server.db.connect import open_database
+from server.db.migrations import migrate, migrations
 from server.db.postgres import translate_placeholders
 
 

@@ -7,12 +7,13 @@ import asyncio
 import pytest
 
 from broker.messages import EventKind
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.config import ServerSettings
-from server.db import Database, open_database
+from server.db.base import Database
+from server.db.connect import open_database
 from server.domain.incidents import acknowledge_incident
-from server.escalation import Escalator
+from server.jobs.escalation import Escalator
 from tests.server.helpers import EventFeeder, Seeded, rows, scalar, seed, settings_for
 
 

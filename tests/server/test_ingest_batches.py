@@ -11,8 +11,8 @@ from broker.messages import Event, EventKind, encode
 from broker.topics import Channel, device_topic
 from server.admin import add_household, register_device
 from server.db.base import Database
-from server.inbound import InboundMessage
-from server.ingest import Ingestor
+from server.ingest.ingestor import Ingestor
+from server.mqtt.inbound import InboundMessage
 from tests.server.helpers import settings_for
 
 AT = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -32,14 +32,14 @@ async def test_a_flood_of_garbage_is_stored_whole_and_logged_in_a_few_lines(
                for i in range(300)]
     garbage += [InboundMessage(device_topic(f"ghost-{i}", Channel.EVENT), b"{}")
                 for i in range(40)]
-    with caplog.at_level(logging.WARNING, logger="server.ingest"):
+    with caplog.at_level(logging.WARNING, logger="server.ingest.ingestor"):
         result = await ingestor.process([*garbage, _event("door-1", 1)])
     assert result.rejected == 340
     assert result.stored == 1
     row = await db.fetch_one("SELECT COUNT(*) AS n FROM rejected_messages")
     assert row is not None
     assert row["n"] == 340
-    lines = [r for r in caplog.records if r.name == "server.ingest"]
+    lines = [r for r in caplog.records if r.name == "server.ingest.ingestor"]
     assert len(lines) <= 21
     assert sum(int(getattr(r, "count", 0)) for r in lines) == 340
     assert lines[-1].getMessage() == "more messages rejected in this batch"

@@ -10,10 +10,11 @@ from datetime import datetime
 import pytest
 
 from broker.messages import EventKind
-from doorwatch.timeutil import utcnow
-from server.db import Database
-from server.domain import InvalidChangeError, NotFoundError
+from ground.timeutil import utcnow
+from server.db.base import Database
 from server.domain.audit_log import list_audit
+from server.domain.errors import InvalidChangeError, NotFoundError
+from server.domain.incident_opening import IncidentKind, IncidentOutcome, IncidentState
 from server.domain.incidents import (
     IncidentFilter,
     acknowledge_incident,
@@ -24,7 +25,6 @@ from server.domain.incidents import (
     list_incidents,
     resolve_incident,
 )
-from server.incidents import IncidentKind, IncidentOutcome, IncidentState
 from tests.server.helpers import EventFeeder, Seeded, seed, settings_for
 
 

@@ -11,12 +11,13 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from broker.tls import make_ca
+from broker.mosquitto.tls import make_ca
 from broker.topics import command_topic
 from server.config import MqttSettings
-from server.inbound import InboundBuffer, InboundMessage
-from server.mqtt_link import _PAUSE_READING_AT, MqttLink
+from server.mqtt.inbound import InboundBuffer, InboundMessage
+from server.mqtt.link import _PAUSE_READING_AT, MqttLink
 from tests.conftest import Mosquitto
+from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -39,15 +40,6 @@ async def _running(settings: MqttSettings) -> AsyncIterator[tuple[MqttLink, Inbo
     finally:
         link.stop()
         await asyncio.sleep(0.1)  # let the DISCONNECT go out
-
-
-async def _until(check: Any, limit_s: float = 15.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while asyncio.get_running_loop().time() < deadline:
-        if check():
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 def _device(mosquitto: Mosquitto, device_id: str, inflight: int = 20) -> paho.Client:
@@ -77,7 +69,7 @@ async def _drain(buffer: InboundBuffer, count: int) -> list[InboundMessage]:
 async def _assert_nothing_left(settings: MqttSettings) -> None:
     """Reconnect with the same client id: the session holds no unacknowledged message."""
     async with _running(settings) as (link, buffer):
-        assert await _until(link.subscribed.is_set)
+        assert await poll_until_async(link.subscribed.is_set)
         await asyncio.sleep(0.5)
         assert len(buffer) == 0
 
@@ -90,7 +82,7 @@ async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
     device = _device(mosquitto, "door-1")
     try:
         async with _running(settings) as (link, buffer):
-            assert await _until(link.subscribed.is_set)
+            assert await poll_until_async(link.subscribed.is_set)
             _publish_events(device, "door-1", 10)
             first = await _drain(buffer, 10)
             assert [m.payload for m in first] == [f"payload-{i}".encode() for i in range(10)]
@@ -116,12 +108,12 @@ async def test_messages_in_flight_across_a_broker_restart_are_resent_and_acked_o
     device = _device(mosquitto, "door-2")
     try:
         async with _running(settings) as (link, buffer):
-            assert await _until(link.subscribed.is_set)
+            assert await poll_until_async(link.subscribed.is_set)
             _publish_events(device, "door-2", 3)
             old = await _drain(buffer, 3)
             mosquitto.restart()  # the connection drops before the batch is "committed"
-            assert await _until(lambda: not link.connected.is_set())
-            assert await _until(link.subscribed.is_set, 30)
+            assert await poll_until_async(lambda: not link.connected.is_set())
+            assert await poll_until_async(link.subscribed.is_set, 30)
             resent = await _drain(buffer, 3)
             assert [m.payload for m in resent] == [m.payload for m in old]
             assert link._conn is not None
@@ -150,15 +142,15 @@ async def test_commands_published_while_the_broker_is_down_are_delivered_later(
     device.subscribe(command_topic("door-3", "ping"), qos=1)
     await asyncio.sleep(0.3)
     async with _running(_settings(mosquitto)) as (link, _buffer):
-        assert await _until(link.connected.is_set)
+        assert await poll_until_async(link.connected.is_set)
         link.publish(command_topic("door-3", "ping"), b"one")
-        assert await _until(lambda: received == [b"one"])
+        assert await poll_until_async(lambda: received == [b"one"])
         mosquitto.stop()
-        assert await _until(lambda: not link.connected.is_set())
+        assert await poll_until_async(lambda: not link.connected.is_set())
         link.publish(command_topic("door-3", "ping"), b"two")
         link.publish(command_topic("door-3", "ping"), b"three")
         mosquitto.start()
-        assert await _until(lambda: received == [b"one", b"two", b"three"], 40)
+        assert await poll_until_async(lambda: received == [b"one", b"two", b"three"], 40)
     device.loop_stop()
     device.disconnect()
 
@@ -170,7 +162,7 @@ async def test_tls_with_the_broker_ca_connects_and_receives(mosquitto: Mosquitto
                          ca_file=mosquitto.broker.ca_cert_file, host="127.0.0.1")
     try:
         async with _running(settings) as (link, buffer):
-            assert await _until(link.subscribed.is_set)
+            assert await poll_until_async(link.subscribed.is_set)
             _publish_events(device, "door-4", 2)
             assert [m.payload for m in await _drain(buffer, 2)] == [b"payload-0", b"payload-1"]
     finally:
@@ -186,7 +178,7 @@ async def test_tls_against_another_ca_is_refused_and_said(
     settings = _settings(mosquitto, port=mosquitto.tls_port, tls=True, ca_file=other)
     with caplog.at_level(logging.WARNING):
         async with _running(settings) as (link, _buffer):
-            assert await _until(lambda: any("cannot reach the broker" in r.getMessage()
+            assert await poll_until_async(lambda: any("cannot reach the broker" in r.getMessage()
                                             for r in caplog.records))
             assert not link.connected.is_set()
     errors = [str(getattr(r, "error", "")) for r in caplog.records]
@@ -199,7 +191,7 @@ async def test_a_wrong_password_is_reported_as_refused(
     settings = _settings(mosquitto, password="not-the-password")
     with caplog.at_level(logging.WARNING):
         async with _running(settings) as (link, _buffer):
-            assert await _until(lambda: any("refused the connection" in r.getMessage()
+            assert await poll_until_async(lambda: any("refused the connection" in r.getMessage()
                                             for r in caplog.records))
             assert not link.connected.is_set()
     reasons = [str(getattr(r, "reason", "")) for r in caplog.records]
@@ -219,7 +211,7 @@ async def test_a_large_backlog_waits_in_the_broker_not_in_server_memory(
     """
     settings = _settings(mosquitto, protocol=protocol)
     async with _running(settings) as (link, buffer):  # the session, so the broker queues
-        assert await _until(link.subscribed.is_set)
+        assert await poll_until_async(link.subscribed.is_set)
     device = _device(mosquitto, "door-backlog", inflight=1000)
     total = 3 * _PAUSE_READING_AT
     padding = "x" * 160  # about 1,200 messages per 256 KiB socket read

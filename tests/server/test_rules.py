@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.messages import EventKind
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.clock import ManualClock
-from server.db import Database
+from server.db.base import Database
 from server.domain import devices
 from server.domain.leaves import LeaveIn, LeaveState, get_leave, grant_leave
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
@@ -226,7 +226,7 @@ def test_manual_clock_is_usable() -> None:
 async def test_two_instances_fold_one_households_events_into_one_incident(
     database_url: str, now: datetime
 ) -> None:
-    from server.db import open_database
+    from server.db.connect import open_database
 
     first, second = await open_database(database_url), await open_database(database_url)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker.messages import EventKind
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.domain.incidents import acknowledge_incident
 from server.service import serve

@@ -10,18 +10,19 @@ import pytest
 
 from broker.messages import DeviceState, EventKind, decode_command
 from broker.topics import command_topic
-from doorwatch.timeutil import utcnow
+from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.config import ServerSettings
-from server.db import Database, open_database
-from server.device_watch import DeviceWatch
-from server.domain import InvalidChangeError
+from server.db.base import Database
+from server.db.connect import open_database
 from server.domain.audit_log import list_audit, list_warnings
+from server.domain.errors import InvalidChangeError
 from server.domain.followups import FollowUpIn, record_followup
 from server.domain.households import end_quarantine_early, get_household
 from server.domain.leaves import LeaveIn, LeaveState, get_leave, grant_leave
-from server.retention import PURGED, RetentionJob, purge_due
-from server.schedule import Scheduler
+from server.jobs.device_watch import DeviceWatch
+from server.jobs.retention import PURGED, RetentionJob, purge_due
+from server.jobs.schedule import Scheduler
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 
 

@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from doorwatch.i18n import LANGUAGES, catalogue, t
+from ground.i18n import LANGUAGES, catalogue, t
 
 
 def _fields(template: str) -> set[str]:

@@ -25,7 +25,7 @@ from broker.topics import (
     parse_topic,
     shared,
 )
-from doorwatch.errors import PayloadError
+from ground.errors import PayloadError
 
 
 def test_topics_round_trip() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from server.mqtt_wire import (
+from server.mqtt.wire import (
     MqttProtocolError,
     encode_connect,
     encode_pubacks,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from doorwatch.ports import free_ports
+from ground.ports import free_ports
 
 
 def test_ports_chosen_together_are_distinct_and_free() -> None:

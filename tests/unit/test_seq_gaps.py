@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.db import open_database
-from server.seq_gaps import record_seqs
+from server.db.connect import open_database
+from server.ingest.seq_gaps import record_seqs
 
 
 async def _gaps(db: object) -> list[tuple[int, int]]:

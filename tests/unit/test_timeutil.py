@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.messages import Event
-from doorwatch.timeutil import from_ts, to_ts
+from ground.timeutil import from_ts, to_ts
 
 # Offsets up to a day either side, with seconds and microseconds (historic LMT offsets).
 _OFFSETS = st.timedeltas(min_value=timedelta(hours=-23, minutes=59),

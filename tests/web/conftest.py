@@ -19,8 +19,9 @@ import pytest
 from fastapi import FastAPI
 
 from server.config import ServerSettings, load_server_settings
-from server.db import Database, open_database
-from server.web import create_app
+from server.db.base import Database
+from server.db.connect import open_database
+from server.web.app import create_app
 from server.web.runner import WebServer, _bind
 from tests.web.helpers import Seed, seed
 

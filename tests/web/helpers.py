@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from doorwatch.timeutil import now_ts
+from ground.timeutil import now_ts
 from server.admin import add_household, add_worker, register_device
-from server.db import Database
-from server.incidents import IncidentKind, open_or_fold
+from server.db.base import Database
+from server.domain.incident_opening import IncidentKind, open_or_fold
 from server.web.users import create_user
 
 PASSWORD = "correct horse battery"

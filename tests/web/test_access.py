@@ -8,8 +8,8 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from doorwatch.timeutil import utcnow
-from server.db import Database
+from ground.timeutil import utcnow
+from server.db.base import Database
 from server.web import actions
 from tests.web.helpers import Seed, csrf_from, login
 

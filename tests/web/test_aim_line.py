@@ -26,11 +26,12 @@ import pytest
 from broker.door_line import DoorLine
 from server.admin import register_device
 from server.config import ServerSettings
-from server.db import Database
+from server.db.base import Database
 from server.service import RunningServer, serve
-from server.web import create_app
+from server.web.app import create_app
 from tests.conftest import Mosquitto, doorwatch_process
-from tests.e2e.helpers import count, server_settings, wait_until
+from tests.e2e.helpers import count, server_settings
+from tests.waiting import poll_until_async
 from tests.web.helpers import Seed, login, seed
 from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
 
@@ -105,7 +106,7 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
          "--simulate", "--aim", str(tmp_path / "aim.png")],
         capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **env})
     assert "[PASS] Test event reaches the server" in commission.stdout, commission.stdout
-    assert await wait_until(lambda: count(
+    assert await poll_until_async(lambda: count(
         server.db, "SELECT COUNT(*) FROM snapshots WHERE device_id = ?", (DEVICE,)))
     reported = json.loads(str((await server.db.fetch_one(
         "SELECT payload FROM events WHERE device_id = ? AND kind = 'commissioning'",
@@ -145,7 +146,7 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
             scene = _override(tmp_path).get("camera", {}).get("scene")  # type: ignore[union-attr]
             return bool(scene)
 
-        assert await wait_until(taken, 30), (tmp_path / "agent.log").read_text()[-3000:]
+        assert await poll_until_async(taken, 30), (tmp_path / "agent.log").read_text()[-3000:]
         scene = _override(tmp_path)["camera"]["scene"]  # type: ignore[index]
         flat = [v for point in scene["threshold"] for v in point]
         assert flat == pytest.approx([0.10, 0.80, 0.90, 0.80], abs=0.01)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from server.config import ServerSettings
-from server.db import Database
+from server.db.base import Database
 from server.web.users import get_user_by_name, verify_password
 from tests.web.helpers import PASSWORD, Seed, csrf_from, login
 

@@ -14,11 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from doorwatch.csvsafe import csv_text, safe_cell
+from ground.csvsafe import csv_text, safe_cell
 from server.config import ServerSettings
-from server.db import Database
+from server.db.base import Database
+from server.domain.notification_outbox import queue_incident_notifications
 from server.domain.people import WorkerUpdate, update_worker
-from server.notify.outbox import queue_incident_notifications
 from server.web import actions
 from tests.web.conftest import Served
 from tests.web.helpers import PASSWORD, Seed

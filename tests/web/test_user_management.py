@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from server.config import ServerSettings
-from server.db import Database
+from server.db.base import Database
 from tests.requirements import need
 from tests.web.conftest import Served
 from tests.web.helpers import PASSWORD

@@ -5,7 +5,7 @@ Each migration is a module ``mNNNN_name.py`` in this package with a list
 and recorded in ``schema_migrations``. Statements may use dialect tokens:
 ``{pk}`` (auto-increment integer primary key), ``{blob}`` (binary data),
 ``{bigint}`` (64-bit integer). Times are ISO 8601 UTC text (see
-``doorwatch.timeutil``) so they compare the same on both databases.
+``ground.timeutil``) so they compare the same on both databases.
 Add new modules; never edit one that has shipped.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from doorwatch.timeutil import now_ts
+from ground.timeutil import now_ts
 from server.db.base import Database, Transaction
 
 __all__ = ["migrate", "migrations"]

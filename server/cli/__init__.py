@@ -1,0 +1,1 @@
+"""The server's commands, a module per entity; the root CLI loads them only when they run."""

@@ -1,0 +1,1 @@
+"""The hot path: inbound messages validated, stored in batches, acknowledged after commit."""

@@ -1,0 +1,383 @@
+"""Turn a batch of broker messages into one database transaction.
+
+Per batch: validate every message (anything invalid becomes a row in
+``rejected_messages`` with the reason), insert device records with
+``ON CONFLICT DO NOTHING`` so redelivery is harmless, track seq gaps, update
+device health, run the rules on what is new, and commit. Only after the
+commit does the caller acknowledge the messages to the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic_core import to_jsonable_python
+
+from broker.messages import (
+    CommandAck,
+    DeviceIdMismatchError,
+    DeviceMessage,
+    Event,
+    EventKind,
+    Heartbeat,
+    Snapshot,
+    Status,
+    decode_device_message,
+    decode_record_fields,
+)
+from broker.topics import parse_topic
+from ground.errors import PayloadError
+from ground.logs import get_logger
+from ground.timeutil import now_ts, to_ts
+from server.config import ServerSettings
+from server.db.base import Database, Transaction
+from server.domain.audit import audit
+from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
+from server.ingest.seq_gaps import record_seqs
+from server.mqtt.inbound import InboundMessage
+
+__all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
+
+log = get_logger(__name__)
+
+# The events table's columns as the ingest path inserts them (household_id last: it is
+# filled in the write's transaction).
+_RECORD_COLUMNS = (
+    ("device_id", "text"), ("seq", "bigint"), ("event_id", "text"), ("type", "text"),
+    ("kind", "text"), ("device_time", "text"), ("received_at", "text"), ("payload", "text"),
+    ("household_id", "bigint"),
+)
+_WIDTH = len(_RECORD_COLUMNS)
+# Messages validated between two yields to the event loop: preparing a batch is CPU
+# work of several milliseconds, and the previous batch's write on PostgreSQL needs the
+# loop for each of its round trips (so the two overlap instead of alternating); the
+# figures that chose 32 are in bench/NOTES.md.
+_YIELD_EVERY = 32
+# Warning lines about rejected messages per batch (reasons with details such as a JSON
+# error position differ per message); the rest is summed up in one line.
+_REJECTION_LINES_PER_BATCH = 20
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a batch did, for metrics and tests."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    incidents_opened: list[int] = field(default_factory=list)
+    # (device_id, event_id) of the ``commissioning`` events this batch newly stored (set
+    # after the commit; server/ingest/commissioning.py answers each with a ping).
+    commissioned: list[tuple[str, UUID]] = field(default_factory=list)
+
+
+def _log_rejected(rejected: list[tuple[InboundMessage, str, str | None]]) -> None:
+    """One warning per (device, reason) in a batch, with how many and one topic.
+
+    Every rejected message is kept in ``rejected_messages``; the log says who and
+    why without a line per message, which a flood of garbage would turn into
+    gigabytes (and which cost a quarter of the rejection path's time).
+    """
+    groups: dict[tuple[str | None, str], list[InboundMessage]] = {}
+    for message, reason, device_id in rejected:
+        groups.setdefault((device_id, reason), []).append(message)
+    for index, ((device_id, reason), messages) in enumerate(groups.items()):
+        if index == _REJECTION_LINES_PER_BATCH:
+            rest = sum(len(m) for m in list(groups.values())[index:])
+            log.warning("more messages rejected in this batch",
+                        extra={"count": rest, "see": "rejected_messages table"})
+            return
+        log.warning("message rejected", extra={
+            "device_id": device_id, "reason": reason, "count": len(messages),
+            "topic": messages[0].topic})
+
+
+# An event or command ack: its message and its validated fields (decode_record_fields).
+Record = tuple[InboundMessage, dict[str, Any]]
+
+
+def _record_values(records: list[Record], stamp: str) -> list[Any]:
+    """The records' values in ``_RECORD_COLUMNS`` order, flat; households left None.
+
+    ``to_jsonable_python`` writes a UUID's canonical text in Rust, four times as
+    fast as ``str(uuid)`` (a Python method), on a path that runs once per event.
+    """
+    params: list[Any] = []
+    extend = params.extend
+    for message, fields in records:
+        kind = fields.get("kind")
+        extend((fields["device_id"], fields["seq"], to_jsonable_python(fields["event_id"]),
+                fields["type"], kind.value if kind is not None else None, to_ts(fields["time"]),
+                message.received_at or stamp, message.payload.decode(), None))
+    return params
+
+
+def _stamped(message: InboundMessage, stamp: str) -> InboundMessage:
+    return message if message.received_at else message._replace(received_at=stamp)
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch validated and sorted by kind, ready to be written."""
+
+    stamp: str
+    records: list[Record] = field(default_factory=list)
+    heartbeats: dict[str, tuple[InboundMessage, Heartbeat]] = field(default_factory=dict)
+    statuses: dict[str, tuple[InboundMessage, Status]] = field(default_factory=dict)
+    snapshots: list[tuple[InboundMessage, Snapshot]] = field(default_factory=list)
+    rejected: list[tuple[InboundMessage, str, str | None]] = field(default_factory=list)
+    # The records' column values, row after row in one flat list, built here so that
+    # writing a batch starts with SQL at once; the household slots are filled in the
+    # write's transaction.
+    record_values: list[Any] = field(default_factory=list)
+    # A device speaking for another (payload device_id != topic's): also a security event.
+    spoofed: list[DeviceIdMismatchError] = field(default_factory=list)
+
+
+class Ingestor:
+    """Validates and stores batches of inbound messages."""
+
+    def __init__(self, db: Database, settings: ServerSettings):
+        self._db = db
+        self._settings = settings
+        self._known_devices: set[str] = set()
+
+    async def _refresh_devices(self) -> None:
+        rows = await self._db.fetch_all("SELECT device_id FROM devices")
+        self._known_devices = {r["device_id"] for r in rows}
+
+    async def _sort(self, batch: list[InboundMessage], stamp: str) -> PreparedBatch:
+        out = PreparedBatch(stamp=stamp)
+        decoded: list[tuple[InboundMessage, DeviceMessage | dict[str, Any]]] = []
+        known = self._known_devices
+        unknown = False
+        for index, message in enumerate(batch):
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            try:
+                info = parse_topic(message.topic)
+                # Nearly all traffic: a valid event, validated into a dict (see
+                # decode_record_fields); anything else takes the full path.
+                fields = decode_record_fields(info, message.payload)
+                if fields is not None:
+                    decoded.append((message, fields))
+                    if info.device_id not in known:
+                        unknown = True
+                    continue
+                model = decode_device_message(info, message.topic, message.payload)
+            except PayloadError as exc:
+                out.rejected.append((_stamped(message, stamp), exc.reason, exc.device_id))
+                if isinstance(exc, DeviceIdMismatchError):
+                    out.spoofed.append(exc)
+                continue
+            decoded.append((message, model))
+            if model.device_id not in known:
+                unknown = True
+        if unknown:
+            await self._refresh_devices()  # a device may have been provisioned since
+            known = self._known_devices
+        # Records (nearly all the traffic) keep their unstamped message: the insert uses
+        # ``stamp`` directly, sparing a NamedTuple._replace per event.
+        records = out.records
+        for message, item in decoded:
+            if isinstance(item, dict):
+                if item["device_id"] in known:
+                    records.append((message, item))
+                else:
+                    out.rejected.append(
+                        (_stamped(message, stamp), "unknown device", item["device_id"]))
+            elif item.device_id not in known:
+                out.rejected.append((_stamped(message, stamp), "unknown device", item.device_id))
+            elif isinstance(item, Event | CommandAck):
+                records.append((message, dict(item)))
+            elif isinstance(item, Heartbeat):
+                out.heartbeats[item.device_id] = (_stamped(message, stamp), item)
+            elif isinstance(item, Status):
+                out.statuses[item.device_id] = (_stamped(message, stamp), item)
+            else:
+                out.snapshots.append((_stamped(message, stamp), item))
+        out.record_values = _record_values(records, stamp)
+        return out
+
+    async def prepare(self, batch: list[InboundMessage]) -> PreparedBatch:
+        """Validate and sort ``batch`` (CPU work, no writes): the first half of :meth:`process`.
+
+        The consumer prepares the next batch while the previous one is being
+        written, so parsing and SQLite's own work overlap.
+        """
+        return await self._sort(batch, now_ts())
+
+    async def process(self, batch: list[InboundMessage]) -> BatchResult:
+        """Store ``batch`` in one transaction; raise only if the database fails."""
+        return await self.store(await self.prepare(batch))
+
+    async def store(self, sorted_: PreparedBatch) -> BatchResult:
+        """Write a prepared batch in one transaction; raise only if the database fails."""
+        result = BatchResult(rejected=len(sorted_.rejected))
+
+        # On SQLite this runs on the database thread in one hop (Database.run): it
+        # awaits nothing but ``tx`` and keeps its state in ``result``, so a retry of
+        # the batch after a failed attempt starts again from the same inputs.
+        async def write(tx: Transaction) -> list[StoredEvent]:
+            result.rejected = len(sorted_.rejected)
+            await self._store_rejected(tx, sorted_.rejected)
+            for spoof in sorted_.spoofed:
+                await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
+                            f"device:{spoof.claimed_device_id}", f"{spoof.topic}: {spoof.reason}")
+            new_events = await self._store_records(tx, sorted_, result)
+            await self._store_health(tx, sorted_)
+            await self._store_snapshots(tx, sorted_.snapshots, result)
+            result.incidents_opened = await apply_rules(tx, self._settings, new_events)
+            return new_events
+
+        new_events = await self._db.run(write)
+        result.commissioned = [(e.event.device_id, e.event.event_id) for e in new_events
+                               if e.event.kind is EventKind.COMMISSIONING]
+        _log_rejected(sorted_.rejected)
+        return result
+
+    async def _store_rejected(
+        self, tx: Transaction, rejected: list[tuple[InboundMessage, str, str | None]]
+    ) -> None:
+        if not rejected:
+            return
+        keep = self._settings.ingest.max_stored_rejected_bytes
+        await tx.executemany(
+            "INSERT INTO rejected_messages (received_at, topic, device_id, reason, payload, "
+            "payload_size) VALUES (?, ?, ?, ?, ?, ?)",
+            [(m.received_at, m.topic, dev, reason, m.payload[:keep], len(m.payload))
+             for m, reason, dev in rejected],
+        )
+
+    async def _store_records(
+        self, tx: Transaction, sorted_: PreparedBatch, result: BatchResult
+    ) -> list[StoredEvent]:
+        records, stamp = sorted_.records, sorted_.stamp
+        if not records:
+            return []
+        # Each event is stamped with its device's household as of now (history survives a
+        # device moving to another household); read in this transaction, a few rows.
+        devices = sorted({fields["device_id"] for _, fields in records})
+        marks = ",".join("?" for _ in devices)
+        households = dict(await tx.fetch_tuples(
+            ("device_id", "household_id"), f"FROM devices WHERE device_id IN ({marks})",
+            devices))
+        values = sorted_.record_values
+        # Fill the household slots (a retry of the batch fills them again, the same way).
+        values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
+                                        for device_id in values[::_WIDTH]]
+        rows = await tx.insert_rows("events", _RECORD_COLUMNS, values,
+                                    conflict="ON CONFLICT (device_id, seq) DO NOTHING",
+                                    returning="device_id, seq, id")
+        inserted: dict[tuple[str, int], int] = {
+            (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
+        result.stored = len(inserted)
+        conflicts = await self._reject_reused_seqs(tx, records, inserted, stamp)
+        result.rejected += conflicts
+        result.duplicates = len(records) - len(inserted) - conflicts
+        seqs: dict[str, list[int]] = defaultdict(list)
+        for device_id, seq in inserted:
+            seqs[device_id].append(seq)
+        await record_seqs(tx, seqs)
+        # Only events the rules (or the commissioning answer) act on go further: the rest
+        # (door_open, door_close, handover, command acks) are stored and done.
+        new_events: list[StoredEvent] = []
+        for _, fields in records:
+            # An episode's verdict (v2 report "final") updates its early exit's incident.
+            if fields.get("kind") in ACTED_ON or fields.get("report") == "final":
+                row_id = inserted.pop((fields["device_id"], fields["seq"]), None)
+                if row_id is not None:  # popped: a second copy in the batch is not new
+                    # The rules work on the model; built for these few events only.
+                    new_events.append(StoredEvent(row_id=row_id,
+                                                  event=Event.model_validate(fields)))
+        return new_events
+
+    async def _reject_reused_seqs(
+        self,
+        tx: Transaction,
+        records: list[Record],
+        inserted: dict[tuple[str, int], int],
+        stamp: str,
+    ) -> int:
+        """Record as rejected every record whose seq is stored under another event_id.
+
+        A redelivery is the outbox's byte-identical record, so the same event_id. A
+        different one for a used seq is a device whose counter went back (a re-flashed
+        card) or a forged record: dropping it as a duplicate would lose it silently.
+        """
+        if len(inserted) == len(records):
+            return 0  # the common case: everything was new, nothing to compare
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for _, fields in records:
+            wanted[fields["device_id"]].add(fields["seq"])
+        stored: dict[tuple[str, int], str] = {}
+        for device_id, seq_set in wanted.items():
+            marks = ",".join("?" for _ in seq_set)
+            rows = await tx.fetch_all(
+                "SELECT seq, event_id FROM events WHERE device_id = ? "  # noqa: S608 - placeholders only
+                f"AND seq IN ({marks})", [device_id, *seq_set])
+            stored.update({(device_id, int(r["seq"])): str(r["event_id"]) for r in rows})
+        reused: list[tuple[InboundMessage, str, str | None]] = []
+        for message, fields in records:
+            existing = stored.get((fields["device_id"], fields["seq"]))
+            if existing is not None and existing != str(fields["event_id"]):
+                reason = f"seq {fields['seq']} is already stored with event_id {existing}"
+                reused.append((_stamped(message, stamp), reason, fields["device_id"]))
+        await self._store_rejected(tx, reused)
+        _log_rejected(reused)
+        return len(reused)
+
+    async def _store_health(self, tx: Transaction, sorted_: PreparedBatch) -> None:
+        if sorted_.heartbeats:
+            await tx.executemany(
+                "UPDATE devices SET last_heartbeat_at = ?, last_heartbeat = ? WHERE device_id = ?",
+                [(m.received_at, hb.model_dump_json(), dev)
+                 for dev, (m, hb) in sorted_.heartbeats.items()],
+            )
+        if sorted_.statuses:
+            await tx.executemany(
+                "UPDATE devices SET status = ?, status_at = ? WHERE device_id = ? "
+                "AND (status IS NULL OR status != ?)",
+                # When it first arrived, not st.time: a Last Will carries the time the
+                # device *connected* (its payload is fixed then), the offline grace counts
+                # from when the broker published it, and the retained copy redelivered
+                # on every reconnect must not restart that count.
+                [(st.state.value, m.received_at, dev, st.state.value)
+                 for dev, (m, st) in sorted_.statuses.items()],
+            )
+
+    async def _store_snapshots(
+        self, tx: Transaction, snapshots: list[tuple[InboundMessage, Snapshot]], result: BatchResult
+    ) -> None:
+        for message, snap in snapshots:
+            try:
+                jpeg = base64.b64decode(snap.jpeg_b64, validate=True)
+            except ValueError:  # binascii.Error, or non-ASCII text that is not base64 at all
+                await self._store_rejected(
+                    tx, [(message, "snapshot is not base64", snap.device_id)])
+                result.rejected += 1
+                continue
+            await tx.execute(
+                "INSERT INTO snapshots (event_id, device_id, taken_at, received_at, jpeg) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                (str(snap.event_id), snap.device_id, to_ts(snap.taken_at), now_ts(), jpeg),
+            )
+
+    async def reject(self, message: InboundMessage, reason: str) -> bool:
+        """Record ``message`` as rejected on its own; return False if even that fails."""
+        if not message.received_at:
+            message = message._replace(received_at=now_ts())
+        try:
+            async with self._db.transaction() as tx:
+                await self._store_rejected(tx, [(message, reason, None)])
+        except Exception:
+            log.exception("cannot record a rejected message", extra={"topic": message.topic})
+            return False
+        log.error("message rejected after a processing failure",
+                  extra={"topic": message.topic, "reason": reason})
+        return True

@@ -1,0 +1,1 @@
+"""Periodic jobs: escalation, the quarantine schedule, device watch, retention."""
