@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv demo test lint typecheck bench clean pi-test
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+
+# The agent installed from its .deb in an arm64 Debian trixie root under qemu-user
+# (root only; first run builds the root, later runs reuse it from /var/cache/doorwatch).
+pi-test: venv
+	tests/pi/run.sh
 
 bench: venv
 	$(BIN)/python -m bench

@@ -40,18 +40,20 @@ __all__ = ["run_ingest"]
 TOPIC = "doorwatch/v1/dev/+/event"
 
 
-def _bare_session(broker: Broker, client_id: str) -> None:
+def _bare_session(broker: Broker, account: tuple[str, str]) -> None:
+    user, password = account  # its own account: the client id is the username
     subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
-         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC, "-E"],
+         user, "-u", user, "-P", password, "-t", TOPIC, "-E"],
         check=True, timeout=30)
 
 
-def _bare_drain(broker: Broker, client_id: str, count: int) -> float:
+def _bare_drain(broker: Broker, account: tuple[str, str], count: int) -> float:
+    user, password = account
     started = time.perf_counter()
     subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
-         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC,
+         user, "-u", user, "-P", password, "-t", TOPIC,
          "-C", str(count)],
         check=True, timeout=600, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -108,8 +110,9 @@ def _configs(root: Path, broker: Broker, db_url: str, protocol: int,
     for n in range(instances):
         folder = root / f"server-{n}"
         folder.mkdir()
+        user, password = broker.account(f"bench-{n}")  # a session of its own
         config = server_config(folder, broker, db_url, instance=f"bench-{n}", mqtt={
-            "protocol": protocol, "client_id": f"doorwatch-server-bench-{n}",
+            "protocol": protocol, "username": user, "password": password,
             "shared_group": "bench"})
         out.append((config, folder / "server.log"))
     return out
@@ -132,10 +135,11 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
             configs = _configs(root, broker, db_url, protocol, instances)
             for config, log in configs:
                 stop(start_server(config, log))  # creates the server's persistent session
-            _bare_session(broker, "bench-bare")
+            bare = broker.account("bare")
+            _bare_session(broker, bare)
             publish_s = publish_lines(broker, {d: event_lines(d, 1, per_device) for d in ids})
             broker_cpu = _cpu_seconds(broker.process.pid)
-            bare_s = _bare_drain(broker, "bench-bare", total)
+            bare_s = _bare_drain(broker, bare, total)
             broker_cpu = _cpu_seconds(broker.process.pid) - broker_cpu
             servers = [start_server(config, log) for config, log in configs]
             cpu_start = sum(_cpu_seconds(server.pid) for server in servers)
