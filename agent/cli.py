@@ -131,7 +131,8 @@ def commission_command(
         str | None, typer.Option(help="Simulation only: 'door-unplugged' leaves the sensor open")
     ] = None,
     language: Annotated[
-        str | None, typer.Option(help="zh_CN or en (default: the config's)")
+        str | None,
+        typer.Option(help="zh_CN or en (default: --lang / DOORWATCH_LANG, else the config's)"),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
 ) -> None:

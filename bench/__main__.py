@@ -63,6 +63,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "agent": _script("bench_agent.py", "agent.json"),
     "corpus": _script("bench_corpus.py", "corpus.json"),
     "frigate": _script("bench_frigate.py", "frigate.json"),
+    "cluster": _script("cluster.py", "cluster.json"),
 }
 
 
@@ -99,6 +100,18 @@ def _table(results: dict[str, Any]) -> list[str]:
                                  f"/ the server [{backend}]",
                                  f"{run['broker_cpu_us_per_message_bare']} / "
                                  f"{run['broker_cpu_us_per_message_server']}", ""))
+    cluster = results.get("cluster")
+    if cluster:
+        rows.append(_row("durable ingest through a 3-node RabbitMQ cluster (quorum queue) into "
+                         "postgres, 2 server instances (events/s)",
+                         cluster["ingest_events_per_s"], ""))
+        rows.append(_row("server CPU per stored event / RabbitMQ CPU per message (all 3 nodes), "
+                         "us [cluster]", f"{cluster['ingest_server_cpu_us_per_event']} / "
+                         f"{cluster['ingest_broker_cpu_us_per_event']}", ""))
+        rows.append(_row(f"node SIGKILLed -> breach recorded at the kill reaches the webhook, "
+                         f"p50 / max (s) over {cluster['failover_rounds']} kills",
+                         f"{cluster['breach_after_kill_p50_s']} / "
+                         f"{cluster['breach_after_kill_max_s']}", "p99 <= 10"))
     latency = results.get("latency")
     if latency:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "

@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import Command, CommandAck, DeviceState, Status, decode_device_message, encode
 from broker.mosquitto.directory import ADMIN_USER, BrokerDir
+from broker.rabbitmq.broker_dir import RabbitBrokerDir
 from broker.topics import Channel, command_topic, device_topic, parse_topic
 from ground.errors import ConfigError, DoorwatchError, PayloadError
 from ground.logs import get_logger
@@ -38,7 +39,7 @@ class BrokerUnreachableError(DoorwatchError, ConnectionError):
 class AdminLink:
     """A short-lived connection for one device's commands (use as a context manager)."""
 
-    def __init__(self, broker: BrokerDir, device_id: str):
+    def __init__(self, broker: BrokerDir | RabbitBrokerDir, device_id: str):
         state = broker.state()
         if state.admin_password is None:
             raise ConfigError("no admin account (made by an older `broker init`)",

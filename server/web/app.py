@@ -63,6 +63,7 @@ async def create_app(
     from server.web import (
         routes_aim,
         routes_api,
+        routes_api_users,
         routes_auth,
         routes_pages,
         routes_people,
@@ -96,8 +97,7 @@ async def create_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
                    routes_people.router, routes_users.router, routes_aim.router,
-                   routes_api.login_router,
-                   routes_api.router):
+                   routes_api.login_router, routes_api.router, routes_api_users.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
