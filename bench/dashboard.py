@@ -20,15 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
-    database,
-    event_lines,
-    mosquitto,
-    publish_lines,
-    server_config,
-    start_server,
-    stop,
-)
+from bench import harness
 from bench.ingest import register_devices, stored_events
 
 __all__ = ["run_dashboard"]
@@ -52,14 +44,16 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
     latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
         root = Path(tmp)
-        with mosquitto(root, ids) as broker, database(kind, root) as db_url:
+        with harness.mosquitto(root, ids) as broker, harness.database(kind, root) as db_url:
             asyncio.run(register_devices(db_url, ids))
             port = _free_port()
-            config = server_config(root, broker, db_url, http={"enabled": True, "port": port})
+            config = harness.server_config(root, broker, db_url,
+                                           http={"enabled": True, "port": port})
             log = root / "server.log"
-            stop(start_server(config, log))  # creates the server's persistent session
-            publish_lines(broker, {d: event_lines(d, 1, per_device) for d in ids})
-            server = start_server(config, log)
+            # The first start creates the server's persistent session; the backlog queues there.
+            harness.stop(harness.start_server(config, log))
+            harness.publish_lines(broker, {d: harness.event_lines(d, 1, per_device) for d in ids})
+            server = harness.start_server(config, log)
             url = f"http://127.0.0.1:{port}/healthz"
             deadline = time.monotonic() + 900
             checked = 0.0
@@ -73,7 +67,7 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
                     if asyncio.run(stored_events(db_url))[0] >= total:
                         break
                 time.sleep(0.02)
-            stop(server)
+            harness.stop(server)
     latencies.sort()
     return {"backend": kind, "events": total, "requests_during_drain": len(latencies),
             "p50_ms": _percentile(latencies, 0.5), "p99_ms": _percentile(latencies, 0.99),
