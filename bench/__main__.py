@@ -38,6 +38,12 @@ def _crossing() -> dict[str, Any]:
     return run_crossing()
 
 
+def _dashboard() -> dict[str, Any]:
+    from bench.dashboard import run_dashboard
+
+    return run_dashboard()
+
+
 def _devices() -> dict[str, Any]:
     from bench.devices import run_devices
 
@@ -58,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "latency": _latency,
     "crossing": _crossing,
+    "dashboard": _dashboard,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
