@@ -44,6 +44,12 @@ def _ack_link() -> dict[str, Any]:
     return run_ack_link()
 
 
+def _dashboard() -> dict[str, Any]:
+    from bench.dashboard import run_dashboard
+
+    return run_dashboard()
+
+
 def _devices() -> dict[str, Any]:
     from bench.devices import run_devices
 
@@ -65,6 +71,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "latency": _latency,
     "crossing": _crossing,
     "ack_link": _ack_link,
+    "dashboard": _dashboard,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),

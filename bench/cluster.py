@@ -42,7 +42,7 @@ from pydantic import SecretStr
 from agent.link import AgentLink
 from agent.outbox import Outbox
 from bench.harness import REPO, database, event_lines, stop, write_result
-from bench.ingest import _stored
+from bench.ingest import stored_events
 from broker.messages import Event, EventKind, encode, utc_now
 from broker.rabbitmq.definitions import EXCHANGE, definitions, routing_key
 from broker.rabbitmq.local import LocalNode, LocalRabbitCluster
@@ -238,7 +238,7 @@ def run_cluster(rounds: int = 5, events: int = 30_000, devices: int = 20) -> dic
                 deadline = time.monotonic() + 600
                 stored, span = 0, 0.0
                 while time.monotonic() < deadline:
-                    stored, span = asyncio.run(_stored(db_url))
+                    stored, span = asyncio.run(stored_events(db_url))
                     if stored >= total + rounds:
                         break
                     time.sleep(0.3)
