@@ -35,7 +35,7 @@ from ground.timeutil import from_ts
 from server.admin import register_device
 from server.db.connect import open_database
 
-__all__ = ["run_ingest"]
+__all__ = ["register_devices", "run_ingest", "stored_events"]
 
 TOPIC = "doorwatch/v1/dev/+/event"
 
@@ -59,7 +59,8 @@ def _bare_drain(broker: Broker, account: tuple[str, str], count: int) -> float:
     return time.perf_counter() - started
 
 
-async def _register(db_url: str, devices: list[str]) -> None:
+async def register_devices(db_url: str, devices: list[str]) -> None:
+    """Register ``devices`` (no household) so the server stores their events."""
     db = await open_database(db_url)
     try:
         for device_id in devices:
@@ -71,7 +72,7 @@ async def _register(db_url: str, devices: list[str]) -> None:
 _COUNT = "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM events"
 
 
-async def _stored(db_url: str) -> tuple[int, float]:
+async def stored_events(db_url: str) -> tuple[int, float]:
     """Events stored so far and the span of their arrival, read without disturbing the writer.
 
     Not through ``open_database``: that runs the migration check in a write
@@ -131,7 +132,7 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
     with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
         root = Path(tmp)
         with mosquitto(root, ids) as broker, database(kind, root) as db_url:
-            asyncio.run(_register(db_url, ids))
+            asyncio.run(register_devices(db_url, ids))
             configs = _configs(root, broker, db_url, protocol, instances)
             for config, log in configs:
                 stop(start_server(config, log))  # creates the server's persistent session
@@ -147,7 +148,7 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
             deadline = time.monotonic() + 900
             stored, span = 0, 0.0
             while time.monotonic() < deadline:
-                stored, span = asyncio.run(_stored(db_url))
+                stored, span = asyncio.run(stored_events(db_url))
                 if stored >= total:
                     break
                 time.sleep(0.2)
