@@ -449,7 +449,7 @@ def _summarize(error: ValidationError) -> str:
 
 def _load_json(payload: bytes, topic: str, limit: int, device_id: str | None = None) -> Any:
     """The payload's JSON; ``device_id`` (the topic's) goes into the error, so junk is
-    counted against the device that sent it (server/rejections.py)."""
+    counted against the device that sent it (server/ingest/rejections.py)."""
     if len(payload) > limit:
         raise PayloadError(f"payload of {len(payload)} bytes exceeds {limit}", topic=topic,
                            device_id=device_id)

@@ -3,10 +3,11 @@
 What is purged: the household's name, address, members and notes (replaced
 by a marker), its daily follow-ups, the snapshots of its events, the reasons
 of its leaves, incident notes and the text of notifications about it (they
-quote name and address). Rejected messages are deleted ``retention.rejected_days``
-after they arrived (server/rejections.py). What stays: events, incidents with kinds, times and
-outcomes, and the audit log, so statistics and accountability survive. Each
-purge writes an audit record saying what it removed.
+quote name and address). Rejected messages are deleted
+``retention.rejected_days`` after they arrived (server/ingest/rejections.py).
+What stays: events, incidents with kinds, times and outcomes, and the audit
+log, so statistics and accountability survive. Each purge writes an audit
+record saying what it removed.
 
 The scheduled job (task name ``retention``) claims its run in
 ``scheduled_jobs`` with a conditional UPDATE on ``next_run_at``, so with

@@ -19,7 +19,7 @@ __all__ = ["render_metrics"]
 
 _QUERIES = {
     "events": "SELECT COUNT(*) AS n FROM events",
-    # Counted apart from the rows, which the retention job deletes (server/rejections.py).
+    # Counted apart from the rows, which the retention job deletes (server/ingest/rejections.py).
     "rejected": "SELECT COALESCE(SUM(total), 0) AS n FROM rejected_counts",
     "notify_failed": "SELECT COUNT(*) AS n FROM notifications WHERE state = 'failed'",
     "attempts_failed": "SELECT COUNT(*) AS n FROM notification_attempts WHERE ok = 0",

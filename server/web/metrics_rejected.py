@@ -1,4 +1,6 @@
-"""Per-device rejection counters for /metrics, from ``rejected_counts`` (server/rejections.py).
+"""Per-device rejection counters for /metrics, from ``rejected_counts``.
+
+The counts are kept by server/ingest/rejections.py.
 
 Read from the table, not the rows of ``rejected_messages``: the counts survive
 the retention purge and include messages past a device's daily row budget.

@@ -5,9 +5,9 @@
   keeps every row; the later copies' ``event_id`` column gets the suffix
   ``#dup<row id>`` (their payload keeps what the device sent) so the index can
   be built. The ingest path inserts with a target-less ``ON CONFLICT DO
-  NOTHING`` and classifies what did not go in (server/ingest_conflicts.py).
+  NOTHING`` and classifies what did not go in (server/ingest/conflicts.py).
 * ``rejected_messages.payload_sha256``: the SHA-256 of the whole payload, kept
-  when the payload itself is truncated or not kept (server/rejections.py).
+  when the payload itself is truncated or not kept (server/ingest/rejections.py).
 * ``rejected_counts``: per device (``''`` when none is known), every rejection
   ever counted and those past the day's row budget (for /metrics; they survive
   the retention purge of ``rejected_messages``), and the rows and payload bytes
