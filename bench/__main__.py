@@ -38,6 +38,12 @@ def _crossing() -> dict[str, Any]:
     return run_crossing()
 
 
+def _ack_link() -> dict[str, Any]:
+    from bench.ack_link import run_ack_link
+
+    return run_ack_link()
+
+
 def _dashboard() -> dict[str, Any]:
     from bench.dashboard import run_dashboard
 
@@ -64,6 +70,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "latency": _latency,
     "crossing": _crossing,
+    "ack_link": _ack_link,
     "dashboard": _dashboard,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
@@ -129,6 +136,11 @@ def _table(results: dict[str, Any]) -> list[str]:
         rows.append(_row(f"person crosses -> worker's webhook p50 / p99 (s), agent with the "
                          f"synthetic camera, early exit ({crossing['samples']} exits)",
                          f"{crossing['p50_s']} / {crossing['p99_s']}", "p50 <= 2, p99 <= 3"))
+    ack = results.get("ack_link")
+    if ack:
+        rows.append(_row("one-tap acknowledge link: tap -> incident acknowledged p50 / p99 (ms)",
+                         f"{ack['tap_to_acknowledged_p50_ms']} / "
+                         f"{ack['tap_to_acknowledged_p99_ms']}", "<= 1,000"))
     devices = results.get("devices")
     if devices:
         tried = max(r["devices"] for r in devices["runs"])

@@ -180,6 +180,10 @@ class NotifySettings(_Section):
         "http://127.0.0.1:8080", description="Base URL of the dashboard, for links in messages"
     )
     timezone: str = Field("Asia/Shanghai", description="Time zone for times shown in messages")
+    ack_link_lifetime_s: float = Field(
+        12 * 3600, gt=0, le=7 * 86400,
+        description="How long the one-tap acknowledge link in an alert stays valid (single use)",
+    )
 
 
 class HttpSettings(_Section):

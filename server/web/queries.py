@@ -138,6 +138,8 @@ async def incident_detail(db: Database, user: User, incident_id: int) -> dict[st
         payload = json.loads(event.pop("payload") or "{}")
         event["detail"] = payload.get("detail")
         event["tamper"] = payload.get("tamper")
+        event["report"] = payload.get("report")
+        event["verdict"] = payload.get("verdict")
     notifications = await db.fetch_all(
         "SELECT n.id, n.url, n.state, n.attempts, n.last_error, n.created_at, n.delivered_at, "
         "w.name AS recipient FROM notifications n LEFT JOIN workers w ON w.id = n.worker_id "
