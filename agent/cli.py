@@ -131,7 +131,8 @@ def commission_command(
         str | None, typer.Option(help="Simulation only: 'door-unplugged' leaves the sensor open")
     ] = None,
     language: Annotated[
-        str | None, typer.Option(help="zh_CN or en (default: the config's)")
+        str | None,
+        typer.Option(help="zh_CN or en (default: --lang / DOORWATCH_LANG, else the config's)"),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "WARNING",
 ) -> None:
@@ -206,6 +207,9 @@ def sim_command(
         typer.Option(help="Another node of a clustered broker, host:port (repeatable); devices "
                      "move to the next node when theirs fails"),
     ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Connect with TLS, verifying the broker against this CA "
+                                  "(the broker directory's ca.crt)")] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for the fleet's outbox")] = Path(
         "sim-data"
     ),
@@ -242,6 +246,7 @@ def sim_command(
             host=host,
             port=port,
             brokers=broker or [],
+            ca_file=ca_file,
             data_dir=data_dir,
             events=events,
             rate=rate,

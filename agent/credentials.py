@@ -18,6 +18,7 @@ whatever was in flight when the broker cut the connection is sent again.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +149,26 @@ def install_bundle(
     mqtt.pop("password", None)  # the password lives in the credentials file only
     settings["mqtt"] = mqtt
     config_file = config_dir / CONFIG_NAME
-    write_private(ca_file, bundle.ca_pem)
-    write_private(config_file, tomli_w.dumps(settings))
+    # Neither holds a secret (the password goes to the credentials file below), and the
+    # service reads them as the `doorwatch` user while the installer runs this as root.
+    _write_readable(ca_file, bundle.ca_pem)
+    _write_readable(config_file, tomli_w.dumps(settings))
     load_device_config(config_file, use_override=False)  # the file we wrote must load as-is
     store = CredentialStore(credentials_file, fresh=True)
     store.install(bundle.password)
     return InstalledBundle(bundle.device_id, config_file, ca_file, store.path)
 
+
+
+def _write_readable(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by everyone (mode 0644)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
 
 
 def install_bundle_command(

@@ -131,8 +131,13 @@ async def run_fleet(
     heartbeat_interval_s: float = 0.0,
     duration_s: float = 0.0,
     brokers: list[str] | None = None,
+    ca_file: Path | None = None,
 ) -> FleetResult:
-    """Run the fleet until every device produced ``events`` records and all are acknowledged."""
+    """Run the fleet until every device produced ``events`` records and all are acknowledged.
+
+    With ``ca_file`` the devices connect with TLS (as in production, where no device
+    credential works on the broker's plaintext loopback listener).
+    """
     _raise_open_files_limit(len(credentials) + 100)
     outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
     # With several broker nodes (a cluster), device i starts at node i: the fleet is
@@ -143,7 +148,8 @@ async def run_fleet(
         first, *others = nodes[index % len(nodes):] + nodes[:index % len(nodes)]
         first_host, _, first_port = first.rpartition(":")
         settings = MqttLinkSettings(host=first_host, port=int(first_port),
-                                    password=SecretStr(pw), brokers=others)
+                                    password=SecretStr(pw), brokers=others,
+                                    tls=ca_file is not None, ca_file=ca_file)
         links.append(AgentLink(device_id, settings, outbox, threaded=False))
     loop = asyncio.get_running_loop()
     started = loop.time()

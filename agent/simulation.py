@@ -125,8 +125,8 @@ class CameraHousehold(_Household):
                 # source's own, see ExpectedPassage); the source renders in real time.
                 crossed = time.time() + 0.8 + _CROSSING_AT[kind] * walk_s
                 self.crossings.append(crossed)
-                log.info("simulated person crosses", extra={"kind": kind.value,
-                                                            "crossed_at": round(crossed, 3)})
+                log.info("simulated person crosses", extra={
+                    "kind": kind.value, "side": side, "crossed_at": round(crossed, 3)})
         self.history.append(kind)
         self._pin.drive_high()  # type: ignore[attr-defined]
         await asyncio.sleep(open_s)

@@ -38,6 +38,18 @@ def _crossing() -> dict[str, Any]:
     return run_crossing()
 
 
+def _ack_link() -> dict[str, Any]:
+    from bench.ack_link import run_ack_link
+
+    return run_ack_link()
+
+
+def _dashboard() -> dict[str, Any]:
+    from bench.dashboard import run_dashboard
+
+    return run_dashboard()
+
+
 def _devices() -> dict[str, Any]:
     from bench.devices import run_devices
 
@@ -58,11 +70,14 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "latency": _latency,
     "crossing": _crossing,
+    "ack_link": _ack_link,
+    "dashboard": _dashboard,
     "devices": _devices,
     "analyzer": _script("bench_analyzer.py", "analyzer.json"),
     "agent": _script("bench_agent.py", "agent.json"),
     "corpus": _script("bench_corpus.py", "corpus.json"),
     "frigate": _script("bench_frigate.py", "frigate.json"),
+    "cluster": _script("cluster.py", "cluster.json"),
 }
 
 
@@ -99,6 +114,18 @@ def _table(results: dict[str, Any]) -> list[str]:
                                  f"/ the server [{backend}]",
                                  f"{run['broker_cpu_us_per_message_bare']} / "
                                  f"{run['broker_cpu_us_per_message_server']}", ""))
+    cluster = results.get("cluster")
+    if cluster:
+        rows.append(_row("durable ingest through a 3-node RabbitMQ cluster (quorum queue) into "
+                         "postgres, 2 server instances (events/s)",
+                         cluster["ingest_events_per_s"], ""))
+        rows.append(_row("server CPU per stored event / RabbitMQ CPU per message (all 3 nodes), "
+                         "us [cluster]", f"{cluster['ingest_server_cpu_us_per_event']} / "
+                         f"{cluster['ingest_broker_cpu_us_per_event']}", ""))
+        rows.append(_row(f"node SIGKILLed -> breach recorded at the kill reaches the webhook, "
+                         f"p50 / max (s) over {cluster['failover_rounds']} kills",
+                         f"{cluster['breach_after_kill_p50_s']} / "
+                         f"{cluster['breach_after_kill_max_s']}", "p99 <= 10"))
     latency = results.get("latency")
     if latency:
         rows.append(_row(f"door event -> notification p50 / p99 (ms), "
@@ -109,6 +136,11 @@ def _table(results: dict[str, Any]) -> list[str]:
         rows.append(_row(f"person crosses -> worker's webhook p50 / p99 (s), agent with the "
                          f"synthetic camera, early exit ({crossing['samples']} exits)",
                          f"{crossing['p50_s']} / {crossing['p99_s']}", "p50 <= 2, p99 <= 3"))
+    ack = results.get("ack_link")
+    if ack:
+        rows.append(_row("one-tap acknowledge link: tap -> incident acknowledged p50 / p99 (ms)",
+                         f"{ack['tap_to_acknowledged_p50_ms']} / "
+                         f"{ack['tap_to_acknowledged_p99_ms']}", "<= 1,000"))
     devices = results.get("devices")
     if devices:
         tried = max(r["devices"] for r in devices["runs"])

@@ -1,6 +1,7 @@
 """Person crosses the threshold -> grid worker's phone, on the production path.
 
-Real Mosquitto with the shipped configuration, the server process on SQLite, a
+Real Mosquitto with the shipped configuration (the device over TLS, as in the
+field; the server on the loopback listener), the server process on SQLite, a
 provisioned device and ``doorwatch agent run --simulate``: the synthetic camera
 renders a person walking out of the door (mock reed switch driven with it), the
 real analyzer decides, the agent reports the exit early (wire v2) through its
@@ -36,7 +37,8 @@ from server.db.connect import open_database
 __all__ = ["run_crossing"]
 
 DEVICE = "cross-0001"
-ALERT_TITLE = "[Quarantine alert]"
+# Breach alerts only (an exit the analyzer missed may come back as a visitor alert).
+ALERT_TITLE = "[Quarantine alert] Breach"
 
 
 class _Phone:
@@ -116,8 +118,10 @@ device_id = "{DEVICE}"
 data_dir = "{root / 'agent-data'}"
 heartbeat_interval_s = 10
 [mqtt]
-host = "127.0.0.1"
-port = {broker.port}
+host = "localhost"
+port = {broker.dir.port}
+tls = true
+ca_file = "{broker.dir.ca_cert_file}"
 [door]
 quiet_s = 1.0
 bounce_s = 0.0

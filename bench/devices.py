@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
+from bench.ingest import register_devices
 from ground.timeutil import from_ts, utcnow
-from server.admin import register_device
 from server.db.connect import open_database
 
 __all__ = ["run_devices"]
@@ -35,15 +35,6 @@ _GRACE_S = 30.0
 # Up to the target (5,000) and beyond, to find where this machine stops. Each process
 # may hold 20,000 files here (ulimit -Hn), which caps Mosquitto's connections below that.
 SIZES = (1000, 5000, 10_000, 15_000, 19_500)
-
-
-async def _register(db_url: str, devices: list[str]) -> None:
-    db = await open_database(db_url)
-    try:
-        for device_id in devices:
-            await register_device(db, device_id, household_id=None)
-    finally:
-        await db.close()
 
 
 async def _fresh(db_url: str, within_s: float) -> tuple[int, int]:
@@ -70,7 +61,7 @@ def run_size(size: int, interval_s: float = 10.0, duration_s: float = 45.0) -> d
     with tempfile.TemporaryDirectory(prefix="doorwatch-devices-") as tmp:
         root = Path(tmp)
         with mosquitto(root, ids) as broker, database("sqlite", root) as db_url:
-            asyncio.run(_register(db_url, ids))
+            asyncio.run(register_devices(db_url, ids))
             server = start_server(server_config(root, broker, db_url), root / "server.log")
             # One simulator process drives up to _PER_SIM devices (one Python process
             # with 20,000 paho clients is itself the limit, not the broker or server).

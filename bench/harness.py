@@ -64,13 +64,27 @@ class Broker:
         assert port is not None
         return port
 
+    def account(self, name: str) -> tuple[str, str]:
+        """A further server account (user, password), live at once.
+
+        The broker pins every client id to its username, so each consumer that
+        needs a session of its own (another server instance, the bare
+        subscriber) needs an account of its own.
+        """
+        user, password = self.dir.add_server(name)
+        self.process.send_signal(signal.SIGHUP)
+        time.sleep(0.3)  # Mosquitto re-reads its password files and ACL
+        return user, password
+
 
 @contextmanager
 def mosquitto(root: Path, devices: list[str]) -> Iterator[Broker]:
     """Start Mosquitto with credentials for ``devices``; stop it afterwards."""
     broker_dir = BrokerDir(root / "broker")
     port, loopback = free_ports(2)
-    broker_dir.init(port=port, host="127.0.0.1", loopback_port=loopback)
+    # Devices may use the plaintext loopback listener here: the benchmarks measure MQTT
+    # and storage, not TLS (a production broker refuses device credentials there).
+    broker_dir.init(port=port, host="127.0.0.1", loopback_port=loopback, loopback_devices=True)
     passwords = {d: new_secret() for d in devices}
     for device_id, password in passwords.items():
         broker_dir.set_password(device_id, password)

@@ -35,29 +35,32 @@ from ground.timeutil import from_ts
 from server.admin import register_device
 from server.db.connect import open_database
 
-__all__ = ["run_ingest"]
+__all__ = ["register_devices", "run_ingest", "stored_events"]
 
 TOPIC = "doorwatch/v1/dev/+/event"
 
 
-def _bare_session(broker: Broker, client_id: str) -> None:
+def _bare_session(broker: Broker, account: tuple[str, str]) -> None:
+    user, password = account  # its own account: the client id is the username
     subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
-         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC, "-E"],
+         user, "-u", user, "-P", password, "-t", TOPIC, "-E"],
         check=True, timeout=30)
 
 
-def _bare_drain(broker: Broker, client_id: str, count: int) -> float:
+def _bare_drain(broker: Broker, account: tuple[str, str], count: int) -> float:
+    user, password = account
     started = time.perf_counter()
     subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-c", "-i",
-         client_id, "-u", "doorwatch-server", "-P", broker.dir.server_password, "-t", TOPIC,
+         user, "-u", user, "-P", password, "-t", TOPIC,
          "-C", str(count)],
         check=True, timeout=600, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
-async def _register(db_url: str, devices: list[str]) -> None:
+async def register_devices(db_url: str, devices: list[str]) -> None:
+    """Register ``devices`` (no household) so the server stores their events."""
     db = await open_database(db_url)
     try:
         for device_id in devices:
@@ -69,7 +72,7 @@ async def _register(db_url: str, devices: list[str]) -> None:
 _COUNT = "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM events"
 
 
-async def _stored(db_url: str) -> tuple[int, float]:
+async def stored_events(db_url: str) -> tuple[int, float]:
     """Events stored so far and the span of their arrival, read without disturbing the writer.
 
     Not through ``open_database``: that runs the migration check in a write
@@ -108,8 +111,9 @@ def _configs(root: Path, broker: Broker, db_url: str, protocol: int,
     for n in range(instances):
         folder = root / f"server-{n}"
         folder.mkdir()
+        user, password = broker.account(f"bench-{n}")  # a session of its own
         config = server_config(folder, broker, db_url, instance=f"bench-{n}", mqtt={
-            "protocol": protocol, "client_id": f"doorwatch-server-bench-{n}",
+            "protocol": protocol, "username": user, "password": password,
             "shared_group": "bench"})
         out.append((config, folder / "server.log"))
     return out
@@ -128,14 +132,15 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
     with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
         root = Path(tmp)
         with mosquitto(root, ids) as broker, database(kind, root) as db_url:
-            asyncio.run(_register(db_url, ids))
+            asyncio.run(register_devices(db_url, ids))
             configs = _configs(root, broker, db_url, protocol, instances)
             for config, log in configs:
                 stop(start_server(config, log))  # creates the server's persistent session
-            _bare_session(broker, "bench-bare")
+            bare = broker.account("bare")
+            _bare_session(broker, bare)
             publish_s = publish_lines(broker, {d: event_lines(d, 1, per_device) for d in ids})
             broker_cpu = _cpu_seconds(broker.process.pid)
-            bare_s = _bare_drain(broker, "bench-bare", total)
+            bare_s = _bare_drain(broker, bare, total)
             broker_cpu = _cpu_seconds(broker.process.pid) - broker_cpu
             servers = [start_server(config, log) for config, log in configs]
             cpu_start = sum(_cpu_seconds(server.pid) for server in servers)
@@ -143,7 +148,7 @@ def run_ingest(kind: str, events: int = 100_000, devices: int = 20,
             deadline = time.monotonic() + 900
             stored, span = 0, 0.0
             while time.monotonic() < deadline:
-                stored, span = asyncio.run(_stored(db_url))
+                stored, span = asyncio.run(stored_events(db_url))
                 if stored >= total:
                     break
                 time.sleep(0.2)

@@ -60,6 +60,78 @@ def init_command(
     typer.echo(t("broker.ca_file", lang, file=broker.ca_cert_file))
 
 
+@broker_app.command("init-rabbitmq")
+def init_rabbitmq_command(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the cluster's files in")],
+    node: Annotated[
+        list[str],
+        typer.Option(help="A cluster node as NAME@HOST, e.g. rabbit@broker-1 (repeatable; "
+                     "HOST is the address devices and servers use; the first goes first "
+                     "into device bundles)"),
+    ],
+    mqtt_port: Annotated[int, typer.Option(help="MQTT over TLS port on every node")] = 8883,
+    amqp_port: Annotated[int, typer.Option(help="AMQP port on every node (servers)")] = 5672,
+    hostname: Annotated[
+        list[str] | None, typer.Option(help="Extra name for the nodes' certificate")] = None,
+) -> None:
+    """The RabbitMQ profile: CA, node certificate, each node's rabbitmq.conf, definitions."""
+    from broker.rabbitmq.broker_dir import RabbitBrokerDir, RabbitNode, is_rabbitmq_dir
+
+    broker = RabbitBrokerDir(directory.resolve())
+    if is_rabbitmq_dir(broker.path) or broker.ca_key_file.exists():
+        typer.echo(f"{broker.path} already holds a broker; refusing to overwrite", err=True)
+        raise typer.Exit(2)
+    nodes = []
+    for spec in node:
+        name, at, host = spec.partition("@")
+        if not name or not at or not host:
+            typer.echo(f"--node {spec!r}: expected NAME@HOST (e.g. rabbit@broker-1)", err=True)
+            raise typer.Exit(2)
+        nodes.append(RabbitNode(name=spec, host=host, mqtt_port=mqtt_port, amqp_port=amqp_port))
+    broker.init(nodes, hostnames=hostname)
+    typer.echo(f"RabbitMQ cluster files written to {broker.path}")
+    for item in nodes:
+        typer.echo(f"  {item.name}: {broker.node_config_file(item).name} -> "
+                   "/etc/rabbitmq/rabbitmq.conf, with ca.crt, server.crt, server.key")
+    typer.echo("  on every node: rabbitmq-plugins enable rabbitmq_mqtt; join the nodes "
+               "(rabbitmqctl join_cluster)")
+    typer.echo(f"  once, before any device connects: rabbitmqctl import_definitions "
+               f"{broker.definitions_file}")
+    typer.echo(f"  server account: doorwatch-server (password in {broker.state_file}); "
+               "servers: broker = \"rabbitmq\", [amqp] nodes = every node's HOST:"
+               f"{amqp_port}")
+    typer.echo(f"  devices: provisioned with --broker-dir {broker.path} (bundles list every "
+               "node)")
+
+
+@broker_app.command("add-server")
+def add_server_command(
+    directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],
+    name: Annotated[str, typer.Argument(help="Name of the server instance (a-z, 0-9, '-')")],
+) -> None:
+    """Create the broker account of a further server instance (each needs its own).
+
+    The broker makes every client's id its username, so two server instances on
+    one account would keep taking each other's session. Prints the account; its
+    password is in the broker directory's state file.
+    """
+    from broker.mosquitto.directory import BrokerDir
+    from ground.errors import DoorwatchError
+
+    broker = BrokerDir(directory.resolve())
+    try:
+        user, _password = broker.add_server(name)
+    except DoorwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    reloaded = broker.reload()
+    typer.echo(f"server account {user} created (password in {broker.state_file}, "
+               "server_accounts); in that instance's TOML: [mqtt] username = "
+               f"\"{user}\", password = ...")
+    if not reloaded:
+        typer.echo("no running broker found: reload it yourself (kill -HUP) or start it")
+
+
 @broker_app.command("run")
 def run_command(
     directory: Annotated[Path, typer.Argument(help="Folder made by `broker init`")],

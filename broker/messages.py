@@ -25,8 +25,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import SchemaValidator, core_schema
 
@@ -107,12 +109,21 @@ WireTime = Annotated[
 ]
 
 
+# The version as a strict integer equal to 1: a ``Literal[1]`` also matches JSON ``true``
+# and ``1.0`` (they compare equal to 1), even in strict mode.
+SchemaVersion = Annotated[int, Strict(), Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION),
+                          WithJsonSchema({"const": SCHEMA_VERSION, "type": "integer"})]
+EventVersion = Annotated[
+    int, Strict(), Field(ge=SCHEMA_VERSION, le=EVENT_SCHEMA_VERSION),
+    WithJsonSchema({"enum": [SCHEMA_VERSION, EVENT_SCHEMA_VERSION], "type": "integer"})]
+
+
 class _Wire(BaseModel):
     """Base of every wire message: strict about unknown keys, immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = Field(SCHEMA_VERSION, description="Wire schema version")
+    v: SchemaVersion = Field(SCHEMA_VERSION, description="Wire schema version")
 
 
 class EventKind(StrEnum):
@@ -185,9 +196,9 @@ class Event(DeviceRecord):
     (kind handover). The server updates the early report's incident with it.
     """
 
-    # Only events have a version 2; widening the base's Literal[1] here (which mypy calls
-    # an incompatible override) keeps every other message at version 1.
-    v: Literal[1, 2] = Field(  # type: ignore[assignment]
+    # Only events have a version 2; widening the base's here keeps every other message
+    # at version 1 (strict like the base's: JSON true or 1.0 is no version).
+    v: EventVersion = Field(
         SCHEMA_VERSION, description="Wire schema version (2: episode reports)")
     type: Literal["event"] = "event"
     kind: EventKind
@@ -415,6 +426,17 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(exclude_none=True).encode()
 
 
+# Received payloads are validated in pydantic's strict JSON mode: a number must be a
+# JSON number of the field's kind (``"seq": "12"``, ``12.0`` and ``true`` are refused),
+# a boolean a JSON boolean (not ``"true"`` or ``1``), a time an RFC 3339 string (not a
+# number). Lax mode would store the coerced value as if the device had sent it. The
+# schema always said so (JSON Schema ``integer`` / ``boolean`` / ``date-time``) and
+# our agents always sent these types, so this stays protocol v1 (see
+# docs/security.md, "Rejected input").
+# Strict JSON mode still reads UUIDs and enum values from their strings, and an
+# integer where a float is expected.
+
+
 def _summarize(error: ValidationError) -> str:
     """One line per problem: 'field.path: message'."""
     parts = []
@@ -425,19 +447,23 @@ def _summarize(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def _load_json(payload: bytes, topic: str, limit: int) -> Any:
+def _load_json(payload: bytes, topic: str, limit: int, device_id: str | None = None) -> Any:
+    """The payload's JSON; ``device_id`` (the topic's) goes into the error, so junk is
+    counted against the device that sent it (server/ingest/rejections.py)."""
     if len(payload) > limit:
-        raise PayloadError(f"payload of {len(payload)} bytes exceeds {limit}", topic=topic)
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds {limit}", topic=topic,
+                           device_id=device_id)
     try:
         # Decode first: json.loads would also accept UTF-16/32, which the server
         # cannot store as the event's text payload.
         return json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise PayloadError(f"not JSON: not UTF-8 ({exc})", topic=topic) from None
+        raise PayloadError(f"not JSON: not UTF-8 ({exc})", topic=topic,
+                           device_id=device_id) from None
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and integers beyond Python's digit limit;
         # RecursionError comes from deeply nested arrays or objects.
-        raise PayloadError(f"not JSON: {exc}", topic=topic) from None
+        raise PayloadError(f"not JSON: {exc}", topic=topic, device_id=device_id) from None
 
 
 class DeviceIdMismatchError(PayloadError):
@@ -467,7 +493,7 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
         # (twice as fast as json.loads + validate_python). Anything it refuses goes
         # the slow way below, which explains precisely what is wrong.
         try:
-            fast = _DEVICE_MESSAGE.validate_json(payload)
+            fast = _DEVICE_MESSAGE.validate_json(payload, strict=True)
         except ValidationError:
             pass
         else:
@@ -479,7 +505,7 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
                 and (not isinstance(fast, Event) or episode_report_problem(fast) is None)
             ):
                 return fast
-    raw = _load_json(payload, topic, limit)
+    raw = _load_json(payload, topic, limit, info.device_id)
     if not isinstance(raw, dict):
         raise PayloadError("payload is not a JSON object", topic=topic, device_id=info.device_id)
     if raw.get("v") != SCHEMA_VERSION and not (
@@ -491,7 +517,8 @@ def decode_device_message(info: TopicInfo, topic: str, payload: bytes) -> Device
             device_id=info.device_id,
         )
     try:
-        message = _DEVICE_MESSAGE.validate_python(raw)
+        # From the text again, strictly (see above _summarize): the reason names the field.
+        message = _DEVICE_MESSAGE.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise PayloadError(_summarize(exc), topic=topic, device_id=info.device_id) from None
     if not isinstance(message, _CHANNEL_TYPES[info.channel]):
@@ -523,7 +550,7 @@ def decode_record_fields(info: TopicInfo, payload: bytes) -> dict[str, Any] | No
     if info.channel is not Channel.EVENT or len(payload) > MAX_EVENT_BYTES:
         return None
     try:
-        fields: dict[str, Any] = _RECORD_FIELDS.validate_json(payload)
+        fields: dict[str, Any] = _RECORD_FIELDS.validate_json(payload, strict=True)
     except ValidationError:
         return None
     if fields["device_id"] != info.device_id:
@@ -535,9 +562,9 @@ def decode_record_fields(info: TopicInfo, payload: bytes) -> dict[str, Any] | No
 
 def decode_command(topic: str, payload: bytes) -> Command:
     """Validate a command received by a device."""
-    raw = _load_json(payload, topic, MAX_EVENT_BYTES)
+    _load_json(payload, topic, MAX_EVENT_BYTES)  # size and JSON errors, in our words
     try:
-        return _COMMAND.validate_python(raw)
+        return _COMMAND.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise PayloadError(_summarize(exc), topic=topic) from None
 

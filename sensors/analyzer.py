@@ -41,10 +41,13 @@ track that parts from a tracked blob (people who walked together
 separating), or starts where a track was lost a moment ago (its box
 jumped when blobs merged or parted, and it coasted off on that jump),
 inherits that track's history, so it still crossed from where its person
-came from. A crossing at the same place, moment and direction as one just
-reported by another track is a fragment of the same person and is
-dropped; so is one by a piece that broke off a person (smaller than one
-person) whose family already reported that direction. A track carried
+came from; but it reports only once it has moved on its own, and a part
+left standing on the line while its group walked on (the door leaf a person
+dragged along, a ghost) drops the history (``_walked_itself``). A
+crossing at the same place, moment and direction as one just reported by
+another track is a fragment of the same person and is dropped; so is one
+by a piece that broke off a person (smaller than one person) whose family
+already reported that direction. A track carried
 inside another's blob that never walked on its own (a door leaf) decides
 nothing.
 
@@ -148,6 +151,7 @@ class AnalyzerConfig:
     view_steep: float = 1.0
     view_evidence: float = 0.3
     recount_horizon: float = 120.0
+    inherit_time: float = 0.5
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -217,6 +221,12 @@ class _LineState:
     fragment_born: bool = False
     inherited: bool = False
     last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    # Where this track itself first stood and how far it has walked since
+    # (``start``/``travel`` may be inherited from the group it parted from).
+    own_start: tuple[float, float] | None = None
+    own_travel: float = 0.0
+    # Whether this track has itself been clearly on a side since it was born.
+    decided_own: bool = False
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -380,6 +390,10 @@ class DoorwayAnalyzer:
         if not track.shared:
             moved = math.hypot(cx - state.start[0], y - state.start[1])
             state.travel = max(state.travel, moved)
+            if state.own_start is None:
+                state.own_start = (cx, y)
+            own = math.hypot(cx - state.own_start[0], y - state.own_start[1])
+            state.own_travel = max(state.own_travel, own)
         # Only tracks that walked a body length and a tenth of the picture
         # teach the model: speckle and registration residue jitter in place.
         walked = state.travel >= max(cfg.sample_travel * max(track.w, h),
@@ -438,7 +452,16 @@ class DoorwayAnalyzer:
         if abs(d) <= margin or fragment:
             # A fragment (someone half out of the picture, a head alone) has
             # no reliable floor point: it decides no side.
+            if (state.inherited and not state.decided_own
+                    and frame.index - track.first_frame > cfg.inherit_time * self.fps
+                    and not self._walked_itself(track, state)):
+                # A part that stands still on the line after its group walked
+                # on is no person who parted there (they walk on) but what the
+                # group left behind (the door leaf it dragged, its ghost):
+                # it keeps no history to cross back from.
+                self._states[track.id] = _LineState(family=track.id)
             return []
+        state.decided_own = True
         side: Side = "outside" if d > 0 else "inside"
         if state.origin == "unknown":
             state.origin = side
@@ -455,7 +478,8 @@ class DoorwayAnalyzer:
         previous, state.side = state.side, side
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
-            if pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps:
+            if (pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps
+                    and self._walked_itself(track, state)):
                 return self._emit(track, state)
             return []
         # A track continuing another's history (``_born``) is that person's,
@@ -497,6 +521,21 @@ class DoorwayAnalyzer:
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
+
+    def _walked_itself(self, track: Track, state: _LineState) -> bool:
+        """Whether a track that took over a group's history has moved on its own.
+
+        A part left behind when a blob parts inherits the group's side; a
+        door leaf left standing in the doorway after the person who dragged
+        it along walked out would then "cross back". A person moves; the
+        leaf stays (or swings shut in place), so an inherited track reports
+        only once its own reference point has travelled a fraction of its
+        height since it was born (the crossing waits, it is not dropped,
+        until then or until the track ends).
+        """
+        if not state.inherited:
+            return True
+        return state.own_travel >= self.config.protect_travel * max(track.box[3], 1.0)
 
     def _fragment(self, track: Track) -> bool:
         """Whether the track's blob is much smaller than one person there
@@ -616,6 +655,8 @@ class DoorwayAnalyzer:
         """Report a pending crossing (once per person the blob holds)."""
         pending, state.pending = state.pending, None
         if pending is None or not pending.confident or not self._tracker.is_confirmed(track):
+            return []
+        if not self._walked_itself(track, state):
             return []
         if pending.came_from < self.config.origin_depth and not self._vouched(pending):
             # Never clearly on the side it came from: it appeared on the line

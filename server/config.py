@@ -93,7 +93,16 @@ class IngestSettings(_Section):
         5.0, ge=0, description="How long to wait for more messages before committing a batch"
     )
     max_stored_rejected_bytes: int = Field(
-        65536, ge=0, description="Bytes of a rejected payload kept for inspection"
+        4096, ge=0, description="Bytes of a rejected payload kept for inspection; a longer "
+        "payload is truncated to this and its whole SHA-256 kept beside it"
+    )
+    rejected_bytes_per_device_day: int = Field(
+        1024 * 1024, ge=0, description="Payload bytes of rejected messages kept per device "
+        "and UTC day; past it the reason, size and SHA-256 are still kept, the payload not"
+    )
+    rejected_rows_per_device_day: int = Field(
+        50_000, ge=0, description="Rejected messages recorded as rows per device and UTC "
+        "day; past it they are only counted (rejected_counts, /metrics) and logged"
     )
 
 
@@ -153,6 +162,9 @@ class RetentionSettings(_Section):
         "and snapshots are purged"
     )
     interval_s: float = Field(3600, gt=0, description="How often the purge job runs")
+    rejected_days: int = Field(
+        30, ge=0, description="Days rejected messages are kept before the purge job deletes them"
+    )
 
 
 class NotifySettings(_Section):
@@ -168,6 +180,10 @@ class NotifySettings(_Section):
         "http://127.0.0.1:8080", description="Base URL of the dashboard, for links in messages"
     )
     timezone: str = Field("Asia/Shanghai", description="Time zone for times shown in messages")
+    ack_link_lifetime_s: float = Field(
+        12 * 3600, gt=0, le=7 * 86400,
+        description="How long the one-tap acknowledge link in an alert stays valid (single use)",
+    )
 
 
 class HttpSettings(_Section):

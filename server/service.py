@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ground.logs import get_logger
 from ground.sdnotify import ServiceNotifier, watchdog_pings
-from server.amqp_link import AmqpLink
+from server.amqp.link import AmqpLink
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database
@@ -61,7 +61,7 @@ async def serve(
     """
     db = await open_database(settings.database_url)
     buffer = InboundBuffer()
-    # The RabbitMQ profile feeds the same buffer from a replicated queue (server/amqp_link.py).
+    # The RabbitMQ profile feeds the same buffer from a replicated queue (server/amqp/link.py).
     link: MqttLink | AmqpLink = (AmqpLink(settings.amqp, buffer)
                                  if settings.broker == "rabbitmq"
                                  else MqttLink(settings.mqtt, buffer))

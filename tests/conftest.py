@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from broker.mosquitto.directory import BrokerDir
@@ -32,7 +33,7 @@ class Mosquitto:
 
     @property
     def port(self) -> int:
-        """Plaintext listener port (bound to 127.0.0.1 only; the server's and the e2e tests')."""
+        """Plaintext listener port (127.0.0.1 only): the server's and the admin's, no device's."""
         port = self.broker.loopback_port
         assert port is not None, "this broker directory has no loopback listener"
         return port
@@ -41,6 +42,29 @@ class Mosquitto:
     def tls_port(self) -> int:
         """TLS listener port (the one devices use in production)."""
         return self.broker.port
+
+    @property
+    def admin_password(self) -> str:
+        """The admin tools' account password."""
+        password = self.broker.state().admin_password
+        assert password is not None
+        return password
+
+    def device_mqtt(self, password: str) -> dict[str, object]:
+        """A device's ``[mqtt]`` settings: TLS, as in production (no device credential
+        works on the loopback listener)."""
+        return {"host": "localhost", "port": self.tls_port, "tls": True,
+                "ca_file": str(self.broker.ca_cert_file), "password": password}
+
+    def device_args(self) -> list[str]:
+        """``doorwatch sim`` options for reaching this broker as devices (TLS)."""
+        return ["--host", "localhost", "--port", str(self.tls_port),
+                "--ca-file", str(self.broker.ca_cert_file)]
+
+    def connect_device(self, client: mqtt.Client, *, keepalive: int = 60) -> None:
+        """Connect a paho client (with a device's credentials set) over TLS."""
+        client.tls_set(ca_certs=str(self.broker.ca_cert_file))
+        client.connect("localhost", self.tls_port, keepalive=keepalive)
 
     def start(self) -> None:
         """Start (or start again after :meth:`stop`)."""

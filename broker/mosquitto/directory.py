@@ -5,18 +5,22 @@ folder so the broker they start runs the configuration we ship. Secrets (CA
 key, server key, password file, our state file) are written owner-only, and
 :meth:`BrokerDir.check` refuses to start Mosquitto when they are not.
 
-Listeners (see docs/security.md):
+Listeners (see docs/security.md, "Listeners"), each with its own password
+file (``per_listener_settings true``) and ``use_username_as_clientid``, so no
+client can take over another's session by claiming its client id:
 
-* TLS (default 8883) for devices and remote server instances, with
-  ``use_username_as_clientid`` so a device cannot take over another's session;
+* TLS (default 8883) for devices and remote server instances: every account;
 * optionally a plaintext listener bound to 127.0.0.1 only, for a server on the
-  same machine (and for tests and the demo). Off unless ``loopback_port`` is given.
+  same machine and the admin tools. Off unless ``loopback_port`` is given. Its
+  password file holds the service accounts only (server instances, admin), so
+  no device credential works there.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import signal
 from dataclasses import dataclass
 from importlib import resources
@@ -31,15 +35,25 @@ from broker.topics import is_valid_device_id
 from ground.errors import ConfigError
 from ground.files import check_private, write_private
 
-__all__ = ["ADMIN_USER", "DEFAULT_TLS_PORT", "RESERVED_USERS", "SERVER_USER", "BrokerDir",
-           "BrokerState"]
+__all__ = ["ADMIN_USER", "DEFAULT_TLS_PORT", "RESERVED_PREFIX", "RESERVED_USERS", "SERVER_USER",
+           "BrokerDir", "BrokerState", "is_service_account"]
 
 SERVER_USER = "doorwatch-server"
 # `doorwatch device rotate` talks to devices as this account, never as the server:
-# on the TLS listener the client id is the username, so sharing the server's
-# account would take over (and, with a clean session, wipe) the server's session.
+# the client id is the username on every listener, so sharing the server's account
+# would take over (and, with a clean session, wipe) the server's session.
 ADMIN_USER = "doorwatch-admin"
 RESERVED_USERS = (SERVER_USER, ADMIN_USER)
+# Further server instances get accounts "doorwatch-server-<name>" (one session each:
+# the client id is the username); no device id may start with this prefix.
+RESERVED_PREFIX = "doorwatch-"
+_SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+def is_service_account(user: str) -> bool:
+    """Whether ``user`` is one of our own accounts (server instances, admin), not a device."""
+    return user in RESERVED_USERS or (user.startswith(f"{SERVER_USER}-")
+                                      and bool(_SERVER_NAME.match(user[len(SERVER_USER) + 1:])))
 DEFAULT_TLS_PORT = 8883
 _STATE_FILE = "doorwatch-broker.json"
 # Topic, headers and JSON around the base64 snapshot fit easily in 512 KiB more.
@@ -61,13 +75,32 @@ class BrokerState(BaseModel):
     server_user: str = Field(SERVER_USER, description="The server's broker account")
     server_password: str = Field(description="The server account's password")
     admin_password: str | None = Field(None, description="The admin tools' account password")
+    server_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further server instances' accounts (user -> password), see add_server")
+    loopback_devices: bool = Field(
+        False, description="Benchmarks only: devices may use the loopback listener too")
 
 
 def _template(name: str) -> str:
     return resources.files("broker.mosquitto").joinpath(name).read_text(encoding="utf-8")
 
 
-def _listeners(directory: Path, state: BrokerState) -> str:
+def _authentication(password_file: Path, acl_file: Path) -> str:
+    # Per listener (per_listener_settings true): the loopback listener has its own
+    # password file. use_username_as_clientid replaces whatever client id a client
+    # claims by its username, so nobody can take over a session that is not its own.
+    return (
+        "allow_anonymous false\n"
+        "allow_zero_length_clientid false\n"
+        f"password_file {password_file}\n"
+        f"acl_file {acl_file}\n"
+        "use_username_as_clientid true\n"
+    )
+
+
+def _listeners(broker: BrokerDir, state: BrokerState) -> str:
+    directory = broker.path
     bind = f" {state.host}" if state.host else ""
     text = (
         "# Devices (and server instances on other machines) connect here, with TLS only.\n"
@@ -76,18 +109,29 @@ def _listeners(directory: Path, state: BrokerState) -> str:
         f"keyfile {directory}/server.key\n"
         f"cafile {directory}/ca.crt\n"
         "tls_version tlsv1.2\n"
-        "# The client id is replaced by the username (= device id), so a device that\n"
-        "# connects with another device's client id cannot kick that device off.\n"
-        "use_username_as_clientid true\n"
+        "# Every account. The client id is replaced by the username (= device id), so a\n"
+        "# device that claims another's client id cannot kick that device off.\n"
+        + _authentication(broker.password_file, broker.acl_file)
     )
     if state.loopback_port is not None:
+        local = broker.password_file if state.loopback_devices else broker.local_password_file
         text += (
             "\n# Plaintext, but reachable from this machine only: for a server on the\n"
-            "# same box. Same password file and ACL. Server instances keep their own\n"
-            "# client ids here (several may share the server account).\n"
-            f"listener {state.loopback_port} 127.0.0.1\n"
+            "# same box and the admin tools. Its password file holds our service accounts\n"
+            "# only: a device password is refused here (it would otherwise let a local\n"
+            "# process in without TLS). Client ids are pinned to usernames here too, so\n"
+            "# the server's session cannot be taken over.\n"
+            + ("# (Benchmark set-up: devices allowed here too.)\n"
+               if state.loopback_devices else "")
+            + f"listener {state.loopback_port} 127.0.0.1\n"
+            + _authentication(local, broker.acl_file)
         )
     return text
+
+
+def _server_acl(users: list[str]) -> str:
+    block = _template("acl_server.template")
+    return "\n".join(block.format(server_user=user) for user in users)
 
 
 @dataclass(frozen=True)
@@ -105,6 +149,11 @@ class BrokerDir:
     def password_file(self) -> Path:
         """Mosquitto password file (hashes only)."""
         return self.path / "passwd"
+
+    @property
+    def local_password_file(self) -> Path:
+        """The loopback listener's password file: service accounts only, no device."""
+        return self.path / "passwd.local"
 
     @property
     def acl_file(self) -> Path:
@@ -155,8 +204,14 @@ class BrokerDir:
         hostnames: list[str] | None = None,
         public_host: str | None = None,
         log_file: bool = True,
+        loopback_devices: bool = False,
     ) -> None:
-        """Create CA, server certificate, config, ACL, password file and the server account."""
+        """Create CA, server certificate, config, ACL, password files and the server account.
+
+        ``loopback_devices`` lets device accounts use the loopback listener too: for
+        the benchmarks only (they measure MQTT and storage, not TLS); never in
+        production, where a device credential must not work without TLS.
+        """
         # This machine's own names are always in the certificate, so local tools
         # (and a server on this box) can verify the broker too.
         bound = [host] if host not in ("", "0.0.0.0", "::") else []  # noqa: S104 - bind addresses
@@ -166,7 +221,8 @@ class BrokerDir:
         (self.path / "data").mkdir(exist_ok=True, mode=0o700)
         state = BrokerState(host=host, port=port, loopback_port=loopback_port,
                             public_host=public_host or names[0], hostnames=names,
-                            server_password=new_secret(), admin_password=new_secret())
+                            server_password=new_secret(), admin_password=new_secret(),
+                            loopback_devices=loopback_devices)
         write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
         ca = make_ca()
         server_key, server_cert = make_server_certificate(ca, names)
@@ -174,16 +230,60 @@ class BrokerDir:
         write_private(self.ca_cert_file, ca.cert_pem)
         write_private(self.server_key_file, server_key)
         write_private(self.server_cert_file, server_cert)
-        log_dest = f"file {self.log_file}" if log_file else "stderr"
-        write_private(self.config_file, _template("mosquitto.conf.template").format(
-            dir=self.path, log_dest=log_dest, listeners=_listeners(self.path, state),
-            run_user=getpass.getuser(), max_packet=_MAX_PACKET, max_payload=MAX_PAYLOAD_BYTES))
-        write_private(self.acl_file, _template("acl.template").format(
-            server_user=SERVER_USER, admin_user=ADMIN_USER))
         write_private(self.password_file, "")
+        self._write_config(state, log_file=log_file)
         self.set_password(SERVER_USER, state.server_password)
         assert state.admin_password is not None
         self.set_password(ADMIN_USER, state.admin_password)
+
+    def _write_config(self, state: BrokerState, *, log_file: bool | None = None) -> None:
+        """(Re)write mosquitto.conf, the ACL and the loopback password file from ``state``."""
+        if log_file is None:  # keep what init chose
+            log_file = (not self.config_file.exists()
+                        or f"log_dest file {self.log_file}" in self.config_file.read_text())
+        log_dest = f"file {self.log_file}" if log_file else "stderr"
+        write_private(self.config_file, _template("mosquitto.conf.template").format(
+            dir=self.path, log_dest=log_dest, listeners=_listeners(self, state),
+            run_user=getpass.getuser(), max_packet=_MAX_PACKET, max_payload=MAX_PAYLOAD_BYTES))
+        write_private(self.acl_file, _template("acl.template").format(
+            server_blocks=_server_acl([SERVER_USER, *sorted(state.server_accounts)]),
+            admin_user=ADMIN_USER))
+        self._save_entries(self._entries())
+
+    def upgrade(self) -> bool:
+        """Rewrite the generated files of a directory made by an older ``init``.
+
+        Called by ``broker run``: a broker directory from before the loopback
+        listener had its own password file gets it (and the per-listener config)
+        here. Returns whether anything was rewritten.
+        """
+        state = self.state()
+        if (self.local_password_file.exists()
+                and "per_listener_settings true" in self.config_file.read_text()):
+            return False
+        self._write_config(state)
+        return True
+
+    def add_server(self, name: str) -> tuple[str, str]:
+        """Create the account of a further server instance; return (user, password).
+
+        Each server instance needs an account of its own: the client id is the
+        username on every listener, so two instances on one account would keep
+        taking each other's session. Call :meth:`reload` after.
+        """
+        if not _SERVER_NAME.match(name):
+            raise ConfigError(f"invalid server name {name!r}: use 1-32 of a-z, 0-9 and '-'",
+                              path=self.state_file)
+        state = self.state()
+        user = f"{SERVER_USER}-{name}"
+        if user in state.server_accounts:
+            raise ConfigError(f"server account {user} exists already", path=self.state_file)
+        password = new_secret()
+        state.server_accounts[user] = password
+        write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
+        self.set_password(user, password)
+        self._write_config(state)
+        return user, password
 
     def state(self) -> BrokerState:
         """Read the state file; raise :class:`ConfigError` naming it when missing or corrupt."""
@@ -225,7 +325,8 @@ class BrokerDir:
         """Check everything Mosquitto will read; raise :class:`ConfigError` naming the bad file."""
         self.state()
         for secret in (self.state_file, self.ca_key_file, self.server_key_file,
-                       self.password_file, self.config_file, self.acl_file):
+                       self.password_file, self.local_password_file, self.config_file,
+                       self.acl_file):
             check_private(secret)
         check_key_pair(self.server_cert_file, self.server_key_file, self.ca_cert_file)
         lines = self.password_file.read_text(encoding="utf-8").splitlines()
@@ -244,12 +345,17 @@ class BrokerDir:
         return entries
 
     def _save_entries(self, entries: dict[str, str]) -> None:
+        """Write the password file and the loopback listener's (service accounts only)."""
         text = "".join(f"{user}:{hashed}\n" for user, hashed in sorted(entries.items()))
         write_private(self.password_file, text)
+        local = "".join(f"{user}:{hashed}\n" for user, hashed in sorted(entries.items())
+                        if is_service_account(user))
+        write_private(self.local_password_file, local)
 
     def set_password(self, user: str, password: str) -> None:
         """Add or replace ``user`` in the password file (call :meth:`reload` after)."""
-        if user not in RESERVED_USERS and not is_valid_device_id(user):
+        if not is_service_account(user) and (
+                not is_valid_device_id(user) or user.startswith(RESERVED_PREFIX)):
             raise ConfigError(f"invalid device id {user!r}", path=self.password_file)
         entries = self._entries()
         entries[user] = hash_password(password)

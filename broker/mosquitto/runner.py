@@ -10,6 +10,7 @@ from pathlib import Path
 
 from broker.mosquitto.directory import BrokerDir
 from ground.errors import ConfigError, DoorwatchError
+from ground.logs import get_logger
 
 __all__ = [
     "BrokerStartError",
@@ -18,6 +19,8 @@ __all__ = [
     "start_mosquitto",
     "wait_for_port",
 ]
+
+_log = get_logger(__name__)
 
 # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
 _CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
@@ -86,8 +89,10 @@ def start_mosquitto(
 ) -> subprocess.Popen[bytes]:
     """Start Mosquitto on ``broker``'s config; raise with its log if it does not come up.
 
-    ``check`` first runs :meth:`BrokerDir.check`, so unsafe key permissions or a
-    corrupt certificate are reported by file instead of as a Mosquitto failure.
+    ``check`` first brings the generated files of a directory made by an older
+    ``init`` up to date (:meth:`BrokerDir.upgrade`: the loopback listener's own
+    password file) and runs :meth:`BrokerDir.check`, so unsafe key permissions or
+    a corrupt certificate are reported by file instead of as a Mosquitto failure.
     """
     binary = find_mosquitto()
     if binary is None:
@@ -95,6 +100,9 @@ def start_mosquitto(
     if not broker.config_file.exists():
         raise ConfigError("no mosquitto.conf (run `doorwatch broker init`)", path=broker.path)
     if check:
+        broker.state()  # a missing or corrupt state file is reported as such first
+        if broker.upgrade():
+            _log.info("broker files rewritten for this version", extra={"dir": str(broker.path)})
         broker.check()
     running = broker.running_pid()
     if running is not None:

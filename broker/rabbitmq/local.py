@@ -65,6 +65,7 @@ class LocalNode:
     amqp_port: int
     mqtt_port: int
     dist_port: int
+    mqtt_tls_port: int
     process: subprocess.Popen[bytes] | None = None
 
     def alive(self) -> bool:
@@ -84,15 +85,19 @@ class LocalRabbitCluster:
     """``size`` RabbitMQ nodes with the MQTT plugin, clustered, on 127.0.0.1."""
 
     def __init__(self, root: Path, size: int = 3, *, prefix: str = "doorwatch",
-                 definitions: dict[str, Any] | None = None, admin_password: str | None = None):
+                 definitions: dict[str, Any] | None = None, admin_password: str | None = None,
+                 tls_dir: Path | None = None):
         self.root = root
+        # ca.crt, server.crt, server.key for an MQTT TLS listener on every node (none: no TLS).
+        self.tls_dir = tls_dir
         self.home = root / "home"
         self.definitions = definitions
         self.admin_password = admin_password or secrets.token_urlsafe(16)
-        self.epmd_port, *ports = free_ports(1 + 3 * size)
+        self.epmd_port, *ports = free_ports(1 + 4 * size)
         tag = secrets.token_hex(3)  # node names unique on this host, run after run
         self.nodes = [LocalNode(f"{prefix}{tag}n{i + 1}@localhost", root / f"node{i + 1}",
-                                ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
+                                ports[4 * i], ports[4 * i + 1], ports[4 * i + 2],
+                                ports[4 * i + 3])
                       for i in range(size)]
 
     # -- environment and files ------------------------------------------------------
@@ -132,7 +137,9 @@ class LocalRabbitCluster:
             (node.dir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
             write_private(node.dir / "rabbitmq.conf", node_config(
                 amqp=f"127.0.0.1:{node.amqp_port}", mqtt=f"127.0.0.1:{node.mqtt_port}",
-                admin_password=self.admin_password))
+                admin_password=self.admin_password,
+                mqtt_tls=f"127.0.0.1:{node.mqtt_tls_port}" if self.tls_dir else None,
+                tls_dir=self.tls_dir))
 
     # -- control ----------------------------------------------------------------------
 

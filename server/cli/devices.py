@@ -38,13 +38,17 @@ def _lang() -> str:
 def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[T]]) -> T:
     """Open the server database and the broker directory, run ``action(db, broker)``."""
     from broker.mosquitto.directory import BrokerDir
+    from broker.rabbitmq.broker_dir import RabbitBrokerDir, is_rabbitmq_dir
     from ground.errors import DoorwatchError
     from server.cli.common import require_config
     from server.config import load_server_settings
     from server.db.connect import open_database
 
     require_config(config)
-    broker = BrokerDir(broker_dir.resolve())
+    # The folder tells the profile: Mosquitto's files, or a RabbitMQ cluster's.
+    broker: BrokerDir | RabbitBrokerDir = (
+        RabbitBrokerDir(broker_dir.resolve()) if is_rabbitmq_dir(broker_dir.resolve())
+        else BrokerDir(broker_dir.resolve()))
 
     async def main() -> T:
         settings = load_server_settings(config)

@@ -8,7 +8,7 @@ once, and each change is audited with the operator as the actor.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -24,7 +24,7 @@ from server.cli.common import (
 if TYPE_CHECKING:
     from server.config import ServerSettings
     from server.db.base import Database
-    from server.web.users import User
+    from server.web.users import User, UserError
 
 __all__ = ["user_app"]
 
@@ -34,6 +34,31 @@ user_app = typer.Typer(help="Dashboard users (log-ins with roles): add, list, di
 UserArgument = Annotated[str, typer.Argument(help="Login name")]
 PasswordStdinOption = Annotated[bool, typer.Option(
     help="Read the password from standard input instead of prompting")]
+
+
+# The catalogue's explanation of a refused change, by the field the refusal names.
+_REFUSALS = {
+    "username": "web.users.error.username",
+    "password": "web.users.error.password",
+    "role": "web.users.error.role",
+    "worker_id": "web.users.error.worker",
+    "last_admin": "web.users.error.last_admin",
+}
+
+
+def _refused(exc: UserError, username: str, *, found: bool) -> NoReturn:
+    """Explain a refusal in the operator's language (field in brackets) and exit 2."""
+    from ground.i18n import t
+
+    language = cli_language()
+    if not found:
+        message = t("cli.user.not_found", language, username=username)
+    elif exc.field in _REFUSALS:
+        message = t(_REFUSALS[exc.field], language)
+    else:
+        message = str(exc)
+    typer.echo(f"error: [{exc.field}] {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _password(from_stdin: bool) -> str:
@@ -61,16 +86,13 @@ def add_command(
     password = _password(password_stdin)
 
     async def action(db: Database, _s: ServerSettings) -> int:
-        return await create_user(db, username, password, role, language=language,
-                                 worker_id=worker_id, actor=actor or "cli")
+        try:
+            return await create_user(db, username, password, role, language=language,
+                                     worker_id=worker_id, actor=actor or "cli")
+        except UserError as exc:
+            _refused(exc, username, found=True)
 
-    try:
-        user_id = run_with_db(config, action)
-    except typer.Exit as exc:
-        raise typer.Exit(2 if exc.exit_code == 1 else exc.exit_code) from None
-    except UserError as exc:  # pragma: no cover - run_with_db reports DoorwatchErrors
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    user_id = run_with_db(config, action)
     typer.echo(t("web.cli.user_added", language or cli_language(), username=username,
                  role=role, id=user_id))
 
@@ -108,17 +130,24 @@ def _change(config: ConfigOption, username: str, key: str, change: str,
             actor: str | None, password: str = "") -> None:
     from ground.i18n import t
     from server.web import accounts
+    from server.web.users import UserError
 
     async def action(db: Database, _s: ServerSettings) -> int:
-        user = await accounts.find_user(db, username)
+        try:
+            user = await accounts.find_user(db, username)
+        except UserError as exc:
+            _refused(exc, username, found=False)
         who = actor_name(actor)
-        if change == "disable":
-            return await accounts.set_active(db, user.id, False, actor=who)
-        if change == "enable":
-            return await accounts.set_active(db, user.id, True, actor=who)
-        if change == "password":
-            return await accounts.reset_password(db, user.id, password, actor=who)
-        return await accounts.delete_user(db, user.id, actor=who)
+        try:
+            if change == "disable":
+                return await accounts.set_active(db, user.id, False, actor=who)
+            if change == "enable":
+                return await accounts.set_active(db, user.id, True, actor=who)
+            if change == "password":
+                return await accounts.reset_password(db, user.id, password, actor=who)
+            return await accounts.delete_user(db, user.id, actor=who)
+        except UserError as exc:
+            _refused(exc, username, found=True)
 
     ended = run_with_db(config, action)
     typer.echo(t(key, cli_language(), username=username, sessions=ended))

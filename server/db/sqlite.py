@@ -7,6 +7,12 @@ makes about ten of them. :meth:`SqliteDatabase.run` instead runs a whole
 transaction's code on the database thread in one hop (figures in
 bench/NOTES.md, session 4). Other callers still get a statement-per-hop
 :class:`Transaction`.
+
+Reads outside a transaction (:meth:`SqliteDatabase.fetch_all`: the dashboard,
+the API, the periodic jobs' scans) go to a second, read-only connection through
+aiosqlite, where its model fits: WAL lets a reader see every committed
+transaction without waiting for the writer, so a dashboard page does not queue
+behind an ingest backlog on the writer's thread and lock.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+import aiosqlite
 
 from ground.errors import StorageError
 from server.db.base import Params, Row, Transaction
@@ -194,6 +202,18 @@ def _connect(target: str) -> sqlite3.Connection:
     return conn
 
 
+async def _open_reader(target: str) -> aiosqlite.Connection:
+    """The read connection: WAL already on (the writer set it), writes refused."""
+    reader = await aiosqlite.connect(target, isolation_level=None)
+    try:
+        await reader.execute("PRAGMA busy_timeout=10000")
+        await reader.execute("PRAGMA query_only=ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
 class SqliteDatabase:
     """One connection on its own thread; transactions are serialized by an asyncio lock.
 
@@ -205,10 +225,12 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, statements: _Statements, executor: ThreadPoolExecutor, path: str):
+    def __init__(self, statements: _Statements, executor: ThreadPoolExecutor, path: str,
+                 reader: aiosqlite.Connection | None = None):
         self.statements = statements
         self._executor = executor
         self._lock = asyncio.Lock()
+        self._reader = reader
         self.path = path
 
     @classmethod
@@ -224,7 +246,15 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             executor.shutdown(wait=False)
             raise StorageError(f"cannot open SQLite database {target}: {exc}") from exc
-        return cls(_Statements(conn), executor, target)
+        reader = None
+        if target != ":memory:":  # an in-memory database is the writer's alone
+            try:
+                reader = await _open_reader(target)
+            except sqlite3.Error as exc:
+                await loop.run_in_executor(executor, conn.close)
+                executor.shutdown(wait=False)
+                raise StorageError(f"cannot open SQLite database {target}: {exc}") from exc
+        return cls(_Statements(conn), executor, target, reader)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the database thread."""
@@ -265,9 +295,14 @@ class SqliteDatabase:
         return result
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        """Run a read-only query."""
-        async with self._lock:
-            return await self.call(self.statements.fetch_all, sql, params)
+        """Run a read-only query on the read connection (never waiting for the writer)."""
+        if self._reader is None:
+            async with self._lock:
+                return await self.call(self.statements.fetch_all, sql, params)
+        async with self._reader.execute(sql, _bindable(params)) as cursor:
+            rows = await cursor.fetchall()
+            names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         """Run a read-only query and return the first row."""
@@ -275,8 +310,10 @@ class SqliteDatabase:
         return rows[0] if rows else None
 
     async def close(self) -> None:
-        """Close the connection and stop its thread."""
+        """Close the connections and stop their threads."""
         try:
+            if self._reader is not None:
+                await self._reader.close()
             await self.call(self.statements.conn.close)
         finally:
             self._executor.shutdown(wait=False)

@@ -233,7 +233,8 @@ async def incident_events(db: Database, incident_id: int) -> list[IncidentEvent]
     rows = await db.fetch_all(
         "SELECT e.id, e.device_id, e.seq, e.kind, e.device_time, e.received_at, "
         "s.event_id AS snapshot FROM incident_events ie JOIN events e ON e.id = ie.event_row_id "
-        "LEFT JOIN snapshots s ON s.event_id = e.event_id WHERE ie.incident_id = ? "
+        "LEFT JOIN snapshots s ON s.event_id = e.event_id AND s.device_id = e.device_id "
+        "WHERE ie.incident_id = ? "
         "ORDER BY e.device_time, e.id", (incident_id,),
     )
     return [IncidentEvent(row_id=int(r["id"]), device_id=r["device_id"], seq=int(r["seq"]),

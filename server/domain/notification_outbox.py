@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 from ground.i18n import t
 from ground.timeutil import from_ts, now_ts
+from server.config import ServerSettings
 from server.db.base import Transaction
+from server.domain.ack_links import ack_secret, new_ack_link
 from server.domain.common import loads_list
 
 __all__ = [
@@ -38,10 +40,17 @@ class Purpose(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NotificationContext:
-    """Where links point and which time zone times are shown in."""
+    """Where links point, which time zone times are shown in, how long ack links live."""
 
     dashboard_url: str
     timezone: str
+    ack_lifetime_s: float = 12 * 3600
+
+    @staticmethod
+    def of(settings: ServerSettings) -> NotificationContext:
+        """The context the server's settings describe."""
+        return NotificationContext(settings.notify.dashboard_url, settings.notify.timezone,
+                                   settings.notify.ack_link_lifetime_s)
 
 
 _KEYS = {
@@ -50,6 +59,9 @@ _KEYS = {
     Purpose.ESCALATION: ("notify.escalation.title", "notify.escalation.body"),
     Purpose.WITHDRAWN: ("notify.withdrawn.title", "notify.withdrawn.body"),
 }
+
+
+_ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION})
 
 
 async def queue_notifications(
@@ -84,9 +96,17 @@ async def queue_notifications(
     link = f"{context.dashboard_url.rstrip('/')}/incidents/{incident_id}"
     title_key, body_key = _KEYS[purpose]
     created = now_ts()
+    # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
+    # link of their own (acknowledging as them); a withdrawal asks for nothing.
+    secret = await ack_secret(tx) if purpose in _ASKS_FOR_ACK else None
     rows = []
     for person in people:
         language = person["language"]
+        ack = "-"
+        if secret is not None:
+            token = await new_ack_link(tx, incident_id=incident_id, worker_id=int(person["id"]),
+                                       lifetime_s=context.ack_lifetime_s, secret=secret)
+            ack = f"{context.dashboard_url.rstrip('/')}/a/{token}"
         values = {
             "kind": t(f"incident.kind.{incident['kind']}", language),
             "household": incident["household"],
@@ -96,6 +116,7 @@ async def queue_notifications(
             "link": link,
             "worker": incident["worker"] or "-",
             "count": int(incident["reminders"]),  # already counts the reminder being sent
+            "ack_link": ack,
             "verdict": (t(f"incident.verdict.{incident['verdict']}", language)
                         if incident["verdict"] else "-"),
         }

@@ -27,8 +27,9 @@ from pathlib import Path
 import tomli_w
 
 from broker.messages import RotateCredentialsCommand, utc_now
-from broker.mosquitto.directory import RESERVED_USERS, BrokerDir
+from broker.mosquitto.directory import RESERVED_PREFIX, RESERVED_USERS, BrokerDir
 from broker.mosquitto.passwords import new_secret
+from broker.rabbitmq.broker_dir import RabbitBrokerDir
 from broker.topics import is_valid_device_id
 from firmware_config.bundle import ProvisioningBundle, write_bundle
 from ground.errors import DoorwatchError
@@ -56,24 +57,30 @@ class ProvisioningError(DoorwatchError, ValueError):
 
 
 def _check_id(device_id: str) -> None:
-    if device_id in RESERVED_USERS:
-        raise ProvisioningError(device_id, "this name is reserved for the broker's own accounts")
+    if device_id in RESERVED_USERS or device_id.startswith(RESERVED_PREFIX):
+        raise ProvisioningError(device_id, "this name is reserved for the broker's own accounts "
+                                f"(no device id may start with {RESERVED_PREFIX!r})")
     if not is_valid_device_id(device_id):
         raise ProvisioningError(device_id, "invalid id: use 2-64 of a-z, 0-9, '-' and '_'")
 
 
-def _device_toml(broker: BrokerDir, device_id: str, host: str | None, port: int | None) -> str:
+# Either profile's broker directory: the same faces (users, set_password, reload, ...).
+AnyBrokerDir = BrokerDir | RabbitBrokerDir
+
+
+def _device_toml(broker: AnyBrokerDir, device_id: str, host: str | None,
+                 port: int | None) -> str:
     state = broker.state()
-    settings = {
-        "device_id": device_id,
-        "mqtt": {"host": host or state.public_host, "port": port or state.port, "tls": True},
-    }
-    return tomli_w.dumps(settings)
+    mqtt: dict[str, object] = {"host": host or state.public_host, "port": port or state.port,
+                               "tls": True}
+    if isinstance(broker, RabbitBrokerDir) and broker.device_brokers():
+        mqtt["brokers"] = broker.device_brokers()  # a cluster: every other node, in order
+    return tomli_w.dumps({"device_id": device_id, "mqtt": mqtt})
 
 
 async def provision_device(
     db: Database,
-    broker: BrokerDir,
+    broker: AnyBrokerDir,
     device_id: str,
     *,
     household_id: int | None,
@@ -109,7 +116,7 @@ async def provision_device(
 
 
 async def revoke_device(
-    db: Database, broker: BrokerDir, device_id: str, *, actor: str = "admin"
+    db: Database, broker: AnyBrokerDir, device_id: str, *, actor: str = "admin"
 ) -> bool:
     """Remove the device's credentials and disconnect it; return whether Mosquitto reloaded.
 
@@ -138,7 +145,7 @@ class RotationResult:
 
 async def rotate_device(
     db: Database,
-    broker: BrokerDir,
+    broker: AnyBrokerDir,
     device_id: str,
     *,
     ack_timeout_s: float = 60.0,

@@ -132,7 +132,7 @@ async def apply_rules(
         return []
     await _lock_households(tx, [e.row_id for e in events if e.event.kind in _INCIDENT_FOR])
     now = (clock or SystemClock()).now()
-    context = NotificationContext(settings.notify.dashboard_url, settings.notify.timezone)
+    context = NotificationContext.of(settings)
     opened: list[int] = []
     for stored in events:
         event = stored.event

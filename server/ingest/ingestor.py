@@ -38,7 +38,10 @@ from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.domain.audit import audit
 from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
+from server.ingest.conflicts import classify_skipped
+from server.ingest.rejections import store_rejected
 from server.ingest.seq_gaps import record_seqs
+from server.ingest.snapshot_owner import claim_snapshot
 from server.mqtt.inbound import InboundMessage
 
 __all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
@@ -244,15 +247,7 @@ class Ingestor:
     async def _store_rejected(
         self, tx: Transaction, rejected: list[tuple[InboundMessage, str, str | None]]
     ) -> None:
-        if not rejected:
-            return
-        keep = self._settings.ingest.max_stored_rejected_bytes
-        await tx.executemany(
-            "INSERT INTO rejected_messages (received_at, topic, device_id, reason, payload, "
-            "payload_size) VALUES (?, ?, ?, ?, ?, ?)",
-            [(m.received_at, m.topic, dev, reason, m.payload[:keep], len(m.payload))
-             for m, reason, dev in rejected],
-        )
+        await store_rejected(tx, self._settings.ingest, rejected)
 
     async def _store_records(
         self, tx: Transaction, sorted_: PreparedBatch, result: BatchResult
@@ -272,14 +267,19 @@ class Ingestor:
         values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
                                         for device_id in values[::_WIDTH]]
         rows = await tx.insert_rows("events", _RECORD_COLUMNS, values,
-                                    conflict="ON CONFLICT (device_id, seq) DO NOTHING",
+                                    # Both (device_id, seq) and event_id are unique;
+                                    # what was skipped is sorted out below.
+                                    conflict="ON CONFLICT DO NOTHING",
                                     returning="device_id, seq, id")
         inserted: dict[tuple[str, int], int] = {
             (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
         result.stored = len(inserted)
-        conflicts = await self._reject_reused_seqs(tx, records, inserted, stamp)
-        result.rejected += conflicts
-        result.duplicates = len(records) - len(inserted) - conflicts
+        conflicts = [(_stamped(m, stamp), reason, device_id) for m, reason, device_id
+                     in await classify_skipped(tx, records, inserted)]
+        await self._store_rejected(tx, conflicts)
+        _log_rejected(conflicts)
+        result.rejected += len(conflicts)
+        result.duplicates = len(records) - len(inserted) - len(conflicts)
         seqs: dict[str, list[int]] = defaultdict(list)
         for device_id, seq in inserted:
             seqs[device_id].append(seq)
@@ -296,41 +296,6 @@ class Ingestor:
                     new_events.append(StoredEvent(row_id=row_id,
                                                   event=Event.model_validate(fields)))
         return new_events
-
-    async def _reject_reused_seqs(
-        self,
-        tx: Transaction,
-        records: list[Record],
-        inserted: dict[tuple[str, int], int],
-        stamp: str,
-    ) -> int:
-        """Record as rejected every record whose seq is stored under another event_id.
-
-        A redelivery is the outbox's byte-identical record, so the same event_id. A
-        different one for a used seq is a device whose counter went back (a re-flashed
-        card) or a forged record: dropping it as a duplicate would lose it silently.
-        """
-        if len(inserted) == len(records):
-            return 0  # the common case: everything was new, nothing to compare
-        wanted: dict[str, set[int]] = defaultdict(set)
-        for _, fields in records:
-            wanted[fields["device_id"]].add(fields["seq"])
-        stored: dict[tuple[str, int], str] = {}
-        for device_id, seq_set in wanted.items():
-            marks = ",".join("?" for _ in seq_set)
-            rows = await tx.fetch_all(
-                "SELECT seq, event_id FROM events WHERE device_id = ? "  # noqa: S608 - placeholders only
-                f"AND seq IN ({marks})", [device_id, *seq_set])
-            stored.update({(device_id, int(r["seq"])): str(r["event_id"]) for r in rows})
-        reused: list[tuple[InboundMessage, str, str | None]] = []
-        for message, fields in records:
-            existing = stored.get((fields["device_id"], fields["seq"]))
-            if existing is not None and existing != str(fields["event_id"]):
-                reason = f"seq {fields['seq']} is already stored with event_id {existing}"
-                reused.append((_stamped(message, stamp), reason, fields["device_id"]))
-        await self._store_rejected(tx, reused)
-        _log_rejected(reused)
-        return len(reused)
 
     async def _store_health(self, tx: Transaction, sorted_: PreparedBatch) -> None:
         if sorted_.heartbeats:
@@ -361,6 +326,11 @@ class Ingestor:
                 await self._store_rejected(
                     tx, [(message, "snapshot is not base64", snap.device_id)])
                 result.rejected += 1
+                continue
+            allowed, refused = await claim_snapshot(tx, message, snap)
+            await self._store_rejected(tx, refused)
+            result.rejected += len(refused)
+            if not allowed:
                 continue
             await tx.execute(
                 "INSERT INTO snapshots (event_id, device_id, taken_at, received_at, jpeg) "

@@ -52,8 +52,7 @@ class DeviceWatch:
         self._db = db
         self._settings = settings
         self._clock = clock or SystemClock()
-        self._context = NotificationContext(settings.notify.dashboard_url,
-                                            settings.notify.timezone)
+        self._context = NotificationContext.of(settings)
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried next time."""

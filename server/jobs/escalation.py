@@ -51,8 +51,7 @@ class Escalator:
         self._db = db
         self._settings = settings
         self._clock = clock or SystemClock()
-        self._context = NotificationContext(settings.notify.dashboard_url,
-                                            settings.notify.timezone)
+        self._context = NotificationContext.of(settings)
         self.totals = TickResult()
 
     async def run(self) -> None:

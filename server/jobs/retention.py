@@ -3,9 +3,11 @@
 What is purged: the household's name, address, members and notes (replaced
 by a marker), its daily follow-ups, the snapshots of its events, the reasons
 of its leaves, incident notes and the text of notifications about it (they
-quote name and address). What stays: events, incidents with kinds, times and
-outcomes, and the audit log, so statistics and accountability survive. Each
-purge writes an audit record saying what it removed.
+quote name and address). Rejected messages are deleted
+``retention.rejected_days`` after they arrived (server/ingest/rejections.py).
+What stays: events, incidents with kinds, times and outcomes, and the audit
+log, so statistics and accountability survive. Each purge writes an audit
+record saying what it removed.
 
 The scheduled job (task name ``retention``) claims its run in
 ``scheduled_jobs`` with a conditional UPDATE on ``next_run_at``, so with
@@ -42,6 +44,7 @@ class PurgeReport:
     snapshots: int = 0
     followups: int = 0
     notifications: int = 0
+    rejected_messages: int = 0
     dry_run: bool = False
 
 
@@ -82,16 +85,36 @@ async def _purge_one(tx: Transaction, household_id: int, now: str, actor: str,
     report.notifications += notifications
 
 
+async def _purge_rejected(db: Database, cutoff: str, report: PurgeReport) -> None:
+    """Delete rejected messages received before ``cutoff`` (their counts stay)."""
+    if report.dry_run:
+        row = await db.fetch_one(
+            "SELECT COUNT(*) AS n FROM rejected_messages WHERE received_at < ?", (cutoff,))
+        report.rejected_messages = 0 if row is None else int(row["n"])
+        return
+    async with db.transaction() as tx:
+        report.rejected_messages = await tx.execute(
+            "DELETE FROM rejected_messages WHERE received_at < ?", (cutoff,))
+    if report.rejected_messages:
+        log.info("old rejected messages deleted", extra={"count": report.rejected_messages})
+
+
 async def purge_due(
     db: Database, *, days: int, actor: str, clock: Clock | None = None, dry_run: bool = False,
+    rejected_days: int | None = None,
 ) -> PurgeReport:
-    """Purge every household whose quarantine ended more than ``days`` days ago."""
+    """Purge every household whose quarantine ended more than ``days`` days ago.
+
+    With ``rejected_days``, also delete rejected messages older than that.
+    """
     now = (clock or SystemClock()).now()
     cutoff = to_ts(now - timedelta(days=days))
     due = await db.fetch_all(
         "SELECT id FROM households WHERE purged_at IS NULL AND quarantine_end IS NOT NULL "
         "AND quarantine_end <= ? ORDER BY id", (cutoff,))
     report = PurgeReport(dry_run=dry_run)
+    if rejected_days is not None:
+        await _purge_rejected(db, to_ts(now - timedelta(days=rejected_days)), report)
     for row in due:
         household_id = int(row["id"])
         if dry_run:
@@ -136,7 +159,8 @@ class RetentionJob:
         if not won:
             return None
         report = await purge_due(self._db, days=self._settings.retention.days,
-                                 actor="retention", clock=self._clock)
+                                 actor="retention", clock=self._clock,
+                                 rejected_days=self._settings.retention.rejected_days)
         async with self._db.transaction() as tx:
             await tx.execute("UPDATE scheduled_jobs SET last_result = ? WHERE job = ?",
                              (f"{len(report.households)} households", _JOB))

@@ -70,8 +70,7 @@ class Scheduler:
         self._clock = clock or SystemClock()
         # A callable telling whether the link is up; publishing waits for it.
         self._is_connected = is_connected if callable(is_connected) else (lambda: True)
-        self._context = NotificationContext(settings.notify.dashboard_url,
-                                            settings.notify.timezone)
+        self._context = NotificationContext.of(settings)
 
     async def run(self) -> None:
         """Tick until cancelled; a failing tick is logged and retried next time."""

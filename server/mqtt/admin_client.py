@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.messages import Command, CommandAck, DeviceState, Status, decode_device_message, encode
 from broker.mosquitto.directory import ADMIN_USER, BrokerDir
+from broker.rabbitmq.broker_dir import RabbitBrokerDir
 from broker.topics import Channel, command_topic, device_topic, parse_topic
 from ground.errors import ConfigError, DoorwatchError, PayloadError
 from ground.logs import get_logger
@@ -38,7 +39,7 @@ class BrokerUnreachableError(DoorwatchError, ConnectionError):
 class AdminLink:
     """A short-lived connection for one device's commands (use as a context manager)."""
 
-    def __init__(self, broker: BrokerDir, device_id: str):
+    def __init__(self, broker: BrokerDir | RabbitBrokerDir, device_id: str):
         state = broker.state()
         if state.admin_password is None:
             raise ConfigError("no admin account (made by an older `broker init`)",
@@ -49,6 +50,8 @@ class AdminLink:
         self._online_seen = False
         self._connected = threading.Event()
         self._refused: str | None = None
+        # The broker replaces the client id by the username on every listener, so
+        # this id is only what the logs show; two admin commands at once share a session.
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{ADMIN_USER}-{os.getpid()}",
                              protocol=mqtt.MQTTv311, clean_session=True)
         client.username_pw_set(ADMIN_USER, state.admin_password)

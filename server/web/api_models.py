@@ -9,6 +9,7 @@ from server.web.users import Role
 
 __all__ = [
     "AuditOut",
+    "ChangePasswordIn",
     "DeviceIn",
     "DeviceOut",
     "EndQuarantineIn",
@@ -19,6 +20,7 @@ __all__ = [
     "IncidentOut",
     "LeaveIn",
     "LoginIn",
+    "PasswordIn",
     "ReplaceDeviceIn",
     "ResolveIn",
     "SessionOut",
@@ -205,3 +207,16 @@ class UserIn(_In):
     worker_id: int | None = None
 
 
+
+
+class PasswordIn(_In):
+    """A new password, set by an admin for a user."""
+
+    password: str = Field(max_length=512)
+
+
+class ChangePasswordIn(_In):
+    """One's own password change: the current one proves it is really them."""
+
+    current: str = Field(max_length=512)
+    password: str = Field(max_length=512)

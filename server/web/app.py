@@ -61,8 +61,10 @@ async def create_app(
 ) -> FastAPI:
     """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
     from server.web import (
+        routes_ack,
         routes_aim,
         routes_api,
+        routes_api_users,
         routes_auth,
         routes_pages,
         routes_people,
@@ -96,8 +98,8 @@ async def create_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
                    routes_people.router, routes_users.router, routes_aim.router,
-                   routes_api.login_router,
-                   routes_api.router):
+                   routes_api.login_router, routes_api.router, routes_api_users.router,
+                   routes_ack.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from ground.timeutil import to_ts, utcnow
 from server.db.base import Database
+from server.web.metrics_rejected import rejected_by_device
 from server.web.queries import HEARTBEAT_STALE_S
 from server.web.throttle import locked_now, login_counts
 
@@ -18,7 +19,8 @@ __all__ = ["render_metrics"]
 
 _QUERIES = {
     "events": "SELECT COUNT(*) AS n FROM events",
-    "rejected": "SELECT COUNT(*) AS n FROM rejected_messages",
+    # Counted apart from the rows, which the retention job deletes (server/ingest/rejections.py).
+    "rejected": "SELECT COALESCE(SUM(total), 0) AS n FROM rejected_counts",
     "notify_failed": "SELECT COUNT(*) AS n FROM notifications WHERE state = 'failed'",
     "attempts_failed": "SELECT COUNT(*) AS n FROM notification_attempts WHERE ok = 0",
     "devices": "SELECT COUNT(*) AS n FROM devices",
@@ -86,4 +88,5 @@ async def render_metrics(db: Database) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(values, {r["kind"]: float(r["n"]) for r in rows},
                                 await login_counts(db), await locked_now(db)))
+    registry.register(await rejected_by_device(db))
     return generate_latest(registry)

@@ -131,13 +131,15 @@ async def incident_detail(db: Database, user: User, incident_id: int) -> dict[st
         "SELECT e.id, e.device_id, e.seq, e.event_id, e.kind, e.device_time, e.received_at, "
         "e.payload, s.event_id AS snapshot FROM incident_events ie "
         "JOIN events e ON e.id = ie.event_row_id "
-        "LEFT JOIN snapshots s ON s.event_id = e.event_id "
+        "LEFT JOIN snapshots s ON s.event_id = e.event_id AND s.device_id = e.device_id "
         "WHERE ie.incident_id = ? ORDER BY e.device_time, e.id", (incident_id,),
     )
     for event in events:
         payload = json.loads(event.pop("payload") or "{}")
         event["detail"] = payload.get("detail")
         event["tamper"] = payload.get("tamper")
+        event["report"] = payload.get("report")
+        event["verdict"] = payload.get("verdict")
     notifications = await db.fetch_all(
         "SELECT n.id, n.url, n.state, n.attempts, n.last_error, n.created_at, n.delivered_at, "
         "w.name AS recipient FROM notifications n LEFT JOIN workers w ON w.id = n.worker_id "
@@ -165,6 +167,7 @@ async def snapshot_jpeg(db: Database, user: User, incident_id: int, event_id: st
         return None
     row = await db.fetch_one(
         "SELECT s.jpeg FROM snapshots s JOIN events e ON e.event_id = s.event_id "
+        "AND e.device_id = s.device_id "
         "JOIN incident_events ie ON ie.event_row_id = e.id "
         "WHERE ie.incident_id = ? AND s.event_id = ?", (incident_id, event_id),
     )

@@ -30,6 +30,7 @@ from server.web.queries import (
     snapshot_jpeg,
 )
 from server.web.render import duration, label, language_of, render
+from server.web.timeline import timeline
 from server.web.users import User
 
 __all__ = ["router"]
@@ -103,8 +104,10 @@ async def incident_page(request: Request, db: Db, user: Casework, incident_id: i
     detail = await incident_detail(db, user, incident_id)
     if detail is None:
         raise HTTPException(404)
+    # Events and audit entries interleaved by time, in the reader's language.
+    steps = timeline(detail["events"], detail["history"], language_of(request, user))
     return render(request, "incident.html", user, outcomes=list(actions.Outcome),
-                  error=request.query_params.get("error"), **detail)
+                  error=request.query_params.get("error"), timeline=steps, **detail)
 
 
 @router.get("/incidents/{incident_id}/snapshots/{event_id}.jpg")

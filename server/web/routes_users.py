@@ -174,7 +174,8 @@ async def change_password(
         return render(request, "password.html", user, status_code=400, error_key=key,
                       done=False)
     await attempt_succeeded(db, user.username, source, policy)
-    request.session.clear()
+    # A new session token (the old ones are gone); the CSRF token stays, so the
+    # user's other open tabs keep working.
     request.session["sid"] = await start_session(db, user, source_of(request))
     csrf_token(request)
     return RedirectResponse("/account/password?done=1", status_code=303)

@@ -23,6 +23,7 @@ listed in ``http.trusted_proxies`` (see docs/security.md).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -74,8 +75,20 @@ class Backoff:
 
 
 def source_of(request: Request) -> str:
-    """The client's address as the server sees it (after trusted proxies' headers)."""
-    return request.client.host if request.client else "unknown"
+    """The client's address as the server sees it (after trusted proxies' headers).
+
+    An IPv6 client counts by its /64: one machine usually holds a whole /64
+    and could otherwise take a fresh address for every guess.
+    """
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address)
+               else address)
 
 
 def _pair_key(username: str, source: str) -> str:

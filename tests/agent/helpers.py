@@ -30,8 +30,8 @@ def device_config(tmp_path: Path, broker: Mosquitto | None, device_id: str, pass
     base: dict[str, Any] = {
         "device_id": device_id, "data_dir": str(tmp_path / device_id), "pin_factory": "mock",
         "heartbeat_interval_s": 0.5, "door": {"quiet_s": 0.5, "bounce_s": 0},
-        "mqtt": {"host": "127.0.0.1", "port": broker.port if broker else 1,
-                 "password": password},
+        "mqtt": broker.device_mqtt(password) if broker else {"host": "127.0.0.1", "port": 1,
+                                                              "password": password},
     }
     for key, value in extra.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value

@@ -65,7 +65,9 @@ class _Seqs:
 def _broker(root: Path) -> Mosquitto:
     broker = BrokerDir(root)
     port, loopback = free_ports(2)
-    broker.init(port=port, host="127.0.0.1", loopback_port=loopback)
+    # Devices on the plaintext loopback listener (not allowed in production, where they
+    # use TLS): the two brokers have different CAs, and TLS is not what is tested here.
+    broker.init(port=port, host="127.0.0.1", loopback_port=loopback, loopback_devices=True)
     instance = Mosquitto(broker)
     instance.start()
     return instance
@@ -107,8 +109,13 @@ async def test_link_moves_to_the_next_node_without_loss(
     a, b, password = two_nodes
     seen_a, seen_b = _Seqs(a), _Seqs(b)
     outbox = Outbox(tmp_path / "outbox.db", durable=False)
-    settings = MqttLinkSettings(host="127.0.0.1", port=a.port, password=SecretStr(password),
-                                keepalive_s=5, brokers=[f"127.0.0.1:{b.port}"])
+    # Over TLS, as devices connect (no device credential works on the loopback
+    # listener); the two nodes have CAs of their own, so the device trusts both.
+    cas = tmp_path / "nodes-ca.pem"
+    cas.write_bytes(a.broker.ca_cert_file.read_bytes() + b.broker.ca_cert_file.read_bytes())
+    settings = MqttLinkSettings(host="127.0.0.1", port=a.tls_port, password=SecretStr(password),
+                                keepalive_s=5, brokers=[f"127.0.0.1:{b.tls_port}"],
+                                tls=True, ca_file=cas)
     link = AgentLink(DEVICE, settings, outbox, threaded=threaded)
     loop = asyncio.get_running_loop()
     link.start(loop)
@@ -116,7 +123,7 @@ async def test_link_moves_to_the_next_node_without_loss(
     try:
         await _produce(outbox, link, 100)
         assert await _drained(outbox, 20)
-        assert link.where == f"127.0.0.1:{a.port}"
+        assert link.where == f"127.0.0.1:{a.tls_port}"
         # A PUBACK from A does not mean A has passed the event on yet: let the watcher
         # have everything before A dies (what A loses is a single broker's business).
         async with asyncio.timeout(10):
@@ -126,7 +133,7 @@ async def test_link_moves_to_the_next_node_without_loss(
         # Produced while the device finds out and moves: all of it must reach B.
         await _produce(outbox, link, 100)
         assert await _drained(outbox, 30)
-        assert link.where == f"127.0.0.1:{b.port}"
+        assert link.where == f"127.0.0.1:{b.tls_port}"
         await asyncio.sleep(0.5)  # the last deliveries to the watchers
     finally:
         pump.cancel()

@@ -82,7 +82,7 @@ async def test_every_command_is_acknowledged(tmp_path: Path, mosquitto: Mosquitt
             assert not ack.ok
             assert "mqtt" in (ack.reason or "")
             assert agent.config.door.quiet_s == 2.5
-            assert agent.config.mqtt.port == mosquitto.port
+            assert agent.config.mqtt.port == mosquitto.tls_port
 
         # A restarted device learns the retained disarm, keeps its state, and does
         # not acknowledge the same command twice.

@@ -62,6 +62,10 @@ async def test_bundle_then_commission_without_a_config_option(
             "--data-dir", str(data), env={"DOORWATCH_LANG": "en"})
         assert done.returncode == 0, done.stderr
         assert sorted(p.name for p in etc.iterdir()) == ["agent.toml", "ca.crt"]
+        # The service reads these as its own user; only the password is private.
+        assert {p.name: p.stat().st_mode & 0o777 for p in etc.iterdir()} == {
+            "agent.toml": 0o644, "ca.crt": 0o644}
+        assert (data / "credentials.json").stat().st_mode & 0o777 == 0o600
         config = load_device_config(etc / "agent.toml", use_override=False)
         assert config.mqtt.password is None  # the password is in the credentials file only
         assert config.mqtt.credentials_file == data / "credentials.json"

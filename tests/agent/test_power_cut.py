@@ -28,7 +28,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pytest
 from agent.episode_store import load_open_episodes
 from agent.outbox import Outbox
 from tests.requirements import need
+from tests.waiting import poll_until
 
 DEVICE = "door-pc"
 EVENTS = 24
@@ -85,13 +85,13 @@ def _run(tmp: Path, name: str, cut_after: int | None, *, unsafe: bool = False) -
         command += ["--cut-after", str(cut_after)]
     fs = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mount):
+        def mounted() -> bool:
             if fs.poll() is not None:
                 error = fs.stderr.read().decode() if fs.stderr else ""
                 pytest.fail(f"FUSE layer failed: {error[-2000:]}")
-            assert time.monotonic() < deadline, "FUSE layer did not mount"
-            time.sleep(0.02)
+            return os.path.ismount(mount)
+
+        assert poll_until(mounted, 30, every=0.02), "FUSE layer did not mount"
         writer = [sys.executable, "-m", "tests.agent.powercut_writer", str(mount), str(EVENTS)]
         if unsafe:
             writer.append("--unsafe")

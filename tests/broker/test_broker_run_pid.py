@@ -8,7 +8,6 @@ pid, and the newly provisioned device was refused until someone sent HUP.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from ground.ports import free_ports
 from tests.broker.test_cli import doorwatch
 from tests.conftest import doorwatch_process, wait_for_log
 from tests.requirements import need
+from tests.waiting import poll_until
 
 pytestmark = pytest.mark.broker
 
@@ -58,10 +58,7 @@ def test_second_run_leaves_the_live_pid_file_and_a_clean_stop_removes_it(
     broker.pid_file.write_text("999999\n")
     again = doorwatch_process("broker", "run", str(path), log=log)
     try:
-        deadline = time.monotonic() + 15
-        while broker.running_pid() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert broker.running_pid() is not None
+        assert poll_until(lambda: broker.running_pid() is not None, 15)
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=15)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.broker
 def _publisher(broker: Mosquitto, device_id: str, password: str) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
     client.username_pw_set(device_id, password)
-    client.connect("127.0.0.1", broker.port)
+    broker.connect_device(client)
     client.loop_start()
     return client
 

@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from broker.mosquitto.runner import find_mosquitto
 from tests.requirements import need
+from tests.waiting import poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,10 +75,11 @@ def test_demo_stops_its_children_on_a_signal(tmp_path: Path, signum: signal.Sign
              "--data-dir", str(tmp_path / "demo")],
             cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while "Press Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
+        def ready() -> bool:
             assert demo.poll() is None, out.read_text()
-            time.sleep(0.1)
+            return "Press Ctrl-C" in out.read_text()
+
+        poll_until(ready, 90, every=0.1)
         text = out.read_text()
         assert "Press Ctrl-C" in text, text
         port = int(re.search(r"Dashboard: http://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]

@@ -40,8 +40,10 @@ device_id = "{DEVICE}"
 data_dir = "{tmp_path / 'agent-data'}"
 heartbeat_interval_s = 5
 [mqtt]
-host = "127.0.0.1"
-port = {broker.port}
+host = "localhost"
+port = {broker.tls_port}
+tls = true
+ca_file = "{broker.broker.ca_cert_file}"
 [door]
 quiet_s = 1.0
 bounce_s = 0.0
@@ -96,6 +98,11 @@ def test_agent_and_server_killed_between_early_exit_and_verdict(
         # The person is through the door: the agent reports at once, then dies with the
         # door still open.
         assert wait_for_log(agent_log, '"msg": "early exit"', timeout=90), agent_log.read_text()
+        # ... once the broker has it (the outbox keeps a record until its PUBACK; over
+        # TLS that takes a moment longer than the log line).
+        outbox = tmp_path / "agent-data" / "outbox.db"
+        assert _wait(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
+                                            "'%/event'")[0][0] == 0, 10)
         _kill(agent)
         assert '"msg": "door episode verdict"' not in agent_log.read_text()
         # The alert reaches the phone; then the server dies too.
@@ -107,7 +114,6 @@ def test_agent_and_server_killed_between_early_exit_and_verdict(
         agent = _start_agent(agent_config, agent_log, password, mean_interval=1e9)
         assert wait_for_log(agent_log, '"msg": "door episode verdict"', timeout=60,
                             after=offset), agent_log.read_text()[offset:]
-        outbox = tmp_path / "agent-data" / "outbox.db"
         assert _wait(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
                                             "'%/event'")[0][0] == 0, 30)
         _kill(agent)

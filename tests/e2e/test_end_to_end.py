@@ -28,7 +28,7 @@ def make_agent(
     config = load_device_config(
         None, device_id=device_id, data_dir=str(tmp_path / device_id), pin_factory="mock",
         heartbeat_interval_s=0.5, door={"quiet_s": 0.3, "bounce_s": 0},
-        mqtt={"host": "127.0.0.1", "port": broker.port, "password": password},
+        mqtt=broker.device_mqtt(password),
     )
     classifier = ScriptedClassifier()
     return Agent(config, pin_factory=make_pin_factory("mock"), classifier=classifier), classifier

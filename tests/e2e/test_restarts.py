@@ -61,7 +61,7 @@ def _start_server(tmp_path: Path, config: Path) -> subprocess.Popen[bytes]:
 
 def _start_sim(tmp_path: Path, broker: Mosquitto, creds: Path) -> subprocess.Popen[bytes]:
     return doorwatch_process(
-        "sim", "--credentials", str(creds), "--port", str(broker.port),
+        "sim", "--credentials", str(creds), *broker.device_args(),
         "--data-dir", str(tmp_path / "sim"), "--events", str(EVENTS), "--rate", "100",
         "--drain-timeout", "60", log=tmp_path / "sim.log")
 

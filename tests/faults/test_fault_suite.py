@@ -60,7 +60,9 @@ class Rig:
 
     def _sim(self) -> subprocess.Popen[bytes]:
         return doorwatch_process(
-            "sim", "--credentials", str(self.creds), "--port", str(self.proxy.port),
+            # TLS through the proxy (no device credential works on the loopback listener).
+            "sim", "--credentials", str(self.creds), "--host", "127.0.0.1",
+            "--port", str(self.proxy.port), "--ca-file", str(self.broker.broker.ca_cert_file),
             "--data-dir", str(self.tmp / "sim"), "--events", str(PER_DEVICE), "--rate", "300",
             "--drain-timeout", "240", log=self.tmp / "sim.log")
 
@@ -100,7 +102,7 @@ class Rig:
 def test_ten_thousand_events_survive_every_fault_exactly_once(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    proxy = CuttableProxy(mosquitto.port)
+    proxy = CuttableProxy(mosquitto.tls_port)
     proxy.start()
     creds = provision_fleet(mosquitto, f"sqlite:///{tmp_path / 'server.db'}", DEVICES, tmp_path)
     rig = Rig(tmp_path, mosquitto, creds, proxy)

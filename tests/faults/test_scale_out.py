@@ -22,12 +22,14 @@ PER_DEVICE = 400
 
 
 def _config(tmp_path: Path, broker: Mosquitto, db_url: str, name: str) -> Path:
+    # Each instance has a broker account (and so a session) of its own.
+    username, password = broker.broker.add_server(name)
+    broker.reload()
     path = tmp_path / f"{name}.toml"
     path.write_text(tomli_w.dumps({
         "database_url": db_url, "data_dir": str(tmp_path / name), "instance": name,
-        "mqtt": {"host": "127.0.0.1", "port": broker.port,
-                 "password": broker.broker.server_password,
-                 "client_id": f"doorwatch-{name}", "shared_group": "doorwatch-servers"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": username,
+                 "password": password, "shared_group": "doorwatch-servers"},
     }))
     return path
 
@@ -82,7 +84,7 @@ def test_one_instance_killed_the_other_carries_on_exactly_once(
     servers = {name: _start(tmp_path, config, name) for name, config in configs.items()}
     total = DEVICES * PER_DEVICE
     sim = doorwatch_process(
-        "sim", "--credentials", str(creds), "--port", str(mosquitto.port),
+        "sim", "--credentials", str(creds), *mosquitto.device_args(),
         "--data-dir", str(tmp_path / "sim"), "--events", str(PER_DEVICE), "--rate", "300",
         "--drain-timeout", "90", log=tmp_path / "sim.log")
     try:

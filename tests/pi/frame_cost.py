@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from firmware_config.scene import load_scene
 from sensors.analyzer import DoorwayAnalyzer
-from sensors.scene import load_scene
 from sensors.source_opencv import OpenCVSource
 
 FRAMES = 200

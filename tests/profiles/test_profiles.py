@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,15 +119,29 @@ class Profile:
 
 
 @pytest.fixture(scope="module")
-def agent_profile(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Profile:
-    """A fresh venv with ``doorwatch[agent]``."""
-    return Profile("agent", tmp_path_factory.mktemp("venvs") / "agent", wheel)
+def profiles(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> dict[str, Profile]:
+    """Fresh venvs with ``doorwatch[agent]`` and ``doorwatch[server]``, installed side by side.
+
+    In parallel: an install mostly waits for the disk and unpacks wheels, and
+    CI's time is what the two together take.
+    """
+    root = tmp_path_factory.mktemp("venvs")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(Profile, name, root / name, wheel)
+                   for name in ("agent", "server")}
+        return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.fixture(scope="module")
-def server_profile(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Profile:
-    """A fresh venv with ``doorwatch[server]``."""
-    return Profile("server", tmp_path_factory.mktemp("venvs") / "server", wheel)
+def agent_profile(profiles: dict[str, Profile]) -> Profile:
+    """The venv with ``doorwatch[agent]`` only."""
+    return profiles["agent"]
+
+
+@pytest.fixture(scope="module")
+def server_profile(profiles: dict[str, Profile]) -> Profile:
+    """The venv with ``doorwatch[server]`` only."""
+    return profiles["server"]
 
 
 def _profile_figures(*profiles: Profile) -> None:

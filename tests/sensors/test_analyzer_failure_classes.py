@@ -10,7 +10,14 @@ from __future__ import annotations
 import pytest
 
 from sensors.analyzer import DoorwayAnalyzer, Passage
-from sensors.source_synthetic import ExpectedPassage, Scenario, SyntheticSource, Walk, person
+from sensors.source_synthetic import (
+    DoorOpen,
+    ExpectedPassage,
+    Scenario,
+    SyntheticSource,
+    Walk,
+    person,
+)
 
 
 def _run(scenario: Scenario, seed: int) -> tuple[list[Passage], list[ExpectedPassage]]:
@@ -62,3 +69,54 @@ def test_the_first_resident_alone_is_counted_once() -> None:
     passages, expected = _run(scenario, 0)
     assert [(p.direction, abs(p.frame - e.frame) <= 25)
             for p, e in zip(passages, expected, strict=True)] == [("out", True)]
+
+
+def _expected_in_video(expected: list[ExpectedPassage]) -> list[ExpectedPassage]:
+    """Crossings the script places before the first frame are not in the video."""
+    return sorted((e for e in expected if e.frame >= 0), key=lambda e: e.frame)
+
+
+def _matches(passages: list[Passage], expected: list[ExpectedPassage]) -> bool:
+    return len(passages) == len(expected) and all(
+        p.direction == e.direction and abs(p.frame - e.frame) <= 25
+        for p, e in zip(passages, expected, strict=True))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_someone_in_the_doorway_at_the_start_adds_no_passage_later(seed: int) -> None:
+    """Class 3 of issue 14: the recording starts with the door open and someone
+    at the sill, who goes back in; later a resident leaves. The background was
+    learned with the open door, so the leaf swinging shut and open again is
+    foreground and the resident's blob takes the leaf along; when they part,
+    the leaf left standing on the sill inherited the resident's side and used
+    to "cross back" in 1.2 s after the exit (seeds 0 and 2)."""
+    scenario = Scenario((DoorOpen(-1.0, 6.0), Walk("handover", -1.2, duration=4.0),
+                         *person("exit", 6.0)), 12.0)
+    passages, expected = _run(scenario, seed)
+    assert _matches(passages, _expected_in_video(expected)), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_someone_who_came_in_before_the_start_adds_no_passage_later(seed: int) -> None:
+    """Class 3 of issue 14: a visitor crossed in just before the recording began
+    (the door still open, the visitor walking on inside); a resident leaving
+    later is one passage, not an exit and a false entry."""
+    scenario = Scenario((DoorOpen(-1.0, 6.0), Walk("entry", -2.3, duration=4.0),
+                         *person("exit", 6.0)), 12.0)
+    passages, expected = _run(scenario, seed)
+    assert _matches(passages, _expected_in_video(expected)), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [
+    0,
+    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
+        "class 3 of issue 14: with this noise the resident's exit 7.8 s later is "
+        "missed (the entry at the start is found)"))),
+])
+def test_someone_crossing_in_as_the_recording_starts_then_a_resident_leaves(
+    seed: int,
+) -> None:
+    scenario = Scenario((DoorOpen(-1.0, 6.0), Walk("entry", -2.0, duration=4.0),
+                         *person("exit", 6.0)), 12.0)
+    passages, expected = _run(scenario, seed)
+    assert _matches(passages, _expected_in_video(expected)), (passages, expected)

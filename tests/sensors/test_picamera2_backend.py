@@ -22,6 +22,7 @@ from sensors.frames import FrameSource
 from sensors.sources import open_source
 from tests.sensors import fake_picamera2
 from tests.sensors.fake_picamera2 import FakeCameraSystem, FakeSensor, default_scene
+from tests.waiting import poll_until
 
 LORES = (328, 246)  # 328 bytes is not a multiple of 64: the YUV rows carry padding
 MAIN = (656, 492)
@@ -176,10 +177,7 @@ def test_the_agent_camera_reports_a_stall_and_recovers(system: FakeCameraSystem)
     pipeline = _camera_pipeline(on_tamper)
     pipeline.start()
     try:
-        deadline = time.monotonic() + 10
-        while pipeline.captured < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert pipeline.captured >= 3
+        assert poll_until(lambda: pipeline.captured >= 3, 10, every=0.02)
         system.stalled.set()
         assert got_failure.wait(10), "a stalled camera was never reported"
         system.stalled.clear()

@@ -71,13 +71,19 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/api/users", {ADMIN},
      {"username": "api-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/account/password", EVERYONE, None),
+    ("POST", "/api/users/{user}/disable", {ADMIN}, {}),
+    ("POST", "/api/users/{user}/enable", {ADMIN}, {}),
+    ("POST", "/api/users/{user}/password", {ADMIN}, {"password": "yet another long pw"}),
     ("POST", "/users/{user}/disable", {ADMIN}, {}),
     ("POST", "/users/{user}/enable", {ADMIN}, {}),
     ("POST", "/users/{user}/password", {ADMIN}, {"password": "another long pw"}),
     ("POST", "/users/{user}/delete", {ADMIN}, {"confirm": "yes"}),
-    # Last: it ends the user's other sessions (this client gets a fresh one).
+    ("DELETE", "/api/users/{other}", {ADMIN}, None),
+    # Last: they end the user's other sessions (this client gets a fresh one).
+    ("POST", "/api/session/password", EVERYONE,
+     {"current": "correct horse battery", "password": "api pw of {who}"}),
     ("POST", "/account/password", EVERYONE,
-     {"current": "correct horse battery", "password": "new pw of {who}",
+     {"current": "api pw of {who}", "password": "new pw of {who}",
       "repeat": "new pw of {who}"}),
 ]
 # Routes outside the matrix on purpose: public ones and the endless live stream
@@ -93,9 +99,9 @@ async def _leave(db: Database, household_id: int) -> int:
                                      "setup", "test")
 
 
-async def _victim(db: Database) -> int:
-    """The user the admin's user-management routes act on (another grid's worker)."""
-    row = await db.fetch_one("SELECT id FROM users WHERE username = 'west'")
+async def _victim(db: Database, username: str = "west") -> int:
+    """A user the admin's user-management routes act on (another grid's worker)."""
+    row = await db.fetch_one("SELECT id FROM users WHERE username = ?", (username,))
     assert row is not None
     return int(row["id"])
 
@@ -107,10 +113,11 @@ def _fill(path: str, ids: dict[str, object]) -> str:
 def _send(client: httpx.AsyncClient, method: str, path: str, body: dict[str, object] | None,
           csrf: str | None, who: str) -> httpx.Request:
     headers = {}
-    if body is not None and path.startswith("/api/"):
+    if path.startswith("/api/") and (body is not None or method == "DELETE"):
         if csrf:
             headers["X-CSRF-Token"] = csrf
-        return client.build_request(method, path, json=_who(body, who), headers=headers)
+        return client.build_request(method, path, json=_who(body, who) if body else None,
+                                    headers=headers)
     data = {k: str(v) for k, v in _who(body or {}, who).items()}
     if method == "POST" and csrf:
         data["csrf_token"] = csrf
@@ -127,7 +134,7 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
     app = transport.app
     listed = {(m, p.replace("{inc}", "{incident_id}").replace("{hh}", "{household_id}")
                .replace("{leave}", "{leave_id}").replace("none.jpg", "{event_id}.jpg")
-               .replace("{user}", "{user_id}"))
+               .replace("{user}", "{user_id}").replace("{other}", "{user_id}"))
               for m, p, _, _ in ROUTES} | PUBLIC
     found = {(method, route.path) for route in app.routes  # type: ignore[attr-defined]
              if isinstance(route, APIRoute) for method in route.methods}
@@ -137,7 +144,8 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
 async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: Seed,
                                           db: Database) -> None:
     ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
-           "leave": await _leave(db, seeded.households["east"]), "user": await _victim(db)}
+           "leave": await _leave(db, seeded.households["east"]), "user": await _victim(db),
+           "other": await _victim(db, "fitter")}
     csrf = csrf_from((await client.get("/login")).text)  # a valid token: test auth, not CSRF
     for method, path, _, body in ROUTES:
         url = _fill(path, ids)
@@ -153,10 +161,11 @@ async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: See
 async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who: str) -> None:
     csrf = await login(client, who)
     problems = []
-    victim = await _victim(db)
+    victim, other = await _victim(db), await _victim(db, "fitter")
     for method, path, allowed, body in ROUTES:
         ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
-               "leave": await _leave(db, seeded.households["east"]), "user": victim}
+               "leave": await _leave(db, seeded.households["east"]), "user": victim,
+               "other": other}
         url = _fill(path, ids)
         response = await client.send(_send(client, method, url, body, csrf, who))
         if who in allowed:

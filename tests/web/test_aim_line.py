@@ -234,3 +234,38 @@ async def test_redraw_is_checked_role_gated_and_audited(
                               "WHERE action = 'device.door_line'")
     assert [r["actor"] for r in rows] == ["super"]
     assert json.loads(str(rows[0]["detail"]))["command_id"] == body["command_id"]
+
+
+async def test_a_picture_without_a_line_asks_for_one(
+    db: Database, settings: ServerSettings
+) -> None:
+    """A camera commissioned before any line was drawn: the bare picture, and a prompt to draw."""
+    from broker.messages import Event, EventKind, encode, utc_now
+    from ground.timeutil import now_ts
+
+    event = Event(device_id="door-east", seq=9999, time=utc_now(), kind=EventKind.COMMISSIONING,
+                  armed=False, snapshot=True)
+    assert event.door_line is None
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
+            "payload) VALUES (?, ?, ?, 'event', 'commissioning', ?, ?, ?)",
+            ("door-east", 9999, str(event.event_id), now_ts(), now_ts(), encode(event).decode()))
+        await tx.execute(
+            "INSERT INTO snapshots (event_id, device_id, taken_at, received_at, jpeg) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (str(event.event_id), "door-east", now_ts(), now_ts(), b"\xff\xd8\xff\xe0jpeg"))
+    app = await create_app(db, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://testserver") as http:
+        await login(http, "fitter")
+        page = await http.get("/devices/door-east")
+        assert page.status_code == 200
+        assert 'id="aim-picture"' in page.text
+        assert 'id="current-line"' not in page.text
+        assert "No door line yet" in page.text
+        picture = await http.get(f"/devices/door-east/aim/{event.event_id}.jpg")
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/jpeg"
+        other = await http.get(f"/devices/door-west/aim/{event.event_id}.jpg")
+        assert other.status_code == 404  # a picture is only served under its own device

@@ -50,7 +50,7 @@ async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[Runn
 def _publish_breach(broker: Mosquitto, device_id: str, password: str, seq: int) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
     client.username_pw_set(device_id, password)
-    client.connect("127.0.0.1", broker.port)
+    broker.connect_device(client)
     client.loop_start()
     try:
         event = Event(device_id=device_id, seq=seq, time=utc_now(), kind=EventKind.EXIT,

@@ -11,13 +11,14 @@ import asyncio
 import re
 import statistics
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from server.db.base import Database
 from server.domain.people import WorkerUpdate, update_worker
-from server.web.throttle import Backoff
+from server.web.throttle import Backoff, source_of
 from tests.web.conftest import Served
 from tests.web.helpers import PASSWORD, Seed
 
@@ -196,3 +197,13 @@ async def test_unauthenticated_api_login_with_the_wrong_content_type_is_a_422(
         answer = await http.post("/api/login", content=b"\xff\xfe garbage",
                                  headers={"Content-Type": "text/plain"})
         assert answer.status_code == 422
+
+
+def test_an_ipv6_client_counts_by_its_64() -> None:
+    def source(host: str) -> str:
+        return source_of(SimpleNamespace(client=SimpleNamespace(host=host)))  # type: ignore[arg-type]
+
+    assert source("2001:db8::1") == source("2001:db8::ffff:2") == "2001:db8::/64"
+    assert source("2001:db8:0:1::1") != source("2001:db8::1")
+    assert source("::ffff:10.1.2.3") == "10.1.2.3"
+    assert source("127.0.0.2") == "127.0.0.2"

@@ -206,3 +206,48 @@ async def test_admin_page_and_change_password_page_end_sessions(
     for action in ("user.disable", "user.enable", "user.reset_password", "user.delete",
                    "user.change_password"):
         assert len(await _audit(db, action)) == 1, action
+
+
+async def test_user_management_over_the_api(served: Served, db: Database) -> None:
+    east_id = (await db.fetch_one("SELECT id FROM users WHERE username = 'east'") or {})["id"]
+    admin_id = (await db.fetch_one("SELECT id FROM users WHERE username = 'admin'") or {})["id"]
+    async with _session(served, "admin") as admin, _session(served, "east") as phone:
+        csrf = {"X-CSRF-Token": (await admin.get("/api/session")).json()["csrf_token"]}
+        for forged in (admin.post(f"/api/users/{east_id}/disable"),
+                       admin.delete(f"/api/users/{east_id}", headers={"X-CSRF-Token": "x"})):
+            assert (await forged).status_code == 403
+        assert await _alive(phone)
+        assert (await admin.post(f"/api/users/{east_id}/disable", headers=csrf)).status_code \
+            == 204
+        assert not await _alive(phone)
+        listed = {u["username"]: u["active"] for u in (await admin.get("/api/users")).json()}
+        assert listed["east"] is False
+        assert (await admin.post(f"/api/users/{east_id}/enable", headers=csrf)).status_code \
+            == 204
+        reset = await admin.post(f"/api/users/{east_id}/password", headers=csrf,
+                                 json={"password": NEW_PASSWORD})
+        assert reset.status_code == 204
+        assert (await admin.delete(f"/api/users/{admin_id}", headers=csrf)).status_code == 409
+        assert (await admin.delete("/api/users/99999", headers=csrf)).status_code == 404
+        short = await admin.post(f"/api/users/{east_id}/password", headers=csrf,
+                                 json={"password": "short"})
+        assert short.status_code == 400
+    async with _session(served, "east", NEW_PASSWORD) as east, \
+            _session(served, "east", NEW_PASSWORD, source="127.0.0.6") as other:
+        csrf = {"X-CSRF-Token": (await east.get("/api/session")).json()["csrf_token"]}
+        wrong = await east.post("/api/session/password", headers=csrf,
+                                json={"current": "nope", "password": "the final password"})
+        assert wrong.status_code == 400
+        changed = await east.post("/api/session/password", headers=csrf,
+                                  json={"current": NEW_PASSWORD,
+                                        "password": "the final password"})
+        assert changed.status_code == 200, changed.text
+        assert await _alive(east)
+        assert not await _alive(other)
+    async with _session(served, "admin") as admin:
+        csrf = {"X-CSRF-Token": (await admin.get("/api/session")).json()["csrf_token"]}
+        assert (await admin.delete(f"/api/users/{east_id}", headers=csrf)).status_code == 204
+    assert not await _can_log_in(served, "east", "the final password")
+    for action in ("user.disable", "user.enable", "user.reset_password", "user.delete",
+                   "user.change_password"):
+        assert len(await _audit(db, action)) == 1, action
