@@ -79,7 +79,7 @@ async def aim_view(db: Database, device_id: str) -> AimView:
         raise NotFoundError("device", device_id)
     event = await db.fetch_one(
         "SELECT e.event_id, e.received_at, e.payload FROM events e "
-        "JOIN snapshots s ON s.event_id = e.event_id "
+        "JOIN snapshots s ON s.event_id = e.event_id AND s.device_id = e.device_id "
         "WHERE e.device_id = ? AND e.kind = 'commissioning' ORDER BY e.id DESC LIMIT 1",
         (device_id,))
     line: DoorLine | None = None
@@ -108,6 +108,7 @@ async def aim_picture(db: Database, device_id: str, event_id: str) -> bytes | No
     """The JPEG of the device's commissioning event ``event_id``."""
     row = await db.fetch_one(
         "SELECT s.jpeg FROM snapshots s JOIN events e ON e.event_id = s.event_id "
+        "AND e.device_id = s.device_id "  # a snapshot is its own device's evidence only
         "WHERE s.event_id = ? AND e.device_id = ? AND e.kind = 'commissioning'",
         (event_id, device_id))
     return None if row is None else bytes(row["jpeg"])
