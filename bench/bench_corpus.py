@@ -2,7 +2,10 @@
 
 Inputs: ../shared/data/labels.json (with tests/corpus/shared_clips.json for its
 viewpoints, scenes and split) and tests/corpus/labels.json. Same figures as
-``doorwatch eval`` over both (see sensors/corpus.py). Results go to
+``doorwatch eval`` over both (see sensors/corpus.py): a clip's video is looked
+for beside its labels file, then in ../shared/data/corpus/; a clip found in
+neither is left out, printed, and named in the JSON and in the BENCHMARKS.md
+section (so a figure over fewer clips never passes for the whole corpus). Results go to
 ``bench/results/corpus.json``; the section between the markers in
 BENCHMARKS.md is rewritten from them (``python -m bench`` renders the same
 section from the JSON when it rewrites the whole file).
@@ -34,7 +37,10 @@ def run() -> dict[str, Any]:
     files = [CORPUS / "labels.json"]
     if (SHARED / "labels.json").exists():
         files.insert(0, SHARED / "labels.json")
-    rep = report(evaluate_corpus(collect(files, load_meta(CORPUS / "shared_clips.json"))))
+    collected = collect(files, load_meta(CORPUS / "shared_clips.json"))
+    for gone in collected.missing:
+        print(gone.reason, file=sys.stderr)
+    rep = report(evaluate_corpus(collected.clips), collected.missing)
 
     def group(g: Any) -> dict[str, Any]:
         s = g.score
@@ -53,6 +59,7 @@ def run() -> dict[str, Any]:
         "macro_f1": rep.macro_f1,
         "worst_scene": rep.worst_scene,
         "worst_f1": rep.worst_f1,
+        "left_out": [{"clip": g.name, "reason": g.reason} for g in rep.left_out],
     }
 
 
@@ -95,8 +102,12 @@ def section(data: dict[str, Any]) -> list[str]:
         "",
         f"Each scene held out (its F1, the other scenes pooled): {held}; macro F1 "
         f"{data['macro_f1']:.3f}, worst {data['worst_scene']} {data['worst_f1']:.3f}.",
-        END,
     ]
+    left_out = data.get("left_out", [])
+    if left_out:
+        lines += ["", f"Left out of these figures (video missing): "
+                      f"{', '.join(g['clip'] for g in left_out)}."]
+    lines.append(END)
     return lines
 
 

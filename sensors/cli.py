@@ -126,7 +126,8 @@ def _annotate(
 
 def eval_command(
     labels: Annotated[list[Path], typer.Argument(
-        help="One or more labels.json files; each file's videos are in videos/ beside it.")],
+        help="One or more labels.json files; each clip's video is looked for in videos/ "
+             "beside its file, then in ../shared/data/corpus/ beside the checkout.")],
     meta: Annotated[Path | None, typer.Option(
         "--meta", help="Viewpoint/scene/split of clips whose labels file lacks them "
                        "(tests/corpus/shared_clips.json for ../shared/data).")] = None,
@@ -137,16 +138,21 @@ def eval_command(
     from sensors.corpus import collect, evaluate_corpus, load_meta, report
 
     try:
-        clips = collect(labels, load_meta(meta) if meta else None)
+        collected = collect(labels, load_meta(meta) if meta else None)
     except DoorwatchError as exc:
         raise _fail(str(exc)) from exc
+    for gone in collected.missing:
+        typer.echo(gone.reason, err=True)
+    clips = collected.clips
+    if not clips:
+        raise _fail("no clip to evaluate: the video of every listed clip is missing")
     total_frames = sum(c.labels.frames or 0 for c in clips) or 1
     with typer.progressbar(length=total_frames, label="evaluating", file=sys.stderr) as bar:
         try:
             results = evaluate_corpus(clips, progress=bar.update)
         except DoorwatchError as exc:
             raise _fail(str(exc)) from exc
-    rep = report(results)
+    rep = report(results, collected.missing)
     if as_json:
         typer.echo(rep.model_dump_json(indent=2))
         return
@@ -170,3 +176,6 @@ def eval_command(
         typer.echo(row(f"{h.scene_id} [{h.split}]"[:44], h.held_out, f" {h.rest.f1:7.3f}"))
     typer.echo(f"leave-one-scene-out: macro F1 {rep.macro_f1:.3f}, worst scene "
                f"{rep.worst_scene} F1 {rep.worst_f1:.3f}")
+    if collected.missing:
+        typer.echo(f"{len(collected.missing)} clip(s) left out for want of their video: "
+                   + ", ".join(g.name for g in collected.missing))

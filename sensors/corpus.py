@@ -17,6 +17,13 @@ them. Figures:
 * precision of the confident passages (confidence >= 0.5), the largest delay
   between a crossing and the frame at which ``feed`` returned it, and how
   many passages came later than the agreed 1 s of video.
+
+Where a clip's video is: in ``videos/`` beside its labels file, else in
+``../shared/data/corpus/`` beside the checkout. Videos fetched from other
+repositories may not be committed by developers; the planners put them in that
+shared folder, and a clip's ``"video": "shared"`` in its labels file says it is
+one of those. A clip whose video is in neither place is left out of the figures
+and named, with both places, in ``Collected.missing`` and in a warning log.
 """
 
 from __future__ import annotations
@@ -28,20 +35,30 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ground.errors import ConfigError
+from ground.logs import get_logger
 from sensors.analyzer import AnalyzerConfig
 from sensors.evaluate import ClipLabels, ClipScore, Score, evaluate_clip, load_labels
 
 __all__ = [
+    "SHARED_CORPUS",
     "ClipMeta",
+    "Collected",
     "CorpusClip",
     "CorpusReport",
     "Group",
+    "MissingVideo",
     "SceneHoldOut",
     "collect",
     "evaluate_corpus",
     "load_meta",
     "report",
 ]
+
+log = get_logger(__name__)
+
+# The planners' folder for corpus videos that developers may not commit (fetched from other
+# repositories): ../shared/data/corpus beside the checkout this module belongs to.
+SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 
 
 class ClipMeta(BaseModel):
@@ -63,6 +80,32 @@ class CorpusClip(BaseModel):
     viewpoint: str
     scene_id: str
     split: str
+
+
+class MissingVideo(BaseModel):
+    """A clip left out because its video is in none of the places looked in."""
+
+    name: str
+    labels_file: Path
+    looked_in: list[Path]
+    awaiting_shared: bool = Field(
+        description="The labels file marks the video as supplied under shared/, not committed.")
+
+    @property
+    def reason(self) -> str:
+        """One line naming the clip and every place looked in."""
+        where = " nor ".join(str(p) for p in self.looked_in)
+        why = (" (its labels mark it as supplied by the planners under shared/data/corpus/)"
+               if self.awaiting_shared else "")
+        return (f"clip {self.name} ({self.labels_file}) left out: its video is neither in "
+                f"{where}{why}")
+
+
+class Collected(BaseModel):
+    """The clips to evaluate and those left out for want of their video."""
+
+    clips: list[CorpusClip]
+    missing: list[MissingVideo]
 
 
 class Group(BaseModel):
@@ -97,6 +140,8 @@ class CorpusReport(BaseModel):
     macro_f1: float
     worst_scene: str | None
     worst_f1: float
+    left_out: list[MissingVideo] = Field(
+        default_factory=list, description="Clips not in these figures: their video is missing.")
 
 
 def load_meta(path: Path | str) -> dict[str, ClipMeta]:
@@ -116,15 +161,22 @@ def load_meta(path: Path | str) -> dict[str, ClipMeta]:
 
 
 def collect(label_files: Sequence[Path | str],
-            meta: dict[str, ClipMeta] | None = None) -> list[CorpusClip]:
-    """Every clip of the label files (videos in ``videos/`` beside each), with metadata.
+            meta: dict[str, ClipMeta] | None = None,
+            shared_dir: Path | None = SHARED_CORPUS) -> Collected:
+    """Every clip of the label files with its metadata and where its video is.
 
-    A clip with no viewpoint is ``unspecified``; with no scene, its own scene;
-    with no split, ``tuning`` (it was not declared kept back, so it must not be
-    counted as validation). A scene with clips in both splits is a ConfigError.
+    A clip's video is looked for in ``videos/`` beside its labels file, then in
+    ``shared_dir`` (``None``: nowhere else). A clip found in neither is left out
+    (``Collected.missing``, and a warning naming it and both places) rather than
+    stopping the whole evaluation. A clip with no viewpoint is ``unspecified``;
+    with no scene, its own scene; with no split, ``tuning`` (it was not declared
+    kept back, so it must not be counted as validation). A scene with clips in
+    both splits is a ConfigError, whether or not their videos are there.
     """
     meta = meta or {}
     clips: list[CorpusClip] = []
+    missing: list[MissingVideo] = []
+    splits_of: dict[str, set[str]] = {}
     seen: set[str] = set()
     for file in label_files:
         file = Path(file)
@@ -132,30 +184,37 @@ def collect(label_files: Sequence[Path | str],
             if name in seen:
                 raise ConfigError(f"clip {name} is listed twice", path=file, field=f"clips.{name}")
             seen.add(name)
-            video = file.parent / "videos" / name
-            if not video.exists():
-                raise ConfigError(f"video {video} is missing", path=file, field=f"clips.{name}")
             extra = meta.get(name, ClipMeta())
             split = extra.split or clip.split or "tuning"
             if split not in ("tuning", "validation"):
                 raise ConfigError(f"split must be tuning or validation, not {split!r}",
                                   path=file, field=f"clips.{name}.split")
+            scene_id = extra.scene_id or clip.scene_id or name
+            splits_of.setdefault(scene_id, set()).add(split)
+            places = [file.parent / "videos" / name]
+            if shared_dir is not None:
+                places.append(shared_dir / name)
+            video = next((p for p in places if p.exists()), None)
+            if video is None:
+                gone = MissingVideo(name=name, labels_file=file, looked_in=places,
+                                    awaiting_shared=clip.video == "shared")
+                # Said out loud: a figure over fewer clips must never pass for the whole corpus.
+                log.warning(gone.reason, extra={"clip": name, "labels_file": str(file),
+                                                "looked_in": [str(p) for p in places]})
+                missing.append(gone)
+                continue
             clips.append(CorpusClip(
                 name=name, video=video, labels=clip,
                 viewpoint=extra.viewpoint or clip.viewpoint or "unspecified",
-                scene_id=extra.scene_id or clip.scene_id or name,
-                split=split,
+                scene_id=scene_id, split=split,
             ))
-    splits_of: dict[str, set[str]] = {}
-    for c in clips:
-        splits_of.setdefault(c.scene_id, set()).add(c.split)
     mixed = sorted(scene for scene, splits in splits_of.items() if len(splits) > 1)
     if mixed:
         # A validation split is whole scenes: a clip of a tuned camera tells little about
         # cameras the analyzer never saw.
         raise ConfigError(f"scene(s) {', '.join(mixed)} have clips in both splits; "
                           "a scene belongs to one split")
-    return clips
+    return Collected(clips=clips, missing=missing)
 
 
 Results = list[tuple[CorpusClip, ClipScore]]
@@ -185,8 +244,8 @@ def _by(results: Results, key: Callable[[CorpusClip], str]) -> list[Group]:
     return [_group(n, [(c, r) for c, r in results if key(c) == n]) for n in names]
 
 
-def report(results: Results) -> CorpusReport:
-    """Group the per-clip results into the generalization figures."""
+def report(results: Results, missing: Sequence[MissingVideo] = ()) -> CorpusReport:
+    """Group the per-clip results into the generalization figures (``missing``: left out)."""
     scenes = _by(results, lambda c: c.scene_id)
     hold_out = []
     for scene in scenes:
@@ -206,4 +265,5 @@ def report(results: Results) -> CorpusReport:
         macro_f1=round(sum(h.held_out.f1 for h in scored) / len(scored), 4) if scored else 0.0,
         worst_scene=worst.scene_id if worst else None,
         worst_f1=round(worst.held_out.f1, 4) if worst else 0.0,
+        left_out=list(missing),
     )

@@ -61,6 +61,9 @@ class ClipLabels(BaseModel):
     viewpoint: str | None = None
     scene_id: str | None = None
     split: Literal["tuning", "validation"] | None = None
+    # Where the video comes from: "repo" (committed in videos/ beside the labels file) or
+    # "shared" (fetched from elsewhere, so only the planners put it, under shared/data/corpus/).
+    video: Literal["repo", "shared"] = "repo"
 
 
 class LabelFile(BaseModel):

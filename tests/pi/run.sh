@@ -46,8 +46,11 @@ timed() {  # timed NAME COMMAND...: run, record seconds
   "$@"
   figures+=("$name $((SECONDS - start)) s")
 }
+# A machine that reaches PyPI through a TLS proxy of its own trusts that proxy's CA
+# through pip's `cert`; the root's pip (run by postinst) gets the same bundle.
+pip_cert=${PIP_CERT:-$(pip3 config get global.cert 2>/dev/null || true)}
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  HOME=/root LANG=C.UTF-8 DOORWATCH_LANG=en "$@"; }
+  HOME=/root LANG=C.UTF-8 DOORWATCH_LANG=en ${pip_cert:+PIP_CERT=/etc/pip-host-ca.crt} "$@"; }
 
 step "arm64 root"
 timed root "$repo/tests/pi/build_root.sh" "$root"
@@ -55,6 +58,7 @@ in_root uname -m | grep -qx aarch64
 mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
 mount -t proc proc "$root/proc"; mount -t sysfs sys "$root/sys"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+if [ -n "$pip_cert" ]; then cp -L "$pip_cert" "$root/etc/pip-host-ca.crt"; fi
 # pip's downloads are kept between runs (the arm64 wheels are the same each time).
 mkdir -p "$cache/pip-arm64" "$root/root/.cache/pip"
 mount --bind "$cache/pip-arm64" "$root/root/.cache/pip"
