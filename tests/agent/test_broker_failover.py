@@ -65,9 +65,9 @@ class _Seqs:
 def _broker(root: Path) -> Mosquitto:
     broker = BrokerDir(root)
     port, loopback = free_ports(2)
-    # Devices on the plaintext loopback listener (not allowed in production, where they
-    # use TLS): the two brokers have different CAs, and TLS is not what is tested here.
-    broker.init(port=port, host="127.0.0.1", loopback_port=loopback, loopback_devices=True)
+    # The device connects over TLS as in production (it trusts both nodes' CAs, see
+    # the test); the watcher uses the server account on the loopback listener.
+    broker.init(port=port, host="127.0.0.1", loopback_port=loopback)
     instance = Mosquitto(broker)
     instance.start()
     return instance
