@@ -18,9 +18,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import database, mosquitto, server_config, start_server, stop
+from bench.phone import Phone
 from broker.messages import Event, EventKind, encode, utc_now
 from ground.ports import free_ports
 from server.admin import add_household, add_worker, register_device
@@ -39,32 +38,11 @@ __all__ = ["run_ack_link"]
 DEVICE = "ack-0001"
 
 
-class _Phone:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self._cond = threading.Condition()
-        phone = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                with phone._cond:
-                    phone.messages.append(str(body.get("message", "")))
-                    phone._cond.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float) -> str | None:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
-            return self.messages[count - 1] if len(self.messages) >= count else None
+class _Phone(Phone):
+    def wait_message(self, count: int, timeout: float) -> str | None:
+        """The ``count``-th notification's message text, or None if it never came."""
+        post = self.wait(count, timeout)
+        return None if post is None else str(post[1].get("message", ""))
 
 
 async def _seed(db_url: str, url: str) -> None:
@@ -109,7 +87,7 @@ def run_ack_link(samples: int = 50) -> dict[str, Any]:
                         event = Event(device_id=DEVICE, seq=seq, time=utc_now(),
                                       kind=EventKind.EXIT, armed=True)
                         client.publish(f"doorwatch/v1/dev/{DEVICE}/event", encode(event), qos=1)
-                        text = phone.wait(seq, 10.0)
+                        text = phone.wait_message(seq, 10.0)
                         if text is None:
                             raise RuntimeError(f"alert {seq} did not arrive")
                         match = re.search(r"(https?://\S+/a/\S+)", text)

@@ -78,7 +78,36 @@ def _wait(check: object, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
 
 
-class RabbitCluster:
+class _Cluster:
+    """What both clusters do alike: restart a killed node, stop every node."""
+
+    nodes: list[Node]
+
+    def start_node(self, node: Node) -> None:
+        """Start one node (its data kept) and wait until it serves."""
+        raise NotImplementedError
+
+    def restart_node(self, node: Node) -> float:
+        """Start a killed node again; seconds until it serves."""
+        t0 = time.monotonic()
+        self.start_node(node)
+        return time.monotonic() - t0
+
+    def _stop_nodes(self, wait_s: float) -> None:
+        """SIGTERM every live node, wait up to ``wait_s`` each, SIGKILL the stragglers."""
+        for node in self.nodes:
+            if node.alive():
+                assert node.process is not None
+                node.process.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            if node.process is not None:
+                try:
+                    node.process.wait(wait_s)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+
+
+class RabbitCluster(_Cluster):
     """Three RabbitMQ 3.10 nodes with the MQTT plugin, joined into one cluster."""
 
     kind = "rabbitmq"
@@ -179,29 +208,14 @@ class RabbitCluster:
         self.ctl(first, "set_permissions", "-p", "/", "bench", ".*", ".*", ".*")
         return time.monotonic() - t0
 
-    def restart_node(self, node: Node) -> float:
-        """Start a killed node again; seconds until it serves."""
-        t0 = time.monotonic()
-        self.start_node(node)
-        return time.monotonic() - t0
-
     def stop(self) -> None:
         """Stop every node and our epmd."""
-        for node in self.nodes:
-            if node.alive():
-                assert node.process is not None
-                node.process.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            if node.process is not None:
-                try:
-                    node.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    node.kill()
+        self._stop_nodes(30)
         subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], env=self.env(),
                        capture_output=True, check=False)
 
 
-class NatsCluster:
+class NatsCluster(_Cluster):
     """Three NATS 2.9 servers with JetStream and MQTT, routed into one cluster."""
 
     kind = "nats"
@@ -261,24 +275,9 @@ class NatsCluster:
             _wait(lambda n=node: self._healthy(n), 90, node.name)  # type: ignore[misc]
         return time.monotonic() - t0
 
-    def restart_node(self, node: Node) -> float:
-        """Start a killed server again; seconds until healthy."""
-        t0 = time.monotonic()
-        self.start_node(node)
-        return time.monotonic() - t0
-
     def stop(self) -> None:
         """Stop every server."""
-        for node in self.nodes:
-            if node.alive():
-                assert node.process is not None
-                node.process.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            if node.process is not None:
-                try:
-                    node.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    node.kill()
+        self._stop_nodes(20)
 
 
 def remove(root: Path) -> None:

@@ -24,13 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
+from bench.phone import Phone
 from server.admin import add_household, add_worker, register_device
 from server.db.connect import open_database
 
@@ -41,34 +40,12 @@ DEVICE = "cross-0001"
 ALERT_TITLE = "[Quarantine alert] Breach"
 
 
-class _Phone:
+class _Phone(Phone):
     """Records when each notification arrives, with its title."""
 
-    def __init__(self) -> None:
-        self.arrivals: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        phone = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                at = time.time()
-                title = str(json.loads(body).get("title", ""))
-                with phone._lock:
-                    phone.arrivals.append((at, title))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
     def alerts(self) -> list[float]:
-        with self._lock:
-            return [at for at, title in self.arrivals if title.startswith(ALERT_TITLE)]
+        return [at for at, body in self.received()
+                if str(body.get("title", "")).startswith(ALERT_TITLE)]
 
 
 async def _seed(db_url: str, url: str) -> None:

@@ -16,9 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
+from bench.phone import Phone
 from broker.messages import Event, EventKind, encode, utc_now
 from server.admin import add_household, add_worker, register_device
 from server.db.connect import open_database
@@ -35,32 +34,11 @@ __all__ = ["run_latency"]
 MEASURED = "lat-0001"
 
 
-class _Receiver:
-    def __init__(self) -> None:
-        self.arrivals: list[float] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._cond:
-                    receiver.arrivals.append(time.time())
-                    receiver._cond.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float) -> float | None:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.arrivals) >= count, timeout)
-            return self.arrivals[count - 1] if len(self.arrivals) >= count else None
+class _Receiver(Phone):
+    def arrival(self, count: int, timeout: float) -> float | None:
+        """When the ``count``-th notification arrived (time.time()), or None if it never came."""
+        post = self.wait(count, timeout)
+        return None if post is None else post[0]
 
 
 async def _seed(db_url: str, url: str, background: list[str]) -> None:
@@ -139,7 +117,7 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
                     event = Event(device_id=MEASURED, seq=seq, time=utc_now(),
                                   kind=EventKind.EXIT, armed=True)
                     client.publish(f"doorwatch/v1/dev/{MEASURED}/event", encode(event), qos=1)
-                    arrived = receiver.wait(seq - timeouts, timeout=5.0)
+                    arrived = receiver.arrival(seq - timeouts, timeout=5.0)
                     if arrived is None:
                         timeouts += 1
                     else:

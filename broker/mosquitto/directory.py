@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.messages import MAX_PAYLOAD_BYTES
 from broker.mosquitto.passwords import hash_password, new_secret
-from broker.mosquitto.tls import check_key_pair, make_ca, make_server_certificate
+from broker.mosquitto.tls import check_key_pair
+from broker.tls_dir import TlsFiles
 from broker.topics import is_valid_device_id
 from ground.errors import ConfigError
 from ground.files import check_private, write_private
@@ -135,7 +136,7 @@ def _server_acl(users: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class BrokerDir:
+class BrokerDir(TlsFiles):
     """The files of one broker installation, rooted at ``path``."""
 
     path: Path
@@ -175,26 +176,6 @@ class BrokerDir:
         """Mosquitto's log."""
         return self.path / "mosquitto.log"
 
-    @property
-    def ca_cert_file(self) -> Path:
-        """The CA certificate devices verify the broker with (public)."""
-        return self.path / "ca.crt"
-
-    @property
-    def ca_key_file(self) -> Path:
-        """The CA's private key (owner-only; needed only to renew the server certificate)."""
-        return self.path / "ca.key"
-
-    @property
-    def server_cert_file(self) -> Path:
-        """The broker's TLS certificate."""
-        return self.path / "server.crt"
-
-    @property
-    def server_key_file(self) -> Path:
-        """The broker's TLS key (owner-only)."""
-        return self.path / "server.key"
-
     def init(
         self,
         *,
@@ -216,20 +197,14 @@ class BrokerDir:
         # (and a server on this box) can verify the broker too.
         bound = [host] if host not in ("", "0.0.0.0", "::") else []  # noqa: S104 - bind addresses
         names = list(dict.fromkeys([*(hostnames or []), *bound, "localhost", "127.0.0.1"]))
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path, 0o700)
+        self.make_private_dir()
         (self.path / "data").mkdir(exist_ok=True, mode=0o700)
         state = BrokerState(host=host, port=port, loopback_port=loopback_port,
                             public_host=public_host or names[0], hostnames=names,
                             server_password=new_secret(), admin_password=new_secret(),
                             loopback_devices=loopback_devices)
         write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
-        ca = make_ca()
-        server_key, server_cert = make_server_certificate(ca, names)
-        write_private(self.ca_key_file, ca.key_pem)
-        write_private(self.ca_cert_file, ca.cert_pem)
-        write_private(self.server_key_file, server_key)
-        write_private(self.server_cert_file, server_cert)
+        self.write_certificates(names)
         write_private(self.password_file, "")
         self._write_config(state, log_file=log_file)
         self.set_password(SERVER_USER, state.server_password)

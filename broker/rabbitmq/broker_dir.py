@@ -34,9 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.mosquitto.directory import RESERVED_USERS, SERVER_USER, BrokerState
 from broker.mosquitto.passwords import new_secret
-from broker.mosquitto.tls import check_key_pair, make_ca, make_server_certificate
+from broker.mosquitto.tls import check_key_pair
 from broker.rabbitmq.definitions import definitions, device_definitions
 from broker.rabbitmq.local import RABBIT_BIN, node_config
+from broker.tls_dir import TlsFiles
 from broker.topics import is_valid_device_id
 from ground.errors import ConfigError, DoorwatchError
 from ground.files import check_private, write_private
@@ -80,7 +81,7 @@ def is_rabbitmq_dir(path: Path) -> bool:
 
 
 @dataclass
-class RabbitBrokerDir:
+class RabbitBrokerDir(TlsFiles):
     """The files of one RabbitMQ-profile installation, and its accounts on the cluster."""
 
     path: Path
@@ -90,26 +91,6 @@ class RabbitBrokerDir:
     def state_file(self) -> Path:
         """Our state (owner-only)."""
         return self.path / STATE_FILE
-
-    @property
-    def ca_cert_file(self) -> Path:
-        """The CA devices verify the nodes with."""
-        return self.path / "ca.crt"
-
-    @property
-    def ca_key_file(self) -> Path:
-        """The CA's key (owner-only)."""
-        return self.path / "ca.key"
-
-    @property
-    def server_cert_file(self) -> Path:
-        """The nodes' TLS certificate."""
-        return self.path / "server.crt"
-
-    @property
-    def server_key_file(self) -> Path:
-        """The nodes' TLS key (owner-only)."""
-        return self.path / "server.key"
 
     @property
     def definitions_file(self) -> Path:
@@ -125,17 +106,11 @@ class RabbitBrokerDir:
         """Create certificates, node configurations, definitions and the state file."""
         names = list(dict.fromkeys([*(hostnames or []), *(n.host for n in nodes), "localhost",
                                     "127.0.0.1"]))
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path, 0o700)
+        self.make_private_dir()
         state = RabbitState(nodes=nodes, hostnames=names, server_password=new_secret(),
                             admin_password=new_secret(), ctl_env=ctl_env or {})
         write_private(self.state_file, state.model_dump_json(indent=2) + "\n")
-        ca = make_ca()
-        server_key, server_cert = make_server_certificate(ca, names)
-        write_private(self.ca_key_file, ca.key_pem)
-        write_private(self.ca_cert_file, ca.cert_pem)
-        write_private(self.server_key_file, server_key)
-        write_private(self.server_cert_file, server_cert)
+        self.write_certificates(names)
         for node in nodes:
             plain = (f"127.0.0.1:{node.mqtt_plain_port}" if node.mqtt_plain_port
                      else "127.0.0.1:1883")
