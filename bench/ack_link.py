@@ -27,11 +27,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import database, mosquitto, server_config, start_server, stop
-from bench.phone import Phone
+from bench.phone import Phone, seed_worker
 from broker.messages import Event, EventKind, encode, utc_now
 from ground.ports import free_ports
-from server.admin import add_household, add_worker, register_device
-from server.db.connect import open_database
 
 __all__ = ["run_ack_link"]
 
@@ -43,17 +41,6 @@ class _Phone(Phone):
         """The ``count``-th notification's message text, or None if it never came."""
         post = self.wait(count, timeout)
         return None if post is None else str(post[1].get("message", ""))
-
-
-async def _seed(db_url: str, url: str) -> None:
-    db = await open_database(db_url)
-    try:
-        worker = await add_worker(db, "bench worker", apprise_urls=[url], language="en")
-        household = await add_household(db, "bench household", "bench address",
-                                         worker_id=worker)
-        await register_device(db, DEVICE, household_id=household)
-    finally:
-        await db.close()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -70,7 +57,8 @@ def run_ack_link(samples: int = 50) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="doorwatch-ack-") as tmp:
         root = Path(tmp)
         with mosquitto(root, [DEVICE]) as broker, database("sqlite", root) as db:
-            asyncio.run(_seed(db, f"json://127.0.0.1:{phone.port}/worker"))
+            asyncio.run(seed_worker(db, f"json://127.0.0.1:{phone.port}/worker", DEVICE,
+                                    language="en"))
             base = f"http://127.0.0.1:{http_port}"
             server = start_server(server_config(
                 root, broker, db, rules={"fold_window_s": 0.0},

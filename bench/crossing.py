@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
-from bench.phone import Phone
-from server.admin import add_household, add_worker, register_device
-from server.db.connect import open_database
+from bench.phone import Phone, seed_worker
 
 __all__ = ["run_crossing"]
 
@@ -46,17 +44,6 @@ class _Phone(Phone):
     def alerts(self) -> list[float]:
         return [at for at, body in self.received()
                 if str(body.get("title", "")).startswith(ALERT_TITLE)]
-
-
-async def _seed(db_url: str, url: str) -> None:
-    db = await open_database(db_url)
-    try:
-        worker = await add_worker(db, "bench worker", apprise_urls=[url], language="en")
-        household = await add_household(db, "bench household", "bench address",
-                                         worker_id=worker)
-        await register_device(db, DEVICE, household_id=household)
-    finally:
-        await db.close()
 
 
 def _crossings(log: Path) -> list[float]:
@@ -85,7 +72,8 @@ def run_crossing(samples: int = 60, mean_interval_s: float = 2.0,
     with tempfile.TemporaryDirectory(prefix="doorwatch-crossing-") as tmp:
         root = Path(tmp)
         with mosquitto(root, [DEVICE]) as broker, database("sqlite", root) as db:
-            asyncio.run(_seed(db, f"json://127.0.0.1:{phone.port}/worker"))
+            asyncio.run(seed_worker(db, f"json://127.0.0.1:{phone.port}/worker", DEVICE,
+                                    language="en"))
             # Every exit its own incident (folding would keep later exits from notifying).
             server = start_server(server_config(root, broker, db, rules={"fold_window_s": 0.0}),
                                   root / "server.log")

@@ -24,9 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import REPO, database, mosquitto, server_config, start_server, stop
-from bench.phone import Phone
+from bench.phone import Phone, seed_worker
 from broker.messages import Event, EventKind, encode, utc_now
-from server.admin import add_household, add_worker, register_device
 from server.db.connect import open_database
 
 __all__ = ["run_latency"]
@@ -39,18 +38,6 @@ class _Receiver(Phone):
         """When the ``count``-th notification arrived (time.time()), or None if it never came."""
         post = self.wait(count, timeout)
         return None if post is None else post[0]
-
-
-async def _seed(db_url: str, url: str, background: list[str]) -> None:
-    db = await open_database(db_url)
-    try:
-        worker = await add_worker(db, "bench worker", apprise_urls=[url])
-        household = await add_household(db, "bench household", "bench address", worker_id=worker)
-        await register_device(db, MEASURED, household_id=household)
-        for device_id in background:
-            await register_device(db, device_id, household_id=None)
-    finally:
-        await db.close()
 
 
 async def _stages(db_url: str) -> dict[str, float]:
@@ -94,7 +81,8 @@ def run_latency(samples: int = 150, background_rate: float = 1000.0) -> dict[str
     with tempfile.TemporaryDirectory(prefix="doorwatch-latency-") as tmp:
         root = Path(tmp)
         with mosquitto(root, [MEASURED, *background]) as broker, database("sqlite", root) as db:
-            asyncio.run(_seed(db, f"json://127.0.0.1:{receiver.port}/worker", background))
+            asyncio.run(seed_worker(db, f"json://127.0.0.1:{receiver.port}/worker", MEASURED,
+                                    background=background))
             server = start_server(server_config(root, broker, db, rules={"fold_window_s": 0.0}),
                                   root / "server.log")
             creds = root / "bg.json"

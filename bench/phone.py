@@ -13,7 +13,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Phone"]
+from server.admin import add_household, add_worker, register_device
+from server.db.connect import open_database
+
+__all__ = ["Phone", "seed_worker"]
 
 
 class Phone:
@@ -55,3 +58,20 @@ class Phone:
         """A copy of every post so far."""
         with self._cond:
             return list(self.posts)
+
+
+async def seed_worker(db_url: str, phone_url: str, device: str, *, language: str = "zh_CN",
+                      background: list[str] | None = None) -> None:
+    """One worker notified at ``phone_url``, one household with ``device`` on it, and
+    ``background`` devices registered to no household (load only, never notified)."""
+    db = await open_database(db_url)
+    try:
+        worker = await add_worker(db, "bench worker", apprise_urls=[phone_url],
+                                  language=language)
+        household = await add_household(db, "bench household", "bench address",
+                                         worker_id=worker)
+        await register_device(db, device, household_id=household)
+        for device_id in background or []:
+            await register_device(db, device_id, household_id=None)
+    finally:
+        await db.close()
