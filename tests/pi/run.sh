@@ -110,7 +110,7 @@ host_n=$(passages "$work/analyze-host.jsonl"); arm_n=$(passages "$work/analyze-a
 [ "$arm_n" = "$host_n" ] || { echo "pi-test: arm64 found $arm_n passages, this machine $host_n" >&2; exit 1; }
 
 step "agent in simulation over TLS to a broker on this machine"
-read -r tls_port loop_port < <("$repo/.venv/bin/python" -c 'from doorwatch.ports import free_ports; print(*free_ports(2))')
+read -r tls_port loop_port < <("$repo/.venv/bin/python" -c 'from ground.ports import free_ports; print(*free_ports(2))')
 "$dw" --lang en broker init "$work/broker" --hostname 127.0.0.1 --port "$tls_port" --loopback-port "$loop_port" >/dev/null
 "$dw" --lang en broker run "$work/broker" >"$work/broker.log" 2>&1 &
 pids+=($!)
