@@ -44,7 +44,7 @@ __all__ = [
 log = get_logger(__name__)
 
 # The reading of a household that lists no members (and of pre-per-member rows
-# whose household had several members: see migration 60).
+# whose household had several members: see migration 48).
 HOUSEHOLD_KEY = "household"
 
 # Body temperatures outside this range are typing errors, not fevers.

@@ -39,7 +39,7 @@ async def test_legacy_readings_move_to_the_only_member(
 ) -> None:
     everything = migration_package.migrations()
     monkeypatch.setattr(migration_package, "migrations",
-                        lambda: [m for m in everything if m[0] < 60])
+                        lambda: [m for m in everything if m[0] < 48])
     db = await open_database(database_url)
     try:
         async with db.transaction() as tx:
@@ -86,10 +86,13 @@ async def test_fever_opens_one_incident_for_the_health_station(db: Database) -> 
         household_id=seeded.household, day=DAY, temperatures={"张三": 36.6, "李四": 37.3},
         member_symptoms={"李四": "咳嗽，乏力"}), actor="王网格", rule=rule)
     incident = (await rows(db, "SELECT * FROM incidents WHERE kind = 'fever'"))[0]
-    assert incident["household_id"] == seeded.household and incident["device_id"] is None
-    assert incident["severity"] == "medium" and incident["detail"] == "李四 37.3 °C"
+    assert incident["household_id"] == seeded.household
+    assert incident["device_id"] is None
+    assert incident["severity"] == "medium"
+    assert incident["detail"] == "李四 37.3 °C"
     stored = (await list_followups(db, household_id=seeded.household))[0]
-    assert stored.id == followup_id and stored.fever_incident_id == incident["id"]
+    assert stored.id == followup_id
+    assert stored.fever_incident_id == incident["id"]
     assert stored.member_symptoms == {"李四": "咳嗽，乏力"}
     sent = await rows(db, "SELECT worker_id, title, body FROM notifications "
                           "WHERE incident_id = ?", (incident["id"],))
@@ -147,18 +150,23 @@ async def test_reminder_once_a_day_across_instances(db: Database, database_url: 
     assert await one.run_if_due() is None
     clock.advance(minutes=1)
     report = await one.run_if_due()
-    assert report is not None and report.day == DAY
-    assert report.workers == [seeded.worker] and report.households == 1
+    assert report is not None
+    assert report.day == DAY
+    assert report.workers == [seeded.worker]
+    assert report.households == 1
     assert await two.run_if_due() is None  # the other instance: already claimed
     sent = await rows(db, "SELECT worker_id, title, body, incident_id FROM notifications "
                           "WHERE purpose = 'followup_reminder'")
-    assert len(sent) == 1 and sent[0]["incident_id"] is None
+    assert len(sent) == 1
+    assert sent[0]["incident_id"] is None
     assert sent[0]["title"] == "【随访提醒】今天还有 1 户未随访"
-    assert "张三家" in sent[0]["body"] and "李家" not in sent[0]["body"]
+    assert "张三家" in sent[0]["body"]
+    assert "李家" not in sent[0]["body"]
     assert "空房" not in sent[0]["body"]
     clock.advance(hours=23, minutes=59)
     assert await two.run_if_due() is None
     clock.advance(minutes=1)
     again = await two.run_if_due()
-    assert again is not None and again.day == DAY + timedelta(days=1)
+    assert again is not None
+    assert again.day == DAY + timedelta(days=1)
     assert again.households == 2  # nobody was visited on the second day

@@ -43,7 +43,7 @@ async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[Runn
 
 
 async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_health_station(
-    live: tuple[RunningServer, Seed], browser: object, receiver: Receiver,
+    live: tuple[RunningServer, Seed], browser: object, receiver: Receiver,  # noqa: F811
 ) -> None:
     from playwright.async_api import Browser, expect
 
@@ -93,7 +93,8 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     assert alert["title"] == "[Fever] 王家: 王二 38.2 °C"
     assert "和平街 3 号 1-201" in str(alert["message"])
     incident = await db.fetch_one("SELECT id, kind, state FROM incidents WHERE kind = 'fever'")
-    assert incident is not None and incident["state"] == "open"
+    assert incident is not None
+    assert incident["state"] == "open"
     await history.locator(f"a[href='/incidents/{incident['id']}']").click()
     await expect(page.locator("h1")).to_contain_text("随访发热")
 
@@ -115,7 +116,8 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     assert await asyncio.to_thread(receiver.wait_for, 2)
     reminder = receiver.received[1]
     assert reminder["title"] == "【随访提醒】今天还有 1 户未随访"
-    assert "east family" in str(reminder["message"]) and "王家" not in str(reminder["message"])
+    assert "east family" in str(reminder["message"])
+    assert "王家" not in str(reminder["message"])
 
     async with page.expect_download() as download_info:
         await page.click("#followup-export button")
@@ -124,7 +126,8 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     lines = [r for r in csv.DictReader(io.StringIO(text))]
     assert [(r["member"], r["temperature_c"], r["fever"], r["symptoms"]) for r in lines] == [
         ("王大", "36.6", "no", ""), ("王二", "38.2", "yes", "咳嗽，乏力")]
-    assert lines[0]["household"] == "王家" and lines[0]["grid"] == "east-grid"
+    assert lines[0]["household"] == "王家"
+    assert lines[0]["grid"] == "east-grid"
     assert lines[1]["fever_incident_id"] == str(incident["id"])
     assert await count(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'followup.record' "
                            "AND actor = 'east'") == 1
@@ -134,7 +137,8 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     page2 = await other.new_page()
     await _login(page2, base, "west")
     response = await page2.goto(f"{base}/households/{wang}")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     await page2.goto(f"{base}/followups")
     await expect(page2.locator("#not-visited")).not_to_contain_text("王家")
     csrf = await page2.evaluate("document.querySelector('input[name=csrf_token]').value")
@@ -145,7 +149,8 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     page3 = await fitter.new_page()
     await _login(page3, base, "fitter")
     response = await page3.goto(f"{base}/followups")
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     assert await count(db, "SELECT COUNT(*) FROM followups") == 1
     for ctx in (context, other, fitter):
         await ctx.close()

@@ -1,4 +1,4 @@
-"""Migration 60: follow-ups per household member, and the fever incident a follow-up opened.
+"""Migration 48: follow-ups per household member, and the fever incident a follow-up opened.
 
 Before, the dashboard recorded one temperature per household under a generic
 label (``住户`` / ``household``, or ``?``). Such a reading is moved to the
