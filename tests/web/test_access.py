@@ -40,7 +40,8 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/households/{hh}/leaves", CASEWORK,
      {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T12:00", "reason": "hospital"}),
     ("POST", "/leaves/{leave}/end", CASEWORK, {}),
-    ("POST", "/households/{hh}/followups", CASEWORK, {"temp_a": "36.6", "symptoms": ""}),
+    ("POST", "/households/{hh}/followups", CASEWORK, {"member": "household", "temp": "36.6",
+                                                       "symptom": "", "symptoms": ""}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -61,7 +62,7 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
      {"starts_at": "2030-01-01T08:00:00+08:00", "ends_at": "2030-01-01T10:00:00+08:00",
       "reason": "test"}),
     ("POST", "/api/leaves/{leave}/end", CASEWORK, {}),
-    ("POST", "/api/households/{hh}/followups", CASEWORK, {"temperatures": {"a": 36.5}}),
+    ("POST", "/api/households/{hh}/followups", CASEWORK, {"temperatures": {"household": 36.5}}),
     ("POST", "/api/workers", OVERSEERS, {"name": "w"}),
     ("POST", "/api/devices", DEVICE_STAFF, {"device_id": "door-new"}),  # provisioned below
     ("POST", "/api/devices/door-east/replace", DEVICE_STAFF,
