@@ -1,4 +1,4 @@
-"""Migration 48: per-grid duty roster and the escalation ladder that follows it.
+"""Migration 49: per-grid duty roster and the escalation ladder that follows it.
 
 A shift says who is on duty in a grid on which weekdays between which local
 times, and who backs them up. When an incident's first alert is queued, the
