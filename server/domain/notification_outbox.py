@@ -84,6 +84,9 @@ _KEYS = {
 }
 
 
+# An alert about something other than a door crossing has its own wording.
+_ALERT_KEYS_OF_KIND = {"fever": ("notify.fever.title", "notify.fever.body")}
+
 _ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION, Purpose.BACKUP})
 
 
@@ -98,6 +101,7 @@ async def queue_notifications(
     """Queue one notification per Apprise URL of each recipient; return how many."""
     incident = await tx.fetch_one(
         "SELECT i.kind, i.device_id, i.opened_at, i.crossed_at, i.verdict, i.reminders, "
+        "i.detail, "
         "i.acknowledged_by, i.resolved_by, i.outcome, i.note, "
         "h.name AS household, h.address, COALESCE(r.name, w.name) AS worker FROM incidents i "
         "JOIN households h ON h.id = i.household_id LEFT JOIN workers w ON w.id = h.worker_id "
@@ -120,6 +124,8 @@ async def queue_notifications(
              .strftime("%Y-%m-%d %H:%M:%S"))
     link = f"{context.dashboard_url.rstrip('/')}/incidents/{incident_id}"
     title_key, body_key = _KEYS[purpose]
+    if purpose is Purpose.ALERT:
+        title_key, body_key = _ALERT_KEYS_OF_KIND.get(incident["kind"], (title_key, body_key))
     created = now_ts()
     # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
     # link of their own (acknowledging as them); a withdrawal asks for nothing.
@@ -142,6 +148,7 @@ async def queue_notifications(
             "worker": incident["worker"] or "-",
             "count": int(incident["reminders"]),  # already counts the reminder being sent
             "ack_link": ack,
+            "detail": incident["detail"] or "-",
             "verdict": (t(f"incident.verdict.{incident['verdict']}", language)
                         if incident["verdict"] else "-"),
             "actor": (incident["resolved_by"] if purpose is Purpose.RESOLVED

@@ -154,21 +154,20 @@ class Escalator:
         return 1
 
     async def _told_so_far(self, tx: Transaction, row: Row) -> list[int]:
-        """The responder (else the assigned worker), plus the backup and supervisors once told.
+        """The first responder, then everyone alerted, passed to as backup or escalated to.
 
-        Read from the notifications already queued, so a restart or another
-        instance sees the same set.
+        Read from the incident and the notifications already queued, so a
+        restart or another instance sees the same set; with nobody told yet,
+        the household's assigned worker.
         """
-        first: list[int] = []
-        if row["responder_id"] is not None:
-            first = [int(row["responder_id"])]
-        else:
-            worker = await tx.fetch_one("SELECT worker_id FROM households WHERE id = ?",
-                                        (row["household_id"],))
-            if worker is not None and worker["worker_id"] is not None:
-                first = [int(worker["worker_id"])]
+        first = [] if row["responder_id"] is None else [int(row["responder_id"])]
         told = await tx.fetch_all(
             "SELECT worker_id, MIN(id) AS first FROM notifications WHERE incident_id = ? "
-            "AND worker_id IS NOT NULL AND purpose IN ('backup', 'escalation') "
+            "AND worker_id IS NOT NULL AND purpose IN ('alert', 'backup', 'escalation') "
             "GROUP BY worker_id ORDER BY first", (row["id"],))
-        return first + [int(r["worker_id"]) for r in told if int(r["worker_id"]) not in first]
+        everyone = first + [int(r["worker_id"]) for r in told if int(r["worker_id"]) not in first]
+        if everyone:
+            return everyone
+        worker = await tx.fetch_one("SELECT worker_id FROM households WHERE id = ?",
+                                    (row["household_id"],))
+        return [] if worker is None or worker["worker_id"] is None else [int(worker["worker_id"])]

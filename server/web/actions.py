@@ -102,12 +102,15 @@ async def end_leave(db: Database, leave_id: int, actor: str) -> None:
 
 async def record_followup(
     db: Database, household_id: int, day: date, temperatures: dict[str, float],
-    symptoms: str, note: str, actor: str,
+    symptoms: str, note: str, actor: str, *, rule: followups.FeverRule,
+    member_symptoms: dict[str, str] | None = None,
 ) -> int:
-    """Record a day's follow-up of a household; return its id."""
+    """Record a day's follow-up of a household (a fever opens its incident); return its id."""
     async with _refusals():
         return await followups.record_followup(
             db, followups.FollowUpIn(household_id=household_id, day=day,
-                                     temperatures=temperatures, symptoms=symptoms or None,
-                                     note=note or None), actor=actor)
+                                     temperatures=temperatures,
+                                     member_symptoms=member_symptoms or {},
+                                     symptoms=symptoms or None, note=note or None),
+            actor=actor, rule=rule)
     raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises

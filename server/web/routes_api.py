@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from server.domain import devices, households, people
 from server.domain.errors import InvalidChangeError, NotFoundError
+from server.domain.followups import FeverRule
 from server.domain.notification_outbox import NotificationContext
 from server.web import actions
 from server.web.api_models import (
@@ -260,8 +261,12 @@ async def api_followup(db: Db, settings: Settings, user: Casework, household_id:
     if await visible_household(db, user, household_id) is None:
         raise HTTPException(404, "no such household")
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
-    followup_id = await actions.record_followup(db, household_id, today, body.temperatures,
-                                                body.symptoms, body.note, user.username)
+    try:
+        followup_id = await actions.record_followup(
+            db, household_id, today, body.temperatures, body.symptoms, body.note, user.username,
+            rule=FeverRule.of(settings), member_symptoms=body.member_symptoms)
+    except actions.ActionError as exc:
+        raise HTTPException(exc.status, exc.key) from None
     return IdOut(id=followup_id)
 
 
