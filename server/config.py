@@ -123,8 +123,12 @@ class EscalationSettings(_Section):
         600, gt=0, description="An open incident not acknowledged this long goes to the supervisor"
     )
     remind_every_s: float = Field(
-        300, gt=0, description="The worker is reminded this often until the incident is "
-        "acknowledged"
+        300, gt=0, description="Everyone told so far (worker, backup, supervisor) is reminded "
+        "this often until the incident is acknowledged"
+    )
+    backup_after_s: float = Field(
+        420, gt=0, description="An open incident not acknowledged this long goes to the "
+        "backup worker of the first responder's shift (duty roster), if there is one"
     )
     escalate_severities: list[str] = Field(
         default_factory=lambda: ["high", "medium"],

@@ -1,8 +1,9 @@
 """Overstays: a registered visitor still inside past the stay limit opens one incident.
 
 The incident (kind ``visitor_overstay``, medium severity) carries the
-registration in its detail, is alerted to the household's grid worker and
-escalates like any medium incident. The visit row is claimed with a
+registration in its detail, is alerted to the first responder by the duty
+roster (the household's grid worker when on shift) and escalates like any
+medium incident. The visit row is claimed with a
 conditional UPDATE (``incident_id IS NULL``) in the transaction that opens
 the incident, so with several instances it opens once (task name
 ``visit-watch``).
@@ -18,7 +19,7 @@ from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database
 from server.domain.incident_opening import IncidentKind, open_incident
-from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.domain.visits import VisitState, registration_text
 from server.jobs.periodic import run_periodically
 
@@ -81,11 +82,11 @@ class VisitWatch:
                 (incident_id, visit["id"]))
             if not won:
                 raise _LostClaimError  # another instance opened it: roll this one back
-            queued = 0
-            if visit["worker_id"] is not None:
-                queued = await queue_notifications(
-                    tx, incident_id=incident_id, recipients=[int(str(visit["worker_id"]))],
-                    purpose=Purpose.ALERT, context=NotificationContext.of(self._settings))
+            # The first responder by the duty roster, like any incident's alert.
+            queued = await queue_alert(
+                tx, incident_id=incident_id, household_id=household_id,
+                context=NotificationContext.of(self._settings),
+                escalation=self._settings.escalation, now=self._clock.now())
         log.info("registered visitor overstayed", extra={
             "visit_id": visit["id"], "incident_id": incident_id, "notifications": queued})
         return incident_id

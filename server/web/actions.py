@@ -20,6 +20,7 @@ from server.db.base import Database
 from server.domain import followups, incidents, leaves, visits
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
+from server.domain.notification_outbox import NotificationContext
 
 __all__ = [
     "ActionError",
@@ -62,19 +63,23 @@ async def _refusals() -> AsyncIterator[None]:
         raise ActionError("invalid", str(first.get("msg", "")), status=400) from exc
 
 
-async def acknowledge_incident(db: Database, incident_id: int, actor: str) -> None:
-    """open -> acknowledged by ``actor``."""
+async def acknowledge_incident(db: Database, incident_id: int, actor: str,
+                               context: NotificationContext | None = None,
+                               worker_id: int | None = None) -> None:
+    """open -> acknowledged by ``actor`` (everyone notified is told)."""
     async with _refusals():
-        await incidents.acknowledge_incident(db, incident_id, actor=actor)
+        await incidents.acknowledge_incident(db, incident_id, actor=actor, context=context,
+                                             worker_id=worker_id)
 
 
 async def resolve_incident(
-    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str
+    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str,
+    context: NotificationContext | None = None, worker_id: int | None = None,
 ) -> None:
-    """-> resolved with an outcome and a note."""
+    """-> resolved with an outcome and a note (everyone notified is told)."""
     async with _refusals():
         await incidents.resolve_incident(db, incident_id, actor=actor, outcome=outcome,
-                                         note=note)
+                                         note=note, context=context, worker_id=worker_id)
 
 
 async def grant_leave(
