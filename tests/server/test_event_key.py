@@ -95,7 +95,7 @@ async def test_the_migration_keys_stored_rows_and_numbers_their_collisions(
     else:
         db = await SqliteDatabase.open(database_url.removeprefix("sqlite:///"))
     try:
-        await migrate(db, upto=47)
+        await migrate(db, upto=49)
         e1 = uuid4()
         ids = [str(e1), f"{e1}#dup2", str(_twin(e1, 9)), str(uuid4())]
         async with db.transaction() as tx:

@@ -1,4 +1,4 @@
-"""Migration 48: an event_id is kept unique through a 64-bit key, not its text.
+"""Migration 50: an event_id is kept unique through a 64-bit key, not its text.
 
 The unique index on ``events.event_id`` (migration 41) halved SQLite ingest:
 every insert is a random write into an index of 36-character keys. It is
