@@ -21,6 +21,7 @@ from server.ingest.ingestor import Ingestor
 from server.interpreter import tune_interpreter
 from server.jobs.device_watch import DeviceWatch
 from server.jobs.escalation import Escalator
+from server.jobs.followup_reminder import FollowUpReminder
 from server.jobs.retention import RetentionJob
 from server.jobs.schedule import Scheduler
 from server.mqtt.inbound import InboundBuffer
@@ -47,6 +48,7 @@ class RunningServer:
     scheduler: Scheduler | None = None
     device_watch: DeviceWatch | None = None
     retention: RetentionJob | None = None
+    followup_reminder: FollowUpReminder | None = None
 
 
 @asynccontextmanager
@@ -90,8 +92,10 @@ async def serve(
     scheduler = Scheduler(db, settings, link, clock, is_connected=link.connected.is_set)
     device_watch = DeviceWatch(db, settings, clock)
     retention = RetentionJob(db, settings, clock)
+    reminder = FollowUpReminder(db, settings, clock)
     running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
-                            scheduler=scheduler, device_watch=device_watch, retention=retention)
+                            scheduler=scheduler, device_watch=device_watch, retention=retention,
+                            followup_reminder=reminder)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -112,6 +116,7 @@ async def serve(
                 group.create_task(scheduler.run(), name="schedule"),
                 group.create_task(device_watch.run(), name="device-watch"),
                 group.create_task(retention.run(), name="retention"),
+                group.create_task(reminder.run(), name="followup-reminder"),
             ]
             try:
                 yield running

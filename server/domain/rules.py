@@ -30,7 +30,7 @@ from server.db.base import Transaction
 from server.domain.episode_reports import crossed_at, early_reported, final_reported, is_final
 from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold
 from server.domain.leaves import LeaveState, active_leave
-from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.domain.notification_outbox import NotificationContext, queue_alert
 
 __all__ = ["ACTED_ON", "StoredEvent", "apply_rules"]
 
@@ -187,11 +187,8 @@ async def _apply_one(
     if crossed is not None:
         await tx.execute("UPDATE incidents SET crossed_at = ? WHERE id = ?",
                          (crossed, result.incident_id))
-    queued = 0
-    if row["worker_id"] is not None:
-        queued = await queue_notifications(
-            tx, incident_id=result.incident_id, recipients=[int(row["worker_id"])],
-            purpose=Purpose.ALERT, context=context)
+    queued = await queue_alert(tx, incident_id=result.incident_id, household_id=household_id,
+                               context=context, escalation=settings.escalation, now=now)
     log.info(
         "incident opened" if result.created else "incident upgraded",
         extra={"device_id": event.device_id, "incident_id": result.incident_id,

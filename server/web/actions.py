@@ -20,6 +20,7 @@ from server.db.base import Database
 from server.domain import followups, incidents, leaves
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
+from server.domain.notification_outbox import NotificationContext
 
 __all__ = [
     "ActionError",
@@ -60,19 +61,23 @@ async def _refusals() -> AsyncIterator[None]:
         raise ActionError("invalid", str(first.get("msg", "")), status=400) from exc
 
 
-async def acknowledge_incident(db: Database, incident_id: int, actor: str) -> None:
-    """open -> acknowledged by ``actor``."""
+async def acknowledge_incident(db: Database, incident_id: int, actor: str,
+                               context: NotificationContext | None = None,
+                               worker_id: int | None = None) -> None:
+    """open -> acknowledged by ``actor`` (everyone notified is told)."""
     async with _refusals():
-        await incidents.acknowledge_incident(db, incident_id, actor=actor)
+        await incidents.acknowledge_incident(db, incident_id, actor=actor, context=context,
+                                             worker_id=worker_id)
 
 
 async def resolve_incident(
-    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str
+    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str,
+    context: NotificationContext | None = None, worker_id: int | None = None,
 ) -> None:
-    """-> resolved with an outcome and a note."""
+    """-> resolved with an outcome and a note (everyone notified is told)."""
     async with _refusals():
         await incidents.resolve_incident(db, incident_id, actor=actor, outcome=outcome,
-                                         note=note)
+                                         note=note, context=context, worker_id=worker_id)
 
 
 async def grant_leave(
@@ -97,12 +102,15 @@ async def end_leave(db: Database, leave_id: int, actor: str) -> None:
 
 async def record_followup(
     db: Database, household_id: int, day: date, temperatures: dict[str, float],
-    symptoms: str, note: str, actor: str,
+    symptoms: str, note: str, actor: str, *, rule: followups.FeverRule,
+    member_symptoms: dict[str, str] | None = None,
 ) -> int:
-    """Record a day's follow-up of a household; return its id."""
+    """Record a day's follow-up of a household (a fever opens its incident); return its id."""
     async with _refusals():
         return await followups.record_followup(
             db, followups.FollowUpIn(household_id=household_id, day=day,
-                                     temperatures=temperatures, symptoms=symptoms or None,
-                                     note=note or None), actor=actor)
+                                     temperatures=temperatures,
+                                     member_symptoms=member_symptoms or {},
+                                     symptoms=symptoms or None, note=note or None),
+            actor=actor, rule=rule)
     raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ground.i18n import t
 from server.domain.incident_opening import IncidentKind, IncidentState
+from server.domain.notification_outbox import NotificationContext
 from server.web import actions
 from server.web.charts import (
     ack_times_by_grid,
@@ -125,11 +126,12 @@ async def _visible(db: Db, user: User, incident_id: int) -> None:
 
 
 @router.post("/incidents/{incident_id}/ack")
-async def acknowledge(db: Db, user: Casework, incident_id: int) -> Response:
+async def acknowledge(db: Db, settings: Settings, user: Casework, incident_id: int) -> Response:
     """Acknowledge: I am on it."""
     await _visible(db, user, incident_id)
     try:
-        await actions.acknowledge_incident(db, incident_id, user.username)
+        await actions.acknowledge_incident(db, incident_id, user.username,
+                                           NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         return RedirectResponse(f"/incidents/{incident_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
@@ -137,13 +139,15 @@ async def acknowledge(db: Db, user: Casework, incident_id: int) -> Response:
 
 @router.post("/incidents/{incident_id}/resolve")
 async def resolve(
-    db: Db, user: Casework, incident_id: int, outcome: Annotated[actions.Outcome, Form()],
+    db: Db, settings: Settings, user: Casework, incident_id: int,
+    outcome: Annotated[actions.Outcome, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Resolve with an outcome and a note."""
     await _visible(db, user, incident_id)
     try:
-        await actions.resolve_incident(db, incident_id, user.username, outcome, note.strip())
+        await actions.resolve_incident(db, incident_id, user.username, outcome, note.strip(),
+                                       NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         return RedirectResponse(f"/incidents/{incident_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
