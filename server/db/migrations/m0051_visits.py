@@ -1,4 +1,4 @@
-"""Migration 50: expected visits (registration, planned events) and the visitor context of a breach.
+"""Migration 51: expected visits (registration, planned events) and the visitor context of a breach.
 
 ``visits`` holds a worker's registration (who, organisation, purpose, window,
 stay limit) and what happened in it (entries, exits, handovers counted, the
