@@ -30,6 +30,7 @@ __all__ = [
     "RuleSettings",
     "ScheduleSettings",
     "ServerSettings",
+    "VisitSettings",
     "load_server_settings",
 ]
 
@@ -122,8 +123,12 @@ class EscalationSettings(_Section):
         600, gt=0, description="An open incident not acknowledged this long goes to the supervisor"
     )
     remind_every_s: float = Field(
-        300, gt=0, description="The worker is reminded this often until the incident is "
-        "acknowledged"
+        300, gt=0, description="Everyone told so far (worker, backup, supervisor) is reminded "
+        "this often until the incident is acknowledged"
+    )
+    backup_after_s: float = Field(
+        420, gt=0, description="An open incident not acknowledged this long goes to the "
+        "backup worker of the first responder's shift (duty roster), if there is one"
     )
     escalate_severities: list[str] = Field(
         default_factory=lambda: ["high", "medium"],
@@ -183,6 +188,15 @@ class FollowUpSettings(_Section):
         "households in quarantine not yet visited today; unset: no reminder")
     poll_interval_s: float = Field(
         30.0, gt=0, description="How often the reminder job checks whether it is due")
+
+
+class VisitSettings(_Section):
+    """Registered visits: how long a registered visitor may stay inside."""
+
+    stay_limit_min: int = Field(
+        30, ge=1, le=24 * 60, description="Minutes a registered visitor may stay inside before "
+        "an overstay incident opens (a registration may set its own)")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
 
 
 class NotifySettings(_Section):
@@ -249,6 +263,7 @@ class ServerSettings(BaseSettings):
     devices: DeviceWatchSettings = Field(default_factory=DeviceWatchSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from server.domain import devices, households, people
 from server.domain.errors import InvalidChangeError, NotFoundError, UnknownDeviceError
 from server.domain.followups import FeverRule
+from server.domain.notification_outbox import NotificationContext
 from server.web import actions
 from server.web.api_models import (
     AuditOut,
@@ -167,23 +168,26 @@ async def _check_incident(db: Db, user: User, incident_id: int) -> None:
 
 
 @router.post("/incidents/{incident_id}/ack", status_code=204, summary="Acknowledge")
-async def api_ack(db: Db, user: Casework, incident_id: int) -> Response:
+async def api_ack(db: Db, settings: Settings, user: Casework, incident_id: int) -> Response:
     """open -> acknowledged."""
     await _check_incident(db, user, incident_id)
     try:
-        await actions.acknowledge_incident(db, incident_id, user.username)
+        await actions.acknowledge_incident(db, incident_id, user.username,
+                                           NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
 
 
 @router.post("/incidents/{incident_id}/resolve", status_code=204, summary="Resolve")
-async def api_resolve(db: Db, user: Casework, incident_id: int, body: ResolveIn) -> Response:
+async def api_resolve(db: Db, settings: Settings, user: Casework, incident_id: int,
+                      body: ResolveIn) -> Response:
     """-> resolved with an outcome and a note."""
     await _check_incident(db, user, incident_id)
     try:
         await actions.resolve_incident(db, incident_id, user.username, body.outcome,
-                                       body.note.strip())
+                                       body.note.strip(), NotificationContext.of(settings),
+                                       user.worker_id)
     except actions.ActionError as exc:
         raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
