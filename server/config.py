@@ -21,6 +21,7 @@ __all__ = [
     "AmqpSettings",
     "DeviceWatchSettings",
     "EscalationSettings",
+    "FollowUpSettings",
     "HttpSettings",
     "IngestSettings",
     "MqttSettings",
@@ -29,6 +30,7 @@ __all__ = [
     "RuleSettings",
     "ScheduleSettings",
     "ServerSettings",
+    "VisitSettings",
     "load_server_settings",
 ]
 
@@ -121,8 +123,12 @@ class EscalationSettings(_Section):
         600, gt=0, description="An open incident not acknowledged this long goes to the supervisor"
     )
     remind_every_s: float = Field(
-        300, gt=0, description="The worker is reminded this often until the incident is "
-        "acknowledged"
+        300, gt=0, description="Everyone told so far (worker, backup, supervisor) is reminded "
+        "this often until the incident is acknowledged"
+    )
+    backup_after_s: float = Field(
+        420, gt=0, description="An open incident not acknowledged this long goes to the "
+        "backup worker of the first responder's shift (duty roster), if there is one"
     )
     escalate_severities: list[str] = Field(
         default_factory=lambda: ["high", "medium"],
@@ -165,6 +171,32 @@ class RetentionSettings(_Section):
     rejected_days: int = Field(
         30, ge=0, description="Days rejected messages are kept before the purge job deletes them"
     )
+
+
+class FollowUpSettings(_Section):
+    """Daily follow-ups: the fever threshold, who hears of a fever, the daily reminder."""
+
+    fever_c: float = Field(
+        37.3, ge=36.0, le=42.0,
+        description="A member's temperature at or above this (°C) opens a fever incident")
+    health_worker_id: int | None = Field(
+        None, description="The health station's worker (a worker id) who is notified of "
+        "fevers; when unset, the household's grid worker is")
+    remind_at: str | None = Field(
+        "16:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time (notify.timezone) at which each worker is reminded of the "
+        "households in quarantine not yet visited today; unset: no reminder")
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="How often the reminder job checks whether it is due")
+
+
+class VisitSettings(_Section):
+    """Registered visits: how long a registered visitor may stay inside."""
+
+    stay_limit_min: int = Field(
+        30, ge=1, le=24 * 60, description="Minutes a registered visitor may stay inside before "
+        "an overstay incident opens (a registration may set its own)")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
 
 
 class NotifySettings(_Section):
@@ -230,6 +262,8 @@ class ServerSettings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     devices: DeviceWatchSettings = Field(default_factory=DeviceWatchSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -21,8 +21,10 @@ from server.ingest.ingestor import Ingestor
 from server.interpreter import tune_interpreter
 from server.jobs.device_watch import DeviceWatch
 from server.jobs.escalation import Escalator
+from server.jobs.followup_reminder import FollowUpReminder
 from server.jobs.retention import RetentionJob
 from server.jobs.schedule import Scheduler
+from server.jobs.visit_watch import VisitWatch
 from server.mqtt.inbound import InboundBuffer
 from server.mqtt.link import MqttLink
 from server.notify.sender import NotificationSender
@@ -47,6 +49,8 @@ class RunningServer:
     scheduler: Scheduler | None = None
     device_watch: DeviceWatch | None = None
     retention: RetentionJob | None = None
+    followup_reminder: FollowUpReminder | None = None
+    visit_watch: VisitWatch | None = None
 
 
 @asynccontextmanager
@@ -90,8 +94,11 @@ async def serve(
     scheduler = Scheduler(db, settings, link, clock, is_connected=link.connected.is_set)
     device_watch = DeviceWatch(db, settings, clock)
     retention = RetentionJob(db, settings, clock)
+    reminder = FollowUpReminder(db, settings, clock)
+    visit_watch = VisitWatch(db, settings, clock)
     running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
-                            scheduler=scheduler, device_watch=device_watch, retention=retention)
+                            scheduler=scheduler, device_watch=device_watch, retention=retention,
+                            followup_reminder=reminder, visit_watch=visit_watch)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -112,6 +119,8 @@ async def serve(
                 group.create_task(scheduler.run(), name="schedule"),
                 group.create_task(device_watch.run(), name="device-watch"),
                 group.create_task(retention.run(), name="retention"),
+                group.create_task(reminder.run(), name="followup-reminder"),
+                group.create_task(visit_watch.run(), name="visit-watch"),
             ]
             try:
                 yield running

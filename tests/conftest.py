@@ -122,6 +122,11 @@ class Receiver:
     port: int
     received: list[dict[str, object]] = field(default_factory=list)
     fail_next: int = 0
+    paths: list[str] = field(default_factory=list)  # the URL path of each received post
+
+    def to(self, path: str) -> list[dict[str, object]]:
+        """What was posted to ``path`` (``/notify`` unless the Apprise URL named another)."""
+        return [body for body, at in zip(self.received, self.paths, strict=False) if at == path]
 
     @property
     def apprise_url(self) -> str:
@@ -146,6 +151,7 @@ def receiver() -> Iterator[Receiver]:
                 self.send_response(500)
                 self.end_headers()
                 return
+            state.paths.append(self.path)
             state.received.append(json.loads(body))
             self.send_response(200)
             self.end_headers()

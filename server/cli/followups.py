@@ -53,13 +53,13 @@ def followup_add(
     """Record a daily follow-up."""
     from datetime import date
 
-    from server.domain.followups import FollowUpIn, record_followup
+    from server.domain.followups import FeverRule, FollowUpIn, record_followup
 
-    async def action(db: Database, _s: ServerSettings) -> int:
+    async def action(db: Database, settings: ServerSettings) -> int:
         return await record_followup(db, FollowUpIn(
             household_id=household_id, day=parse_day(day) or date.today(),
             temperatures=_temperatures(temp or []), symptoms=symptoms, note=note),
-            actor=actor_name(actor))
+            actor=actor_name(actor), rule=FeverRule.of(settings))
 
     print_done(f"follow-up {run_with_db(config, action)}")
 
@@ -94,12 +94,12 @@ def followup_update(
     actor: ActorOption = None,
 ) -> None:
     """Correct a follow-up."""
-    from server.domain.followups import FollowUpUpdate, update_followup
+    from server.domain.followups import FeverRule, FollowUpUpdate, update_followup
 
-    async def action(db: Database, _s: ServerSettings) -> None:
+    async def action(db: Database, settings: ServerSettings) -> None:
         await update_followup(db, followup_id, FollowUpUpdate(
             temperatures=_temperatures(temp) if temp else None, symptoms=symptoms, note=note),
-            actor=actor_name(actor))
+            actor=actor_name(actor), rule=FeverRule.of(settings))
 
     run_with_db(config, action)
     print_done(f"follow-up {followup_id}")

@@ -118,9 +118,11 @@ def incidents_ack(
     """Acknowledge an open incident (stops reminders and escalation)."""
     from ground.i18n import t
     from server.domain.incidents import acknowledge_incident
+    from server.domain.notification_outbox import NotificationContext
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await acknowledge_incident(db, incident_id, actor=actor_name(actor))
+    async def action(db: Database, settings: ServerSettings) -> None:
+        await acknowledge_incident(db, incident_id, actor=actor_name(actor),
+                                   context=NotificationContext.of(settings))
 
     run_with_db(config, action)
     typer.echo(t("cli.done", cli_language(), what=f"incident {incident_id} acknowledged"))
@@ -139,6 +141,7 @@ def incidents_resolve(
     from ground.i18n import t
     from server.domain.incident_opening import IncidentOutcome
     from server.domain.incidents import resolve_incident
+    from server.domain.notification_outbox import NotificationContext
 
     try:
         chosen = IncidentOutcome(outcome)
@@ -146,9 +149,9 @@ def incidents_resolve(
         raise typer.BadParameter(f"unknown outcome {outcome!r}; one of "
                                  f"{[o.value for o in IncidentOutcome]}") from None
 
-    async def action(db: Database, _s: ServerSettings) -> None:
+    async def action(db: Database, settings: ServerSettings) -> None:
         await resolve_incident(db, incident_id, actor=actor_name(actor), outcome=chosen,
-                               note=note)
+                               note=note, context=NotificationContext.of(settings))
 
     run_with_db(config, action)
     typer.echo(t("cli.done", cli_language(), what=f"incident {incident_id} resolved"))

@@ -16,6 +16,7 @@ otherwise spend the link (and acknowledge) before the worker saw the alert.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,6 +31,7 @@ from server.domain.incident_opening import IncidentState
 
 __all__ = [
     "AckClaim",
+    "AckHook",
     "AckLinkError",
     "AckOutcome",
     "ack_secret",
@@ -64,6 +66,9 @@ class AckClaim:
     nonce: str
     incident_id: int
     worker_id: int
+
+
+AckHook = Callable[[Transaction, AckClaim], Awaitable[object]]
 
 
 async def ack_secret(tx: Transaction) -> str:
@@ -108,8 +113,13 @@ def check_token(token: str, *, secret: str, lifetime_s: float) -> AckClaim:
 
 
 async def use_ack_link(db: Database, token: str, *, lifetime_s: float,
-                       source: str = "") -> tuple[AckClaim, AckOutcome]:
+                       source: str = "",
+                       on_acknowledged: AckHook | None = None) -> tuple[AckClaim, AckOutcome]:
     """Spend the link and acknowledge its incident as its worker (one transaction).
+
+    ``on_acknowledged(tx, claim)`` runs in that transaction when the link did
+    acknowledge (the caller tells everyone else who was notified; the outbox
+    imports this module, so it cannot be imported here).
 
     Raises :class:`AckLinkError` for a forged, expired or already used link
     (the refusal is audited when the link itself was genuine).
@@ -137,13 +147,16 @@ async def use_ack_link(db: Database, token: str, *, lifetime_s: float,
         else:
             changed = await tx.execute(
                 "UPDATE incidents SET state = ?, acknowledged_at = ?, acknowledged_by = ?, "
-                "updated_at = ?, escalate_at = NULL, remind_at = NULL WHERE id = ? AND state = ?",
+                "updated_at = ?, escalate_at = NULL, remind_at = NULL, backup_at = NULL "
+                "WHERE id = ? AND state = ?",
                 (IncidentState.ACKNOWLEDGED.value, now, actor, now, claim.incident_id,
                  IncidentState.OPEN.value))
             if changed == 1:
                 outcome = AckOutcome.ACKNOWLEDGED
                 await audit(tx, actor, "incident.ack", subject,
                             f"one-tap link{' ' + source if source else ''}")
+                if on_acknowledged is not None:
+                    await on_acknowledged(tx, claim)
             await tx.execute("UPDATE ack_links SET outcome = ? WHERE nonce = ?",
                              (outcome.value, claim.nonce))
     if reason is not None:

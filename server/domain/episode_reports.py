@@ -118,7 +118,7 @@ async def _apply(
         return
     changed = await tx.execute(
         "UPDATE incidents SET verdict = ?, severity = ?, escalate_at = NULL, remind_at = NULL, "
-        "updated_at = ? WHERE id = ? AND state != ? AND verdict IS NULL",
+        "backup_at = NULL, updated_at = ? WHERE id = ? AND state != ? AND verdict IS NULL",
         (verdict, Severity.LOW.value, to_ts(utcnow()), incident_id,
          IncidentState.RESOLVED.value))
     if not changed:

@@ -39,6 +39,8 @@ class IncidentKind(StrEnum):
     VISITOR = "visitor"
     DEVICE_OFFLINE = "device_offline"
     TAMPER = "tamper"
+    FEVER = "fever"  # from a daily follow-up (server/domain/followups.py), not from a door
+    VISITOR_OVERSTAY = "visitor_overstay"  # a registered visitor still inside (visits.py)
 
 
 class IncidentState(StrEnum):
@@ -75,6 +77,8 @@ SEVERITY_OF: dict[IncidentKind, Severity] = {
     IncidentKind.TAMPER: Severity.HIGH,
     IncidentKind.DEVICE_OFFLINE: Severity.MEDIUM,
     IncidentKind.VISITOR: Severity.LOW,
+    IncidentKind.FEVER: Severity.MEDIUM,
+    IncidentKind.VISITOR_OVERSTAY: Severity.MEDIUM,
 }
 
 # Incidents about what happened at the door, into which later door events fold.

@@ -22,6 +22,7 @@ from server.domain.audit import audit
 from server.domain.common import fetch_required, when
 from server.domain.errors import InvalidChangeError
 from server.domain.incident_opening import IncidentKind, IncidentOutcome, IncidentState
+from server.domain.notification_outbox import NotificationContext, Purpose, queue_closure
 from server.notify.privacy import private_url
 
 __all__ = [
@@ -179,14 +180,20 @@ async def list_incidents(db: Database, flt: IncidentFilter | None = None) -> lis
 
 
 async def acknowledge_incident(
-    db: Database, incident_id: int, *, actor: str, clock: Clock | None = None
+    db: Database, incident_id: int, *, actor: str, clock: Clock | None = None,
+    context: NotificationContext | None = None, worker_id: int | None = None,
 ) -> Incident:
-    """open -> acknowledged by ``actor`` now; stops reminders and escalation."""
+    """open -> acknowledged by ``actor`` now; stops reminders and escalation.
+
+    Everyone who was notified (but ``worker_id``, the one acknowledging, when
+    known) is told, in the same transaction; ``context`` says where links point.
+    """
     now = to_ts((clock or SystemClock()).now())
     async with db.transaction() as tx:
         changed = await tx.execute(
             "UPDATE incidents SET state = ?, acknowledged_at = ?, acknowledged_by = ?, "
-            "updated_at = ?, escalate_at = NULL, remind_at = NULL WHERE id = ? AND state = ?",
+            "updated_at = ?, escalate_at = NULL, remind_at = NULL, backup_at = NULL "
+            "WHERE id = ? AND state = ?",
             (IncidentState.ACKNOWLEDGED.value, now, actor, now, incident_id,
              IncidentState.OPEN.value),
         )
@@ -195,17 +202,22 @@ async def acknowledge_incident(
                                  "SELECT id FROM incidents WHERE id = ?", (incident_id,))
             raise InvalidChangeError("incident", incident_id, "not_open")
         await audit(tx, actor, "incident.ack", f"incident:{incident_id}")
+        await queue_closure(tx, incident_id=incident_id, purpose=Purpose.ACKNOWLEDGED,
+                            context=context or NotificationContext.default(),
+                            skip_worker=worker_id)
     return await get_incident(db, incident_id)
 
 
 async def resolve_incident(
     db: Database, incident_id: int, *, actor: str, outcome: IncidentOutcome, note: str,
-    clock: Clock | None = None,
+    clock: Clock | None = None, context: NotificationContext | None = None,
+    worker_id: int | None = None,
 ) -> Incident:
     """open/acknowledged -> resolved with an outcome and a note.
 
     Resolving an unacknowledged incident also acknowledges it (same person,
     same moment) so the response time is defined for every resolved incident.
+    Everyone who was notified (but ``worker_id``) is told of the outcome.
     """
     if not note.strip():
         raise InvalidChangeError("incident", incident_id, "note_required")
@@ -215,7 +227,7 @@ async def resolve_incident(
             "UPDATE incidents SET state = ?, resolved_at = ?, resolved_by = ?, outcome = ?, "
             "note = ?, updated_at = ?, acknowledged_at = COALESCE(acknowledged_at, ?), "
             "acknowledged_by = COALESCE(acknowledged_by, ?), escalate_at = NULL, "
-            "remind_at = NULL WHERE id = ? AND state != ?",
+            "remind_at = NULL, backup_at = NULL WHERE id = ? AND state != ?",
             (IncidentState.RESOLVED.value, now, actor, outcome.value, note.strip(), now, now,
              actor, incident_id, IncidentState.RESOLVED.value),
         )
@@ -225,6 +237,9 @@ async def resolve_incident(
             raise InvalidChangeError("incident", incident_id, "already_resolved")
         await audit(tx, actor, "incident.resolve", f"incident:{incident_id}",
                     f"{outcome.value}: {note.strip()}"[:2000])
+        await queue_closure(tx, incident_id=incident_id, purpose=Purpose.RESOLVED,
+                            context=context or NotificationContext.default(),
+                            skip_worker=worker_id)
     return await get_incident(db, incident_id)
 
 

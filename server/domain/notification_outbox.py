@@ -10,22 +10,28 @@ address, the local time, the kind of incident and a link to its page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from ground.i18n import t
-from ground.timeutil import from_ts, now_ts
-from server.config import ServerSettings
+from ground.timeutil import from_ts, now_ts, to_ts, utcnow
+from server.config import EscalationSettings, NotifySettings, ServerSettings
 from server.db.base import Transaction
 from server.domain.ack_links import ack_secret, new_ack_link
-from server.domain.common import loads_list
+from server.domain.common import loads_dict, loads_list
+from server.domain.roster import first_responders
 
 __all__ = [
     "NotificationContext",
     "Purpose",
+    "notified_workers",
+    "queue_alert",
+    "queue_closure",
     "queue_incident_notifications",
     "queue_notifications",
     "supervisors_for",
+    "visitor_context_text",
 ]
 
 
@@ -35,7 +41,15 @@ class Purpose(StrEnum):
     ALERT = "alert"
     REMINDER = "reminder"
     ESCALATION = "escalation"
+    BACKUP = "backup"
     WITHDRAWN = "withdrawn"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+# Purposes that make their recipient one of "everyone who was notified", who is
+# then told when the incident is acknowledged and when it is resolved.
+ASKED = ("alert", "reminder", "escalation", "backup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +66,32 @@ class NotificationContext:
         return NotificationContext(settings.notify.dashboard_url, settings.notify.timezone,
                                    settings.notify.ack_link_lifetime_s)
 
+    @staticmethod
+    def default() -> NotificationContext:
+        """The context of the default settings (for callers given none)."""
+        notify = NotifySettings()
+        return NotificationContext(notify.dashboard_url, notify.timezone,
+                                   notify.ack_link_lifetime_s)
+
 
 _KEYS = {
     Purpose.ALERT: ("notify.title", "notify.body"),
     Purpose.REMINDER: ("notify.reminder.title", "notify.reminder.body"),
     Purpose.ESCALATION: ("notify.escalation.title", "notify.escalation.body"),
+    Purpose.BACKUP: ("notify.backup.title", "notify.backup.body"),
     Purpose.WITHDRAWN: ("notify.withdrawn.title", "notify.withdrawn.body"),
+    Purpose.ACKNOWLEDGED: ("notify.acknowledged.title", "notify.acknowledged.body"),
+    Purpose.RESOLVED: ("notify.resolved.title", "notify.resolved.body"),
 }
 
 
-_ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION})
+# An alert about something other than a door crossing has its own wording.
+_ALERT_KEYS_OF_KIND = {
+    "fever": ("notify.fever.title", "notify.fever.body"),
+    "visitor_overstay": ("notify.visitor_overstay.title", "notify.visitor_overstay.body"),
+}
+
+_ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION, Purpose.BACKUP})
 
 
 async def queue_notifications(
@@ -75,9 +105,11 @@ async def queue_notifications(
     """Queue one notification per Apprise URL of each recipient; return how many."""
     incident = await tx.fetch_one(
         "SELECT i.kind, i.device_id, i.opened_at, i.crossed_at, i.verdict, i.reminders, "
-        "i.acknowledged_by, "
-        "h.name AS household, h.address, w.name AS worker FROM incidents i "
+        "i.detail, i.visitor_context, "
+        "i.acknowledged_by, i.resolved_by, i.outcome, i.note, "
+        "h.name AS household, h.address, COALESCE(r.name, w.name) AS worker FROM incidents i "
         "JOIN households h ON h.id = i.household_id LEFT JOIN workers w ON w.id = h.worker_id "
+        "LEFT JOIN workers r ON r.id = i.responder_id "
         "WHERE i.id = ?", (incident_id,),
     )
     if incident is None or not recipients:
@@ -87,6 +119,7 @@ async def queue_notifications(
         f"SELECT id, language, apprise_urls FROM workers WHERE id IN ({marks}) "  # noqa: S608
         "AND active = 1", recipients,
     )
+    people.sort(key=lambda p: recipients.index(int(p["id"])))  # in the order given
     # When the person crossed the threshold, where the device said so: an incident opened
     # later (a visitor upgraded to a breach, a backlog after a network cut) must not
     # tell the worker a later time.
@@ -95,6 +128,8 @@ async def queue_notifications(
              .strftime("%Y-%m-%d %H:%M:%S"))
     link = f"{context.dashboard_url.rstrip('/')}/incidents/{incident_id}"
     title_key, body_key = _KEYS[purpose]
+    if purpose is Purpose.ALERT:
+        title_key, body_key = _ALERT_KEYS_OF_KIND.get(incident["kind"], (title_key, body_key))
     created = now_ts()
     # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
     # link of their own (acknowledging as them); a withdrawal asks for nothing.
@@ -117,10 +152,19 @@ async def queue_notifications(
             "worker": incident["worker"] or "-",
             "count": int(incident["reminders"]),  # already counts the reminder being sent
             "ack_link": ack,
+            "detail": incident["detail"] or "-",
             "verdict": (t(f"incident.verdict.{incident['verdict']}", language)
                         if incident["verdict"] else "-"),
+            "actor": (incident["resolved_by"] if purpose is Purpose.RESOLVED
+                      else incident["acknowledged_by"]) or "-",
+            "outcome": (t(f"incident.outcome.{incident['outcome']}", language)
+                        if incident["outcome"] else "-"),
+            "note": incident["note"] or "-",
         }
         title, body = t(title_key, language, **values), t(body_key, language, **values)
+        if incident["visitor_context"] and purpose in _ASKS_FOR_ACK:
+            body += "\n" + visitor_context_text(incident["visitor_context"], language,
+                                                context.timezone)
         rows += [(incident_id, int(person["id"]), url, title, body, created, created,
                   purpose.value) for url in loads_list(person["apprise_urls"])]
     await tx.executemany(
@@ -129,6 +173,77 @@ async def queue_notifications(
         rows,
     )
     return len(rows)
+
+
+async def queue_alert(
+    tx: Transaction,
+    *,
+    incident_id: int,
+    household_id: int,
+    context: NotificationContext,
+    escalation: EscalationSettings | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Queue an incident's first alert to its first responder by the duty roster.
+
+    The roster (:func:`server.domain.roster.first_responders`) picks the
+    household's assigned worker when on shift, else the grid's on-duty worker;
+    the responder and the shift's backup are stored on the incident, and, when
+    the incident escalates at all, ``backup_at`` is set so the escalation job
+    tells the backup if nobody has acknowledged by then.
+    """
+    moment = now or utcnow()
+    who = await first_responders(tx, household_id, moment, context.timezone)
+    backup_at = None
+    if who.backup is not None and escalation is not None:
+        backup_at = to_ts(moment + timedelta(seconds=escalation.backup_after_s))
+    await tx.execute(
+        "UPDATE incidents SET responder_id = ?, backup_id = ?, backup_at = CASE WHEN "
+        "escalate_at IS NULL AND remind_at IS NULL THEN NULL ELSE ? END WHERE id = ?",
+        (who.responder, who.backup, backup_at, incident_id))
+    if who.responder is None:
+        return 0
+    return await queue_notifications(tx, incident_id=incident_id, recipients=[who.responder],
+                                     purpose=Purpose.ALERT, context=context)
+
+
+async def notified_workers(tx: Transaction, incident_id: int) -> list[int]:
+    """Everyone asked to respond to an incident (alert, reminder, backup, escalation), in the
+    order they were first told."""
+    marks = ",".join("?" for _ in ASKED)
+    rows = await tx.fetch_all(
+        "SELECT worker_id, MIN(id) AS first FROM notifications WHERE incident_id = ? "  # noqa: S608
+        f"AND worker_id IS NOT NULL AND purpose IN ({marks}) GROUP BY worker_id ORDER BY first",
+        (incident_id, *ASKED))
+    return [int(r["worker_id"]) for r in rows]
+
+
+async def queue_closure(
+    tx: Transaction,
+    *,
+    incident_id: int,
+    purpose: Purpose,
+    context: NotificationContext,
+    skip_worker: int | None = None,
+) -> int:
+    """Tell everyone who was notified that the incident was acknowledged / resolved.
+
+    ``skip_worker`` (the worker who acted, when known) is not told what they did.
+    """
+    recipients = [w for w in await notified_workers(tx, incident_id) if w != skip_worker]
+    return await queue_notifications(tx, incident_id=incident_id, recipients=recipients,
+                                     purpose=purpose, context=context)
+
+
+def visitor_context_text(stored: str, language: str, timezone: str) -> str:
+    """The sentence telling a worker that a visitor came in shortly before this exit."""
+    context = loads_dict(stored)
+    complete = context.get("complete_at")
+    since = (from_ts(str(complete)).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
+             if complete else t("notify.visitor_context.start", language))
+    return t("notify.visitor_context", language, seconds=context.get("entered_s_before", "?"),
+             came_in=context.get("came_in", "?"), went_out=context.get("went_out", "?"),
+             since=since)
 
 
 async def supervisors_for(tx: Transaction, household_id: int) -> list[int]:
@@ -162,10 +277,5 @@ async def queue_incident_notifications(
     stay in the signature for callers written against the first version.
     """
     del kind, device_id, at
-    row = await tx.fetch_one("SELECT worker_id FROM households WHERE id = ?", (household_id,))
-    if row is None or row["worker_id"] is None:
-        return 0
-    return await queue_notifications(
-        tx, incident_id=incident_id, recipients=[int(row["worker_id"])], purpose=Purpose.ALERT,
-        context=NotificationContext(dashboard_url, timezone),
-    )
+    return await queue_alert(tx, incident_id=incident_id, household_id=household_id,
+                             context=NotificationContext(dashboard_url, timezone))

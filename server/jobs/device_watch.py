@@ -25,7 +25,7 @@ from server.config import ServerSettings
 from server.db.base import Database, Row
 from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
-from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.jobs.periodic import run_periodically
 
 __all__ = ["DeviceWatch", "WatchResult"]
@@ -107,10 +107,9 @@ class DeviceWatch:
                                                   else " (no heartbeat)"))
             await tx.execute("UPDATE devices SET offline_incident_id = ? WHERE device_id = ?",
                              (incident_id, device_id))
-            if row["worker_id"] is not None:
-                await queue_notifications(tx, incident_id=incident_id,
-                                          recipients=[int(row["worker_id"])],
-                                          purpose=Purpose.ALERT, context=self._context)
+            await queue_alert(tx, incident_id=incident_id,
+                              household_id=int(row["household_id"]), context=self._context,
+                              escalation=self._settings.escalation, now=now)
         log.warning("device offline", extra={"device_id": device_id, "since": since,
                                              "incident_id": incident_id})
         return 1

@@ -1,6 +1,15 @@
-"""Reminders to the grid worker and escalation to the supervisor, from persisted deadlines.
+"""Reminders and the escalation ladder, from persisted deadlines.
 
-Each open incident carries ``remind_at`` and ``escalate_at``. A tick finds
+The ladder follows the duty roster (:mod:`server.domain.roster`): the first
+alert goes to the incident's first responder (``responder_id``: the assigned
+worker on shift, else the on-duty one); unacknowledged, they are reminded
+every ``remind_every_s``; at ``backup_at`` the shift's backup worker is told;
+at ``escalate_at`` the supervisor. Every reminder goes to everyone told so
+far (responder, backup, supervisor), repeating until somebody acknowledges;
+:func:`server.domain.notification_outbox.queue_closure` then tells them all
+when it is acknowledged and when resolved.
+
+Each open incident carries ``remind_at``, ``backup_at`` and ``escalate_at``. A tick finds
 the due ones and advances each deadline with a *conditional* UPDATE
 (``WHERE id = ? AND state = 'open' AND remind_at = <the value read>``) in the
 same transaction that queues the notification. Of several server instances
@@ -42,6 +51,7 @@ class TickResult:
 
     reminded: int = 0
     escalated: int = 0
+    backed_up: int = 0
 
 
 class Escalator:
@@ -62,21 +72,48 @@ class Escalator:
         """Send every reminder and escalation that is due now."""
         now = to_ts(self._clock.now())
         due = await self._db.fetch_all(
-            "SELECT id, household_id, escalate_at, remind_at FROM incidents WHERE state = 'open' "
+            "SELECT id, household_id, escalate_at, remind_at, backup_at, backup_id, "
+            "responder_id FROM incidents WHERE state = 'open' "
             "AND ((escalate_at IS NOT NULL AND escalate_at <= ?) "
+            "OR (backup_at IS NOT NULL AND backup_at <= ?) "
             "OR (remind_at IS NOT NULL AND remind_at <= ?)) ORDER BY id LIMIT ?",
-            (now, now, _BATCH),
+            (now, now, now, _BATCH),
         )
         result = TickResult()
         for row in due:
             async with self._db.transaction() as tx:
+                # A reminder goes to those told before this tick, not to whoever this
+                # very tick tells for the first time.
+                remind = row["remind_at"] is not None and row["remind_at"] <= now
+                told = await self._told_so_far(tx, row) if remind else []
                 if row["escalate_at"] is not None and row["escalate_at"] <= now:
                     result.escalated += await self._escalate(tx, row, now)
-                if row["remind_at"] is not None and row["remind_at"] <= now:
-                    result.reminded += await self._remind(tx, row, now)
+                if row["backup_at"] is not None and row["backup_at"] <= now:
+                    result.backed_up += await self._backup(tx, row, now)
+                if remind:
+                    result.reminded += await self._remind(tx, row, now, told)
         self.totals.reminded += result.reminded
         self.totals.escalated += result.escalated
+        self.totals.backed_up += result.backed_up
         return result
+
+    async def _backup(self, tx: Transaction, row: Row, now: str) -> int:
+        won = await tx.execute(
+            "UPDATE incidents SET backup_at = NULL, backup_notified_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'open' AND backup_at = ?",
+            (now, now, row["id"], row["backup_at"]),
+        )
+        if not won or row["backup_id"] is None:
+            return 0
+        recipients = [int(row["backup_id"])]
+        queued = await queue_notifications(tx, incident_id=int(row["id"]), recipients=recipients,
+                                           purpose=Purpose.BACKUP, context=self._context)
+        await audit(tx, "system", "incident.backup", f"incident:{row['id']}",
+                    f"backup worker {recipients}, {queued} notifications")
+        log.warning("incident passed to the backup worker",
+                    extra={"incident_id": row["id"], "recipients": recipients,
+                           "notifications": queued})
+        return 1
 
     async def _escalate(self, tx: Transaction, row: Row, now: str) -> int:
         won = await tx.execute(
@@ -96,7 +133,7 @@ class Escalator:
                            "notifications": queued})
         return 1
 
-    async def _remind(self, tx: Transaction, row: Row, now: str) -> int:
+    async def _remind(self, tx: Transaction, row: Row, now: str, recipients: list[int]) -> int:
         # The next reminder is one period after this one, skipping any missed
         # while the server was down (one reminder now, not a burst of them).
         every = timedelta(seconds=self._settings.escalation.remind_every_s)
@@ -110,11 +147,27 @@ class Escalator:
         )
         if not won:
             return 0
-        worker = await tx.fetch_one("SELECT worker_id FROM households WHERE id = ?",
-                                    (row["household_id"],))
-        recipients = [] if worker is None or worker["worker_id"] is None else [
-            int(worker["worker_id"])]
         queued = await queue_notifications(tx, incident_id=int(row["id"]), recipients=recipients,
                                            purpose=Purpose.REMINDER, context=self._context)
-        log.info("reminder queued", extra={"incident_id": row["id"], "notifications": queued})
+        log.info("reminder queued", extra={"incident_id": row["id"], "notifications": queued,
+                                           "recipients": recipients})
         return 1
+
+    async def _told_so_far(self, tx: Transaction, row: Row) -> list[int]:
+        """The first responder, then everyone alerted, passed to as backup or escalated to.
+
+        Read from the incident and the notifications already queued, so a
+        restart or another instance sees the same set; with nobody told yet,
+        the household's assigned worker.
+        """
+        first = [] if row["responder_id"] is None else [int(row["responder_id"])]
+        told = await tx.fetch_all(
+            "SELECT worker_id, MIN(id) AS first FROM notifications WHERE incident_id = ? "
+            "AND worker_id IS NOT NULL AND purpose IN ('alert', 'backup', 'escalation') "
+            "GROUP BY worker_id ORDER BY first", (row["id"],))
+        everyone = first + [int(r["worker_id"]) for r in told if int(r["worker_id"]) not in first]
+        if everyone:
+            return everyone
+        worker = await tx.fetch_one("SELECT worker_id FROM households WHERE id = ?",
+                                    (row["household_id"],))
+        return [] if worker is None or worker["worker_id"] is None else [int(worker["worker_id"])]

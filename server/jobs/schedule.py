@@ -29,7 +29,7 @@ from server.db.base import Database, Row
 from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.leaves import LeaveState
-from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
+from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.jobs.periodic import run_periodically
 
 __all__ = ["CommandPublisher", "ScheduleResult", "Scheduler"]
@@ -164,10 +164,9 @@ class Scheduler:
                     detail=f"leave:{row['id']} {row['reason']}"[:500], leave_id=int(row["id"]))
                 await tx.execute("UPDATE leaves SET incident_id = ? WHERE id = ?",
                                  (incident_id, row["id"]))
-                if row["worker_id"] is not None:
-                    await queue_notifications(tx, incident_id=incident_id,
-                                              recipients=[int(row["worker_id"])],
-                                              purpose=Purpose.ALERT, context=self._context)
+                await queue_alert(tx, incident_id=incident_id,
+                                  household_id=int(row["household_id"]), context=self._context,
+                                  escalation=self._settings.escalation, now=self._clock.now())
                 opened += 1
                 log.warning("overdue return from a permitted leave",
                             extra={"household_id": row["household_id"], "leave_id": row["id"],

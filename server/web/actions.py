@@ -17,17 +17,20 @@ from pydantic import ValidationError
 
 from ground.errors import DoorwatchError
 from server.db.base import Database
-from server.domain import followups, incidents, leaves
+from server.domain import followups, incidents, leaves, visits
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
+from server.domain.notification_outbox import NotificationContext
 
 __all__ = [
     "ActionError",
     "Outcome",
     "acknowledge_incident",
+    "cancel_visit",
     "end_leave",
     "grant_leave",
     "record_followup",
+    "register_visit",
     "resolve_incident",
 ]
 
@@ -60,19 +63,23 @@ async def _refusals() -> AsyncIterator[None]:
         raise ActionError("invalid", str(first.get("msg", "")), status=400) from exc
 
 
-async def acknowledge_incident(db: Database, incident_id: int, actor: str) -> None:
-    """open -> acknowledged by ``actor``."""
+async def acknowledge_incident(db: Database, incident_id: int, actor: str,
+                               context: NotificationContext | None = None,
+                               worker_id: int | None = None) -> None:
+    """open -> acknowledged by ``actor`` (everyone notified is told)."""
     async with _refusals():
-        await incidents.acknowledge_incident(db, incident_id, actor=actor)
+        await incidents.acknowledge_incident(db, incident_id, actor=actor, context=context,
+                                             worker_id=worker_id)
 
 
 async def resolve_incident(
-    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str
+    db: Database, incident_id: int, actor: str, outcome: IncidentOutcome, note: str,
+    context: NotificationContext | None = None, worker_id: int | None = None,
 ) -> None:
-    """-> resolved with an outcome and a note."""
+    """-> resolved with an outcome and a note (everyone notified is told)."""
     async with _refusals():
         await incidents.resolve_incident(db, incident_id, actor=actor, outcome=outcome,
-                                         note=note)
+                                         note=note, context=context, worker_id=worker_id)
 
 
 async def grant_leave(
@@ -97,12 +104,36 @@ async def end_leave(db: Database, leave_id: int, actor: str) -> None:
 
 async def record_followup(
     db: Database, household_id: int, day: date, temperatures: dict[str, float],
-    symptoms: str, note: str, actor: str,
+    symptoms: str, note: str, actor: str, *, rule: followups.FeverRule,
+    member_symptoms: dict[str, str] | None = None,
 ) -> int:
-    """Record a day's follow-up of a household; return its id."""
+    """Record a day's follow-up of a household (a fever opens its incident); return its id."""
     async with _refusals():
         return await followups.record_followup(
             db, followups.FollowUpIn(household_id=household_id, day=day,
-                                     temperatures=temperatures, symptoms=symptoms or None,
-                                     note=note or None), actor=actor)
+                                     temperatures=temperatures,
+                                     member_symptoms=member_symptoms or {},
+                                     symptoms=symptoms or None, note=note or None),
+            actor=actor, rule=rule)
     raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def register_visit(
+    db: Database, household_id: int, starts_at: datetime, ends_at: datetime, visitor: str,
+    organisation: str, purpose: str, stay_limit_min: int | None, actor: str,
+) -> int:
+    """Register an expected visit (who, organisation, purpose, window); return its id."""
+    if ends_at <= starts_at:
+        raise ActionError("visit_window", status=400)
+    async with _refusals():
+        return await visits.register_visit(db, visits.VisitIn(
+            household_id=household_id, starts_at=starts_at, ends_at=ends_at, visitor=visitor,
+            organisation=organisation or None, purpose=purpose,
+            stay_limit_min=stay_limit_min), actor=actor)
+    raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def cancel_visit(db: Database, visit_id: int, actor: str) -> None:
+    """Withdraw a visit nobody came in for yet."""
+    async with _refusals():
+        await visits.cancel_visit(db, visit_id, actor=actor)

@@ -181,8 +181,10 @@ class LeaveIn(_In):
 class FollowupIn(_In):
     """Today's follow-up of a household."""
 
-    temperatures: dict[str, float] = Field(default_factory=dict)
-    symptoms: str = Field("", max_length=500)
+    temperatures: dict[str, float] = Field(default_factory=dict, description="member -> °C")
+    member_symptoms: dict[str, str] = Field(default_factory=dict,
+                                            description="member -> symptoms")
+    symptoms: str = Field("", max_length=500, description="Household-level symptoms")
     note: str = Field("", max_length=2000)
 
 

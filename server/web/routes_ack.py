@@ -14,13 +14,32 @@ from starlette.responses import Response
 
 from ground.i18n import normalize_language, t
 from ground.timeutil import to_ts, utcnow
-from server.domain.ack_links import AckClaim, AckLinkError, ack_secret, check_token, use_ack_link
+from server.db.base import Transaction
+from server.domain.ack_links import (
+    AckClaim,
+    AckHook,
+    AckLinkError,
+    ack_secret,
+    check_token,
+    use_ack_link,
+)
+from server.domain.notification_outbox import NotificationContext, Purpose, queue_closure
 from server.web.deps import Db, Settings
 from server.web.render import local_time, templates
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
+
+def _tell_the_others(context: NotificationContext) -> AckHook:
+    """Everyone else who was notified is told the incident was acknowledged."""
+
+    async def hook(tx: Transaction, claim: AckClaim) -> None:
+        await queue_closure(tx, incident_id=claim.incident_id, purpose=Purpose.ACKNOWLEDGED,
+                            context=context, skip_worker=claim.worker_id)
+
+    return hook
+
 
 _STATUS = {"used": 410, "expired": 410, "invalid": 400}
 
@@ -91,7 +110,8 @@ async def ack_press(request: Request, token: str, db: Db, settings: Settings) ->
     try:
         claim, outcome = await use_ack_link(
             db, token, lifetime_s=settings.notify.ack_link_lifetime_s,
-            source=f"from {client}" if client else "")
+            source=f"from {client}" if client else "",
+            on_acknowledged=_tell_the_others(NotificationContext.of(settings)))
     except AckLinkError as exc:
         language = _language(request)
         try:

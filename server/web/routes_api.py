@@ -18,6 +18,8 @@ from starlette.responses import Response
 
 from server.domain import devices, households, people
 from server.domain.errors import InvalidChangeError, NotFoundError
+from server.domain.followups import FeverRule
+from server.domain.notification_outbox import NotificationContext
 from server.web import actions
 from server.web.api_models import (
     AuditOut,
@@ -164,23 +166,26 @@ async def _check_incident(db: Db, user: User, incident_id: int) -> None:
 
 
 @router.post("/incidents/{incident_id}/ack", status_code=204, summary="Acknowledge")
-async def api_ack(db: Db, user: Casework, incident_id: int) -> Response:
+async def api_ack(db: Db, settings: Settings, user: Casework, incident_id: int) -> Response:
     """open -> acknowledged."""
     await _check_incident(db, user, incident_id)
     try:
-        await actions.acknowledge_incident(db, incident_id, user.username)
+        await actions.acknowledge_incident(db, incident_id, user.username,
+                                           NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
 
 
 @router.post("/incidents/{incident_id}/resolve", status_code=204, summary="Resolve")
-async def api_resolve(db: Db, user: Casework, incident_id: int, body: ResolveIn) -> Response:
+async def api_resolve(db: Db, settings: Settings, user: Casework, incident_id: int,
+                      body: ResolveIn) -> Response:
     """-> resolved with an outcome and a note."""
     await _check_incident(db, user, incident_id)
     try:
         await actions.resolve_incident(db, incident_id, user.username, body.outcome,
-                                       body.note.strip())
+                                       body.note.strip(), NotificationContext.of(settings),
+                                       user.worker_id)
     except actions.ActionError as exc:
         raise HTTPException(exc.status, exc.key) from None
     return Response(status_code=204)
@@ -256,8 +261,12 @@ async def api_followup(db: Db, settings: Settings, user: Casework, household_id:
     if await visible_household(db, user, household_id) is None:
         raise HTTPException(404, "no such household")
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
-    followup_id = await actions.record_followup(db, household_id, today, body.temperatures,
-                                                body.symptoms, body.note, user.username)
+    try:
+        followup_id = await actions.record_followup(
+            db, household_id, today, body.temperatures, body.symptoms, body.note, user.username,
+            rule=FeverRule.of(settings), member_symptoms=body.member_symptoms)
+    except actions.ActionError as exc:
+        raise HTTPException(exc.status, exc.key) from None
     return IdOut(id=followup_id)
 
 

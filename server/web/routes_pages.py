@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ground.i18n import t
 from server.domain.incident_opening import IncidentKind, IncidentState
+from server.domain.notification_outbox import NotificationContext, visitor_context_text
 from server.web import actions
 from server.web.charts import (
     ack_times_by_grid,
@@ -105,9 +106,17 @@ async def incident_page(request: Request, db: Db, user: Casework, incident_id: i
     if detail is None:
         raise HTTPException(404)
     # Events and audit entries interleaved by time, in the reader's language.
-    steps = timeline(detail["events"], detail["history"], language_of(request, user))
+    language = language_of(request, user)
+    steps = timeline(detail["events"], detail["history"], language)
+    extra = await db.fetch_one("SELECT detail, visitor_context FROM incidents WHERE id = ?",
+                               (incident_id,))
+    visitor_note = (visitor_context_text(extra["visitor_context"], language,
+                                         request.app.state.settings.notify.timezone)
+                    if extra and extra["visitor_context"] else None)
     return render(request, "incident.html", user, outcomes=list(actions.Outcome),
-                  error=request.query_params.get("error"), timeline=steps, **detail)
+                  error=request.query_params.get("error"), timeline=steps,
+                  incident_detail_text=extra["detail"] if extra else None,
+                  visitor_note=visitor_note, **detail)
 
 
 @router.get("/incidents/{incident_id}/snapshots/{event_id}.jpg")
@@ -125,11 +134,12 @@ async def _visible(db: Db, user: User, incident_id: int) -> None:
 
 
 @router.post("/incidents/{incident_id}/ack")
-async def acknowledge(db: Db, user: Casework, incident_id: int) -> Response:
+async def acknowledge(db: Db, settings: Settings, user: Casework, incident_id: int) -> Response:
     """Acknowledge: I am on it."""
     await _visible(db, user, incident_id)
     try:
-        await actions.acknowledge_incident(db, incident_id, user.username)
+        await actions.acknowledge_incident(db, incident_id, user.username,
+                                           NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         return RedirectResponse(f"/incidents/{incident_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
@@ -137,13 +147,15 @@ async def acknowledge(db: Db, user: Casework, incident_id: int) -> Response:
 
 @router.post("/incidents/{incident_id}/resolve")
 async def resolve(
-    db: Db, user: Casework, incident_id: int, outcome: Annotated[actions.Outcome, Form()],
+    db: Db, settings: Settings, user: Casework, incident_id: int,
+    outcome: Annotated[actions.Outcome, Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Resolve with an outcome and a note."""
     await _visible(db, user, incident_id)
     try:
-        await actions.resolve_incident(db, incident_id, user.username, outcome, note.strip())
+        await actions.resolve_incident(db, incident_id, user.username, outcome, note.strip(),
+                                       NotificationContext.of(settings), user.worker_id)
     except actions.ActionError as exc:
         return RedirectResponse(f"/incidents/{incident_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/incidents/{incident_id}", status_code=303)

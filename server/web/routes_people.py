@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
+from server.domain.common import loads_list
+from server.domain.followups import HOUSEHOLD_KEY, FeverRule
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -19,13 +21,20 @@ from server.web.deps import (
     csrf_protect,
     require,
 )
+from server.web.followups_view import (
+    export_rows,
+    followups_csv,
+    member_label,
+    readings,
+    today_lists,
+)
 from server.web.queries import (
     audit_entries,
     device_rows,
     household_rows,
     visible_household,
 )
-from server.web.render import render
+from server.web.render import language_of, render
 from server.web.users import Role, User
 
 __all__ = ["router"]
@@ -64,10 +73,19 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     followups = await db.fetch_all(
         "SELECT * FROM followups WHERE household_id = ? ORDER BY day DESC, id DESC LIMIT 30",
         (household_id,))
+    threshold = settings.followups.fever_c
+    for row in followups:
+        row["readings"] = readings(row, threshold)
     devices = [d for d in await device_rows(db, user) if d["household_id"] == household_id]
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
+    members = [str(m) for m in loads_list(str(household["members"]))] or [HOUSEHOLD_KEY]
+    visits = await db.fetch_all(
+        "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
+        (household_id,))
     return render(request, "household.html", user, h=household, leaves=leaves,
                   followups=followups, devices=devices, today=today.isoformat(),
+                  members=members, fever_c=threshold, member_label=member_label,
+                  visits=visits, stay_limit_min=settings.visits.stay_limit_min,
                   error=request.query_params.get("error"))
 
 
@@ -111,26 +129,114 @@ async def end_leave(db: Db, user: Casework, leave_id: int) -> Response:
     return RedirectResponse(f"/households/{household_id}", status_code=303)
 
 
+@router.post("/households/{household_id}/visits")
+async def register_visit(
+    db: Db, settings: Settings, user: Casework, household_id: int,
+    starts_at: Annotated[str, Form()], ends_at: Annotated[str, Form()],
+    visitor: Annotated[str, Form(min_length=1, max_length=200)],
+    purpose: Annotated[str, Form(min_length=1, max_length=500)],
+    organisation: Annotated[str, Form(max_length=200)] = "",
+    stay_limit_min: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Register an expected visit: who, organisation, purpose, window (and stay limit)."""
+    await _household_or_404(db, user, household_id)
+    zone = settings.notify.timezone
+    try:
+        limit = int(stay_limit_min) if stay_limit_min.strip() else None
+    except ValueError:
+        return RedirectResponse(f"/households/{household_id}?error=invalid", status_code=303)
+    try:
+        await actions.register_visit(db, household_id, _local(starts_at, zone),
+                                     _local(ends_at, zone), visitor.strip(),
+                                     organisation.strip(), purpose.strip(), limit,
+                                     user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+
+
+@router.post("/visits/{visit_id}/cancel")
+async def cancel_visit(db: Db, user: Casework, visit_id: int) -> Response:
+    """Withdraw a visit nobody came in for yet."""
+    row = await db.fetch_one("SELECT household_id FROM visits WHERE id = ?", (visit_id,))
+    if row is None:
+        raise HTTPException(404)
+    household_id = int(row["household_id"])
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.cancel_visit(db, visit_id, user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+
+
 @router.post("/households/{household_id}/followups")
 async def record_followup(
     request: Request, db: Db, settings: Settings, user: Casework, household_id: int,
     symptoms: Annotated[str, Form(max_length=500)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """Record today's follow-up: a temperature per member (fields ``temp_<member>``)."""
+    """Record today's follow-up: per member (repeated ``member``/``temp``/``symptom`` fields)."""
     await _household_or_404(db, user, household_id)
     form = await request.form()
+    names = [str(v) for v in form.getlist("member")]
+    temps = [str(v) for v in form.getlist("temp")]
+    said = [str(v) for v in form.getlist("symptom")]
+    if not len(names) == len(temps) == len(said):
+        raise HTTPException(400, "member, temp and symptom fields must come in threes")
     temperatures: dict[str, float] = {}
-    for key, value in form.items():
-        if key.startswith("temp_") and isinstance(value, str) and value.strip():
+    member_symptoms: dict[str, str] = {}
+    for member, value, text in zip(names, temps, said, strict=True):
+        if value.strip():
             try:
-                temperatures[key[5:] or "?"] = float(value)
+                temperatures[member] = float(value.replace(",", "."))
             except ValueError:
-                raise HTTPException(400, f"{key}: not a number: {value!r}") from None
+                return RedirectResponse(f"/households/{household_id}?error=invalid",
+                                        status_code=303)
+        if text.strip():
+            member_symptoms[member] = text.strip()
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
-    await actions.record_followup(db, household_id, today, temperatures, symptoms.strip(),
-                                  note.strip(), user.username)
+    try:
+        await actions.record_followup(db, household_id, today, temperatures, symptoms.strip(),
+                                      note.strip(), user.username, rule=FeverRule.of(settings),
+                                      member_symptoms=member_symptoms)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.get("/followups")
+async def followups_page(request: Request, db: Db, settings: Settings,
+                         user: Casework) -> Response:
+    """Today's follow-ups: households in quarantine not yet visited first, then visited ones."""
+    today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
+    missing, visited = await today_lists(db, user, today)
+    return render(request, "followups.html", user, missing=missing, visited=visited,
+                  today=today.isoformat(), fever_c=settings.followups.fever_c)
+
+
+def _day(value: str | None, default: date) -> date:
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, f"not a day: {value!r}") from None
+
+
+@router.get("/followups.csv")
+async def followups_export(request: Request, db: Db, settings: Settings,
+                           user: Casework) -> Response:
+    """Follow-ups from ``from`` to ``to`` (default: today), one line per member, as CSV."""
+    today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
+    day_to = _day(request.query_params.get("to"), today)
+    day_from = _day(request.query_params.get("from"), day_to)
+    rows = await export_rows(db, user, day_from, day_to)
+    body = followups_csv(rows, settings.followups.fever_c, settings.notify.timezone,
+                         language_of(request, user))
+    name = f"followups-{day_from.isoformat()}-{day_to.isoformat()}.csv"
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/devices")

@@ -42,6 +42,9 @@ def _describe(action: str, detail: str, language: str) -> tuple[str, str]:
     if action == "incident.escalate":
         found = _NOTIFICATIONS.search(detail)
         return t("timeline.escalate", language, count=found.group(1) if found else "?"), ""
+    if action == "incident.backup":
+        found = _NOTIFICATIONS.search(detail)
+        return t("timeline.backup", language, count=found.group(1) if found else "?"), ""
     if action == "incident.ack":
         key = "timeline.ack_link" if detail.startswith("one-tap link") else "timeline.ack"
         return t(key, language), ""

@@ -68,23 +68,25 @@ async def test_reminders_then_escalation_until_acknowledged(
                               "ORDER BY id")
     assert "第1次" in reminder[0]["title"]
     assert "第2次" in reminder[1]["title"]
-    await acknowledge_incident(db, incident_id, actor="王网格", clock=clock)
+    await acknowledge_incident(db, incident_id, actor="王网格", clock=clock,
+                               worker_id=s.worker)
     clock.advance(hours=5)
     result = await escalator.tick()
     assert (result.reminded, result.escalated) == (0, 0)
-    assert await scalar(db, "SELECT COUNT(*) FROM notifications") == 4
+    # Everyone notified is told it was acknowledged, except the worker who did it.
+    assert (await purposes(db))[4:] == [("acknowledged", s.supervisor)]
 
 
 async def test_acknowledged_in_time_never_escalates(
     db: Database, settings: ServerSettings, clock: ManualClock
 ) -> None:
-    _, incident_id = await open_breach(db, settings)
+    s, incident_id = await open_breach(db, settings)
     escalator = Escalator(db, settings, clock)
     clock.advance(seconds=200)
-    await acknowledge_incident(db, incident_id, actor="w", clock=clock)
+    await acknowledge_incident(db, incident_id, actor="w", clock=clock, worker_id=s.worker)
     clock.advance(hours=1)
     assert (await escalator.tick()).escalated == 0
-    assert await purposes(db) == [("alert", (await purposes(db))[0][1])]
+    assert await purposes(db) == [("alert", s.worker)]
 
 
 async def test_missed_reminders_while_down_are_sent_once(

@@ -34,8 +34,8 @@ async def test_reminders_and_escalation_are_delivered_and_survive_a_restart(
         devices={"heartbeat_budget_s": 10 * 365 * 86400})
     clock = ManualClock(utcnow())
     async with serve(settings, clock=clock) as server:
-        await seed(server.db, url=receiver.apprise_url,
-                   supervisor_url=receiver.apprise_url + "?supervisor=1")
+        seeded = await seed(server.db, url=receiver.apprise_url,
+                            supervisor_url=receiver.apprise_url + "?supervisor=1")
         feeder = EventFeeder(server.db, settings)
         incident = (await feeder.send("door-1", EventKind.EXIT, utcnow())).incidents_opened[0]
         assert await asyncio.to_thread(receiver.wait_for, 1)
@@ -50,7 +50,11 @@ async def test_reminders_and_escalation_are_delivered_and_survive_a_restart(
         assert await asyncio.to_thread(receiver.wait_for, 4)
         assert any(t.startswith("[Escalated] Breach") for t in titles(receiver)[2:4])
         assert any("提醒 第2次" in t for t in titles(receiver)[2:4])
-        await acknowledge_incident(server.db, incident, actor="王网格", clock=clock)
+        await acknowledge_incident(server.db, incident, actor="王网格", clock=clock,
+                                   worker_id=seeded.worker)
+        # The supervisor, who was told, is told it is acknowledged (the worker did it).
+        assert await asyncio.to_thread(receiver.wait_for, 5)
         clock.advance(hours=3)
         await asyncio.sleep(0.5)  # several escalation ticks: nothing more may be sent
-    assert len(receiver.received) == 4
+    assert len(receiver.received) == 5
+    assert titles(receiver)[4].startswith("[Acknowledged] Breach")

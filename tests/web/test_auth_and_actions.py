@@ -144,7 +144,8 @@ async def test_leave_and_followup_are_recorded_and_audited(
     assert (leave["reason"], leave["granted_by"]) == ("医院复查", "east")
     await client.post(f"/leaves/{leave['id']}/end", data={"csrf_token": csrf})
     await client.post(f"/households/{household}/followups", data={
-        "csrf_token": csrf, "temp_住户": "36.7", "symptoms": "无", "note": "ok"})
+        "csrf_token": csrf, "member": "household", "temp": "36.7", "symptom": "",
+        "symptoms": "无", "note": "ok"})
     page = (await client.get("/households")).text
     assert "已随访" in page
     actions = [r["action"] for r in await db.fetch_all(
