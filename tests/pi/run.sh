@@ -125,6 +125,33 @@ host_n=$(passages "$work/analyze-host.jsonl"); arm_n=$(passages "$work/analyze-a
 [ "$arm_n" -ge 1 ] || { echo "pi-test: no passage found on arm64" >&2; exit 1; }
 [ "$arm_n" = "$host_n" ] || { echo "pi-test: arm64 found $arm_n passages, this machine $host_n" >&2; exit 1; }
 
+# Instructions per analysed frame on arm64, when a QEMU build with TCG plugins is given
+# (tests/pi/qemu_plugins.sh makes one from Debian's qemu source; Debian's own
+# qemu-user-static is static and qemu-user is built without plugins). Counted by the
+# `insn` plugin over the whole process, as callgrind counts on x86; two runs that decode
+# the same 200 frames and analyse 80 or 200 of them give the analyzer's cost per frame.
+if [ -n "${DOORWATCH_QEMU_PLUGINS:-}" ]; then
+  step "instructions per analysed frame (QEMU insn plugin, $DOORWATCH_QEMU_PLUGINS)"
+  cp "$repo/tests/pi/frame_cost.py" "$root/tmp/"
+  # This QEMU is an x86-64 program linked to this machine's glib: it runs inside the
+  # root (so the root's absolute symlinks, such as Debian's alternatives, resolve there)
+  # through its own copy of this machine's loader and libraries.
+  qdir=$root/opt/qemu-plugins
+  mkdir -p "$qdir"
+  cp "$DOORWATCH_QEMU_PLUGINS/qemu-aarch64" "$DOORWATCH_QEMU_PLUGINS/tests/plugin/libinsn.so" "$qdir/"
+  for lib in $(ldd "$DOORWATCH_QEMU_PLUGINS/qemu-aarch64" | grep -o '/[^ ]*'); do cp -L "$lib" "$qdir/"; done
+  count() {  # the guest's instructions for decoding 200 frames and analysing the first $1
+    in_root /opt/qemu-plugins/ld-linux-x86-64.so.2 --library-path /opt/qemu-plugins \
+      /opt/qemu-plugins/qemu-aarch64 -plugin /opt/qemu-plugins/libinsn.so,inline=on \
+      -d plugin -D "/tmp/insn-$1.txt" \
+      /opt/doorwatch/venv/bin/python /tmp/frame_cost.py /tmp/clip /tmp/scene.toml "$1" >&2
+    sed -n 's/^insns: //p' "$root/tmp/insn-$1.txt"
+  }
+  low=$(count 80); high=$(count 200)
+  figures+=("arm64-insns analyse-80 $low analyse-200 $high per-frame $(( (high - low) / 120 ))")
+  step "arm64 instructions per analysed frame: $(( (high - low) / 120 ))"
+fi
+
 step "broker, server, household and device on this machine (the README's path)"
 read -r tls_port loop_port http_port < <(py -c 'from ground.ports import free_ports; print(*free_ports(3))')
 "$dw" --lang en broker init "$work/broker" --hostname 127.0.0.1 --port "$tls_port" --loopback-port "$loop_port" >/dev/null
