@@ -151,7 +151,7 @@ class WorkerOut(_Out):
 
 
 class DeviceIn(_In):
-    """Register (or re-assign) a device."""
+    """Assign a provisioned device to a household (``household_id`` None: only check it)."""
 
     device_id: str = Field(min_length=1, max_length=64)
     household_id: int | None = None

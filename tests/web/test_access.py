@@ -9,6 +9,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from ground.timeutil import utcnow
+from server.admin import register_device
 from server.db.base import Database
 from server.web import actions
 from tests.web.helpers import Seed, csrf_from, login
@@ -70,7 +71,7 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/api/leaves/{leave}/end", CASEWORK, {}),
     ("POST", "/api/households/{hh}/followups", CASEWORK, {"temperatures": {"household": 36.5}}),
     ("POST", "/api/workers", OVERSEERS, {"name": "w"}),
-    ("POST", "/api/devices", DEVICE_STAFF, {"device_id": "door-new"}),
+    ("POST", "/api/devices", DEVICE_STAFF, {"device_id": "door-new"}),  # provisioned below
     ("POST", "/api/devices/door-east/replace", DEVICE_STAFF,
      {"new_device_id": "door-new", "reason": "broken"}),
     ("GET", "/api/grids", OVERSEERS, None),
@@ -178,6 +179,7 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
     csrf = await login(client, who)
     problems = []
     victim, other = await _victim(db), await _victim(db, "fitter")
+    await register_device(db, "door-new", household_id=None)  # as `device provision` does
     for method, path, allowed, body in ROUTES:
         ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
                "leave": await _leave(db, seeded.households["east"]), "user": victim,
