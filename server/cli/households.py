@@ -158,14 +158,25 @@ def household_update(
 def household_end_quarantine(
     household_id: Annotated[int, typer.Argument(help="Household id")],
     reason: Annotated[str, typer.Option(help="Why it ends early (audited)")],
+    outcome: Annotated[str, typer.Option(
+        help="How it ended: completed, tested_negative, hospitalised, transferred, other")]
+    = "other",
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """End a household's quarantine now: its devices are disarmed; audited."""
+    """End a household's quarantine now: release record, devices disarmed, worker told."""
     from server.domain.households import end_quarantine_early
+    from server.domain.releases import ReleaseContext, ReleaseOutcome
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason)
+    try:
+        how = ReleaseOutcome(outcome)
+    except ValueError:
+        raise typer.BadParameter(f"{outcome!r}: one of "
+                                 f"{', '.join(o.value for o in ReleaseOutcome)}") from None
+
+    async def action(db: Database, settings: ServerSettings) -> None:
+        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason,
+                                   outcome=how, release=ReleaseContext.of(settings))
 
     run_with_db(config, action)
     print_done(f"household {household_id}")

@@ -48,6 +48,7 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
      {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T12:00", "visitor": "nurse",
       "purpose": "swab"}),
     ("POST", "/visits/{visit}/cancel", CASEWORK, {}),
+    ("POST", "/households/{hh}/release", OVERSEERS, {"outcome": "other", "note": "x"}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -191,7 +192,8 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
             # device already replaced by an earlier role's turn): never 401/403.
             ok = response.status_code < 400 or (
                 response.status_code in (404, 409) and any(
-                    part in url for part in ("snapshots", "ack", "resolve", "replace")))
+                    part in url for part in ("snapshots", "ack", "resolve", "replace",
+                                              "end-quarantine")))
         else:
             ok = response.status_code == 403
         if not ok:
@@ -250,6 +252,7 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     ("/households/{hh}/followups", {"note": "x"}),
     ("/households/{hh}/visits", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "visitor": "v", "purpose": "p"}),
+    ("/households/{hh}/release", {"outcome": "other", "note": "x"}),
     ("/households/{hh}/leaves", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "reason": "r"}),
     ("/users", {"username": "mallory", "password": "long enough pw", "role": "admin"}),
