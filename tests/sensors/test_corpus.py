@@ -250,6 +250,24 @@ def test_eval_command_names_a_clip_left_out(tmp_path: Path) -> None:
     assert "no clip to evaluate" in result.output
 
 
+def test_eval_command_scores_one_split_only(tmp_path: Path) -> None:
+    """`--split tuning` never runs (so never shows) a validation clip."""
+    path = _labels(tmp_path, {"a.mp4": {"split": "tuning", "scene_id": "s1"},
+                              "b.mp4": {"split": "validation", "scene_id": "s2"}})
+    # Empty files: a clip that is run fails loudly, so passing proves b.mp4 was not run.
+    (tmp_path / "videos" / "a.mp4").unlink()
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "validation",
+                                      "--corpus-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "b.mp4" in result.output
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "tuning"])
+    assert result.exit_code == 2, result.output
+    assert "no clip to evaluate" in result.output
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "both"])
+    assert result.exit_code == 2
+    assert "--split must be tuning or validation" in result.output
+
+
 def _score(name: str, tp: int, fp: int, fn: int, delays: list[int]) -> ClipScore:
     passages = [Passage(frame=10 * i, t=0.4 * i, direction="out", track=i, confidence=0.9)
                 for i in range(len(delays))]
