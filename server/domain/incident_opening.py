@@ -40,6 +40,7 @@ class IncidentKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     TAMPER = "tamper"
     FEVER = "fever"  # from a daily follow-up (server/domain/followups.py), not from a door
+    VISITOR_OVERSTAY = "visitor_overstay"  # a registered visitor still inside (visits.py)
 
 
 class IncidentState(StrEnum):
@@ -77,6 +78,7 @@ SEVERITY_OF: dict[IncidentKind, Severity] = {
     IncidentKind.DEVICE_OFFLINE: Severity.MEDIUM,
     IncidentKind.VISITOR: Severity.LOW,
     IncidentKind.FEVER: Severity.MEDIUM,
+    IncidentKind.VISITOR_OVERSTAY: Severity.MEDIUM,
 }
 
 # Incidents about what happened at the door, into which later door events fold.

@@ -17,18 +17,22 @@ from pydantic import ValidationError
 
 from ground.errors import DoorwatchError
 from server.db.base import Database
-from server.domain import followups, incidents, leaves
+from server.domain import followups, households, incidents, leaves, visits
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
 from server.domain.notification_outbox import NotificationContext
+from server.domain.releases import ReleaseContext, ReleaseOutcome
 
 __all__ = [
     "ActionError",
     "Outcome",
     "acknowledge_incident",
+    "cancel_visit",
     "end_leave",
     "grant_leave",
     "record_followup",
+    "register_visit",
+    "release_household",
     "resolve_incident",
 ]
 
@@ -114,3 +118,40 @@ async def record_followup(
                                      symptoms=symptoms or None, note=note or None),
             actor=actor, rule=rule)
     raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def register_visit(
+    db: Database, household_id: int, starts_at: datetime, ends_at: datetime, visitor: str,
+    organisation: str, purpose: str, stay_limit_min: int | None, actor: str,
+) -> int:
+    """Register an expected visit (who, organisation, purpose, window); return its id."""
+    if ends_at <= starts_at:
+        raise ActionError("visit_window", status=400)
+    async with _refusals():
+        return await visits.register_visit(db, visits.VisitIn(
+            household_id=household_id, starts_at=starts_at, ends_at=ends_at, visitor=visitor,
+            organisation=organisation or None, purpose=purpose,
+            stay_limit_min=stay_limit_min), actor=actor)
+    raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def cancel_visit(db: Database, visit_id: int, actor: str) -> None:
+    """Withdraw a visit nobody came in for yet."""
+    async with _refusals():
+        await visits.cancel_visit(db, visit_id, actor=actor)
+
+
+async def release_household(
+    db: Database, household_id: int, outcome: str, note: str, actor: str,
+    context: ReleaseContext,
+) -> None:
+    """End a quarantine now: release record, devices disarmed, worker told, retention started."""
+    try:
+        how = ReleaseOutcome(outcome)
+    except ValueError:
+        raise ActionError("invalid", f"outcome {outcome!r}", status=400) from None
+    if not note.strip():
+        raise ActionError("note_required", status=400)
+    async with _refusals():
+        await households.end_quarantine_early(db, household_id, actor=actor, reason=note,
+                                              outcome=how, release=context)

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
+from ground.timeutil import now_ts
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
+from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -79,10 +81,42 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     devices = [d for d in await device_rows(db, user) if d["household_id"] == household_id]
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
     members = [str(m) for m in loads_list(str(household["members"]))] or [HOUSEHOLD_KEY]
+    visits = await db.fetch_all(
+        "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
+        (household_id,))
+    releases = await list_releases(db, household_id)
     return render(request, "household.html", user, h=household, leaves=leaves,
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
+                  visits=visits, stay_limit_min=settings.visits.stay_limit_min,
+                  releases=releases, release_outcomes=list(ReleaseOutcome),
+                  in_quarantine=_in_quarantine(household),
+                  tz=ZoneInfo(settings.notify.timezone),
                   error=request.query_params.get("error"))
+
+
+def _in_quarantine(household: dict[str, object]) -> bool:
+    """Whether the household's quarantine can be ended now (armed, or its period not over)."""
+    if household.get("purged_at"):
+        return False
+    end = household.get("quarantine_end")
+    return bool(household.get("armed")) or (isinstance(end, str) and end > now_ts())
+
+
+@router.post("/households/{household_id}/release")
+async def release_household(
+    db: Db, settings: Settings, user: Overseer, household_id: int,
+    outcome: Annotated[str, Form(max_length=40)],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """End the quarantine now: release record, devices disarmed, worker told (overseers)."""
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.release_household(db, household_id, outcome, note, user.username,
+                                        ReleaseContext.of(settings))
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#release", status_code=303)
 
 
 def _local(value: str, zone: str) -> datetime:
@@ -123,6 +157,47 @@ async def end_leave(db: Db, user: Casework, leave_id: int) -> Response:
     except actions.ActionError as exc:
         return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.post("/households/{household_id}/visits")
+async def register_visit(
+    db: Db, settings: Settings, user: Casework, household_id: int,
+    starts_at: Annotated[str, Form()], ends_at: Annotated[str, Form()],
+    visitor: Annotated[str, Form(min_length=1, max_length=200)],
+    purpose: Annotated[str, Form(min_length=1, max_length=500)],
+    organisation: Annotated[str, Form(max_length=200)] = "",
+    stay_limit_min: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Register an expected visit: who, organisation, purpose, window (and stay limit)."""
+    await _household_or_404(db, user, household_id)
+    zone = settings.notify.timezone
+    try:
+        limit = int(stay_limit_min) if stay_limit_min.strip() else None
+    except ValueError:
+        return RedirectResponse(f"/households/{household_id}?error=invalid", status_code=303)
+    try:
+        await actions.register_visit(db, household_id, _local(starts_at, zone),
+                                     _local(ends_at, zone), visitor.strip(),
+                                     organisation.strip(), purpose.strip(), limit,
+                                     user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+
+
+@router.post("/visits/{visit_id}/cancel")
+async def cancel_visit(db: Db, user: Casework, visit_id: int) -> Response:
+    """Withdraw a visit nobody came in for yet."""
+    row = await db.fetch_one("SELECT household_id FROM visits WHERE id = ?", (visit_id,))
+    if row is None:
+        raise HTTPException(404)
+    household_id = int(row["household_id"])
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.cancel_visit(db, visit_id, user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
 
 
 @router.post("/households/{household_id}/followups")

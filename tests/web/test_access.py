@@ -9,6 +9,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from ground.timeutil import utcnow
+from server.admin import register_device
 from server.db.base import Database
 from server.web import actions
 from tests.web.helpers import Seed, csrf_from, login
@@ -41,6 +42,13 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/leaves/{leave}/end", CASEWORK, {}),
     ("POST", "/households/{hh}/followups", CASEWORK, {"member": "household", "temp": "36.6",
                                                        "symptom": "", "symptoms": ""}),
+    ("GET", "/followups", CASEWORK, None),
+    ("GET", "/followups.csv", CASEWORK, None),
+    ("POST", "/households/{hh}/visits", CASEWORK,
+     {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T12:00", "visitor": "nurse",
+      "purpose": "swab"}),
+    ("POST", "/visits/{visit}/cancel", CASEWORK, {}),
+    ("POST", "/households/{hh}/release", OVERSEERS, {"outcome": "other", "note": "x"}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -63,7 +71,7 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/api/leaves/{leave}/end", CASEWORK, {}),
     ("POST", "/api/households/{hh}/followups", CASEWORK, {"temperatures": {"household": 36.5}}),
     ("POST", "/api/workers", OVERSEERS, {"name": "w"}),
-    ("POST", "/api/devices", DEVICE_STAFF, {"device_id": "door-new"}),
+    ("POST", "/api/devices", DEVICE_STAFF, {"device_id": "door-new"}),  # provisioned below
     ("POST", "/api/devices/door-east/replace", DEVICE_STAFF,
      {"new_device_id": "door-new", "reason": "broken"}),
     ("GET", "/api/grids", OVERSEERS, None),
@@ -100,6 +108,12 @@ async def _leave(db: Database, household_id: int) -> int:
                                      "setup", "test")
 
 
+async def _visit(db: Database, household_id: int) -> int:
+    start = utcnow() + timedelta(days=1)
+    return await actions.register_visit(db, household_id, start, start + timedelta(hours=2),
+                                        "nurse", "", "swab", None, "test")
+
+
 async def _victim(db: Database, username: str = "west") -> int:
     """A user the admin's user-management routes act on (another grid's worker)."""
     row = await db.fetch_one("SELECT id FROM users WHERE username = ?", (username,))
@@ -134,7 +148,8 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
     assert isinstance(transport, httpx.ASGITransport)
     app = transport.app
     listed = {(m, p.replace("{inc}", "{incident_id}").replace("{hh}", "{household_id}")
-               .replace("{leave}", "{leave_id}").replace("none.jpg", "{event_id}.jpg")
+               .replace("{leave}", "{leave_id}").replace("{visit}", "{visit_id}")
+               .replace("none.jpg", "{event_id}.jpg")
                .replace("{user}", "{user_id}").replace("{other}", "{user_id}"))
               for m, p, _, _ in ROUTES} | PUBLIC
     found = {(method, route.path) for route in app.routes  # type: ignore[attr-defined]
@@ -146,6 +161,7 @@ async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: See
                                           db: Database) -> None:
     ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
            "leave": await _leave(db, seeded.households["east"]), "user": await _victim(db),
+           "visit": await _visit(db, seeded.households["east"]),
            "other": await _victim(db, "fitter")}
     csrf = csrf_from((await client.get("/login")).text)  # a valid token: test auth, not CSRF
     for method, path, _, body in ROUTES:
@@ -163,9 +179,11 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
     csrf = await login(client, who)
     problems = []
     victim, other = await _victim(db), await _victim(db, "fitter")
+    await register_device(db, "door-new", household_id=None)  # as `device provision` does
     for method, path, allowed, body in ROUTES:
         ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
                "leave": await _leave(db, seeded.households["east"]), "user": victim,
+               "visit": await _visit(db, seeded.households["east"]),
                "other": other}
         url = _fill(path, ids)
         response = await client.send(_send(client, method, url, body, csrf, who))
@@ -174,7 +192,8 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
             # device already replaced by an earlier role's turn): never 401/403.
             ok = response.status_code < 400 or (
                 response.status_code in (404, 409) and any(
-                    part in url for part in ("snapshots", "ack", "resolve", "replace")))
+                    part in url for part in ("snapshots", "ack", "resolve", "replace",
+                                              "end-quarantine")))
         else:
             ok = response.status_code == 403
         if not ok:
@@ -192,6 +211,7 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     csrf = await login(client, WORKER)
     other_inc, other_hh = seeded.incidents["west"], seeded.households["west"]
     other_leave = await _leave(db, other_hh)
+    other_visit = await _visit(db, other_hh)
     for url in (f"/incidents/{other_inc}", f"/incidents/{other_inc}/row",
                 f"/households/{other_hh}", f"/api/incidents/{other_inc}",
                 f"/api/households/{other_hh}"):
@@ -199,7 +219,11 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     for url, data in ((f"/incidents/{other_inc}/ack", {}),
                       (f"/incidents/{other_inc}/resolve", {"outcome": "false_alarm"}),
                       (f"/leaves/{other_leave}/end", {}),
-                      (f"/households/{other_hh}/followups", {"note": "x"})):
+                      (f"/households/{other_hh}/followups", {"note": "x"}),
+                      (f"/households/{other_hh}/visits", {
+                          "starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
+                          "visitor": "v", "purpose": "p"}),
+                      (f"/visits/{other_visit}/cancel", {})):
         response = await client.post(url, data={**data, "csrf_token": csrf})
         assert response.status_code == 404, url
     response = await client.post(f"/api/incidents/{other_inc}/ack",
@@ -215,6 +239,9 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     csv_text = (await client.get("/incidents.csv")).text
     assert "east family" in csv_text
     assert "west family" not in csv_text
+    today = (await client.get("/followups")).text
+    assert "east family" in today
+    assert "west family" not in today
     state = await db.fetch_one("SELECT state FROM incidents WHERE id = ?", (other_inc,))
     assert state == {"state": "open"}
 
@@ -223,6 +250,9 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     ("/incidents/{inc}/ack", {}),
     ("/incidents/{inc}/resolve", {"outcome": "false_alarm"}),
     ("/households/{hh}/followups", {"note": "x"}),
+    ("/households/{hh}/visits", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
+                                 "visitor": "v", "purpose": "p"}),
+    ("/households/{hh}/release", {"outcome": "other", "note": "x"}),
     ("/households/{hh}/leaves", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "reason": "r"}),
     ("/users", {"username": "mallory", "password": "long enough pw", "role": "admin"}),
