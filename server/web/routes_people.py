@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
+from server.domain.silences import list_silences
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -82,7 +83,8 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     return render(request, "household.html", user, h=household, leaves=leaves,
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
-                  error=request.query_params.get("error"))
+                  silences=await list_silences(db, household_id=household_id),
+                  may_silence=user.role in OVERSEERS, error=request.query_params.get("error"))
 
 
 def _local(value: str, zone: str) -> datetime:
