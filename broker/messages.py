@@ -318,9 +318,10 @@ def _fields_schema(model: type[BaseModel]) -> core_schema.CoreSchema:
     JSON, and the server's ingest path only reads a few fields of each record
     before storing its payload text. Fields with a default that a payload must
     nevertheless carry (``_REQUIRED_ON_THE_WIRE``) are required here, as they are
-    on the full path.
+    on the full path. The schema comes through the public ``TypeAdapter.core_schema``
+    (its parts are pydantic-core's public ``core_schema`` types).
     """
-    schema = model.__pydantic_core_schema__
+    schema = TypeAdapter(model).core_schema
     if schema["type"] != "model" or schema["schema"]["type"] != "model-fields":
         raise TypeError(f"{model.__name__}: not a plain model schema ({schema['type']})")
     fields: dict[str, core_schema.TypedDictField] = {}

@@ -43,9 +43,16 @@ jumped when blobs merged or parted, and it coasted off on that jump),
 inherits that track's history, so it still crossed from where its person
 came from; but it reports only once it has moved on its own, and a part
 left standing on the line while its group walked on (the door leaf a person
-dragged along, a ghost) drops the history (``_walked_itself``). A
-crossing at the same place, moment and direction as one just reported by
-another track is a fragment of the same person and is dropped; so is one
+dragged along, a ghost) drops the history (``_walked_itself``); so does a
+part that parts from a group beyond the line's band on the other side of
+the group's floor point (``_split_across``: seen from the front, the door
+leaf or someone standing inside is "higher in the picture" than the feet of
+the people outside). A crossing decided on the new side whose track then
+falls back into the band (legs lost against a floor of their colour) is
+reported after ``band_settle_time`` rather than when the track ends. A
+crossing at the same place (within half the wider track's width), moment
+and direction as one just reported by another track is a fragment of the
+same person and is dropped; so is one
 by a piece that broke off a person (smaller than one person) whose family
 already reported that direction. A track carried
 inside another's blob that never walked on its own (a door leaf) decides
@@ -130,6 +137,7 @@ class AnalyzerConfig:
     upright_elongation: float = 2.6
     compact_elongation: float = 1.6
     settle_time: float = 0.25
+    band_settle_time: float = 0.5
     protect_travel: float = 0.25
     duplicate_time: float = 1.0
     count_window: float = 0.3
@@ -220,6 +228,8 @@ class _LineState:
     family: int = 0
     fragment_born: bool = False
     inherited: bool = False
+    # Inherited from the group it parted from (not a lost track's continuation).
+    split: bool = False
     last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     # Where this track itself first stood and how far it has walked since
     # (``start``/``travel`` may be inherited from the group it parted from).
@@ -257,8 +267,9 @@ class DoorwayAnalyzer:
         self.summaries: list[TrackSummary] = []
         self.frames = 0
         self.blobs: list[Blob] = []
-        # Passages reported lately: (frame, direction, along, track, family).
-        self._recent: list[tuple[int, str, float, int, int]] = []
+        # Passages reported lately: (frame, direction, along, track, family,
+        # half the reporting track's width along the line).
+        self._recent: list[tuple[int, str, float, int, int, float]] = []
         self._sharing: dict[int, int] = {}
         self._people: PersonSizeModel | None = None
         # The camera's view from how people move (see ``_view_sample``):
@@ -373,6 +384,9 @@ class DoorwayAnalyzer:
         y = cy + h / 2.0 - self._anchor(track) * h
         d = self._line.signed_distance(cx, y)
         along = self._line.along(cx, y)
+        if state.split and len(track.history) == 1 and state.side != "unknown":
+            self._split_across(track, state, y, d)
+            state = self._states[track.id]
         if not track.shared:
             state.d_min, state.d_max = min(state.d_min, d), max(state.d_max, d)
         elif state.d_max - state.d_min < cfg.protect_travel * h:
@@ -460,6 +474,17 @@ class DoorwayAnalyzer:
                 # group left behind (the door leaf it dragged, its ghost):
                 # it keeps no history to cross back from.
                 self._states[track.id] = _LineState(family=track.id)
+                return []
+            if (pending is not None and state.side == pending.side and state.against == 0
+                    and frame.index - pending.decided >= cfg.band_settle_time * self.fps
+                    and self._walked_itself(track, state)):
+                # Decided on the new side, then back in the band without going
+                # back over: what is left of the blob there (legs lost against
+                # a floor of their colour, a head alone) has no floor point,
+                # but the person already crossed. Waiting for the track to end
+                # reported such crossings seconds late; the same decision as at
+                # the track's end is taken now, after a longer settling.
+                return self._emit(track, state)
             return []
         state.decided_own = True
         side: Side = "outside" if d > 0 else "inside"
@@ -502,6 +527,27 @@ class DoorwayAnalyzer:
         state.depth = abs(d) / margin
         return []
 
+    def _split_across(self, track: Track, state: _LineState, y: float, d: float) -> None:
+        """Drop the group's history from a part that parted from it beyond the
+        line's band on the other side of the group's floor point.
+
+        A group's reference point is its lowest (or central) point; a part
+        that splits off elsewhere in its box is not where that point was: the
+        door leaf a person pushed, someone standing inside behind a person
+        who is outside (seen from the front, "inside" is also "higher in the
+        picture"), a head above a body. Such a part did not walk across the
+        line, so it must not start life as a pending crossing; it keeps its
+        own side from here on, like any new track.
+        """
+        assert self._people is not None
+        person = self._people.at(y)
+        h = track.history[-1][4]
+        reference = person.h if person is not None else self.config.unknown_reference * h
+        margin = max(self.config.min_margin_px, self.config.margin_fraction * reference)
+        side: Side = "outside" if d > 0 else "inside"
+        if abs(d) > margin and side != state.side:
+            self._states[track.id] = _LineState(family=track.id)
+
     def _born(self, track: Track) -> _LineState:
         """Line state of a new track: a part of a group that parted keeps
         where the group came from (its side, how deep it was there, how far
@@ -514,6 +560,7 @@ class DoorwayAnalyzer:
             return _LineState(family=track.id)
         return _LineState(
             family=parent.family, fragment_born=self._fragment(track), inherited=True,
+            split=track.parent is not None and parent is self._states.get(track.parent),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
             cross_frame=parent.cross_frame, cross_t=parent.cross_t,
@@ -668,9 +715,12 @@ class DoorwayAnalyzer:
         # crossing at the same place and moment is the same person again.
         reach = 0.5 * max(track.w, 1.0) / self._line.length
         window = self.config.duplicate_time * self.fps
-        for frame, kind, along, tid, family in self._recent:
+        for frame, kind, along, tid, family, half in self._recent:
+            # Within half the wider of the two: a piece of a person (a head,
+            # legs, the shadow) crosses inside the person's own width; people
+            # abreast are a whole width apart.
             if (kind == direction and tid != track.id and abs(frame - pending.frame) <= window
-                    and (abs(along - pending.along) <= reach
+                    and (abs(along - pending.along) <= max(reach, half)
                          or (state.fragment_born and family == state.family))):
                 # (A piece that broke off a person is that person wherever
                 # it crosses, when the rest of them was reported already.)
@@ -683,12 +733,13 @@ class DoorwayAnalyzer:
         # counted twice.
         # One entry per person reported, so a neighbour track that already
         # reported two people takes two off this count.
-        near = [tid for frame, kind, along, tid, _ in self._recent
+        near = [tid for frame, kind, along, tid, _, _ in self._recent
                 if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
                 and abs(along - pending.along) <= 2.0 * reach]
         count = max(1, pending.count - len(near))
         for i in range(count):
-            self._recent.append((pending.frame, direction, pending.along, track.id, state.family))
+            self._recent.append(
+                (pending.frame, direction, pending.along, track.id, state.family, reach))
             found.append(Passage(
                 frame=pending.frame,
                 t=round(pending.t, 3),

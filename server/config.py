@@ -31,6 +31,7 @@ __all__ = [
     "ScheduleSettings",
     "ServerSettings",
     "StormSettings",
+    "VisitSettings",
     "load_server_settings",
 ]
 
@@ -206,6 +207,15 @@ class FollowUpSettings(_Section):
         30.0, gt=0, description="How often the reminder job checks whether it is due")
 
 
+class VisitSettings(_Section):
+    """Registered visits: how long a registered visitor may stay inside."""
+
+    stay_limit_min: int = Field(
+        30, ge=1, le=24 * 60, description="Minutes a registered visitor may stay inside before "
+        "an overstay incident opens (a registration may set its own)")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
+
+
 class NotifySettings(_Section):
     """Delivery of notifications through Apprise."""
 
@@ -271,6 +281,7 @@ class ServerSettings(BaseSettings):
     storm: StormSettings = Field(default_factory=StormSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -24,6 +24,7 @@ from server.jobs.escalation import Escalator
 from server.jobs.followup_reminder import FollowUpReminder
 from server.jobs.retention import RetentionJob
 from server.jobs.schedule import Scheduler
+from server.jobs.visit_watch import VisitWatch
 from server.mqtt.inbound import InboundBuffer
 from server.mqtt.link import MqttLink
 from server.notify.sender import NotificationSender
@@ -49,6 +50,7 @@ class RunningServer:
     device_watch: DeviceWatch | None = None
     retention: RetentionJob | None = None
     followup_reminder: FollowUpReminder | None = None
+    visit_watch: VisitWatch | None = None
 
 
 @asynccontextmanager
@@ -93,9 +95,10 @@ async def serve(
     device_watch = DeviceWatch(db, settings, clock)
     retention = RetentionJob(db, settings, clock)
     reminder = FollowUpReminder(db, settings, clock)
+    visit_watch = VisitWatch(db, settings, clock)
     running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
                             scheduler=scheduler, device_watch=device_watch, retention=retention,
-                            followup_reminder=reminder)
+                            followup_reminder=reminder, visit_watch=visit_watch)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -117,6 +120,7 @@ async def serve(
                 group.create_task(device_watch.run(), name="device-watch"),
                 group.create_task(retention.run(), name="retention"),
                 group.create_task(reminder.run(), name="followup-reminder"),
+                group.create_task(visit_watch.run(), name="visit-watch"),
             ]
             try:
                 yield running

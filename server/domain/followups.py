@@ -187,6 +187,9 @@ async def _open_fever(tx: Transaction, followup_id: int, household_id: int,
         recipient = None if row is None or row["worker_id"] is None else int(row["worker_id"])
     queued = 0
     if recipient is not None:
+        # Not the duty roster's pick: a fever is the health station's (reminders follow this).
+        await tx.execute("UPDATE incidents SET responder_id = ? WHERE id = ?",
+                         (recipient, incident_id))
         queued = await queue_notifications(tx, incident_id=incident_id, recipients=[recipient],
                                            purpose=Purpose.ALERT, context=rule.context)
     await audit(tx, "system", "followup.fever", f"household:{household_id}",

@@ -41,6 +41,7 @@ class IncidentKind(StrEnum):
     OFFLINE_GROUP = "offline_group"  # many devices of one building or grid at once
     TAMPER = "tamper"
     FEVER = "fever"  # from a daily follow-up (server/domain/followups.py), not from a door
+    VISITOR_OVERSTAY = "visitor_overstay"  # a registered visitor still inside (visits.py)
 
 
 class IncidentState(StrEnum):
@@ -79,6 +80,7 @@ SEVERITY_OF: dict[IncidentKind, Severity] = {
     IncidentKind.OFFLINE_GROUP: Severity.MEDIUM,
     IncidentKind.VISITOR: Severity.LOW,
     IncidentKind.FEVER: Severity.MEDIUM,
+    IncidentKind.VISITOR_OVERSTAY: Severity.MEDIUM,
 }
 
 # Incidents about what happened at the door, into which later door events fold.

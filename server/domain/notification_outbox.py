@@ -20,7 +20,7 @@ from server.config import EscalationSettings, NotifySettings, ServerSettings
 from server.db.base import Transaction
 from server.domain.ack_links import ack_secret, new_ack_link
 from server.domain.audit import audit
-from server.domain.common import loads_list
+from server.domain.common import loads_dict, loads_list
 from server.domain.roster import first_responders
 from server.domain.silences import silence_for_incident
 
@@ -33,6 +33,7 @@ __all__ = [
     "queue_incident_notifications",
     "queue_notifications",
     "supervisors_for",
+    "visitor_context_text",
 ]
 
 
@@ -87,9 +88,11 @@ _KEYS = {
 
 
 # An alert about something other than a door crossing has its own wording.
-_ALERT_KEYS_OF_KIND = {"fever": ("notify.fever.title", "notify.fever.body"),
-                       "offline_group": ("notify.offline_group.title",
-                                         "notify.offline_group.body")}
+_ALERT_KEYS_OF_KIND = {
+    "fever": ("notify.fever.title", "notify.fever.body"),
+    "visitor_overstay": ("notify.visitor_overstay.title", "notify.visitor_overstay.body"),
+    "offline_group": ("notify.offline_group.title", "notify.offline_group.body"),
+}
 
 _ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION, Purpose.BACKUP})
 
@@ -109,7 +112,7 @@ async def queue_notifications(
     """
     incident = await tx.fetch_one(
         "SELECT i.kind, i.device_id, i.opened_at, i.crossed_at, i.verdict, i.reminders, "
-        "i.detail, "
+        "i.detail, i.visitor_context, "
         "i.acknowledged_by, i.resolved_by, i.outcome, i.note, "
         "h.name AS household, h.address, COALESCE(r.name, w.name) AS worker FROM incidents i "
         "JOIN households h ON h.id = i.household_id LEFT JOIN workers w ON w.id = h.worker_id "
@@ -172,6 +175,9 @@ async def queue_notifications(
             "devices": devices,
         }
         title, body = t(title_key, language, **values), t(body_key, language, **values)
+        if incident["visitor_context"] and purpose in _ASKS_FOR_ACK:
+            body += "\n" + visitor_context_text(incident["visitor_context"], language,
+                                                context.timezone)
         rows += [(incident_id, int(person["id"]), url, title, body, due, created,
                   purpose.value) for url in loads_list(person["apprise_urls"])]
     await tx.executemany(
@@ -272,6 +278,17 @@ async def queue_closure(
     recipients = [w for w in await notified_workers(tx, incident_id) if w != skip_worker]
     return await queue_notifications(tx, incident_id=incident_id, recipients=recipients,
                                      purpose=purpose, context=context)
+
+
+def visitor_context_text(stored: str, language: str, timezone: str) -> str:
+    """The sentence telling a worker that a visitor came in shortly before this exit."""
+    context = loads_dict(stored)
+    complete = context.get("complete_at")
+    since = (from_ts(str(complete)).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
+             if complete else t("notify.visitor_context.start", language))
+    return t("notify.visitor_context", language, seconds=context.get("entered_s_before", "?"),
+             came_in=context.get("came_in", "?"), went_out=context.get("went_out", "?"),
+             since=since)
 
 
 async def supervisors_for(tx: Transaction, household_id: int) -> list[int]:

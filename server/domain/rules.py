@@ -7,8 +7,15 @@ household that is armed (in quarantine):
 * ``exit`` -> breach, unless a permitted leave covers it (then the leave is
   marked *out*; the schedule loop opens an overdue-return incident if nobody
   comes back before the leave ends);
-* ``entry`` -> back from a leave or from an earlier exit (no incident), or a
-  visitor incident (low severity) when no exit came before it;
+* ``entry`` -> back from a leave, a registered visitor coming in (logged
+  against the visit as planned: :mod:`server.domain.visits`), back from an
+  earlier exit (no incident), or else a visitor incident (low severity);
+* ``exit`` while a registered visitor is inside -> the visitor leaving
+  (planned, counted); ``handover`` inside a visit window -> planned;
+* an ``exit`` that is a breach after an *unregistered* entry carries the
+  visitor context (:func:`visitor_context`): how long before the visitor came
+  in, and how many came in and went out since the household was last seen
+  complete, for its notification and page;
 * ``door_open_unverified`` -> possible breach (unless on a permitted leave);
 * ``tamper`` -> tamper incident.
 
@@ -27,12 +34,14 @@ from ground.timeutil import from_ts, to_ts
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
+from server.domain.common import dumps
 from server.domain.episode_reports import crossed_at, early_reported, final_reported, is_final
 from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold
 from server.domain.leaves import LeaveState, active_leave
 from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.visits import planned_entry, planned_exit, planned_handover
 
-__all__ = ["ACTED_ON", "StoredEvent", "apply_rules"]
+__all__ = ["ACTED_ON", "StoredEvent", "apply_rules", "visitor_context"]
 
 log = get_logger(__name__)
 
@@ -45,7 +54,9 @@ _INCIDENT_FOR: dict[EventKind, IncidentKind] = {
 
 # New events the ingest path hands on (to the rules here, and commissioning events to the
 # answer with a ping); everything else is stored and needs nothing more.
-ACTED_ON = frozenset(_INCIDENT_FOR) | {EventKind.COMMISSIONING}
+ACTED_ON = frozenset(_INCIDENT_FOR) | {EventKind.COMMISSIONING, EventKind.HANDOVER}
+# Events that change a household's state here (incidents, leaves, visits).
+_HOUSEHOLD_KINDS = frozenset(_INCIDENT_FOR) | {EventKind.HANDOVER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,24 +99,81 @@ async def _exit_on_leave(tx: Transaction, household_id: int, at: str) -> int | N
     return int(leave["id"])
 
 
-async def _entry_is_return(
-    tx: Transaction, household_id: int, stored: StoredEvent, at: str
-) -> bool:
-    """Whether an entry is somebody coming back (from a leave, or after an earlier exit)."""
+async def _back_from_leave(tx: Transaction, household_id: int, at: str) -> bool:
+    """Whether an entry is somebody coming back from a permitted leave (marked returned)."""
     back = await tx.execute(
         "UPDATE leaves SET state = ?, returned_at = ? WHERE household_id = ? AND state IN (?, ?) "
         "AND exited_at <= ?",
         (LeaveState.RETURNED.value, at, household_id, LeaveState.OUT.value,
          LeaveState.OVERDUE.value, at),
     )
-    if back:
-        return True
+    return bool(back)
+
+
+async def _back_after_exit(
+    tx: Transaction, household_id: int, stored: StoredEvent, at: str
+) -> bool:
+    """Whether an entry follows an exit (a registered visitor's do not count)."""
     last = await tx.fetch_one(
         "SELECT kind FROM events WHERE household_id = ? AND kind IN (?, ?) AND id != ? "
-        "AND device_time <= ? ORDER BY device_time DESC, id DESC LIMIT 1",
+        "AND device_time <= ? AND id NOT IN (SELECT event_row_id FROM visit_events) "
+        "ORDER BY device_time DESC, id DESC LIMIT 1",
         (household_id, EventKind.EXIT.value, EventKind.ENTRY.value, stored.row_id, at),
     )
     return last is not None and last["kind"] == EventKind.EXIT.value
+
+
+# Crossings that did not happen: an episode's verdict (its exit is already counted
+# by the early report) and early exits withdrawn as a handover or re-entry.
+_NOT_CROSSINGS = (
+    "SELECT final_row_id FROM episode_reports WHERE final_row_id IS NOT NULL "
+    "UNION SELECT early_row_id FROM episode_reports WHERE early_row_id IS NOT NULL "
+    "AND verdict IS NOT NULL AND verdict != 'confirmed'"
+)
+
+
+async def visitor_context(
+    tx: Transaction, household_id: int, stored: StoredEvent, at: str
+) -> dict[str, object] | None:
+    """For an exit: what came in and went out since the household was last seen complete.
+
+    Counting crossings from the start of the quarantine (the household is
+    complete then), it was last seen complete after the latest crossing that
+    brought ins and outs level. When an unregistered entry came since, the
+    camera cannot tell whether the visitor or a resident walked out: the
+    worker is told when the visitor came in (seconds before this exit) and
+    how many came in and went out since (this exit included). None otherwise.
+    """
+    household = await tx.fetch_one("SELECT quarantine_start FROM households WHERE id = ?",
+                                   (household_id,))
+    start = household["quarantine_start"] if household else None
+    rows = await tx.fetch_all(
+        "SELECT e.id, e.kind, e.device_time, "  # noqa: S608 - fixed fragments
+        "(SELECT COUNT(*) FROM visit_events v WHERE v.event_row_id = e.id) AS planned "
+        "FROM events e WHERE e.household_id = ? AND e.kind IN (?, ?) AND e.id != ? "
+        "AND e.device_time <= ? AND e.device_time >= ? "
+        f"AND e.id NOT IN ({_NOT_CROSSINGS}) ORDER BY e.device_time, e.id",
+        (household_id, EventKind.EXIT.value, EventKind.ENTRY.value, stored.row_id, at,
+         start or ""))
+    balance = 0
+    complete_at: str | None = start
+    since: list[dict[str, object]] = []
+    for row in rows:
+        balance += 1 if row["kind"] == EventKind.ENTRY.value else -1
+        if balance == 0:
+            complete_at, since = str(row["device_time"]), []
+        else:
+            since.append(row)
+    unregistered = [r for r in since if r["kind"] == EventKind.ENTRY.value and not r["planned"]]
+    if not unregistered:
+        return None
+    entered = str(unregistered[-1]["device_time"])
+    return {
+        "entered_s_before": round((from_ts(at) - from_ts(entered)).total_seconds()),
+        "came_in": sum(1 for r in since if r["kind"] == EventKind.ENTRY.value),
+        "went_out": 1 + sum(1 for r in since if r["kind"] == EventKind.EXIT.value),
+        "complete_at": complete_at,
+    }
 
 
 async def _attach_to_recent(
@@ -130,7 +198,7 @@ async def apply_rules(
     """Open or fold incidents for ``events``; return ids of newly opened incidents."""
     if not events:
         return []
-    await _lock_households(tx, [e.row_id for e in events if e.event.kind in _INCIDENT_FOR])
+    await _lock_households(tx, [e.row_id for e in events if e.event.kind in _HOUSEHOLD_KINDS])
     now = (clock or SystemClock()).now()
     context = NotificationContext.of(settings)
     opened: list[int] = []
@@ -155,7 +223,7 @@ async def _apply_one(
 ) -> tuple[int | None, str | None]:
     """The incident ``stored`` went into, and whether it was "opened" or "upgraded" by it."""
     event = stored.event
-    if event.kind not in _INCIDENT_FOR:
+    if event.kind not in _HOUSEHOLD_KINDS:
         return None, None
     row = await tx.fetch_one(
         "SELECT d.household_id, h.armed, h.worker_id FROM devices d "
@@ -166,6 +234,12 @@ async def _apply_one(
         return None, None
     household_id = int(row["household_id"])
     at = to_ts(event.time)
+    if event.kind is EventKind.HANDOVER:
+        visit = await planned_handover(tx, household_id, stored.row_id, at)
+        if visit is not None:
+            log.info("handover during a registered visit",
+                     extra={"device_id": event.device_id, "visit_id": visit})
+        return None, None
     kind = _INCIDENT_FOR[event.kind]
     if event.kind in (EventKind.EXIT, EventKind.DOOR_OPEN_UNVERIFIED):
         leave_id = await _exit_on_leave(tx, household_id, at)
@@ -173,9 +247,24 @@ async def _apply_one(
             log.info("exit during a permitted leave",
                      extra={"device_id": event.device_id, "leave_id": leave_id})
             return None, None
-    if event.kind is EventKind.ENTRY and await _entry_is_return(tx, household_id, stored, at):
-        await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
-        return None, None
+    if event.kind is EventKind.EXIT:
+        visit = await planned_exit(tx, household_id, stored.row_id, at)
+        if visit is not None:
+            log.info("registered visitor left",
+                     extra={"device_id": event.device_id, "visit_id": visit})
+            return None, None
+    if event.kind is EventKind.ENTRY:
+        if await _back_from_leave(tx, household_id, at):
+            await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
+            return None, None
+        visit = await planned_entry(tx, household_id, stored.row_id, at)
+        if visit is not None:
+            log.info("registered visitor came in",
+                     extra={"device_id": event.device_id, "visit_id": visit})
+            return None, None
+        if await _back_after_exit(tx, household_id, stored, at):
+            await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
+            return None, None
     result = await open_or_fold(
         tx, household_id=household_id, device_id=event.device_id, kind=kind,
         severity=SEVERITY_OF[kind].value, event_row_id=stored.row_id, at=at,
@@ -187,6 +276,11 @@ async def _apply_one(
     if crossed is not None:
         await tx.execute("UPDATE incidents SET crossed_at = ? WHERE id = ?",
                          (crossed, result.incident_id))
+    if kind is IncidentKind.BREACH:
+        context_of_exit = await visitor_context(tx, household_id, stored, at)
+        if context_of_exit is not None:
+            await tx.execute("UPDATE incidents SET visitor_context = ? WHERE id = ?",
+                             (dumps(context_of_exit), result.incident_id))
     queued = await queue_alert(tx, incident_id=result.incident_id, household_id=household_id,
                                context=context, escalation=settings.escalation, now=now)
     log.info(

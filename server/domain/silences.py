@@ -48,7 +48,8 @@ __all__ = [
 
 # Kinds a silence always covers, and those it covers only with include_breaches.
 DEVICE_KINDS = frozenset({"device_offline", "tamper"})
-PEOPLE_KINDS = frozenset({"breach", "possible_breach", "overdue_return", "visitor"})
+PEOPLE_KINDS = frozenset({"breach", "possible_breach", "overdue_return", "visitor",
+                          "visitor_overstay"})
 
 
 class SilenceIn(BaseModel):

@@ -36,6 +36,7 @@ from ground.logs import get_logger
 from ground.timeutil import now_ts, to_ts
 from server.config import ServerSettings
 from server.db.base import Database, Transaction
+from server.db.event_key import event_key
 from server.domain.audit import audit
 from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
 from server.ingest.conflicts import classify_skipped
@@ -49,11 +50,11 @@ __all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
 log = get_logger(__name__)
 
 # The events table's columns as the ingest path inserts them (household_id last: it is
-# filled in the write's transaction).
+# filled in the write's transaction; key_collision is left at its default, 0).
 _RECORD_COLUMNS = (
-    ("device_id", "text"), ("seq", "bigint"), ("event_id", "text"), ("type", "text"),
-    ("kind", "text"), ("device_time", "text"), ("received_at", "text"), ("payload", "text"),
-    ("household_id", "bigint"),
+    ("device_id", "text"), ("seq", "bigint"), ("event_id", "text"), ("event_key", "bigint"),
+    ("type", "text"), ("kind", "text"), ("device_time", "text"), ("received_at", "text"),
+    ("payload", "text"), ("household_id", "bigint"),
 )
 _WIDTH = len(_RECORD_COLUMNS)
 # Messages validated between two yields to the event loop: preparing a batch is CPU
@@ -114,8 +115,10 @@ def _record_values(records: list[Record], stamp: str) -> list[Any]:
     extend = params.extend
     for message, fields in records:
         kind = fields.get("kind")
-        extend((fields["device_id"], fields["seq"], to_jsonable_python(fields["event_id"]),
-                fields["type"], kind.value if kind is not None else None, to_ts(fields["time"]),
+        event_id = fields["event_id"]
+        extend((fields["device_id"], fields["seq"], to_jsonable_python(event_id),
+                event_key(event_id), fields["type"], kind.value if kind is not None else None,
+                to_ts(fields["time"]),
                 message.received_at or stamp, message.payload.decode(), None))
     return params
 
@@ -267,15 +270,22 @@ class Ingestor:
         values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
                                         for device_id in values[::_WIDTH]]
         rows = await tx.insert_rows("events", _RECORD_COLUMNS, values,
-                                    # Both (device_id, seq) and event_id are unique;
-                                    # what was skipped is sorted out below.
+                                    # Both (device_id, seq) and (event_key,
+                                    # key_collision) are unique; what was skipped is
+                                    # sorted out below.
                                     conflict="ON CONFLICT DO NOTHING",
                                     returning="device_id, seq, id")
         inserted: dict[tuple[str, int], int] = {
             (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
-        result.stored = len(inserted)
+
+        async def insert_collided(
+            tx: Transaction, collided: list[tuple[Record, int]]
+        ) -> dict[tuple[str, int], int]:
+            return await self._insert_collided(tx, collided, stamp, households)
+
         conflicts = [(_stamped(m, stamp), reason, device_id) for m, reason, device_id
-                     in await classify_skipped(tx, records, inserted)]
+                     in await classify_skipped(tx, records, inserted, insert_collided)]
+        result.stored = len(inserted)
         await self._store_rejected(tx, conflicts)
         _log_rejected(conflicts)
         result.rejected += len(conflicts)
@@ -296,6 +306,23 @@ class Ingestor:
                     new_events.append(StoredEvent(row_id=row_id,
                                                   event=Event.model_validate(fields)))
         return new_events
+
+    @staticmethod
+    async def _insert_collided(
+        tx: Transaction, collided: list[tuple[Record, int]], stamp: str,
+        households: dict[str, int | None],
+    ) -> dict[tuple[str, int], int]:
+        """Insert records whose event_key a different event_id holds, each with its
+        ``key_collision`` number; return the (device_id, seq) -> id of those inserted."""
+        values: list[Any] = []
+        for record, number in collided:
+            row = _record_values([record], stamp)
+            row[_WIDTH - 1] = households.get(record[1]["device_id"])
+            values.extend((*row, number))
+        rows = await tx.insert_rows("events", (*_RECORD_COLUMNS, ("key_collision", "bigint")),
+                                    values, conflict="ON CONFLICT DO NOTHING",
+                                    returning="device_id, seq, id")
+        return {(device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
 
     async def _store_health(self, tx: Transaction, sorted_: PreparedBatch) -> None:
         if sorted_.heartbeats:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from broker.messages import Snapshot
 from broker.topics import Channel, device_topic
 from server.db.base import Transaction
+from server.db.event_key import event_key
 from server.domain.audit import audit
 from server.ingest.rejections import Rejection
 from server.mqtt.inbound import InboundMessage
@@ -32,7 +33,8 @@ async def claim_snapshot(
 ) -> tuple[bool, list[Rejection]]:
     """Whether ``snap`` may be stored, and what to record as rejected because of it."""
     event_id = str(snap.event_id)
-    owner = await tx.fetch_one("SELECT device_id FROM events WHERE event_id = ?", (event_id,))
+    owner = await tx.fetch_one("SELECT device_id FROM events WHERE event_key = ? AND event_id = ?",
+                               (event_key(snap.event_id), event_id))
     if owner is None:
         return True, []
     if owner["device_id"] != snap.device_id:

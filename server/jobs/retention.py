@@ -1,9 +1,10 @@
 """Retention: a household's personal data and snapshots are purged N days after its quarantine.
 
 What is purged: the household's name, address, members and notes (replaced
-by a marker), its daily follow-ups, the snapshots of its events, the reasons
-of its leaves, incident notes and the text of notifications about it (they
-quote name and address). Rejected messages are deleted
+by a marker), its daily follow-ups, who visited and why (registered visits),
+the member and visitor names in fever and overstay incidents, the snapshots
+of its events, the reasons of its leaves, incident notes and the text of
+notifications about it (they quote name and address). Rejected messages are deleted
 ``retention.rejected_days`` after they arrived (server/ingest/rejections.py).
 What stays: events, incidents with kinds, times and outcomes, and the audit
 log, so statistics and accountability survive. Each purge writes an audit
@@ -73,6 +74,12 @@ async def _purge_one(tx: Transaction, household_id: int, now: str, actor: str,
     await tx.execute("UPDATE leaves SET reason = ? WHERE household_id = ?", (PURGED, household_id))
     await tx.execute("UPDATE incidents SET note = ? WHERE household_id = ? AND note IS NOT NULL",
                      (PURGED, household_id))
+    # Fever and overstay details name members and visitors.
+    await tx.execute("UPDATE incidents SET detail = ? WHERE household_id = ? "
+                     "AND kind IN ('fever', 'visitor_overstay') AND detail IS NOT NULL",
+                     (PURGED, household_id))
+    await tx.execute("UPDATE visits SET visitor = ?, organisation = NULL, purpose = ? "
+                     "WHERE household_id = ?", (PURGED, PURGED, household_id))
     notifications = await tx.execute(
         "UPDATE notifications SET title = ?, body = ? WHERE incident_id IN "
         "(SELECT id FROM incidents WHERE household_id = ?)", (PURGED, PURGED, household_id))

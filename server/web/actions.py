@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ground.errors import DoorwatchError
 from server.db.base import Database
-from server.domain import followups, incidents, leaves
+from server.domain import followups, incidents, leaves, visits
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
 from server.domain.notification_outbox import NotificationContext
@@ -26,9 +26,11 @@ __all__ = [
     "ActionError",
     "Outcome",
     "acknowledge_incident",
+    "cancel_visit",
     "end_leave",
     "grant_leave",
     "record_followup",
+    "register_visit",
     "resolve_incident",
 ]
 
@@ -114,3 +116,24 @@ async def record_followup(
                                      symptoms=symptoms or None, note=note or None),
             actor=actor, rule=rule)
     raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def register_visit(
+    db: Database, household_id: int, starts_at: datetime, ends_at: datetime, visitor: str,
+    organisation: str, purpose: str, stay_limit_min: int | None, actor: str,
+) -> int:
+    """Register an expected visit (who, organisation, purpose, window); return its id."""
+    if ends_at <= starts_at:
+        raise ActionError("visit_window", status=400)
+    async with _refusals():
+        return await visits.register_visit(db, visits.VisitIn(
+            household_id=household_id, starts_at=starts_at, ends_at=ends_at, visitor=visitor,
+            organisation=organisation or None, purpose=purpose,
+            stay_limit_min=stay_limit_min), actor=actor)
+    raise AssertionError("unreachable")  # pragma: no cover - _refusals re-raises
+
+
+async def cancel_visit(db: Database, visit_id: int, actor: str) -> None:
+    """Withdraw a visit nobody came in for yet."""
+    async with _refusals():
+        await visits.cancel_visit(db, visit_id, actor=actor)

@@ -24,6 +24,7 @@ from broker.door_line import DoorLine
 from broker.messages import ConfigUpdateCommand, encode, utc_now
 from broker.topics import command_topic
 from server.db.base import Database
+from server.db.event_key import event_key_of_text
 from server.domain.audit import audit
 from server.domain.errors import NotFoundError
 from server.jobs.schedule import CommandPublisher
@@ -106,11 +107,15 @@ async def aim_view(db: Database, device_id: str) -> AimView:
 
 async def aim_picture(db: Database, device_id: str, event_id: str) -> bytes | None:
     """The JPEG of the device's commissioning event ``event_id``."""
+    key = event_key_of_text(event_id)
+    if key is None:
+        return None
     row = await db.fetch_one(
         "SELECT s.jpeg FROM snapshots s JOIN events e ON e.event_id = s.event_id "
         "AND e.device_id = s.device_id "  # a snapshot is its own device's evidence only
-        "WHERE s.event_id = ? AND e.device_id = ? AND e.kind = 'commissioning'",
-        (event_id, device_id))
+        "WHERE s.event_id = ? AND e.event_key = ? AND e.device_id = ? "
+        "AND e.kind = 'commissioning'",
+        (event_id, key, device_id))
     return None if row is None else bytes(row["jpeg"])
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ground.timeutil import from_ts, to_ts, utcnow
 from server.db.base import Database, Row
+from server.db.event_key import event_key_of_text
 from server.domain.incident_opening import IncidentKind, IncidentState
 from server.notify.privacy import private_url
 from server.web.scope import household_scope
@@ -163,13 +164,15 @@ async def incident_detail(db: Database, user: User, incident_id: int) -> dict[st
 
 async def snapshot_jpeg(db: Database, user: User, incident_id: int, event_id: str) -> bytes | None:
     """The JPEG of one of the incident's events, if the user may see the incident."""
-    if await incident_detail(db, user, incident_id) is None:
+    key = event_key_of_text(event_id)
+    if key is None or await incident_detail(db, user, incident_id) is None:
         return None
     row = await db.fetch_one(
         "SELECT s.jpeg FROM snapshots s JOIN events e ON e.event_id = s.event_id "
         "AND e.device_id = s.device_id "
         "JOIN incident_events ie ON ie.event_row_id = e.id "
-        "WHERE ie.incident_id = ? AND s.event_id = ?", (incident_id, event_id),
+        "WHERE ie.incident_id = ? AND s.event_id = ? AND e.event_key = ?",
+        (incident_id, event_id, key),
     )
     return bytes(row["jpeg"]) if row else None
 

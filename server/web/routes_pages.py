@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ground.i18n import t
 from server.domain.incident_opening import IncidentKind, IncidentState
-from server.domain.notification_outbox import NotificationContext
+from server.domain.notification_outbox import NotificationContext, visitor_context_text
 from server.web import actions
 from server.web.charts import (
     ack_times_by_grid,
@@ -106,9 +106,17 @@ async def incident_page(request: Request, db: Db, user: Casework, incident_id: i
     if detail is None:
         raise HTTPException(404)
     # Events and audit entries interleaved by time, in the reader's language.
-    steps = timeline(detail["events"], detail["history"], language_of(request, user))
+    language = language_of(request, user)
+    steps = timeline(detail["events"], detail["history"], language)
+    extra = await db.fetch_one("SELECT detail, visitor_context FROM incidents WHERE id = ?",
+                               (incident_id,))
+    visitor_note = (visitor_context_text(extra["visitor_context"], language,
+                                         request.app.state.settings.notify.timezone)
+                    if extra and extra["visitor_context"] else None)
     return render(request, "incident.html", user, outcomes=list(actions.Outcome),
-                  error=request.query_params.get("error"), timeline=steps, **detail)
+                  error=request.query_params.get("error"), timeline=steps,
+                  incident_detail_text=extra["detail"] if extra else None,
+                  visitor_note=visitor_note, **detail)
 
 
 @router.get("/incidents/{incident_id}/snapshots/{event_id}.jpg")

@@ -80,9 +80,13 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     devices = [d for d in await device_rows(db, user) if d["household_id"] == household_id]
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
     members = [str(m) for m in loads_list(str(household["members"]))] or [HOUSEHOLD_KEY]
+    visits = await db.fetch_all(
+        "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
+        (household_id,))
     return render(request, "household.html", user, h=household, leaves=leaves,
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
+                  visits=visits, stay_limit_min=settings.visits.stay_limit_min,
                   silences=await list_silences(db, household_id=household_id),
                   may_silence=user.role in OVERSEERS, error=request.query_params.get("error"))
 
@@ -125,6 +129,47 @@ async def end_leave(db: Db, user: Casework, leave_id: int) -> Response:
     except actions.ActionError as exc:
         return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
     return RedirectResponse(f"/households/{household_id}", status_code=303)
+
+
+@router.post("/households/{household_id}/visits")
+async def register_visit(
+    db: Db, settings: Settings, user: Casework, household_id: int,
+    starts_at: Annotated[str, Form()], ends_at: Annotated[str, Form()],
+    visitor: Annotated[str, Form(min_length=1, max_length=200)],
+    purpose: Annotated[str, Form(min_length=1, max_length=500)],
+    organisation: Annotated[str, Form(max_length=200)] = "",
+    stay_limit_min: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Register an expected visit: who, organisation, purpose, window (and stay limit)."""
+    await _household_or_404(db, user, household_id)
+    zone = settings.notify.timezone
+    try:
+        limit = int(stay_limit_min) if stay_limit_min.strip() else None
+    except ValueError:
+        return RedirectResponse(f"/households/{household_id}?error=invalid", status_code=303)
+    try:
+        await actions.register_visit(db, household_id, _local(starts_at, zone),
+                                     _local(ends_at, zone), visitor.strip(),
+                                     organisation.strip(), purpose.strip(), limit,
+                                     user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+
+
+@router.post("/visits/{visit_id}/cancel")
+async def cancel_visit(db: Db, user: Casework, visit_id: int) -> Response:
+    """Withdraw a visit nobody came in for yet."""
+    row = await db.fetch_one("SELECT household_id FROM visits WHERE id = ?", (visit_id,))
+    if row is None:
+        raise HTTPException(404)
+    household_id = int(row["household_id"])
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.cancel_visit(db, visit_id, user.username)
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
 
 
 @router.post("/households/{household_id}/followups")

@@ -4,13 +4,22 @@ Usage:
     python tests/corpus/label_sheet.py sheet VIDEO START STOP [--step N] [--cols C] [--width W]
         [--line x1,y1,x2,y2] [--crop x1,y1,x2,y2] [--out sheet.png]
     python tests/corpus/label_sheet.py motion VIDEO [--line x1,y1,x2,y2] [--band 0.08]
+    python tests/corpus/label_sheet.py slit VIDEO --line x1,y1,x2,y2 --inside x,y
+        [--offset 0.04] [--start N] [--stop N] [--out slit.png]
 
 `sheet` tiles frames START..STOP (every N-th, decode order, every frame decoded
 because OpenCV's seeking and frame counts are wrong for some containers), each
 stamped with its frame number, with the threshold line (normalized
 coordinates) drawn, so a labeller can step through a crossing frame by frame.
 `motion` prints the frame ranges where the frame difference is large near the
-line: the places to look at with `sheet`.  A tool for people; nothing in the
+line: the places to look at with `sheet`.
+`slit` samples the pixels along the line, and along two parallels at
+``--offset`` on its inside and outside, in every frame, and stacks them in
+time (one row per frame, time downwards, a tick and frame number every
+second): every crossing is a streak on the middle strip, and which outer strip
+it reaches first gives the direction (left panel = inside). A whole clip on one
+image: the place to count crossings and find their frames before checking each
+with `sheet`.  A tool for people; nothing in the
 product imports it.
 """
 
@@ -127,6 +136,134 @@ def motion(args: argparse.Namespace) -> None:
         last = i
 
 
+def _along(frame: Frame, a: tuple[float, float], b: tuple[float, float], n: int) -> Frame:
+    """``n`` pixels sampled (bilinear) on the segment a-b, normalized coordinates."""
+    h, w = frame.shape[:2]
+    t = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    xs = ((a[0] + (b[0] - a[0]) * t) * (w - 1)).reshape(1, n)
+    ys = ((a[1] + (b[1] - a[1]) * t) * (h - 1)).reshape(1, n)
+    row: Frame = cv2.remap(frame, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return row
+
+
+def _strips(args: argparse.Namespace) -> tuple[list[list[Frame]], float, int]:
+    """Per frame, the pixels along the inside parallel, the line and the outside parallel."""
+    line = _line(args.line)
+    if line is None:
+        sys.exit("slit needs --line")
+    ix, iy = (float(v) for v in args.inside.split(","))
+    x1, y1, x2, y2 = line
+    cap = cv2.VideoCapture(str(args.video))
+    fw, fh = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    # Offsets are taken perpendicular to the line in pixels, so the normal is computed there.
+    dx, dy = (x2 - x1) * fw, (y2 - y1) * fh
+    length = float(np.hypot(dx, dy)) or 1.0
+    nx, ny = -dy / length, dx / length
+    if (ix - x1) * fw * nx + (iy - y1) * fh * ny < 0:
+        nx, ny = -nx, -ny
+    off = args.offset * max(fw, fh)
+    n = max(16, min(400, round(length)))
+    rows: list[list[Frame]] = [[], [], []]
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    index = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok or (args.stop is not None and index > args.stop):
+            break
+        if index >= args.start:
+            for k, sign in enumerate((1.0, 0.0, -1.0)):
+                sx, sy = sign * off * nx / fw, sign * off * ny / fh
+                rows[k].append(_along(frame, (x1 + sx, y1 + sy), (x2 + sx, y2 + sy), n))
+        index += 1
+    cap.release()
+    if not rows[0]:
+        sys.exit("no frames in that range")
+    return rows, fps, n
+
+
+def slit(args: argparse.Namespace) -> None:
+    """Write the space-time image of the line and two parallels (see the module docstring)."""
+    rows, fps, n = _strips(args)
+    rpf = args.rows_per_frame
+    panels = [cv2.resize(np.vstack(r), (args.width or n, len(r) * rpf),
+                         interpolation=cv2.INTER_AREA if (args.width or n) < n
+                         else cv2.INTER_NEAREST) for r in rows]
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    image = np.hstack([panels[0], gap, panels[1], gap, panels[2]])
+    margin = np.zeros((image.shape[0], 48, 3), np.uint8)
+    step = max(1, round(fps))
+    for k in range(0, len(rows[0]), args.tick):
+        # Minor ticks every --tick frames, a major tick and the frame number every second.
+        i = k * rpf
+        major = (args.start + k) % step == 0
+        margin[i, 40 if not major else 0 :] = (0, 255, 255) if major else (0, 160, 160)
+        if major or rpf >= 4:
+            cv2.putText(margin, str(args.start + k), (1, min(i + 10, image.shape[0] - 2)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 255, 255), 1)
+    out = np.hstack([margin, image])
+    if args.split and out.shape[0] > args.split:
+        # Long clips: side-by-side columns so the image stays viewable.
+        parts = [out[i : i + args.split] for i in range(0, out.shape[0], args.split)]
+        parts[-1] = np.vstack([parts[-1], np.zeros((args.split - parts[-1].shape[0],
+                                                    out.shape[1], 3), np.uint8)])
+        sep = np.full((args.split, 10, 3), 128, np.uint8)
+        out = np.hstack([p for part in parts for p in (part, sep)])
+    cv2.imwrite(args.out, out)
+    print(args.out, f"frames {args.start}-{args.start + len(rows[0]) - 1}",
+          "panels: inside | line | outside")
+
+
+def suggest(args: argparse.Namespace) -> None:
+    """Print candidate crossings found on the space-time strips, for a person to check.
+
+    Foreground = far from the per-pixel median of the strip over the whole clip. A blob on
+    the line strip is a candidate; the outer strip whose overlapping blob comes first gives
+    the side it came from. ``frame`` follows the lowest-point convention: the first frame
+    of the blob on the line when the person moves away from the top of the picture
+    (``--reference feet``), its middle for ``centre``. Only a proposal: every one is to be
+    looked at with ``sheet`` before it becomes a label.
+    """
+    rows, _fps, n = _strips(args)
+    stacks = [np.vstack(r).astype(np.int16) for r in rows]
+    masks = []
+    for st in stacks:
+        bg = np.median(st, axis=0).astype(np.int16)
+        fg = (np.abs(st - bg).max(axis=2) > args.threshold).astype(np.uint8)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 3), np.uint8))
+        masks.append(fg)
+    count, _labels, stats, _ = cv2.connectedComponentsWithStats(masks[1], connectivity=8)
+    found = []
+    for k in range(1, count):
+        x, t, w, h, area = (int(v) for v in stats[k])
+        if area < args.min_area or h < 2:
+            continue
+        cols = slice(x, x + w)
+        first: list[float] = []
+        for side in (0, 2):
+            ts = np.nonzero(masks[side][:, cols].any(axis=1))[0]
+            near = ts[(ts >= t - args.window) & (ts <= t + h + args.window)]
+            first.append(float(near.mean()) if near.size else float("nan"))
+        inside_t, outside_t = first
+        if np.isnan(inside_t) and np.isnan(outside_t):
+            direction = "?"
+        elif np.isnan(outside_t) or (not np.isnan(inside_t) and inside_t < outside_t):
+            direction = "out"
+        else:
+            direction = "in"
+        if args.reference == "centre":
+            frame = t + h // 2
+        else:
+            # Lowest point: it meets the line first when moving down the picture and leaves
+            # it last when moving up.
+            down = direction == ("out" if args.inside_above else "in")
+            frame = t if down else t + h - 1
+        found.append((args.start + frame, direction, round((x + w / 2) / n, 3),
+                      args.start + t, args.start + t + h - 1, area))
+    for f in sorted(found):
+        print(f"frame {f[0]:5d} {f[1]:3s} at {f[2]:.3f} of the line "
+              f"(on the line {f[3]}-{f[4]}, area {f[5]})")
+
+
 def main() -> None:
     """Parse arguments and run one subcommand."""
     parser = argparse.ArgumentParser(
@@ -150,6 +287,34 @@ def main() -> None:
     m.add_argument("--min-pixels", type=int, default=20)
     m.add_argument("--gap", type=int, default=5)
     m.set_defaults(func=motion)
+    t = sub.add_parser("slit")
+    t.add_argument("video")
+    t.add_argument("--line", required=True)
+    t.add_argument("--inside", required=True, help="x,y normalized point on the inside")
+    t.add_argument("--offset", type=float, default=0.04,
+                   help="distance of the parallels, fraction of the larger frame side")
+    t.add_argument("--start", type=int, default=0)
+    t.add_argument("--stop", type=int)
+    t.add_argument("--width", type=int, default=0, help="width of each strip (0: line length)")
+    t.add_argument("--rows-per-frame", type=int, default=1, help="stretch time by this factor")
+    t.add_argument("--tick", type=int, default=5, help="minor tick every N frames")
+    t.add_argument("--split", type=int, default=900, help="rows per column (0: one column)")
+    t.add_argument("--out", default="slit.png")
+    t.set_defaults(func=slit)
+    g = sub.add_parser("suggest")
+    g.add_argument("video")
+    g.add_argument("--line", required=True)
+    g.add_argument("--inside", required=True)
+    g.add_argument("--offset", type=float, default=0.04)
+    g.add_argument("--start", type=int, default=0)
+    g.add_argument("--stop", type=int)
+    g.add_argument("--threshold", type=int, default=40)
+    g.add_argument("--min-area", type=int, default=60)
+    g.add_argument("--window", type=int, default=40)
+    g.add_argument("--reference", choices=["feet", "centre"], default="feet")
+    g.add_argument("--inside-above", action=argparse.BooleanOptionalAction, default=True,
+                   help="the inside is the upper side of the line in the picture")
+    g.set_defaults(func=suggest)
     args = parser.parse_args()
     args.func(args)
 

@@ -41,6 +41,12 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/leaves/{leave}/end", CASEWORK, {}),
     ("POST", "/households/{hh}/followups", CASEWORK, {"member": "household", "temp": "36.6",
                                                        "symptom": "", "symptoms": ""}),
+    ("GET", "/followups", CASEWORK, None),
+    ("GET", "/followups.csv", CASEWORK, None),
+    ("POST", "/households/{hh}/visits", CASEWORK,
+     {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T12:00", "visitor": "nurse",
+      "purpose": "swab"}),
+    ("POST", "/visits/{visit}/cancel", CASEWORK, {}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -100,6 +106,12 @@ async def _leave(db: Database, household_id: int) -> int:
                                      "setup", "test")
 
 
+async def _visit(db: Database, household_id: int) -> int:
+    start = utcnow() + timedelta(days=1)
+    return await actions.register_visit(db, household_id, start, start + timedelta(hours=2),
+                                        "nurse", "", "swab", None, "test")
+
+
 async def _victim(db: Database, username: str = "west") -> int:
     """A user the admin's user-management routes act on (another grid's worker)."""
     row = await db.fetch_one("SELECT id FROM users WHERE username = ?", (username,))
@@ -134,7 +146,8 @@ async def test_route_table_covers_the_app(client: httpx.AsyncClient) -> None:
     assert isinstance(transport, httpx.ASGITransport)
     app = transport.app
     listed = {(m, p.replace("{inc}", "{incident_id}").replace("{hh}", "{household_id}")
-               .replace("{leave}", "{leave_id}").replace("none.jpg", "{event_id}.jpg")
+               .replace("{leave}", "{leave_id}").replace("{visit}", "{visit_id}")
+               .replace("none.jpg", "{event_id}.jpg")
                .replace("{user}", "{user_id}").replace("{other}", "{user_id}"))
               for m, p, _, _ in ROUTES} | PUBLIC
     found = {(method, route.path) for route in app.routes  # type: ignore[attr-defined]
@@ -146,6 +159,7 @@ async def test_anonymous_is_sent_to_login(client: httpx.AsyncClient, seeded: See
                                           db: Database) -> None:
     ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
            "leave": await _leave(db, seeded.households["east"]), "user": await _victim(db),
+           "visit": await _visit(db, seeded.households["east"]),
            "other": await _victim(db, "fitter")}
     csrf = csrf_from((await client.get("/login")).text)  # a valid token: test auth, not CSRF
     for method, path, _, body in ROUTES:
@@ -166,6 +180,7 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
     for method, path, allowed, body in ROUTES:
         ids = {"inc": seeded.incidents["east"], "hh": seeded.households["east"],
                "leave": await _leave(db, seeded.households["east"]), "user": victim,
+               "visit": await _visit(db, seeded.households["east"]),
                "other": other}
         url = _fill(path, ids)
         response = await client.send(_send(client, method, url, body, csrf, who))
@@ -192,6 +207,7 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     csrf = await login(client, WORKER)
     other_inc, other_hh = seeded.incidents["west"], seeded.households["west"]
     other_leave = await _leave(db, other_hh)
+    other_visit = await _visit(db, other_hh)
     for url in (f"/incidents/{other_inc}", f"/incidents/{other_inc}/row",
                 f"/households/{other_hh}", f"/api/incidents/{other_inc}",
                 f"/api/households/{other_hh}"):
@@ -199,7 +215,11 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     for url, data in ((f"/incidents/{other_inc}/ack", {}),
                       (f"/incidents/{other_inc}/resolve", {"outcome": "false_alarm"}),
                       (f"/leaves/{other_leave}/end", {}),
-                      (f"/households/{other_hh}/followups", {"note": "x"})):
+                      (f"/households/{other_hh}/followups", {"note": "x"}),
+                      (f"/households/{other_hh}/visits", {
+                          "starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
+                          "visitor": "v", "purpose": "p"}),
+                      (f"/visits/{other_visit}/cancel", {})):
         response = await client.post(url, data={**data, "csrf_token": csrf})
         assert response.status_code == 404, url
     response = await client.post(f"/api/incidents/{other_inc}/ack",
@@ -215,6 +235,9 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     csv_text = (await client.get("/incidents.csv")).text
     assert "east family" in csv_text
     assert "west family" not in csv_text
+    today = (await client.get("/followups")).text
+    assert "east family" in today
+    assert "west family" not in today
     state = await db.fetch_one("SELECT state FROM incidents WHERE id = ?", (other_inc,))
     assert state == {"state": "open"}
 
@@ -223,6 +246,8 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     ("/incidents/{inc}/ack", {}),
     ("/incidents/{inc}/resolve", {"outcome": "false_alarm"}),
     ("/households/{hh}/followups", {"note": "x"}),
+    ("/households/{hh}/visits", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
+                                 "visitor": "v", "purpose": "p"}),
     ("/households/{hh}/leaves", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "reason": "r"}),
     ("/users", {"username": "mallory", "password": "long enough pw", "role": "admin"}),
