@@ -1,4 +1,4 @@
-"""Migration 52: grouped offline incidents (alert storms) and silenced households.
+"""Migration 53: grouped offline incidents (alert storms) and silenced households.
 
 ``households.building`` names the building a household is in, so the devices
 of one building that go offline together (a power cut) become one grouped
