@@ -63,6 +63,7 @@ async def create_app(
     """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
     from server.web import (
         routes_ack,
+        routes_admin,
         routes_aim,
         routes_api,
         routes_api_users,
@@ -100,7 +101,8 @@ async def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
-                   routes_people.router, routes_users.router, routes_aim.router,
+                   routes_people.router, routes_admin.router, routes_users.router,
+                   routes_aim.router,
                    routes_api.login_router, routes_api.router, routes_api_users.router,
                    routes_ack.router, routes_roster.router,
                    routes_silences.router):

@@ -242,15 +242,17 @@ async def test_a_picture_without_a_line_asks_for_one(
     """A camera commissioned before any line was drawn: the bare picture, and a prompt to draw."""
     from broker.messages import Event, EventKind, encode, utc_now
     from ground.timeutil import now_ts
+    from server.db.event_key import event_key
 
     event = Event(device_id="door-east", seq=9999, time=utc_now(), kind=EventKind.COMMISSIONING,
                   armed=False, snapshot=True)
     assert event.door_line is None
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
-            "payload) VALUES (?, ?, ?, 'event', 'commissioning', ?, ?, ?)",
-            ("door-east", 9999, str(event.event_id), now_ts(), now_ts(), encode(event).decode()))
+            "INSERT INTO events (device_id, seq, event_id, event_key, type, kind, device_time, "
+            "received_at, payload) VALUES (?, ?, ?, ?, 'event', 'commissioning', ?, ?, ?)",
+            ("door-east", 9999, str(event.event_id), event_key(event.event_id), now_ts(),
+             now_ts(), encode(event).decode()))
         await tx.execute(
             "INSERT INTO snapshots (event_id, device_id, taken_at, received_at, jpeg) "
             "VALUES (?, ?, ?, ?, ?)",
