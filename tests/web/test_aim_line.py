@@ -27,6 +27,7 @@ from broker.door_line import DoorLine
 from server.admin import register_device
 from server.config import ServerSettings
 from server.db.base import Database
+from server.db.event_key import event_key
 from server.service import RunningServer, serve
 from server.web.app import create_app
 from tests.conftest import Mosquitto, doorwatch_process
