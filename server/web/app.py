@@ -71,6 +71,7 @@ async def create_app(
         routes_pages,
         routes_people,
         routes_roster,
+        routes_silences,
         routes_system,
         routes_users,
     )
@@ -103,7 +104,8 @@ async def create_app(
                    routes_people.router, routes_admin.router, routes_users.router,
                    routes_aim.router,
                    routes_api.login_router, routes_api.router, routes_api_users.router,
-                   routes_ack.router, routes_roster.router):
+                   routes_ack.router, routes_roster.router,
+                   routes_silences.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
