@@ -133,7 +133,12 @@ def install_bundle(
     """Install a provisioning bundle: device TOML and CA into ``config_dir``, password into data.
 
     The bundle is verified completely before anything is written, so a corrupt
-    bundle leaves the device as it was.
+    bundle leaves the device as it was. ``agent.toml`` is put in place last:
+    its appearance is what starts the agent (``doorwatch-agent.path``), so the
+    CA and the password file must already be there, and the password file
+    must already belong to the service. Run as root (the installer's ``sudo``),
+    the password file is given to the owner of the data folder, which the
+    package made the ``doorwatch`` user's.
     """
     bundle = read_bundle(bundle_path)
     settings: dict[str, Any] = bundle.device_settings()
@@ -151,12 +156,32 @@ def install_bundle(
     config_file = config_dir / CONFIG_NAME
     # Neither holds a secret (the password goes to the credentials file below), and the
     # service reads them as the `doorwatch` user while the installer runs this as root.
-    _write_readable(ca_file, bundle.ca_pem)
-    _write_readable(config_file, tomli_w.dumps(settings))
-    load_device_config(config_file, use_override=False)  # the file we wrote must load as-is
+    staged = config_file.with_name(config_file.name + ".new.toml")
+    _write_readable(staged, tomli_w.dumps(settings))
+    try:
+        load_device_config(staged, use_override=False)  # what we wrote must load as-is
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
     store = CredentialStore(credentials_file, fresh=True)
     store.install(bundle.password)
+    _give_to_folder_owner(store.path)
+    _write_readable(ca_file, bundle.ca_pem)
+    os.replace(staged, config_file)  # last: the path unit starts the agent on it
     return InstalledBundle(bundle.device_id, config_file, ca_file, store.path)
+
+
+def _give_to_folder_owner(path: Path) -> None:
+    """Make ``path`` its folder owner's when root wrote it (the service reads it, not root).
+
+    The agent refuses a password file that is not its own (``check_private``), so a
+    root-owned one would keep a freshly installed device from ever connecting.
+    """
+    if os.geteuid() != 0:
+        return
+    folder = path.parent.stat()
+    if path.stat().st_uid != folder.st_uid:
+        os.chown(path, folder.st_uid, folder.st_gid)
 
 
 

@@ -49,9 +49,18 @@ def run() -> dict[str, Any]:
                 "f1": round(s.f1, 3), "confident_precision": round(g.confident.precision, 3),
                 "max_delay_s": g.max_delay_s, "late": g.late}
 
+    shared = SHARED.resolve()
+
+    def place(video: Path) -> str:
+        # Where a clip's video was read: the shared folder, or a local copy (not yet shared).
+        folder = video.resolve().parent
+        return "../shared/data" + str(folder)[len(str(shared)):] if folder.is_relative_to(
+            shared) else str(folder)
+
     return {
         "inputs": [("../shared/data" if f.parent == SHARED else "tests/corpus") + "/labels.json"
                    for f in files],
+        "videos": {c.name: place(c.video) for c in collected.clips},
         "splits": [group(g) for g in rep.splits],
         "viewpoints": [group(g) for g in rep.viewpoints],
         "hold_out": [{"scene": h.scene_id, "split": h.split, "f1": round(h.held_out.f1, 3),
@@ -103,6 +112,14 @@ def section(data: dict[str, Any]) -> list[str]:
         f"Each scene held out (its F1, the other scenes pooled): {held}; macro F1 "
         f"{data['macro_f1']:.3f}, worst {data['worst_scene']} {data['worst_f1']:.3f}.",
     ]
+    local = sorted({p for p in data.get("videos", {}).values()
+                    if not p.startswith("../shared/data")})
+    if local:
+        names = [n for n, p in data["videos"].items() if p in local]
+        lines += ["", f"Videos of {len(names)} clips read from {', '.join(local)} "
+                      f"(`DOORWATCH_CORPUS_DIR`): they are not under ../shared/data/corpus/ "
+                      f"yet (fetched from other repositories; sources, licences and hashes in "
+                      f"tests/corpus/README.md): {', '.join(sorted(names))}."]
     left_out = data.get("left_out", [])
     if left_out:
         lines += ["", f"Left out of these figures (video missing): "

@@ -127,23 +127,39 @@ def _annotate(
 def eval_command(
     labels: Annotated[list[Path], typer.Argument(
         help="One or more labels.json files; each clip's video is looked for in videos/ "
-             "beside its file, then in ../shared/data/corpus/ beside the checkout.")],
+             "beside its file, then in the --corpus-dir folders, then in "
+             "../shared/data/corpus/ beside the checkout.")],
     meta: Annotated[Path | None, typer.Option(
         "--meta", help="Viewpoint/scene/split of clips whose labels file lacks them "
                        "(tests/corpus/shared_clips.json for ../shared/data).")] = None,
+    corpus_dir: Annotated[list[Path] | None, typer.Option(
+        "--corpus-dir", envvar="DOORWATCH_CORPUS_DIR",
+        help="Folder(s) with corpus videos not (yet) under ../shared/data/corpus/, e.g. a "
+             "local copy of fetched clips; repeat the option, or separate folders with "
+             "the path separator in DOORWATCH_CORPUS_DIR.")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Score only the clips of this split (tuning or validation): tune with "
+                        "--split tuning so validation results are never seen while tuning.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score the analyzer on labelled clips: per clip, split, viewpoint, and scene held out."""
-    from ground.errors import DoorwatchError
-    from sensors.corpus import collect, evaluate_corpus, load_meta, report
+    import os
 
+    from ground.errors import DoorwatchError
+    from sensors.corpus import collect, evaluate_corpus, load_meta, report, side_by_side
+
+    # typer hands an environment value over as one path: split it like PATH.
+    dirs = [Path(part) for d in corpus_dir or [] for part in str(d).split(os.pathsep) if part]
     try:
-        collected = collect(labels, load_meta(meta) if meta else None)
+        collected = collect(labels, load_meta(meta) if meta else None, corpus_dirs=dirs)
     except DoorwatchError as exc:
         raise _fail(str(exc)) from exc
+    if split not in (None, "tuning", "validation"):
+        raise _fail(f"--split must be tuning or validation, not {split!r}")
     for gone in collected.missing:
         typer.echo(gone.reason, err=True)
-    clips = collected.clips
+    clips = [c for c in collected.clips if split is None or c.split == split]
     if not clips:
         raise _fail("no clip to evaluate: the video of every listed clip is missing")
     total_frames = sum(c.labels.frames or 0 for c in clips) or 1
@@ -171,6 +187,16 @@ def eval_command(
         typer.echo(row(f"{group.name} ({group.clips} clips, {group.labels} labels)", group.score,
                        f" {group.confident.precision:6.3f} {group.max_delay_s:5.2f}s"
                        f" {group.late:4d}"))
+    def cell(group: Any) -> str:
+        if group is None:
+            return f"{'-':>26}"
+        sc = group.score
+        return f"{sc.f1:6.3f} {sc.precision:6.3f} {sc.recall:6.3f} {group.labels:5d}"
+
+    typer.echo(f"\n{'viewpoint':12} {'tuning: F1      P      R  n':>26}   "
+               f"{'validation: F1      P      R  n':>30}")
+    for view, tuning, validation in side_by_side(rep):
+        typer.echo(f"{view:12} {cell(tuning)}   {cell(validation):>30}")
     typer.echo(f"\n{'scene held out (rest pooled)':44} {head} {'rest F1':>7}")
     for h in rep.hold_out:
         typer.echo(row(f"{h.scene_id} [{h.split}]"[:44], h.held_out, f" {h.rest.f1:7.3f}"))

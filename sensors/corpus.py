@@ -18,17 +18,24 @@ them. Figures:
   between a crossing and the frame at which ``feed`` returned it, and how
   many passages came later than the agreed 1 s of video.
 
-Where a clip's video is: in ``videos/`` beside its labels file, else in
-``../shared/data/corpus/`` beside the checkout. Videos fetched from other
-repositories may not be committed by developers; the planners put them in that
-shared folder, and a clip's ``"video": "shared"`` in its labels file says it is
-one of those. A clip whose video is in neither place is left out of the figures
-and named, with both places, in ``Collected.missing`` and in a warning log.
+Where a clip's video is: in ``videos/`` beside its labels file, else in each
+folder of ``DOORWATCH_CORPUS_DIR`` (``os.pathsep``-separated; ``doorwatch eval
+--corpus-dir`` gives them explicitly), else in ``../shared/data/corpus/`` beside
+the checkout. Videos fetched from other repositories may not be committed by
+developers; the planners put them in that shared folder (until then a developer
+points ``DOORWATCH_CORPUS_DIR`` at a local copy), and a clip's ``"video":
+"shared"`` in its labels file says it is one of those. A clip whose video is in
+no place is left out of the figures and named, with every place, in
+``Collected.missing`` and in a warning log. A clip whose labels carry a
+``sha256`` is checked against the file found: frame numbers hold for those bytes
+only, so a different file under the same name is a ConfigError.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -40,6 +47,7 @@ from sensors.analyzer import AnalyzerConfig
 from sensors.evaluate import ClipLabels, ClipScore, Score, evaluate_clip, load_labels
 
 __all__ = [
+    "CORPUS_DIR_ENV",
     "SHARED_CORPUS",
     "ClipMeta",
     "Collected",
@@ -49,9 +57,11 @@ __all__ = [
     "MissingVideo",
     "SceneHoldOut",
     "collect",
+    "corpus_dirs_from_env",
     "evaluate_corpus",
     "load_meta",
     "report",
+    "side_by_side",
 ]
 
 log = get_logger(__name__)
@@ -59,6 +69,22 @@ log = get_logger(__name__)
 # The planners' folder for corpus videos that developers may not commit (fetched from other
 # repositories): ../shared/data/corpus beside the checkout this module belongs to.
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
+# Extra folders holding corpus videos (a local copy of clips not yet under shared/).
+CORPUS_DIR_ENV = "DOORWATCH_CORPUS_DIR"
+
+
+def corpus_dirs_from_env() -> list[Path]:
+    """The folders named by ``DOORWATCH_CORPUS_DIR`` (``os.pathsep``-separated), in order."""
+    raw = os.environ.get(CORPUS_DIR_ENV, "")
+    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ClipMeta(BaseModel):
@@ -162,18 +188,22 @@ def load_meta(path: Path | str) -> dict[str, ClipMeta]:
 
 def collect(label_files: Sequence[Path | str],
             meta: dict[str, ClipMeta] | None = None,
-            shared_dir: Path | None = SHARED_CORPUS) -> Collected:
+            shared_dir: Path | None = SHARED_CORPUS,
+            corpus_dirs: Sequence[Path] | None = None) -> Collected:
     """Every clip of the label files with its metadata and where its video is.
 
     A clip's video is looked for in ``videos/`` beside its labels file, then in
-    ``shared_dir`` (``None``: nowhere else). A clip found in neither is left out
-    (``Collected.missing``, and a warning naming it and both places) rather than
-    stopping the whole evaluation. A clip with no viewpoint is ``unspecified``;
-    with no scene, its own scene; with no split, ``tuning`` (it was not declared
-    kept back, so it must not be counted as validation). A scene with clips in
-    both splits is a ConfigError, whether or not their videos are there.
+    each of ``corpus_dirs`` (``None``: those of ``DOORWATCH_CORPUS_DIR``), then in
+    ``shared_dir`` (``None``: not there). A clip found nowhere is left out
+    (``Collected.missing``, and a warning naming it and every place) rather than
+    stopping the whole evaluation; one found with a SHA-256 other than its labels'
+    is a ConfigError (its frame numbers would be wrong). A clip with no viewpoint
+    is ``unspecified``; with no scene, its own scene; with no split, ``tuning``
+    (it was not declared kept back, so it must not be counted as validation). A
+    scene with clips in both splits is a ConfigError, whether or not their videos are there.
     """
     meta = meta or {}
+    extra_dirs = list(corpus_dirs_from_env() if corpus_dirs is None else corpus_dirs)
     clips: list[CorpusClip] = []
     missing: list[MissingVideo] = []
     splits_of: dict[str, set[str]] = {}
@@ -191,7 +221,7 @@ def collect(label_files: Sequence[Path | str],
                                   path=file, field=f"clips.{name}.split")
             scene_id = extra.scene_id or clip.scene_id or name
             splits_of.setdefault(scene_id, set()).add(split)
-            places = [file.parent / "videos" / name]
+            places = [file.parent / "videos" / name, *(d / name for d in extra_dirs)]
             if shared_dir is not None:
                 places.append(shared_dir / name)
             video = next((p for p in places if p.exists()), None)
@@ -203,6 +233,10 @@ def collect(label_files: Sequence[Path | str],
                                                 "looked_in": [str(p) for p in places]})
                 missing.append(gone)
                 continue
+            if clip.sha256 is not None and (found := _sha256(video)) != clip.sha256:
+                raise ConfigError(f"{video} is not the file clip {name} was labelled on "
+                                  f"(sha256 {found}, labels say {clip.sha256})",
+                                  path=file, field=f"clips.{name}.sha256")
             clips.append(CorpusClip(
                 name=name, video=video, labels=clip,
                 viewpoint=extra.viewpoint or clip.viewpoint or "unspecified",
@@ -267,3 +301,13 @@ def report(results: Results, missing: Sequence[MissingVideo] = ()) -> CorpusRepo
         worst_f1=round(worst.held_out.f1, 4) if worst else 0.0,
         left_out=list(missing),
     )
+
+
+def side_by_side(rep: CorpusReport) -> list[tuple[str, Group | None, Group | None]]:
+    """Per viewpoint (and ``all``), the tuning group beside the validation group."""
+    by_name = {g.name: g for g in rep.viewpoints}
+    splits = {g.name: g for g in rep.splits}
+    views = sorted({g.name.split("/", 1)[1] for g in rep.viewpoints})
+    rows = [(v, by_name.get(f"tuning/{v}"), by_name.get(f"validation/{v}")) for v in views]
+    rows.append(("all", splits.get("tuning"), splits.get("validation")))
+    return rows

@@ -25,6 +25,7 @@ from sensors.source_opencv import OpenCVSource
 __all__ = [
     "ClipLabels",
     "ClipScore",
+    "ClipSource",
     "Label",
     "LabelFile",
     "Score",
@@ -46,6 +47,18 @@ class Label(BaseModel):
     note: str = ""
 
 
+class ClipSource(BaseModel):
+    """Where a fetched clip came from (tests/corpus/README.md): enough to fetch it again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    path: str
+    commit: str
+    licence: str
+    note: str = ""
+
+
 class ClipLabels(BaseModel):
     """A clip: its scene and crossings (``width``/``height``/``frames`` are informative)."""
 
@@ -64,6 +77,10 @@ class ClipLabels(BaseModel):
     # Where the video comes from: "repo" (committed in videos/ beside the labels file) or
     # "shared" (fetched from elsewhere, so only the planners put it, under shared/data/corpus/).
     video: Literal["repo", "shared"] = "repo"
+    # The labelled file's SHA-256: frame numbers hold for these bytes only (another transcode
+    # shifts them), so a different file under the same name is refused, not scored.
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    source: ClipSource | None = None
 
 
 class LabelFile(BaseModel):

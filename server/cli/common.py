@@ -100,7 +100,7 @@ def run_with_db(config: Path | None,
     from ground.i18n import t
     from server.config import load_server_settings
     from server.db.connect import open_database
-    from server.domain.errors import InvalidChangeError, NotFoundError
+    from server.domain.errors import InvalidChangeError, NotFoundError, UnknownDeviceError
 
     async def main() -> T:
         settings = load_server_settings(config)
@@ -115,6 +115,8 @@ def run_with_db(config: Path | None,
     language = cli_language()
     try:
         return asyncio.run(main())
+    except UnknownDeviceError as exc:  # a typo, or a device never provisioned
+        typer.echo(t("cli.device_unknown", language, device=exc.device_id), err=True)
     except NotFoundError as exc:
         typer.echo(t("cli.not_found", language, what=str(exc)), err=True)
     except InvalidChangeError as exc:
@@ -211,8 +213,9 @@ def print_import_report(report: ImportReport) -> None:
 
     language = cli_language()
     for error in report.errors:
+        message = t(error.key, language, **dict(error.params)) if error.key else error.message
         typer.echo(t("cli.import.row_error", language, file=report.file, line=error.line,
-                     field=error.field, message=error.message), err=True)
+                     field=error.field, message=message), err=True)
     dry = t("cli.import.dry_run", language) if report.dry_run else ""
     ok = report.total - len({e.line for e in report.errors if e.line > 1})
     typer.echo(t("cli.import.summary", language, file=report.file, total=report.total,

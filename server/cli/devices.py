@@ -40,9 +40,11 @@ def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[
     from broker.mosquitto.directory import BrokerDir
     from broker.rabbitmq.broker_dir import RabbitBrokerDir, is_rabbitmq_dir
     from ground.errors import DoorwatchError
+    from ground.i18n import t
     from server.cli.common import require_config
     from server.config import load_server_settings
     from server.db.connect import open_database
+    from server.domain.errors import UnknownDeviceError
 
     require_config(config)
     # The folder tells the profile: Mosquitto's files, or a RabbitMQ cluster's.
@@ -61,6 +63,9 @@ def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[
 
     try:
         return asyncio.run(main())
+    except UnknownDeviceError as exc:
+        typer.echo(t("cli.device_unknown", _lang(), device=exc.device_id), err=True)
+        raise typer.Exit(1) from None
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -55,15 +55,18 @@ def household_add(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="Free text")] = None,
-    device: Annotated[str | None, typer.Option(help="Register and assign this device")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Assign this device (provisioned with `device provision`)")] = None,
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Add a household (armed during its quarantine period)."""
-    from server.domain.devices import register_device
+    from server.domain.devices import assign_device, get_device
     from server.domain.households import HouseholdIn, add_household
 
     async def action(db: Database, settings: ServerSettings) -> int:
+        if device:
+            await get_device(db, device)  # refused before the household is written
         tz = settings.notify.timezone
         household = HouseholdIn(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
@@ -71,7 +74,7 @@ def household_add(
             quarantine_end=parse_time(end, tz), notes=notes)
         household_id = await add_household(db, household, actor=actor_name(actor))
         if device:
-            await register_device(db, device, household_id=household_id, actor=actor_name(actor))
+            await assign_device(db, device, household_id, actor=actor_name(actor))
         return household_id
 
     print_done(f"household {run_with_db(config, action)}")
@@ -155,14 +158,25 @@ def household_update(
 def household_end_quarantine(
     household_id: Annotated[int, typer.Argument(help="Household id")],
     reason: Annotated[str, typer.Option(help="Why it ends early (audited)")],
+    outcome: Annotated[str, typer.Option(
+        help="How it ended: completed, tested_negative, hospitalised, transferred, other")]
+    = "other",
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """End a household's quarantine now: its devices are disarmed; audited."""
+    """End a household's quarantine now: release record, devices disarmed, worker told."""
     from server.domain.households import end_quarantine_early
+    from server.domain.releases import ReleaseContext, ReleaseOutcome
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason)
+    try:
+        how = ReleaseOutcome(outcome)
+    except ValueError:
+        raise typer.BadParameter(f"{outcome!r}: one of "
+                                 f"{', '.join(o.value for o in ReleaseOutcome)}") from None
+
+    async def action(db: Database, settings: ServerSettings) -> None:
+        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason,
+                                   outcome=how, release=ReleaseContext.of(settings))
 
     run_with_db(config, action)
     print_done(f"household {household_id}")
@@ -200,38 +214,30 @@ def household_assign_device(
     actor: ActorOption = None,
 ) -> None:
     """Assign a provisioned device to a household (ending its earlier assignment)."""
-    from ground.i18n import t
     from server.domain.devices import assign_device
-    from server.domain.errors import NotFoundError
 
-    async def action(db: Database, _s: ServerSettings) -> bool:
-        try:
-            await assign_device(db, device, household_id, actor=actor_name(actor))
-        except NotFoundError as exc:
-            if exc.kind != "device":
-                raise
-            return False  # a typo or a device never provisioned: nothing would ever report
-        return True
+    async def action(db: Database, _s: ServerSettings) -> None:
+        # An unknown id (a typo, a device never provisioned) is refused by run_with_db's
+        # catalogue message: nothing would ever report under it.
+        await assign_device(db, device, household_id, actor=actor_name(actor))
 
-    if not run_with_db(config, action):
-        typer.echo(t("cli.device_unknown", cli_language(), device=device), err=True)
-        raise typer.Exit(1)
+    run_with_db(config, action)
     print_done(f"{device} -> household {household_id}")
 
 
 @household_app.command("replace-device")
 def household_replace_device(
     old: Annotated[str, typer.Argument(help="Device being replaced")],
-    new: Annotated[str, typer.Argument(help="Replacement device (registered if new)")],
+    new: Annotated[str, typer.Argument(
+        help="Replacement device (provisioned with `device provision`)")],
     reason: Annotated[str, typer.Option(help="Why (audited)")],
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Replace a household's device; the household keeps its whole history."""
-    from server.domain.devices import register_device, replace_device
+    from server.domain.devices import replace_device
 
     async def action(db: Database, _s: ServerSettings) -> int:
-        await register_device(db, new, actor=actor_name(actor))
         return await replace_device(db, old, new, actor=actor_name(actor), reason=reason)
 
     household_id = run_with_db(config, action)

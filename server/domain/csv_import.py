@@ -23,7 +23,7 @@ from broker.topics import is_valid_device_id
 from server.clock import Clock
 from server.db.base import Database, Transaction
 from server.domain.common import parse_local_time
-from server.domain.devices import register_device
+from server.domain.devices import assign_device
 from server.domain.households import HouseholdIn, add_household_tx
 from server.domain.people import WorkerIn, add_worker_tx
 
@@ -55,11 +55,17 @@ _URL_SPLIT = re.compile(r"[\s|]+")
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """What is wrong with one row: its line in the file, the field, the message."""
+    """What is wrong with one row: its line in the file, the field, the message.
+
+    ``key`` (with ``params``), when set, names the catalogue message an installer
+    or operator reads instead of the English ``message``.
+    """
 
     line: int
     field: str
     message: str
+    key: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -77,9 +83,12 @@ _Writer = Callable[[Transaction], Awaitable[int]]
 
 
 class _RowProblemError(Exception):
-    def __init__(self, field_name: str, message: str):
+    def __init__(self, field_name: str, message: str, key: str | None = None,
+                 **params: str):
         self.field = field_name
         self.message = message
+        self.key = key
+        self.params = params
         super().__init__(message)
 
 
@@ -135,7 +144,8 @@ async def _run_import(
                     continue
                 report.imported.append(await write(tx))
         except _RowProblemError as problem:
-            report.errors.append(RowError(line, problem.field, problem.message))
+            report.errors.append(RowError(line, problem.field, problem.message, problem.key,
+                                          tuple(problem.params.items())))
         except ValidationError as exc:
             invalid = _validation_problem(exc)
             report.errors.append(RowError(line, invalid.field, invalid.message))
@@ -186,7 +196,7 @@ async def import_households(
     db: Database, text: str, *, file: str, actor: str, timezone: str, dry_run: bool = False,
     clock: Clock | None = None,
 ) -> ImportReport:
-    """Import households (and optionally register their devices) from CSV ``text``."""
+    """Import households (and optionally assign their provisioned devices) from CSV ``text``."""
 
     async def check(tx: Transaction, record: dict[str, str]
                     ) -> Callable[[Transaction], Awaitable[int]]:
@@ -212,7 +222,10 @@ async def import_households(
         if device:
             taken = await tx.fetch_one("SELECT household_id FROM devices WHERE device_id = ?",
                                        (device,))
-            if taken is not None and taken["household_id"] is not None:
+            if taken is None:  # never provisioned, or mistyped: nothing would report for them
+                raise _RowProblemError("device", f"device {device} is not registered (provision "
+                                       "it first)", "cli.device_unknown", device=device)
+            if taken["household_id"] is not None:
                 raise _RowProblemError("device", f"device {device} is already assigned to "
                                        f"household {taken['household_id']}")
 
@@ -226,9 +239,9 @@ async def import_households(
 
     devices: list[tuple[int, str]] = []
     report = await _run_import(db, text, file, HOUSEHOLD_COLUMNS, dry_run, check)
-    # Devices after their households exist (registration has its own transaction).
+    # Devices after their households exist (assignment has its own transaction).
     for household_id, device_id in devices:
-        await register_device(db, device_id, household_id=household_id, actor=actor)
+        await assign_device(db, device_id, household_id, actor=actor)
     return report
 
 

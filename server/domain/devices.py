@@ -17,7 +17,7 @@ from ground.timeutil import now_ts
 from server.db.base import Database, Row, Transaction
 from server.domain.audit import audit
 from server.domain.common import fetch_required, when
-from server.domain.errors import InvalidChangeError, NotFoundError
+from server.domain.errors import InvalidChangeError, UnknownDeviceError
 
 __all__ = [
     "Assignment",
@@ -187,10 +187,10 @@ async def replace_device(
 
 
 async def get_device(conn: Database | Transaction, device_id: str) -> Device:
-    """One device (:class:`NotFoundError` if it is not registered)."""
+    """One device (:class:`UnknownDeviceError` if it is not registered)."""
     row = await conn.fetch_one("SELECT * FROM devices WHERE device_id = ?", (device_id,))
     if row is None:
-        raise NotFoundError("device", device_id)
+        raise UnknownDeviceError(device_id)
     return Device.from_row(row)
 
 

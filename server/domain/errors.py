@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ground.errors import DoorwatchError
 
-__all__ = ["InvalidChangeError", "NotFoundError"]
+__all__ = ["InvalidChangeError", "NotFoundError", "UnknownDeviceError"]
 
 
 class NotFoundError(DoorwatchError, LookupError):
@@ -14,6 +14,19 @@ class NotFoundError(DoorwatchError, LookupError):
         self.kind = kind
         self.ident = ident
         super().__init__(f"{kind} {ident} not found")
+
+
+class UnknownDeviceError(NotFoundError):
+    """A device id the server never registered: never provisioned, or mistyped.
+
+    Its own type so every command and page that takes a device id can answer
+    with the same catalogue message (``cli.device_unknown`` /
+    ``web.error.device_unknown``) instead of "not found".
+    """
+
+    def __init__(self, device_id: str):
+        super().__init__("device", device_id)
+        self.device_id = device_id
 
 
 class InvalidChangeError(DoorwatchError, ValueError):

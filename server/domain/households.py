@@ -20,6 +20,7 @@ from server.domain.audit import audit
 from server.domain.common import dumps, fetch_required, loads_list, ts_or_none, when
 from server.domain.errors import InvalidChangeError
 from server.domain.people import get_grid, get_worker
+from server.domain.releases import ReleaseContext, ReleaseOutcome, record_release
 
 __all__ = [
     "Household",
@@ -277,9 +278,14 @@ async def update_household(
 
 
 async def end_quarantine_early(
-    db: Database, household_id: int, *, actor: str, reason: str, clock: Clock | None = None
+    db: Database, household_id: int, *, actor: str, reason: str, clock: Clock | None = None,
+    outcome: ReleaseOutcome = ReleaseOutcome.OTHER, release: ReleaseContext | None = None,
 ) -> Household:
-    """End the household's quarantine now: disarm its devices, audit who and why."""
+    """End the household's quarantine now: disarm its devices, audit who and why.
+
+    Writes the release record (``outcome``, ``reason`` as its note), tells the
+    worker and starts the retention clock (:mod:`server.domain.releases`).
+    """
     if not reason.strip():
         raise InvalidChangeError("household", household_id, "reason_required")
     now = to_ts((clock or SystemClock()).now())
@@ -297,4 +303,7 @@ async def end_quarantine_early(
         await set_desired_arm_state(tx, household_id, False)
         await audit(tx, actor, "household.end_quarantine_early", f"household:{household_id}",
                     f"planned end {end}; {reason}"[:2000])
+        await record_release(tx, household_id, actor=actor, outcome=outcome,
+                             note=reason.strip()[:2000], at=now, planned_end=end,
+                             context=release or ReleaseContext())
         return await get_household(tx, household_id)

@@ -37,6 +37,7 @@ from ground.timeutil import now_ts
 from server.admin import register_device
 from server.db.base import Database
 from server.domain.audit import audit
+from server.domain.devices import get_device
 from server.mqtt.admin_client import AdminLink
 
 __all__ = [
@@ -123,6 +124,7 @@ async def revoke_device(
     The device's row and history stay (marked revoked); it can be provisioned again.
     """
     _check_id(device_id)
+    await get_device(db, device_id)  # an id the server never registered: a typo, say so
     if not broker.remove_user(device_id):
         raise ProvisioningError(device_id, "has no broker credentials (never provisioned, or "
                                            "already revoked)")
@@ -159,6 +161,7 @@ async def rotate_device(
     seen back online with the new password within ``reconnect_timeout_s``.
     """
     _check_id(device_id)
+    await get_device(db, device_id)
     if device_id not in broker.users():
         raise ProvisioningError(device_id, "has no broker credentials (provision it first)")
     password = new_secret()

@@ -26,7 +26,7 @@ from broker.topics import command_topic
 from server.db.base import Database
 from server.db.event_key import event_key_of_text
 from server.domain.audit import audit
-from server.domain.errors import NotFoundError
+from server.domain.errors import UnknownDeviceError
 from server.jobs.schedule import CommandPublisher
 
 __all__ = ["AUDIT_ACTION", "AimView", "Redraw", "aim_picture", "aim_view", "send_door_line"]
@@ -75,9 +75,9 @@ async def _ack_of(db: Database, device_id: str, command_id: str) -> tuple[Redraw
 
 
 async def aim_view(db: Database, device_id: str) -> AimView:
-    """The device's aim picture and door line (:class:`NotFoundError` if not registered)."""
+    """The device's aim picture and door line (:class:`UnknownDeviceError` if not registered)."""
     if await db.fetch_one("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)) is None:
-        raise NotFoundError("device", device_id)
+        raise UnknownDeviceError(device_id)
     event = await db.fetch_one(
         "SELECT e.event_id, e.received_at, e.payload FROM events e "
         "JOIN snapshots s ON s.event_id = e.event_id AND s.device_id = e.device_id "
@@ -127,7 +127,7 @@ async def send_door_line(db: Database, publisher: CommandPublisher, device_id: s
     connects. The device checks it like any configuration and acknowledges.
     """
     if await db.fetch_one("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)) is None:
-        raise NotFoundError("device", device_id)
+        raise UnknownDeviceError(device_id)
     command = ConfigUpdateCommand(device_id=device_id, issued_at=utc_now(),
                                   config=line.scene_update(f"drawn in the dashboard by {actor}"))
     detail = json.dumps({"command_id": str(command.command_id),

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ground.i18n import t
 from server.config import ServerSettings
 from server.db.base import Database
+from server.domain.errors import UnknownDeviceError
 from server.web.deps import CsrfError, ForbiddenError, NotLoggedInError, wants_html
 from server.web.render import language_of, render
 from server.web.sessions import load_secret
@@ -130,6 +131,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                                 headers=exc.headers)
         return _error(request, exc.status_code, key, detail=str(exc.detail or ""))
+
+    @app.exception_handler(UnknownDeviceError)
+    async def unknown_device(request: Request, exc: UnknownDeviceError) -> Response:
+        # Never provisioned, or mistyped: the same words on every page and API call.
+        return _error(request, 404, "web.error.device_unknown", detail=exc.device_id)
 
     @app.exception_handler(OverflowError)
     async def out_of_range(request: Request, _exc: OverflowError) -> Response:

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from broker.door_line import DoorLine
-from server.domain.errors import NotFoundError
 from server.web.aim import aim_picture, aim_view, send_door_line
 from server.web.deps import DEVICE_STAFF, Db, csrf_protect, require
 from server.web.render import render
@@ -26,10 +25,8 @@ Coordinate = Annotated[float, Form(ge=0.0, le=1.0, allow_inf_nan=False)]
 @router.get("/devices/{device_id}")
 async def device_page(request: Request, db: Db, user: DeviceStaff, device_id: str) -> Response:
     """The aim picture with the door line drawn over it, and the form to redraw it."""
-    try:
-        view = await aim_view(db, device_id)
-    except NotFoundError:
-        raise HTTPException(404) from None
+    # An unknown device id is answered by the app's UnknownDeviceError handler.
+    view = await aim_view(db, device_id)
     return render(request, "device.html", user, view=view,
                   error=request.query_params.get("error"))
 
@@ -57,8 +54,5 @@ async def redraw_door_line(
     commands = getattr(request.app.state, "commands", None)
     if commands is None:  # a dashboard without the server's broker link (tests of pages only)
         raise HTTPException(503, "no broker link")
-    try:
-        await send_door_line(db, commands, device_id, line, actor=user.username)
-    except NotFoundError:
-        raise HTTPException(404) from None
+    await send_door_line(db, commands, device_id, line, actor=user.username)
     return RedirectResponse(f"/devices/{device_id}", status_code=303)

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from server.domain import devices, households, people
-from server.domain.errors import InvalidChangeError, NotFoundError
+from server.domain.errors import InvalidChangeError, NotFoundError, UnknownDeviceError
 from server.domain.followups import FeverRule
 from server.domain.notification_outbox import NotificationContext
+from server.domain.releases import ReleaseContext
 from server.web import actions
 from server.web.api_models import (
     AuditOut,
@@ -83,6 +84,8 @@ async def _domain_errors() -> AsyncIterator[None]:
     """The domain's refusals as HTTP answers: 404 missing, 409 wrong state, 400 bad value."""
     try:
         yield
+    except UnknownDeviceError:
+        raise  # the app's handler answers with the catalogue's device_unknown
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
     except InvalidChangeError as exc:
@@ -208,12 +211,13 @@ async def api_add_household(db: Db, user: Overseer, body: households.HouseholdIn
 
 @router.post("/households/{household_id}/end-quarantine", status_code=204,
              summary="End a household's quarantine early (audited)")
-async def api_end_quarantine(db: Db, user: Overseer, household_id: int,
+async def api_end_quarantine(db: Db, settings: Settings, user: Overseer, household_id: int,
                              body: EndQuarantineIn) -> Response:
-    """Disarm the household's devices now and record who ended it and why."""
+    """Disarm the household's devices now; write the release record (who, when, outcome)."""
     async with _domain_errors():
         await households.end_quarantine_early(db, household_id, actor=user.username,
-                                              reason=body.reason)
+                                              reason=body.reason, outcome=body.outcome,
+                                              release=ReleaseContext.of(settings))
     return Response(status_code=204)
 
 
@@ -305,12 +309,19 @@ async def api_devices(db: Db, user: DeviceStaff) -> list[DeviceOut]:
     return [DeviceOut.model_validate(r) for r in await device_rows(db, user)]
 
 
-@router.post("/devices", status_code=204, summary="Register or re-assign a device")
-async def api_register_device(db: Db, user: DeviceStaff, body: DeviceIn) -> Response:
-    """Let the server accept a device's messages, for a household."""
+@router.post("/devices", status_code=204, summary="Assign a provisioned device")
+async def api_assign_device(db: Db, user: DeviceStaff, body: DeviceIn) -> Response:
+    """Assign a device made by ``doorwatch device provision`` to a household.
+
+    An id the server never registered (never provisioned, or mistyped) is refused
+    (404, ``device_unknown``): nothing would ever report under it.
+    """
     async with _domain_errors():
-        await devices.register_device(db, body.device_id, household_id=body.household_id,
-                                      actor=user.username)
+        if body.household_id is None:
+            await devices.get_device(db, body.device_id)
+        else:
+            await devices.assign_device(db, body.device_id, body.household_id,
+                                        actor=user.username)
     return Response(status_code=204)
 
 
@@ -318,7 +329,7 @@ async def api_register_device(db: Db, user: DeviceStaff, body: DeviceIn) -> Resp
              summary="Replace a household's device, keeping its history")
 async def api_replace_device(db: Db, user: DeviceStaff, device_id: str,
                              body: ReplaceDeviceIn) -> Response:
-    """Swap ``device_id`` for ``new_device_id`` (already registered)."""
+    """Swap ``device_id`` for ``new_device_id`` (both provisioned; unknown ids are refused)."""
     async with _domain_errors():
         await devices.replace_device(db, device_id, body.new_device_id, actor=user.username,
                                      reason=body.reason)

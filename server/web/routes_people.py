@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
+from ground.timeutil import now_ts
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
+from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -82,11 +84,39 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     visits = await db.fetch_all(
         "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
         (household_id,))
+    releases = await list_releases(db, household_id)
     return render(request, "household.html", user, h=household, leaves=leaves,
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
                   visits=visits, stay_limit_min=settings.visits.stay_limit_min,
+                  releases=releases, release_outcomes=list(ReleaseOutcome),
+                  in_quarantine=_in_quarantine(household),
+                  tz=ZoneInfo(settings.notify.timezone),
                   error=request.query_params.get("error"))
+
+
+def _in_quarantine(household: dict[str, object]) -> bool:
+    """Whether the household's quarantine can be ended now (armed, or its period not over)."""
+    if household.get("purged_at"):
+        return False
+    end = household.get("quarantine_end")
+    return bool(household.get("armed")) or (isinstance(end, str) and end > now_ts())
+
+
+@router.post("/households/{household_id}/release")
+async def release_household(
+    db: Db, settings: Settings, user: Overseer, household_id: int,
+    outcome: Annotated[str, Form(max_length=40)],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """End the quarantine now: release record, devices disarmed, worker told (overseers)."""
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.release_household(db, household_id, outcome, note, user.username,
+                                        ReleaseContext.of(settings))
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#release", status_code=303)
 
 
 def _local(value: str, zone: str) -> datetime:

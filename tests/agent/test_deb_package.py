@@ -61,7 +61,8 @@ def test_checksum_file_matches(deb: Path) -> None:
 
 def test_control_depends_on_debians_opencv_and_numpy(deb: Path) -> None:
     assert _field(deb, "Package") == "doorwatch-agent"
-    assert _field(deb, "Architecture") == "all"
+    assert _field(deb, "Architecture") == "arm64"  # it carries aarch64 wheels
+    assert deb.name.endswith("_arm64.deb")
     depends = {d.split()[0] for d in _field(deb, "Depends").split(", ")}
     assert {"python3-venv", "python3-opencv", "python3-numpy", "adduser"} <= depends
 
@@ -74,6 +75,15 @@ def test_ships_the_repositorys_units_wheel_and_requirements(deb: Path) -> None:
     wheels = [n for n in files if n.startswith("/opt/doorwatch/wheels/doorwatch-")]
     assert len(wheels) == 1
     assert wheels[0].endswith("-py3-none-any.whl")
+    # The wheelhouse for an offline install: pure wheels, and the compiled ones for
+    # aarch64 on Bookworm's Python 3.11 and Trixie's 3.13; none of this machine's.
+    house = [n.rsplit("/", 1)[1] for n in files if n.startswith("/opt/doorwatch/wheels/")]
+    assert all(w.endswith("-none-any.whl") or "aarch64" in w for w in house), house
+    for tag in ("cp311", "cp313"):
+        assert any(w.startswith("pydantic_core-") and f"-{tag}-" in w for w in house), house
+    for name in ("paho_mqtt-", "pydantic-", "pydantic_settings-", "typer-", "gpiozero-",
+                 "sdnotify-", "tomli_w-"):
+        assert any(w.startswith(name) for w in house), (name, house)
     wanted = files["/opt/doorwatch/requirements.txt"].decode().split()
     names = {w.split(">")[0].split("=")[0] for w in wanted}
     assert {"paho-mqtt", "pydantic", "gpiozero", "sdnotify"} <= names
@@ -91,7 +101,7 @@ def test_maintainer_scripts_are_valid_shell(deb: Path, tmp_path: Path) -> None:
     postinst = (tmp_path / "c" / "postinst").read_text()
     # The promises of issue 15 item 3, in the script that keeps them.
     for needle in ("--system-site-packages", "doorwatch gpio", "doorwatch video",
-                   "doorwatch-agent.path", "waiting for its bundle"):
+                   "doorwatch-agent.path", "waiting for its bundle", "--no-index"):
         assert needle in postinst
 
 

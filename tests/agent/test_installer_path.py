@@ -161,7 +161,7 @@ def test_unknown_device_is_not_assigned(tmp_path: Path) -> None:
     done = doorwatch("household", "assign-device", "1", "door-9999", "-c", str(server_toml),
                      env=env)
     assert done.returncode == 1
-    assert "provision it first" in done.stderr
+    assert "Provision it first" in done.stderr
     listed = doorwatch("household", "devices", "--json", "-c", str(server_toml), env=env)
     assert "door-9999" not in listed.stdout
 

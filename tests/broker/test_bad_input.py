@@ -99,6 +99,39 @@ def test_a_refused_bundle_installs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
+def test_agent_toml_appears_last_with_the_password_already_the_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doorwatch-agent.path starts the agent when agent.toml appears (issue 15 item 3).
+
+    By then the CA and the password file must be in place, and the password file
+    the data folder owner's (the package's `doorwatch` user) when root installs it.
+    """
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    if os.geteuid() == 0:
+        os.chown(data, *owner)  # as postinst leaves /var/lib/doorwatch: the service's
+    seen: list[tuple[str, bool, bool, int]] = []
+    real_replace = os.replace
+
+    def watch(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        real_replace(src, dst)
+        if Path(dst).name == "agent.toml":
+            credentials = data / "credentials.json"
+            seen.append((Path(dst).name, credentials.exists(),
+                         (tmp_path / "etc" / "ca.crt").exists(),
+                         credentials.stat().st_uid if credentials.exists() else -1))
+
+    monkeypatch.setattr(os, "replace", watch)
+    done = install_bundle(make_bundle(tmp_path), tmp_path / "etc", data_dir=data)
+    assert seen == [("agent.toml", True, True, owner[0])]
+    assert (done.credentials_file.stat().st_uid, done.credentials_file.stat().st_gid) == owner
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["agent.toml", "ca.crt"]
+
+
 def test_credentials_readable_by_others_are_refused(tmp_path: Path) -> None:
     done = install_bundle(make_bundle(tmp_path), tmp_path / "etc", data_dir=tmp_path / "data")
     done.credentials_file.chmod(0o644)

@@ -95,6 +95,10 @@ def test_provision_install_connect_revoke(running: Mosquitto, tmp_path: Path) ->
     unknown = doorwatch("device", "revoke", "door-c", *common)
     assert unknown.returncode == 1
     assert "device door-c: has no broker credentials" in unknown.stderr
+    for command in ("revoke", "rotate"):  # an id never provisioned: a typo, say so
+        typo = doorwatch("--lang", "en", "device", command, "door-cc", *common)
+        assert typo.returncode == 1, typo.stdout
+        assert "device door-cc is not registered: it was never provisioned" in typo.stderr
 
 
 def test_install_of_a_corrupt_bundle_names_the_file(tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ Usage:
     python tests/corpus/label_sheet.py motion VIDEO [--line x1,y1,x2,y2] [--band 0.08]
     python tests/corpus/label_sheet.py slit VIDEO --line x1,y1,x2,y2 --inside x,y
         [--offset 0.04] [--start N] [--stop N] [--out slit.png]
+    python tests/corpus/label_sheet.py suggest VIDEO --line x1,y1,x2,y2 --inside x,y
+        [--reference feet|centre]
+    python tests/corpus/label_sheet.py check VIDEO --line x1,y1,x2,y2 FRAME:POS[:NOTE] ...
+        [--offsets=-16,-8,-4,0,4,8,16] [--crop-size 0.22,0.4] [--out check.png]
 
 `sheet` tiles frames START..STOP (every N-th, decode order, every frame decoded
 because OpenCV's seeking and frame counts are wrong for some containers), each
@@ -19,7 +23,11 @@ time (one row per frame, time downwards, a tick and frame number every
 second): every crossing is a streak on the middle strip, and which outer strip
 it reaches first gives the direction (left panel = inside). A whole clip on one
 image: the place to count crossings and find their frames before checking each
-with `sheet`.  A tool for people; nothing in the
+with `sheet` or `check`. `suggest` lists candidate crossings found on those
+strips (a worklist, never labels). `check` draws one row per candidate
+``FRAME:POS`` (POS = 0..1 along the line): crops around that point of the line
+at the given frame offsets, the candidate's own frame outlined, so frame and
+direction can be read by eye for many candidates at once.  A tool for people; nothing in the
 product imports it.
 """
 
@@ -264,6 +272,64 @@ def suggest(args: argparse.Namespace) -> None:
               f"(on the line {f[3]}-{f[4]}, area {f[5]})")
 
 
+def check(args: argparse.Namespace) -> None:
+    """Write one row of crops per candidate crossing (see the module docstring)."""
+    line = _line(args.line)
+    if line is None:
+        sys.exit("check needs --line")
+    offsets = [int(v) for v in args.offsets.split(",")]
+    cw, ch = (float(v) for v in args.crop_size.split(","))
+    cands = []
+    for item in args.candidates:
+        parts = item.split(":", 2)
+        cands.append((int(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else ""))
+    need = {f + o for f, _, _ in cands for o in offsets}
+    cap = cv2.VideoCapture(str(args.video))
+    frames: dict[int, Frame] = {}
+    index = 0
+    while index <= max(need):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index in need:
+            frames[index] = frame
+        index += 1
+    cap.release()
+    if not frames:
+        sys.exit("no frames in that range")
+    fh, fw = next(iter(frames.values())).shape[:2]
+    x1, y1, x2, y2 = line
+    rows = []
+    for frame_no, pos, note in cands:
+        cx, cy = x1 + (x2 - x1) * pos, y1 + (y2 - y1) * pos
+        left = round(max(0.0, min(1.0 - cw, cx - cw / 2)) * fw)
+        top = round(max(0.0, min(1.0 - ch, cy - ch / 2)) * fh)
+        right, bottom = min(fw, left + round(cw * fw)), min(fh, top + round(ch * fh))
+        scale = args.width / (right - left)
+        tiles = []
+        for off in offsets:
+            image = frames.get(frame_no + off)
+            if image is None:
+                image = np.zeros((fh, fw, 3), np.uint8)
+            tile = cv2.resize(image[top:bottom, left:right],
+                              (args.width, round((bottom - top) * scale)))
+            ends = ((round((x1 * fw - left) * scale), round((y1 * fh - top) * scale)),
+                    (round((x2 * fw - left) * scale), round((y2 * fh - top) * scale)))
+            cv2.line(tile, *ends, (0, 0, 255), 1)
+            cv2.putText(tile, str(frame_no + off), (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        (0, 255, 255), 1)
+            if off == 0:
+                cv2.rectangle(tile, (0, 0), (tile.shape[1] - 1, tile.shape[0] - 1),
+                              (0, 255, 0), 1)
+            tiles.append(tile)
+        row = np.hstack(tiles)
+        cv2.putText(row, note, (2, row.shape[0] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 0), 1)
+        rows.append(row)
+    cv2.imwrite(args.out, np.vstack(rows))
+    print(args.out)
+
+
 def main() -> None:
     """Parse arguments and run one subcommand."""
     parser = argparse.ArgumentParser(
@@ -315,6 +381,15 @@ def main() -> None:
     g.add_argument("--inside-above", action=argparse.BooleanOptionalAction, default=True,
                    help="the inside is the upper side of the line in the picture")
     g.set_defaults(func=suggest)
+    c = sub.add_parser("check")
+    c.add_argument("video")
+    c.add_argument("candidates", nargs="+", help="FRAME:POS[:NOTE], POS 0..1 along the line")
+    c.add_argument("--line", required=True)
+    c.add_argument("--offsets", default="-16,-8,-4,0,4,8,16")
+    c.add_argument("--crop-size", default="0.22,0.4", help="crop width,height (normalized)")
+    c.add_argument("--width", type=int, default=160, help="width of each crop tile")
+    c.add_argument("--out", default="check.png")
+    c.set_defaults(func=check)
     args = parser.parse_args()
     args.func(args)
 

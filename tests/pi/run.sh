@@ -65,10 +65,10 @@ mount --bind "$cache/pip-arm64" "$root/root/.cache/pip"
 
 step "package"
 timed package "$repo/firmware_config/deb/build.sh" "$work/dist" >/dev/null
-deb=$(ls "$work/dist"/doorwatch-agent_*_all.deb)
+deb=$(ls "$work/dist"/doorwatch-agent_*_arm64.deb)
 cp "$deb" "$deb.sha256" "$root/tmp/"
 step "install (dpkg -i, as INSTALL.md says)"
-in_root sh -c 'cd /tmp && sha256sum -c doorwatch-agent_*_all.deb.sha256'
+in_root sh -c 'cd /tmp && sha256sum -c doorwatch-agent_*_arm64.deb.sha256'
 timed install in_root dpkg -i "/tmp/$(basename "$deb")" >"$work/install.log" 2>&1 || { cat "$work/install.log"; exit 1; }
 cat "$work/install.log"
 grep -q "waiting for its bundle" "$work/install.log"

@@ -53,6 +53,15 @@ class Cli:
         """Rows of a query."""
         return self.query(lambda db: db.fetch_all(sql, params))
 
+    def provisioned(self, *device_ids: str) -> None:
+        """Register devices as ``device provision`` does (which also needs a broker dir)."""
+        from server.admin import register_device
+
+        async def register(db: Database) -> None:
+            for device_id in device_ids:
+                await register_device(db, device_id, household_id=None)
+        self.query(register)
+
 
 @pytest.fixture
 def cli(database_url: str) -> Cli:
@@ -65,6 +74,7 @@ def test_grid_worker_household_leave_followup_round_trip(cli: Cli) -> None:
                              "--url", URL)
     assert "grid 1" in cli("grid", "add", "东区一网格", "--supervisor", "1")
     cli("worker", "add", "王网格", "--url", URL, "--grid", "东区一网格", "--phone", "138")
+    cli.provisioned("door-1", "door-2")
     cli("household", "add", "张三家", "幸福路 8 号", "--grid", "东区一网格", "--worker", "2",
         "--member", "张三", "--member", "李四", "--start", "2026-03-01 08:00",
         "--end", "2099-03-15 08:00", "--device", "door-1")
@@ -113,6 +123,7 @@ HOUSEHOLDS_CSV = """户主,地址,网格,网格员,成员,隔离开始,隔离结
 周家,和平路 5 号,东区一网格,王网格,周一,下周一,2026-03-15 08:00,,
 吴家,和平路 6 号,东区一网格,王网格,吴一,2026-03-01 08:00,2026-03-15 08:00,,Bad/Id
 郑家,和平路 7 号,东区一网格,2,郑一,2026-03-01 08:00,2026-03-15 08:00,老人独居,
+王家,和平路 8 号,东区一网格,王网格,王一,2026-03-01 08:00,2026-03-15 08:00,,door-12
 """
 
 
@@ -122,6 +133,7 @@ def test_household_csv_import_keeps_good_rows_and_reports_each_bad_one(
     cli("grid", "add", "东区一网格")
     cli("worker", "add", "王网格", "--url", URL, "--grid", "东区一网格")
     cli("worker", "add", "王网格", "--url", URL)  # a namesake outside the grid
+    cli.provisioned("door-11")  # door-12 never was
     path = tmp_path / "households.csv"
     path.write_bytes(HOUSEHOLDS_CSV.encode("gb18030"))  # as Excel saves it in China
     dry = cli("household", "import", str(path), "--dry-run", ok=False)
@@ -133,7 +145,8 @@ def test_household_csv_import_keeps_good_rows_and_reports_each_bad_one(
     assert f"{path} line 5 [(row)]" in out or f"{path} line 5 [quarantine" in out
     assert f"{path} line 6 [quarantine_start]: not a date/time" in out
     assert f"{path} line 7 [device]: invalid device id" in out
-    assert "7 rows, 2 imported, 5 with errors" in out
+    assert f"{path} line 9 [device]: device door-12 is not registered" in out
+    assert "8 rows, 2 imported, 6 with errors" in out
     names = [r["name"] for r in cli.rows("SELECT name FROM households ORDER BY id")]
     assert names == ["赵家", "郑家"]
     assert cli.rows("SELECT device_id, household_id FROM devices") == [
@@ -142,6 +155,32 @@ def test_household_csv_import_keeps_good_rows_and_reports_each_bad_one(
     again = cli("household", "import", str(path), ok=False)
     assert "already exists" in again
     assert len(cli.rows("SELECT id FROM households")) == 2
+
+
+def test_unknown_device_ids_are_refused_by_every_command(cli: Cli, tmp_path: Path) -> None:
+    cli("household", "add", "张三家", "幸福路 8 号")
+    cli.provisioned("door-1")
+    cli("household", "assign-device", "1", "door-1")
+    unknown = "door-9999 is not registered: it was never provisioned, or the id is mistyped"
+    for args in (("household", "add", "李四家", "幸福路 9 号", "--device", "door-9999"),
+                 ("household", "assign-device", "1", "door-9999"),
+                 ("household", "replace-device", "door-1", "door-9999", "--reason", "broken"),
+                 ("household", "replace-device", "door-9999", "door-1", "--reason", "broken"),
+                 ("household", "unassign-device", "door-9999", "--reason", "gone")):
+        out = cli(*args, ok=False)
+        assert unknown in out, (args, out)
+        assert "doorwatch device provision --id door-9999" in out
+    # Nothing was written on the way: no second household, no device row, door-1 stays.
+    assert [r["name"] for r in cli.rows("SELECT name FROM households")] == ["张三家"]
+    assert cli.rows("SELECT device_id, household_id FROM devices") == [
+        {"device_id": "door-1", "household_id": 1}]
+    path = tmp_path / "households.csv"
+    path.write_text("name,address,device\n王家,和平路 8 号,door-9999\n", encoding="utf-8")
+    assert unknown in cli("household", "import", str(path), ok=False)
+    cli.env["DOORWATCH_LANG"] = "zh_CN"
+    out = cli("household", "unassign-device", "door-9999", "--reason", "gone", ok=False)
+    assert "设备 door-9999 未登记：从未发放，或编号有误" in out
+    assert "设备 door-9999 未登记" in cli("household", "import", str(path), ok=False)
 
 
 def test_worker_csv_import(cli: Cli, tmp_path: Path) -> None:
@@ -164,6 +203,7 @@ def test_worker_csv_import(cli: Cli, tmp_path: Path) -> None:
 
 def test_incidents_list_ack_resolve_export(cli: Cli, tmp_path: Path) -> None:
     cli("worker", "add", "王网格", "--url", URL)
+    cli.provisioned("door-1")
     cli("household", "add", "张三家", "幸福路 8 号", "--worker", "1", "--device", "door-1")
 
     async def breach(db: Database) -> None:
