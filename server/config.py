@@ -30,6 +30,8 @@ __all__ = [
     "RuleSettings",
     "ScheduleSettings",
     "ServerSettings",
+    "ShareSettings",
+    "StormSettings",
     "VisitSettings",
     "load_server_settings",
 ]
@@ -160,6 +162,22 @@ class DeviceWatchSettings(_Section):
     poll_interval_s: float = Field(5.0, gt=0, description="How often devices are checked")
 
 
+class StormSettings(_Section):
+    """Alert storms: many devices of one building or grid offline at once become one incident."""
+
+    enabled: bool = Field(True, description="Group offline incidents (off: one per device)")
+    window_s: float = Field(
+        300, gt=0, description="Device-offline incidents of one building (else grid) opened "
+        "within this window are counted together")
+    threshold: int = Field(
+        5, ge=2, description="This many devices of one building or grid offline within the "
+        "window become one grouped incident with one notification")
+    hold_s: float = Field(
+        60, ge=0, description="A device-offline alert waits this long before it is sent, so "
+        "a storm forming meanwhile replaces the single alerts with its one (devices' Last "
+        "Wills after a power cut arrive spread over about 1.5 keepalive intervals)")
+
+
 class RetentionSettings(_Section):
     """Purging personal data after a quarantine ended."""
 
@@ -197,6 +215,13 @@ class VisitSettings(_Section):
         30, ge=1, le=24 * 60, description="Minutes a registered visitor may stay inside before "
         "an overstay incident opens (a registration may set its own)")
     poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
+
+
+class ShareSettings(_Section):
+    """Machine access with API tokens (the health office)."""
+
+    requests_per_minute: int = Field(
+        60, ge=1, le=10_000, description="Requests one API token may make per minute")
 
 
 class NotifySettings(_Section):
@@ -261,9 +286,11 @@ class ServerSettings(BaseSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     devices: DeviceWatchSettings = Field(default_factory=DeviceWatchSettings)
+    storm: StormSettings = Field(default_factory=StormSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    share: ShareSettings = Field(default_factory=ShareSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from ground.timeutil import now_ts
+from server.domain import people
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
 from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
+from server.domain.silences import list_silences
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -54,7 +56,19 @@ async def households_page(request: Request, db: Db, settings: Settings,
                           user: Casework) -> Response:
     """Households: quarantine day N of M, armed, device health, today's follow-up."""
     rows = await household_rows(db, user, settings.notify.timezone)
-    return render(request, "households.html", user, rows=rows)
+    return render(request, "households.html", user, rows=rows,
+                  error=request.query_params.get("error"), **await _admin_choices(db, user))
+
+
+async def _admin_choices(db: Db, user: User) -> dict[str, Any]:
+    """Grids, workers and registered devices for the administration forms (overseers only)."""
+    if user.role not in OVERSEERS:
+        return {"grids": [], "workers": [], "all_devices": []}
+    return {"grids": await people.list_grids(db),
+            "workers": await people.list_workers(db, role=people.Role.WORKER),
+            "all_devices": await db.fetch_all(
+                "SELECT d.device_id, d.household_id, h.name AS household FROM devices d "
+                "LEFT JOIN households h ON h.id = d.household_id ORDER BY d.device_id")}
 
 
 async def _household_or_404(db: Db, user: User, household_id: int) -> dict[str, object]:
@@ -91,8 +105,9 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
                   visits=visits, stay_limit_min=settings.visits.stay_limit_min,
                   releases=releases, release_outcomes=list(ReleaseOutcome),
                   in_quarantine=_in_quarantine(household),
-                  tz=ZoneInfo(settings.notify.timezone),
-                  error=request.query_params.get("error"))
+                  tz=ZoneInfo(settings.notify.timezone), **await _admin_choices(db, user),
+                  silences=await list_silences(db, household_id=household_id),
+                  may_silence=user.role in OVERSEERS, error=request.query_params.get("error"))
 
 
 def _in_quarantine(household: dict[str, object]) -> bool:
@@ -270,13 +285,17 @@ async def followups_export(request: Request, db: Db, settings: Settings,
 
 
 @router.get("/devices")
-async def devices_page(request: Request, db: Db, user: DeviceStaff) -> Response:
+async def devices_page(request: Request, db: Db, settings: Settings,
+                       user: DeviceStaff) -> Response:
     """Devices: online/offline, last heartbeat, fps, temperature, firmware, outbox depth."""
     rows = await device_rows(db, user)
+    targets = (await household_rows(db, user, settings.notify.timezone)
+               if user.sees_all_households else [])
     commissioning = await db.fetch_all(
         "SELECT device_id, device_time, payload FROM events WHERE kind = 'commissioning' "
         "ORDER BY id DESC LIMIT 50")
-    return render(request, "devices.html", user, rows=rows, commissioning=commissioning)
+    return render(request, "devices.html", user, rows=rows, commissioning=commissioning,
+                  targets=targets, error=request.query_params.get("error"))
 
 
 @router.get("/audit")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from broker.messages import EventKind
-from ground.timeutil import utcnow
+from ground.timeutil import from_ts, utcnow
 from server.clock import ManualClock
 from server.domain.incidents import acknowledge_incident
 from server.service import serve
@@ -38,6 +39,14 @@ async def test_reminders_and_escalation_are_delivered_and_survive_a_restart(
                             supervisor_url=receiver.apprise_url + "?supervisor=1")
         feeder = EventFeeder(server.db, settings)
         incident = (await feeder.send("door-1", EventKind.EXIT, utcnow())).incidents_opened[0]
+        # Deadlines count from when ingest ran (seconds after the clock was made on a
+        # loaded machine): move the clock there first.
+        row = await server.db.fetch_one("SELECT remind_at FROM incidents WHERE id = ?",
+                                        (incident,))
+        assert row is not None
+        base = from_ts(row["remind_at"]) - timedelta(seconds=300)
+        if base > clock.now():
+            clock.advance(seconds=(base - clock.now()).total_seconds())
         assert await asyncio.to_thread(receiver.wait_for, 1)
         assert "违规外出" in titles(receiver)[0]
         clock.advance(seconds=301)
