@@ -30,6 +30,7 @@ __all__ = [
     "RuleSettings",
     "ScheduleSettings",
     "ServerSettings",
+    "ShareSettings",
     "StormSettings",
     "VisitSettings",
     "load_server_settings",
@@ -216,6 +217,13 @@ class VisitSettings(_Section):
     poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
 
 
+class ShareSettings(_Section):
+    """Machine access with API tokens (the health office)."""
+
+    requests_per_minute: int = Field(
+        60, ge=1, le=10_000, description="Requests one API token may make per minute")
+
+
 class NotifySettings(_Section):
     """Delivery of notifications through Apprise."""
 
@@ -290,6 +298,7 @@ class ServerSettings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    share: ShareSettings = Field(default_factory=ShareSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:
