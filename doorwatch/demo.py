@@ -242,14 +242,16 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
             await register_device(db, device_id, household_id=household, actor="demo")
             household_ids.append(household)
         # Today's follow-up of the first household finds a fever (an incident for the worker);
-        # the last one expects the community nurse, whose comings and goings are planned.
+        # the third expects the community nurse, whose comings and goings are planned (its
+        # simulated door, seed 3, starts with an entry and a handover).
         first = _HOUSEHOLDS[0][0][0]
         await record_followup(db, FollowUpIn(
             household_id=household_ids[0], day=now.date(),
             temperatures={first + "先生": 36.6, first + "女士": 38.1},
             member_symptoms={first + "女士": "咳嗽"}), actor="demo")
         await register_visit(db, VisitIn(
-            household_id=household_ids[-1], starts_at=now, ends_at=now + timedelta(hours=2),
+            household_id=household_ids[min(2, len(household_ids) - 1)], starts_at=now,
+            ends_at=now + timedelta(hours=2),
             visitor="刘护士", organisation="社区卫生服务站", purpose="上门核酸采样"), actor="demo")
         await create_user(db, "supervisor", DEMO_PASSWORD, "supervisor", language="zh_CN")
         await create_user(db, "worker", DEMO_PASSWORD, "worker", worker_id=workers[0])

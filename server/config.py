@@ -237,6 +237,14 @@ class NotifySettings(_Section):
         "http://127.0.0.1:8080", description="Base URL of the dashboard, for links in messages"
     )
     timezone: str = Field("Asia/Shanghai", description="Time zone for times shown in messages")
+    evidence_max_bytes: int = Field(
+        150_000, ge=10_000, description="The snapshot attached to an alert is re-encoded "
+        "(then scaled down) until it is at most this many bytes")
+    evidence_max_side: int = Field(
+        960, ge=64, description="The attached snapshot is at most this many pixels wide and high")
+    evidence_wait_s: float = Field(
+        1.5, ge=0, description="An alert whose event announced a snapshot not yet received "
+        "waits at most this long for it (the device sends it right after the event)")
     ack_link_lifetime_s: float = Field(
         12 * 3600, gt=0, le=7 * 86400,
         description="How long the one-tap acknowledge link in an alert stays valid (single use)",
