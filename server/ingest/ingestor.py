@@ -38,7 +38,13 @@ from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.db.event_key import event_key
 from server.domain.audit import audit
-from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
+from server.domain.rules import (
+    ACTED_ON,
+    HANDOVER,
+    StoredEvent,
+    apply_rules,
+    devices_expecting_visits,
+)
 from server.ingest.conflicts import classify_skipped
 from server.ingest.rejections import store_rejected
 from server.ingest.seq_gaps import record_seqs
@@ -297,9 +303,18 @@ class Ingestor:
         # Only events the rules (or the commissioning answer) act on go further: the rest
         # (door_open, door_close, handover, command acks) are stored and done.
         new_events: list[StoredEvent] = []
+        # Handovers (the commonest episode) matter only to a household expecting a
+        # registered visit: one query when the batch has any, no model for the rest.
+        expecting: set[str] | None = None
         for _, fields in records:
+            kind = fields.get("kind")
+            if kind == HANDOVER and fields.get("report") != "final":
+                if expecting is None:
+                    expecting = await devices_expecting_visits(tx)
+                if fields["device_id"] not in expecting:
+                    continue
             # An episode's verdict (v2 report "final") updates its early exit's incident.
-            if fields.get("kind") in ACTED_ON or fields.get("report") == "final":
+            if kind in ACTED_ON or fields.get("report") == "final":
                 row_id = inserted.pop((fields["device_id"], fields["seq"]), None)
                 if row_id is not None:  # popped: a second copy in the batch is not new
                     # The rules work on the model; built for these few events only.
