@@ -243,7 +243,6 @@ async def test_a_picture_without_a_line_asks_for_one(
     """A camera commissioned before any line was drawn: the bare picture, and a prompt to draw."""
     from broker.messages import Event, EventKind, encode, utc_now
     from ground.timeutil import now_ts
-    from server.db.event_key import event_key
 
     event = Event(device_id="door-east", seq=9999, time=utc_now(), kind=EventKind.COMMISSIONING,
                   armed=False, snapshot=True)
