@@ -55,6 +55,9 @@ def household_add(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="Free text")] = None,
+    building: Annotated[str | None, typer.Option(help="Building (devices of one building "
+                                                 "going offline together are one incident)")
+                        ] = None,
     device: Annotated[str | None, typer.Option(
         help="Assign this device (provisioned with `device provision`)")] = None,
     config: ConfigOption = None,
@@ -71,7 +74,7 @@ def household_add(
         household = HouseholdIn(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
             members=member or [], quarantine_start=parse_time(start, tz),
-            quarantine_end=parse_time(end, tz), notes=notes)
+            quarantine_end=parse_time(end, tz), notes=notes, building=building)
         household_id = await add_household(db, household, actor=actor_name(actor))
         if device:
             await assign_device(db, device, household_id, actor=actor_name(actor))
@@ -134,6 +137,7 @@ def household_update(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="New notes")] = None,
+    building: Annotated[str | None, typer.Option(help="New building")] = None,
     armed: Annotated[bool | None, typer.Option(
         "--armed/--disarmed", help="By hand, for a household without a period")] = None,
     config: ConfigOption = None,
@@ -147,7 +151,7 @@ def household_update(
         change = HouseholdUpdate(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
             members=member, quarantine_start=parse_time(start, tz),
-            quarantine_end=parse_time(end, tz), notes=notes, armed=armed)
+            quarantine_end=parse_time(end, tz), notes=notes, armed=armed, building=building)
         await update_household(db, household_id, change, actor=actor_name(actor))
 
     run_with_db(config, action)

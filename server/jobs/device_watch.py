@@ -9,6 +9,8 @@ Every tick (task name ``device-watch``):
   outage: ``devices.offline_incident_id`` is claimed with a conditional UPDATE,
   so several instances open it once. When the device is heard from again the
   claim is released (the incident stays for a person to resolve);
+* many devices of one building or grid offline within a window become one
+  grouped incident with one notification (:mod:`server.domain.storms`);
 * a seq gap still open after its grace period is reported once as a
   ``data_loss`` warning (``seq_gaps.warned_at`` claimed the same way).
 """
@@ -26,6 +28,7 @@ from server.db.base import Database, Row
 from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.storms import group_offline
 from server.jobs.periodic import run_periodically
 
 __all__ = ["DeviceWatch", "WatchResult"]
@@ -43,6 +46,8 @@ class WatchResult:
     offline: int = 0
     back_online: int = 0
     data_loss: int = 0
+    groups_opened: int = 0  # grouped offline incidents (storms) opened
+    grouped: int = 0  # device-offline incidents put into a group
 
 
 class DeviceWatch:
@@ -74,6 +79,9 @@ class DeviceWatch:
                 result.offline += await self._open_offline(row, silent, now)
             elif row["offline_incident_id"] is not None and silent is None:
                 result.back_online += await self._back_online(row)
+        grouped = await group_offline(self._db, self._settings.storm, self._context,
+                                      self._settings.escalation, now)
+        result.groups_opened, result.grouped = len(grouped.opened), grouped.joined
         result.data_loss = await self._warn_gaps(now)
         return result
 
@@ -107,9 +115,13 @@ class DeviceWatch:
                                                   else " (no heartbeat)"))
             await tx.execute("UPDATE devices SET offline_incident_id = ? WHERE device_id = ?",
                              (incident_id, device_id))
+            # Held back a little: if it is one of many (a power cut), the storm's one
+            # notification replaces it (server/domain/storms.py).
+            storm = self._settings.storm
             await queue_alert(tx, incident_id=incident_id,
                               household_id=int(row["household_id"]), context=self._context,
-                              escalation=self._settings.escalation, now=now)
+                              escalation=self._settings.escalation, now=now,
+                              delay_s=storm.hold_s if storm.enabled else 0.0)
         log.warning("device offline", extra={"device_id": device_id, "since": since,
                                              "incident_id": incident_id})
         return 1

@@ -68,10 +68,14 @@ async def create_app(
         routes_api,
         routes_api_users,
         routes_auth,
+        routes_evidence,
         routes_pages,
         routes_people,
         routes_roster,
+        routes_share,
+        routes_silences,
         routes_system,
+        routes_tokens,
         routes_users,
     )
 
@@ -103,13 +107,21 @@ async def create_app(
                    routes_people.router, routes_admin.router, routes_users.router,
                    routes_aim.router,
                    routes_api.login_router, routes_api.router, routes_api_users.router,
-                   routes_ack.router, routes_roster.router):
+                   routes_ack.router, routes_roster.router,
+                   routes_silences.router, routes_share.router,
+                   routes_tokens.router, routes_evidence.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    from server.web.routes_share import TokenRefusedError, refused
+
+    @app.exception_handler(TokenRefusedError)
+    async def token_refused(_request: Request, exc: TokenRefusedError) -> Response:
+        return refused(exc)
+
     @app.exception_handler(NotLoggedInError)
     async def not_logged_in(request: Request, _exc: NotLoggedInError) -> Response:
         if wants_html(request):

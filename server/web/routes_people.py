@@ -14,6 +14,7 @@ from server.domain import people
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
 from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
+from server.domain.silences import list_silences
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -105,7 +106,8 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
                   releases=releases, release_outcomes=list(ReleaseOutcome),
                   in_quarantine=_in_quarantine(household),
                   tz=ZoneInfo(settings.notify.timezone), **await _admin_choices(db, user),
-                  error=request.query_params.get("error"))
+                  silences=await list_silences(db, household_id=household_id),
+                  may_silence=user.role in OVERSEERS, error=request.query_params.get("error"))
 
 
 def _in_quarantine(household: dict[str, object]) -> bool:

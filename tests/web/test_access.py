@@ -54,6 +54,8 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
     ("POST", "/households/{hh}/devices", OVERSEERS, {"device_id": "door-east"}),
     ("POST", "/devices", DEVICE_STAFF, {"device_id": "door-new-{who}"}),
     ("POST", "/households/{hh}/release", OVERSEERS, {"outcome": "other", "note": "x"}),
+    ("GET", "/tokens", {ADMIN}, None),
+    ("POST", "/tokens", {ADMIN}, {"name": "health-{who}", "scope": "read:export"}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -104,7 +106,10 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
 # (its role check is tested separately).
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/metrics"),
           ("POST", "/language"), ("POST", "/logout"), ("POST", "/api/login"),
-          ("POST", "/api/logout"), ("GET", "/live/incidents")}
+          ("POST", "/api/logout"), ("GET", "/live/incidents"),
+          # API-token endpoints: no session at all (tests/web/test_tokens_browser.py).
+          ("GET", "/api/share/incidents"), ("GET", "/api/share/followups"),
+          ("GET", "/api/share/day/{day}")}
 
 
 async def _leave(db: Database, household_id: int) -> int:
