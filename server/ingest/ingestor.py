@@ -38,13 +38,20 @@ from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.db.event_key import event_key
 from server.domain.audit import audit
-from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
+from server.domain.rules import (
+    ACTED_ON,
+    HANDOVER,
+    StoredEvent,
+    apply_rules,
+    devices_expecting_visits,
+    expecting_visits_query,
+)
 from server.ingest.conflicts import classify_skipped
 from server.ingest.postgres_writer import PostgresBatchWriter
 from server.ingest.rejections import store_rejected
 from server.ingest.snapshot_owner import claim_snapshot
 from server.ingest.sqlite_writer import SqliteBatchWriter
-from server.ingest.writer import RECORD_COLUMNS, BatchWriter, Inserted, RecordRows
+from server.ingest.writer import RECORD_COLUMNS, BatchWriter, Inserted, RecordRows, Written
 from server.mqtt.inbound import InboundMessage
 
 __all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
@@ -142,12 +149,23 @@ class PreparedBatch:
     spoofed: list[DeviceIdMismatchError] = field(default_factory=list)
 
 
-def _acted_on(fields: dict[str, Any]) -> bool:
-    # An episode's verdict (v2 report "final") updates its early exit's incident.
+def _handover(fields: dict[str, Any]) -> bool:
+    return fields.get("kind") == HANDOVER and fields.get("report") != "final"
+
+
+def _acted_on(fields: dict[str, Any], expecting: set[str]) -> bool:
+    """Whether the rules (or the commissioning answer) act on this new record.
+
+    Handovers (the commonest episode) matter only to a household expecting a
+    registered visit (``expecting``: those devices); an episode's verdict (v2
+    report "final") updates its early exit's incident.
+    """
+    if _handover(fields):
+        return fields["device_id"] in expecting
     return fields.get("kind") in ACTED_ON or fields.get("report") == "final"
 
 
-def _nothing_else(sorted_: PreparedBatch) -> Callable[[Inserted], bool] | None:
+def _nothing_else(sorted_: PreparedBatch) -> Callable[[Written], bool] | None:
     """When the batch's records and health are all it writes: nothing rejected, no
     snapshot, and (asked after the insert, by the writer) every record new (no
     conflict to sort out) and none for the rules."""
@@ -155,11 +173,13 @@ def _nothing_else(sorted_: PreparedBatch) -> Callable[[Inserted], bool] | None:
         return None
     records = sorted_.records
 
-    def done(inserted: Inserted) -> bool:
+    def done(written: Written) -> bool:
         # After the insert, where the writer works (SQLite: on its thread), so that the
         # write starts at once rather than after a scan of the batch on the event loop.
-        return len(inserted) == len(records) and not any(
-            _acted_on(fields) for _, fields in records)
+        if len(written.inserted) != len(records):
+            return False
+        expecting = {str(row[0]) for row in written.probed}
+        return not any(_acted_on(fields, expecting) for _, fields in records)
 
     return done
 
@@ -277,10 +297,15 @@ class Ingestor:
         """
         result = BatchResult(rejected=len(sorted_.rejected))
         rows = RecordRows(sorted_.record_values, also=_health(sorted_))
+        # Which devices expect a registered visit, read in the same go as the insert (its
+        # handovers go to the rules only for those).
+        probe = expecting_visits_query() if any(
+            _handover(fields) for _, fields in sorted_.records) else None
         async with self._db.transaction() as tx:
-            inserted, committed = await self._writer.write(tx, rows, _nothing_else(sorted_))
+            written = await self._writer.write(tx, rows, _nothing_else(sorted_), probe)
+            inserted = written.inserted
             new_events: list[StoredEvent] = []
-            if committed:
+            if written.committed:
                 result.stored = len(inserted)
             else:
                 await self._store_rejected(tx, sorted_.rejected)
@@ -288,7 +313,8 @@ class Ingestor:
                     await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
                                 f"device:{spoof.claimed_device_id}",
                                 f"{spoof.topic}: {spoof.reason}")
-                new_events = await self._sort_out(tx, sorted_, inserted, result)
+                expecting = None if probe is None else {str(row[0]) for row in written.probed}
+                new_events = await self._sort_out(tx, sorted_, inserted, result, expecting)
                 await self._store_snapshots(tx, sorted_.snapshots, result)
                 result.incidents_opened = await apply_rules(tx, self._settings, new_events)
         result.commissioned = [(e.event.device_id, e.event.event_id) for e in new_events
@@ -302,10 +328,12 @@ class Ingestor:
         await store_rejected(tx, self._settings.ingest, rejected)
 
     async def _sort_out(
-        self, tx: Transaction, sorted_: PreparedBatch, inserted: Inserted, result: BatchResult
+        self, tx: Transaction, sorted_: PreparedBatch, inserted: Inserted, result: BatchResult,
+        expecting: set[str] | None,
     ) -> list[StoredEvent]:
         """Record the conflicts among what the writer skipped; the new events the rules
-        (or the commissioning answer) act on."""
+        (or the commissioning answer) act on (``expecting``: the devices expecting a
+        registered visit, if already read)."""
         records, stamp = sorted_.records, sorted_.stamp
         if not records:
             return []
@@ -315,8 +343,8 @@ class Ingestor:
             for record, number in collided:
                 row = _record_values([record], stamp)
                 values.extend((*row[:-1], number, row[-1]))
-            written, _ = await self._writer.write(tx, RecordRows(values, _COLLIDED_COLUMNS))
-            return written
+            written = await self._writer.write(tx, RecordRows(values, _COLLIDED_COLUMNS))
+            return written.inserted
 
         conflicts = [(_stamped(m, stamp), reason, device_id) for m, reason, device_id
                      in await classify_skipped(tx, records, inserted, insert_collided)]
@@ -326,10 +354,12 @@ class Ingestor:
         result.rejected += len(conflicts)
         result.duplicates = len(records) - len(inserted) - len(conflicts)
         # Only events the rules (or the commissioning answer) act on go further: the rest
-        # (door_open, door_close, handover, command acks) are stored and done.
+        # (door_open, door_close, handovers outside visits, command acks) are stored and done.
         new_events: list[StoredEvent] = []
+        if expecting is None and any(_handover(fields) for _, fields in records):
+            expecting = await devices_expecting_visits(tx)
         for _, fields in records:
-            if _acted_on(fields):
+            if _acted_on(fields, expecting or set()):
                 row_id = inserted.pop((fields["device_id"], fields["seq"]), None)
                 if row_id is not None:  # popped: a second copy in the batch is not new
                     # The rules work on the model; built for these few events only.

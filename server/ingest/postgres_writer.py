@@ -19,7 +19,7 @@ from ground.timeutil import now_ts
 from server.db.base import Transaction
 from server.db.postgres import PostgresTransaction, translate_placeholders
 from server.ingest import seq_gaps
-from server.ingest.writer import Inserted, RecordRows, seqs_of
+from server.ingest.writer import Inserted, Probe, RecordRows, Written, seqs_of
 
 __all__ = ["PostgresBatchWriter"]
 
@@ -92,7 +92,8 @@ class PostgresBatchWriter:
     """:class:`server.ingest.writer.BatchWriter` on PostgreSQL (never commits early)."""
 
     async def write(self, tx: Transaction, rows: RecordRows,
-                    done: Callable[[Inserted], bool] | None = None) -> tuple[Inserted, bool]:
+                    done: Callable[[Written], bool] | None = None,
+                    probe: Probe | None = None) -> Written:
         """See :class:`server.ingest.writer.BatchWriter`."""
         conn = _connection(tx)
         inserted: Inserted = {}
@@ -107,7 +108,11 @@ class PostgresBatchWriter:
         for sql, params in rows.also:
             if params:
                 await conn.executemany(translate_placeholders(sql), params)
-        return inserted, False
+        probed: list[tuple[Any, ...]] = []
+        if probe is not None:
+            probed = [tuple(record) for record in await conn.fetch(
+                translate_placeholders(probe[0]), *probe[1])]
+        return Written(inserted, probed=probed)
 
     async def record_seqs(self, tx: Transaction, new_seqs: Mapping[str, list[int]]) -> None:
         """See :class:`server.ingest.writer.BatchWriter`."""

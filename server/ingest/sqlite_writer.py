@@ -21,7 +21,7 @@ from ground.timeutil import now_ts
 from server.db.base import Transaction
 from server.db.sqlite import SqliteTransaction
 from server.ingest import seq_gaps
-from server.ingest.writer import Inserted, RecordRows, seqs_of
+from server.ingest.writer import Inserted, Probe, RecordRows, Written, seqs_of
 
 __all__ = ["SqliteBatchWriter"]
 
@@ -97,7 +97,7 @@ def _record_seqs(conn: sqlite3.Connection, new_seqs: Mapping[str, list[int]]) ->
     conn.executemany(seq_gaps.INSERT_GAP, plan.new_gaps)
 
 
-def _write(rows: RecordRows, conn: sqlite3.Connection) -> Inserted:
+def _write(rows: RecordRows, probe: Probe | None, conn: sqlite3.Connection) -> Written:
     inserted: Inserted = {}
     if rows.values:
         devices = rows.devices()
@@ -109,7 +109,12 @@ def _write(rows: RecordRows, conn: sqlite3.Connection) -> Inserted:
         _record_seqs(conn, seqs_of(inserted))
     for sql, params in rows.also:
         conn.executemany(sql, params)
-    return inserted
+    probed: list[tuple[Any, ...]] = []
+    if probe is not None:
+        cursor = conn.execute(*probe)
+        probed = cursor.fetchall()
+        cursor.close()
+    return Written(inserted, probed=probed)
 
 
 def _tx(tx: Transaction) -> SqliteTransaction:
@@ -122,11 +127,13 @@ class SqliteBatchWriter:
     """:class:`server.ingest.writer.BatchWriter` on SQLite."""
 
     async def write(self, tx: Transaction, rows: RecordRows,
-                    done: Callable[[Inserted], bool] | None = None) -> tuple[Inserted, bool]:
+                    done: Callable[[Written], bool] | None = None,
+                    probe: Probe | None = None) -> Written:
         """See :class:`server.ingest.writer.BatchWriter`."""
         sqlite_tx = _tx(tx)
-        inserted = await sqlite_tx.run_sync(functools.partial(_write, rows), done)
-        return inserted, sqlite_tx.committed
+        written = await sqlite_tx.run_sync(functools.partial(_write, rows, probe), done)
+        written.committed = sqlite_tx.committed
+        return written
 
     async def record_seqs(self, tx: Transaction, new_seqs: Mapping[str, list[int]]) -> None:
         """See :class:`server.ingest.writer.BatchWriter`."""

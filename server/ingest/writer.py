@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from server.db.base import Transaction
 
-__all__ = ["RECORD_COLUMNS", "BatchWriter", "Inserted", "RecordRows", "seqs_of"]
+__all__ = ["RECORD_COLUMNS", "BatchWriter", "Inserted", "Probe", "RecordRows", "Written", "seqs_of"]
 
 # The events table's columns as the ingest path inserts them, as (name, SQL type: text
 # or bigint); device_id first and household_id last (filled in by the writer);
@@ -39,6 +39,20 @@ RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
 
 # (device_id, seq) -> events.id of the rows a write inserted.
 Inserted = dict[tuple[str, int], int]
+# A query (plain SQL with ``?`` placeholders, and its parameters) a write runs after the
+# insert, for ``done`` to decide with (e.g. which devices expect a registered visit).
+Probe = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class Written:
+    """What a write did."""
+
+    inserted: Inserted
+    # The transaction is already committed (it then takes no more statements).
+    committed: bool = False
+    # The probe's rows.
+    probed: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -79,12 +93,14 @@ class BatchWriter(Protocol):
     """Bulk writes of the ingest path, inside a transaction of the writer's database."""
 
     async def write(self, tx: Transaction, rows: RecordRows,
-                    done: Callable[[Inserted], bool] | None = None) -> tuple[Inserted, bool]:
-        """Insert ``rows`` (conflicts skipped), track their seqs, run ``rows.also``.
+                    done: Callable[[Written], bool] | None = None,
+                    probe: Probe | None = None) -> Written:
+        """Insert ``rows`` (conflicts skipped), track their seqs, run ``rows.also``, then
+        ``probe``.
 
-        Returns what was inserted and whether the transaction is already
-        committed: a writer may commit at once when ``done(inserted)`` says the
-        batch needs nothing else; ``tx`` then takes no more statements.
+        A writer may commit at once when ``done(written)`` says the batch needs
+        nothing else (:attr:`Written.committed`); ``tx`` then takes no more
+        statements.
         """
         ...
 

@@ -37,15 +37,19 @@ async def test_the_writer_returns_exactly_the_rows_it_inserted(db: Database) -> 
     await register_device(db, "door-2", household_id=None)
     writer = _writer(db)
     async with db.transaction() as tx:
-        inserted, committed = await writer.write(tx, RecordRows(_row("door-1", 1)))
-    assert not committed
-    old = inserted[("door-1", 1)]
+        written = await writer.write(tx, RecordRows(_row("door-1", 1)))
+    assert not written.committed
+    old = written.inserted[("door-1", 1)]
     taken = uuid4()
     # A conflict with a stored row, a repeat within the batch, another device, a gap.
     rows = RecordRows([*_row("door-1", 1), *_row("door-1", 2, taken), *_row("door-1", 2, taken),
                        *_row("door-2", 1), *_row("door-1", 5)])
     async with db.transaction() as tx:
-        inserted, _ = await writer.write(tx, rows)
+        # The probe runs after the insert, in the same go.
+        written = await writer.write(tx, rows, probe=(
+            "SELECT COUNT(*) FROM events WHERE device_id = ?", ("door-1",)))
+    inserted = written.inserted
+    assert written.probed == [(4,)]
     stored = {(r["device_id"], int(r["seq"])): int(r["id"])
               for r in await db.fetch_all("SELECT device_id, seq, id FROM events")}
     assert inserted == {key: stored[key] for key in [("door-1", 2), ("door-2", 1), ("door-1", 5)]}
@@ -73,17 +77,17 @@ async def test_the_writer_commits_early_only_when_told_and_rolls_back_with_its_t
         await write_then_fail()
     assert await _events(db) == []
     async with db.transaction() as tx:
-        inserted, committed = await writer.write(tx, RecordRows(_row("door-1", 1)),
-                                                 done=lambda inserted: len(inserted) == 1)
+        written = await writer.write(tx, RecordRows(_row("door-1", 1)),
+                                     done=lambda written: len(written.inserted) == 1)
         # SQLite commits in the writer's own hop; PostgreSQL when the transaction ends.
-        assert committed == (db.dialect == "sqlite")
-        if committed:
+        assert written.committed == (db.dialect == "sqlite")
+        if written.committed:
             with pytest.raises(RuntimeError, match="after this transaction committed"):
                 await tx.execute("DELETE FROM events")
-    assert list(inserted) == [("door-1", 1)]
+    assert list(written.inserted) == [("door-1", 1)]
     assert await _events(db) == [("door-1", 1, None)]
     async with db.transaction() as tx:
-        _, committed = await writer.write(tx, RecordRows(_row("door-1", 2)),
-                                          done=lambda inserted: False)
-        assert not committed
+        written = await writer.write(tx, RecordRows(_row("door-1", 2)),
+                                     done=lambda written: False)
+        assert not written.committed
     assert len(await _events(db)) == 2
