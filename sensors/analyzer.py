@@ -92,7 +92,6 @@ from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.people import PersonSizeConfig, PersonSizeModel
-from sensors.shrink import AreaShrink
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
 __all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary"]
@@ -269,8 +268,6 @@ class DoorwayAnalyzer:
         self._background = BackgroundModel(fps, self.config.background)
         self._tracker = Tracker(fps, self.config.tracker)
         self._line: PixelLine | None = None
-        # INTER_AREA reduction to the working width (sensors/shrink.py).
-        self._shrink: AreaShrink | None = None
         self._size = (0, 0)
         self._scale = 1.0
         self._states: dict[int, _LineState] = {}
@@ -364,10 +361,8 @@ class DoorwayAnalyzer:
         if self._line is None:
             self._scale = min(1.0, self.config.working_width / w)
         if self._scale < 1.0:
-            if self._shrink is None or self._shrink.src != (w, h):
-                size = (round(w * self._scale), round(h * self._scale))
-                self._shrink = AreaShrink((w, h), size)
-            gray = self._shrink(gray)
+            size = (round(w * self._scale), round(h * self._scale))
+            gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
             self._people = PersonSizeModel(gray.shape[0], self.config.people)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from broker.messages import Event, EventKind
 from ground.logs import get_logger
@@ -42,7 +43,7 @@ from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.domain.visits import planned_entry, planned_exit, planned_handover
 
 __all__ = ["ACTED_ON", "HANDOVER", "StoredEvent", "apply_rules", "devices_expecting_visits",
-           "visitor_context"]
+           "expecting_visits_query", "visitor_context"]
 
 log = get_logger(__name__)
 
@@ -194,6 +195,16 @@ async def _attach_to_recent(
             "ON CONFLICT (incident_id, event_row_id) DO NOTHING", (row["id"], stored.row_id))
 
 
+def expecting_visits_query() -> tuple[str, tuple[Any, ...]]:
+    """The query (rows of one ``device_id``) behind :func:`devices_expecting_visits`.
+
+    Also run by ingest's batch writer right after its insert, in the same go.
+    """
+    return ("SELECT DISTINCT d.device_id FROM visits v JOIN devices d "
+            "ON d.household_id = v.household_id WHERE v.state != 'cancelled' AND v.ends_at > ?",
+            (to_ts(utcnow() - timedelta(days=1)),))
+
+
 async def devices_expecting_visits(tx: Transaction) -> set[str]:
     """Devices whose household has a registered visit not cancelled and not long over.
 
@@ -201,10 +212,7 @@ async def devices_expecting_visits(tx: Transaction) -> set[str]:
     matters only inside a visit window (checked exactly by the rules), and it
     is the commonest door episode, so the others are stored and done.
     """
-    rows = await tx.fetch_all(
-        "SELECT DISTINCT d.device_id FROM visits v JOIN devices d "
-        "ON d.household_id = v.household_id WHERE v.state != 'cancelled' AND v.ends_at > ?",
-        (to_ts(utcnow() - timedelta(days=1)),))
+    rows = await tx.fetch_all(*expecting_visits_query())
     return {str(r["device_id"]) for r in rows}
 
 
