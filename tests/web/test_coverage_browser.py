@@ -64,10 +64,10 @@ async def test_grid_view_and_household_page_show_blind_spells(
         await asyncio.to_thread(_publish, client, "door-east", Channel.HEARTBEAT, encode(beat))
 
         async def armed_and_verified() -> bool:
-            return await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = "
-                                   f"{east} AND part = 'armed' AND ended_at IS NULL") == 1 \
-                and await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = "
-                                    f"{east} AND part != 'armed' AND ended_at IS NULL") == 0
+            return await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = ? "
+                                   "AND part = 'armed' AND ended_at IS NULL", (east,)) == 1 \
+                and await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = ? "
+                                    "AND part != 'armed' AND ended_at IS NULL", (east,)) == 0
 
         assert await poll_until_async(armed_and_verified, 20)
         await asyncio.sleep(1.0)  # some verified armed time before the camera is covered
@@ -76,8 +76,8 @@ async def test_grid_view_and_household_page_show_blind_spells(
         await asyncio.to_thread(_publish, client, "door-east", Channel.EVENT, encode(tamper))
 
         async def camera_blind() -> bool:
-            return await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = "
-                                   f"{east} AND part = 'camera' AND ended_at IS NULL") == 1
+            return await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = ? "
+                                   "AND part = 'camera' AND ended_at IS NULL", (east,)) == 1
 
         assert await poll_until_async(camera_blind, 20)
     finally:
