@@ -2,43 +2,42 @@
 
 One async context manager runs the named loops in a TaskGroup: the MQTT link
 (publishes the outbox), the episode tracker (door transitions to episodes),
-heartbeats, health checks (clock jumps), the systemd watchdog, the outbox
-retry loop and, in simulation, the simulated household. The camera pipeline
-runs on threads of its own (:mod:`agent.camera`); commands are handled in
-:mod:`agent.handlers`.
+heartbeats (:mod:`agent.health_report`), the clock-jump watch
+(:mod:`agent.tamper_report`), the systemd watchdog, the outbox retry loop and,
+in simulation, the simulated household. The camera pipeline runs on threads of
+its own (:mod:`agent.camera`); commands are handled in :mod:`agent.handlers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from agent.camera import CameraFailure, CameraPipeline, KeyFrame, best_frames, evidence_jpeg
+from agent.camera import CameraPipeline, KeyFrame, best_frames, evidence_jpeg
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
 from agent.early_exit import EarlyExits
 from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
 from agent.evidence import EvidenceStore
 from agent.handlers import CommandHandlers
-from agent.health import ClockJumpWatch, cpu_temperature
+from agent.health_report import HealthReporter
 from agent.link import AgentLink
 from agent.outbox import Outbox, Priority
 from agent.recorder import Recorder
 from agent.state import DeviceState
+from agent.tamper_report import TamperReporter
 from broker.messages import (
     EpisodeInfo,
     Event,
     EventKind,
-    Heartbeat,
     Snapshot,
-    TamperKind,
     encode,
     utc_now,
 )
@@ -47,25 +46,14 @@ from firmware_config.device_config import DeviceConfig
 from ground.logs import get_logger
 from ground.sdnotify import ServiceNotifier, watchdog_pings
 from sensors.door import DoorContact, DoorTransition
-from sensors.tamper import TamperFinding
 
 __all__ = ["Agent", "NoCamera", "running_agent"]
 
 log = get_logger(__name__)
 
-_TAMPER_KINDS = {
-    "covered": TamperKind.CAMERA_COVERED,
-    "blinded": TamperKind.CAMERA_BLINDED,
-    "moved": TamperKind.CAMERA_MOVED,
-    "frozen": TamperKind.CAMERA_FROZEN,
-}
 _EVIDENCE_KINDS = {EventKind.EXIT, EventKind.ENTRY, EventKind.DOOR_OPEN_UNVERIFIED}
 # What an episode of a door found open at start must show to be reported.
 _PASSAGE_KINDS = {EventKind.EXIT, EventKind.ENTRY}
-# The same tamper condition is reported at most once in this many seconds.
-_TAMPER_REPEAT_S = 300.0
-# A camera analysis thread silent this long (without a reported failure) is stuck.
-_STALL_S = 30.0
 
 
 class NoCamera:
@@ -90,8 +78,6 @@ class Agent:
         self.config = config
         self.camera = camera
         self.classifier: EpisodeClassifier = classifier or camera or NoCamera()
-        if camera is not None and camera.on_tamper is None:
-            camera.on_tamper = self.on_camera_tamper
         if camera is not None and not config.door.fitted:
             # No reed switch: movement in the doorway opens and closes the "door".
             camera.on_doorway = self._door_changed
@@ -111,11 +97,18 @@ class Agent:
         self.evidence_store = EvidenceStore(
             config.data_dir / "evidence", budget_bytes=_mb(config.evidence.disk_budget_mb),
             keep_days=config.evidence.keep_days)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tamper = TamperReporter(config.device_id, self.state, self.recorder, self._spawn)
+        if camera is not None and camera.on_tamper is None:
+            camera.on_tamper = self.tamper.camera_finding
+        self.health = HealthReporter(
+            lambda: self.config, state=self.state, outbox=self.outbox, recorder=self.recorder,
+            evidence=self.evidence_store, link=self.link, tamper=self.tamper, camera=camera)
         self.episodes = EpisodeTracker(
             config.door.quiet_s, self._episode_ended, max_open_s=config.door.max_open_s,
             stuck_open_s=config.door.stuck_open_s, on_start=self._episode_started,
             # Long movement in front of the camera is no disconnected sensor.
-            **({"on_stuck": self._door_stuck} if config.door.fitted else {}))
+            **({"on_stuck": self.tamper.door_stuck} if config.door.fitted else {}))
         self._loop: asyncio.AbstractEventLoop | None = None
         self.door: DoorContact | None = None
         if config.door.fitted:
@@ -126,10 +119,6 @@ class Agent:
         self._wall_at_start = utc_now()
         self.open_episode: OpenEpisode | None = None
         self._restored: EpisodeEvidence | None = None
-        self._tamper_last: dict[TamperKind, float] = {}
-        self.clock_offset_s: float | None = None
-        self.camera_alarm: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         # Held while the open episode's persisted state is written (progress, early exit).
         self.episode_lock = asyncio.Lock()
         self.early = EarlyExits(self)
@@ -141,6 +130,15 @@ class Agent:
     def device_id(self) -> str:
         """This device's id."""
         return self.config.device_id
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        """The device clock's offset from the server's (set by a ping, in heartbeats)."""
+        return self.health.clock_offset_s
+
+    @clock_offset_s.setter
+    def clock_offset_s(self, value: float | None) -> None:
+        self.health.clock_offset_s = value
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -244,11 +242,6 @@ class Agent:
                 sent += 1
         return sent
 
-    async def _door_stuck(self, opened_at: float) -> None:
-        await self.tamper(TamperKind.DOOR_SENSOR_DISCONNECTED,
-                          f"door sensor reads open for {time.monotonic() - opened_at:.0f} s "
-                          "without a break (cut wire or magnet missing?)")
-
     async def persist_progress(self) -> None:
         """Every second of an open episode, store the evidence so far (restart safety)."""
         while True:
@@ -296,104 +289,10 @@ class Agent:
             log.info("resumed the episode open before the restart",
                      extra={"device_id": self.device_id, "episode": str(episode.episode_id)})
 
-    # tamper and health
-
-    def on_camera_tamper(self, finding: TamperFinding | CameraFailure) -> None:
-        """Camera threads report here (thread-safe)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._camera_tamper, finding)
-
-    def _camera_tamper(self, finding: TamperFinding | CameraFailure) -> None:
-        if isinstance(finding, CameraFailure):
-            self.camera_alarm = finding.detail if finding.active else None
-            kind = TamperKind.CAMERA_FAILED
-        else:
-            kind = _TAMPER_KINDS[finding.kind]
-        if not finding.active:
-            log.info("camera condition cleared", extra={"device_id": self.device_id,
-                                                        "tamper": kind.value})
-            return
-        self._spawn(self.tamper(kind, finding.detail))
-
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def tamper(self, kind: TamperKind, detail: str) -> None:
-        """Record a tamper event (the same kind at most once per few minutes)."""
-        now = time.monotonic()
-        if now - self._tamper_last.get(kind, -1e9) < _TAMPER_REPEAT_S:
-            return
-        self._tamper_last[kind] = now
-        armed, at = self.state.armed, utc_now()
-        seq = await self.recorder.record(lambda s: Event(
-            device_id=self.device_id, seq=s, time=at, kind=EventKind.TAMPER, armed=armed,
-            tamper=kind, detail=detail[:2000]))
-        log.warning("tamper", extra={"device_id": self.device_id, "tamper": kind.value,
-                                     "detail": detail, "seq": seq})
-
-    def alarms(self) -> list[str]:
-        """Health alarms for the heartbeat."""
-        found = self.recorder.alarms()
-        if self.state.write_error:
-            found.append(f"state_unwritable: {self.state.write_error}"[:200])
-        if self.evidence_store.last_error:
-            found.append(self.evidence_store.last_error[:200])
-        if self.camera_alarm:
-            found.append(f"camera_failed: {self.camera_alarm}"[:200])
-        return found[:20]
-
-    def heartbeat(self) -> Heartbeat:
-        """The current health report (blocking: reads the disk)."""
-        try:
-            free: float | None = shutil.disk_usage(self.config.data_dir).free / 1e6
-        except OSError:
-            free = None
-        return Heartbeat(
-            device_id=self.device_id, time=utc_now(),
-            uptime_s=time.monotonic() - self._started, armed=self.state.armed,
-            last_seq=self.outbox.last_seq(self.device_id), outbox_depth=self.outbox.depth(),
-            camera_fps=round(self.camera.measured_fps, 2) if self.camera else None,
-            cpu_temp_c=cpu_temperature(), free_disk_mb=free,
-            clock_offset_s=self.clock_offset_s,
-            firmware_version=self.config.firmware_version, alarms=self.alarms(),
-        )
-
-    async def heartbeat_loop(self) -> None:
-        """Publish a heartbeat every interval until cancelled (stored while offline)."""
-        while True:
-            beat = await asyncio.to_thread(self.heartbeat)
-            if self.link.connected.is_set():
-                self.link.publish_transient(Channel.HEARTBEAT, encode(beat))
-            elif self.config.outbox.offline_heartbeats:
-                await asyncio.to_thread(
-                    self.recorder.store_unsequenced, Channel.HEARTBEAT, encode(beat),
-                    Priority.HEARTBEAT, self.config.outbox.offline_heartbeats)
-            await asyncio.sleep(self.config.heartbeat_interval_s)
-
-    async def health_loop(self) -> None:
-        """Watch for clock jumps until cancelled."""
-        watch = ClockJumpWatch(self.config.tamper.clock_jump_s)
-        while True:
-            await asyncio.sleep(2.0)
-            watch.threshold_s = self.config.tamper.clock_jump_s
-            jump = watch.check()
-            if jump is not None:
-                self._tamper_last.pop(TamperKind.CLOCK_JUMP, None)
-                await self.tamper(TamperKind.CLOCK_JUMP, f"wall clock stepped by {jump:+.1f} s")
-
-    def healthy(self) -> bool:
-        """False when the camera threads are stuck without having reported a failure."""
-        if self.camera is None or self.camera.failed is not None:
-            return True
-        return time.monotonic() - self.camera.last_progress < _STALL_S
-
-    def status_line(self) -> str:
-        """One line for ``systemctl status``."""
-        return (f"{'armed' if self.state.armed else 'disarmed'}; "
-                f"{'connected' if self.link.connected.is_set() else 'offline'}; "
-                f"outbox {self.outbox.depth()}")
 
     # commands
 
@@ -424,6 +323,7 @@ class Agent:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the running loop, start the camera threads and the MQTT link."""
         self._loop = loop
+        self.tamper.attach(loop)
         if self.camera is not None:
             self.camera.start()
         self.link.start(loop)
@@ -442,8 +342,6 @@ class Agent:
 
 def replace_end(episode: OpenEpisode, ended_at: datetime) -> OpenEpisode:
     """A copy of ``episode`` marked as ended at ``ended_at``."""
-    from dataclasses import replace
-
     return replace(episode, ended_at=ended_at)
 
 
@@ -465,11 +363,12 @@ async def running_agent(
                 "publisher": agent.link.run,
                 "episodes": agent.episodes.run,
                 "episode-persist": agent.persist_progress,
-                "heartbeat": agent.heartbeat_loop,
-                "health": agent.health_loop,
+                "heartbeat": agent.health.heartbeat_loop,
+                "health": lambda: agent.tamper.clock_watch(
+                    lambda: agent.config.tamper.clock_jump_s),
                 "outbox-retry": agent.recorder.retry_loop,
                 "systemd-watchdog": lambda: watchdog_pings(
-                    notifier, status=agent.status_line, healthy=agent.healthy),
+                    notifier, status=agent.health.status_line, healthy=agent.health.healthy),
                 **(extra or {}),
             }
             tasks: list[asyncio.Task[None]] = [

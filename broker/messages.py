@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import SchemaValidator, core_schema
 
@@ -161,6 +162,20 @@ class PassageInfo(BaseModel):
     direction: Literal["out", "in"] = Field(description="out = leaving the household")
     track: int = Field(ge=0, description="Analyzer track id")
     confidence: float = Field(ge=0.0, le=1.0)
+    box: tuple[float, float, float, float] | None = Field(
+        None, description="Optional (added in session 6; a server before it refuses it): "
+        "where the person was at the crossing in the event's snapshot, normalized "
+        "[x1, y1, x2, y2] in 0..1; the server crops the alert's picture to it, else to the "
+        "door line")
+
+    @model_validator(mode="after")
+    def _box(self) -> Self:
+        if self.box is not None:
+            x1, y1, x2, y2 = self.box
+            if not (0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0):
+                raise ValueError("box is [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1 and "
+                                 "0 <= y1 < y2 <= 1")
+        return self
 
 
 class EpisodeInfo(BaseModel):

@@ -65,6 +65,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "worker": LazyCommand("server.cli.workers:worker_app", _SERVER),
     "grid": LazyCommand("server.cli.grids:grid_app", _SERVER),
     "roster": LazyCommand("server.cli.roster:roster_app", _SERVER),
+    "silence": LazyCommand("server.cli.silences:silence_app", _SERVER),
     "leave": LazyCommand("server.cli.leaves:leave_app", _SERVER),
     "followup": LazyCommand("server.cli.followups:followup_app", _SERVER),
     "incidents": LazyCommand("server.cli.incidents:incidents_app", _SERVER),

@@ -211,8 +211,10 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
     from ground.timeutil import utcnow
     from server.admin import register_device
     from server.db.connect import open_database
+    from server.domain.followups import FollowUpIn, record_followup
     from server.domain.households import HouseholdIn, add_household
     from server.domain.people import GridIn, Role, WorkerIn, add_grid, add_worker
+    from server.domain.visits import VisitIn, register_visit
     from server.web.users import create_user
 
     db = await open_database(db_url)
@@ -229,6 +231,7 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
             for index, (name, language) in enumerate(_WORKERS)
         ]
         now = utcnow()
+        household_ids = []
         for index, device_id in enumerate(device_ids):
             name, address = _HOUSEHOLDS[index % len(_HOUSEHOLDS)]
             start = now - timedelta(days=2 + 3 * index)
@@ -237,6 +240,19 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
                 members=[name[0] + "先生", name[0] + "女士"], quarantine_start=start,
                 quarantine_end=start + timedelta(days=14)), actor="demo")
             await register_device(db, device_id, household_id=household, actor="demo")
+            household_ids.append(household)
+        # Today's follow-up of the first household finds a fever (an incident for the worker);
+        # the third expects the community nurse, whose comings and goings are planned (its
+        # simulated door, seed 3, starts with an entry and a handover).
+        first = _HOUSEHOLDS[0][0][0]
+        await record_followup(db, FollowUpIn(
+            household_id=household_ids[0], day=now.date(),
+            temperatures={first + "先生": 36.6, first + "女士": 38.1},
+            member_symptoms={first + "女士": "咳嗽"}), actor="demo")
+        await register_visit(db, VisitIn(
+            household_id=household_ids[min(2, len(household_ids) - 1)], starts_at=now,
+            ends_at=now + timedelta(hours=2),
+            visitor="刘护士", organisation="社区卫生服务站", purpose="上门核酸采样"), actor="demo")
         await create_user(db, "supervisor", DEMO_PASSWORD, "supervisor", language="zh_CN")
         await create_user(db, "worker", DEMO_PASSWORD, "worker", worker_id=workers[0])
         await create_user(db, "admin", DEMO_PASSWORD, "admin", language="en")
@@ -317,6 +333,8 @@ def _status(db: Path, agent_dirs: list[Path], receiver: _Receiver) -> dict[str, 
         "events_pending_on_devices": pending,
         "events_stored": _query(db, "SELECT COUNT(*) FROM events"),
         "incidents": _query(db, "SELECT COUNT(*) FROM incidents"),
+        "fever_incidents": _query(db, "SELECT COUNT(*) FROM incidents WHERE kind = 'fever'"),
+        "planned_visit_events": _query(db, "SELECT COUNT(*) FROM visit_events"),
         "notifications_delivered": len(receiver.received),
         "rejected": _query(db, "SELECT COUNT(*) FROM rejected_messages"),
     }

@@ -25,7 +25,10 @@ both kinds of camera.
 Crossing (track level, not per frame): a track's side is decided only when
 its reference point is more than a margin (a fraction of one person's
 height there) from the line; a change of decided side is a *pending*
-crossing, dated at the interpolated moment the point passed the line, and
+crossing, dated halfway through the band (between the last frame the point
+was clearly on the old side and the first clearly on the new one: the
+labels' convention, and a blob gaining or losing its legs at the line moves
+the moment the point passes the line itself by up to a second), and
 it is reported once the track has stayed on the new side for
 ``settle_time`` or ended there (a frame or two back on the old side is a
 blob losing its legs and cancels nothing). Jitter
@@ -138,6 +141,7 @@ class AnalyzerConfig:
     compact_elongation: float = 1.6
     settle_time: float = 0.25
     band_settle_time: float = 0.5
+    band_dating: bool = True
     protect_travel: float = 0.25
     duplicate_time: float = 1.0
     count_window: float = 0.3
@@ -230,6 +234,9 @@ class _LineState:
     inherited: bool = False
     # Inherited from the group it parted from (not a lost track's continuation).
     split: bool = False
+    # The last frame (and time) the track was clearly on a side.
+    clear_frame: int | None = None
+    clear_t: float = 0.0
     last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     # Where this track itself first stood and how far it has walked since
     # (``start``/``travel`` may be inherited from the group it parted from).
@@ -488,6 +495,9 @@ class DoorwayAnalyzer:
             return []
         state.decided_own = True
         side: Side = "outside" if d > 0 else "inside"
+        # The last frame the track was clearly on a side, before this one.
+        left_frame, left_t = state.clear_frame, state.clear_t
+        state.clear_frame, state.clear_t = frame.index, frame.t
         if state.origin == "unknown":
             state.origin = side
         if pending is not None and side != pending.side:
@@ -511,10 +521,16 @@ class DoorwayAnalyzer:
         # already confirmed; it must only be confirmed itself by the report.
         confident = -tol <= state.cross_along <= 1 + tol and (
             self._tracker.is_confirmed(track) or state.inherited)
+        cross_frame, cross_t = state.cross_frame, state.cross_t
+        if cfg.band_dating and left_frame is not None and left_frame < frame.index:
+            # Dated halfway through the band: from the last frame clearly on
+            # the old side to the first clearly on the new one.
+            cross_frame = round((left_frame + frame.index) / 2.0)
+            cross_t = (left_t + frame.t) / 2.0
         state.pending = _Pending(
             side=side,
-            frame=state.cross_frame,
-            t=state.cross_t,
+            frame=cross_frame,
+            t=cross_t,
             along=state.cross_along,
             decided=frame.index,
             depth=min(state.depth, abs(d) / margin),
@@ -565,6 +581,7 @@ class DoorwayAnalyzer:
             last_frame=parent.last_frame, last_t=parent.last_t,
             cross_frame=parent.cross_frame, cross_t=parent.cross_t,
             cross_along=parent.cross_along, depth=parent.depth, closest=parent.closest,
+            clear_frame=parent.clear_frame, clear_t=parent.clear_t,
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )

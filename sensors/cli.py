@@ -137,6 +137,10 @@ def eval_command(
         help="Folder(s) with corpus videos not (yet) under ../shared/data/corpus/, e.g. a "
              "local copy of fetched clips; repeat the option, or separate folders with "
              "the path separator in DOORWATCH_CORPUS_DIR.")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Score only the clips of this split (tuning or validation): tune with "
+                        "--split tuning so validation results are never seen while tuning.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score the analyzer on labelled clips: per clip, split, viewpoint, and scene held out."""
@@ -151,9 +155,11 @@ def eval_command(
         collected = collect(labels, load_meta(meta) if meta else None, corpus_dirs=dirs)
     except DoorwatchError as exc:
         raise _fail(str(exc)) from exc
+    if split not in (None, "tuning", "validation"):
+        raise _fail(f"--split must be tuning or validation, not {split!r}")
     for gone in collected.missing:
         typer.echo(gone.reason, err=True)
-    clips = collected.clips
+    clips = [c for c in collected.clips if split is None or c.split == split]
     if not clips:
         raise _fail("no clip to evaluate: the video of every listed clip is missing")
     total_frames = sum(c.labels.frames or 0 for c in clips) or 1

@@ -57,6 +57,9 @@ class ClipSource(BaseModel):
     commit: str
     licence: str
     note: str = ""
+    # Labelled for local evaluation only (e.g. a watermarked stock preview): the planners are
+    # not asked to put it under shared/, so no test or CI run requires it.
+    local_only: bool = False
 
 
 class ClipLabels(BaseModel):

@@ -30,6 +30,8 @@ __all__ = [
     "RuleSettings",
     "ScheduleSettings",
     "ServerSettings",
+    "ShareSettings",
+    "StormSettings",
     "VisitSettings",
     "load_server_settings",
 ]
@@ -160,6 +162,22 @@ class DeviceWatchSettings(_Section):
     poll_interval_s: float = Field(5.0, gt=0, description="How often devices are checked")
 
 
+class StormSettings(_Section):
+    """Alert storms: many devices of one building or grid offline at once become one incident."""
+
+    enabled: bool = Field(True, description="Group offline incidents (off: one per device)")
+    window_s: float = Field(
+        300, gt=0, description="Device-offline incidents of one building (else grid) opened "
+        "within this window are counted together")
+    threshold: int = Field(
+        5, ge=2, description="This many devices of one building or grid offline within the "
+        "window become one grouped incident with one notification")
+    hold_s: float = Field(
+        60, ge=0, description="A device-offline alert waits this long before it is sent, so "
+        "a storm forming meanwhile replaces the single alerts with its one (devices' Last "
+        "Wills after a power cut arrive spread over about 1.5 keepalive intervals)")
+
+
 class RetentionSettings(_Section):
     """Purging personal data after a quarantine ended."""
 
@@ -199,6 +217,13 @@ class VisitSettings(_Section):
     poll_interval_s: float = Field(10.0, gt=0, description="How often overstays are checked")
 
 
+class ShareSettings(_Section):
+    """Machine access with API tokens (the health office)."""
+
+    requests_per_minute: int = Field(
+        60, ge=1, le=10_000, description="Requests one API token may make per minute")
+
+
 class NotifySettings(_Section):
     """Delivery of notifications through Apprise."""
 
@@ -212,6 +237,14 @@ class NotifySettings(_Section):
         "http://127.0.0.1:8080", description="Base URL of the dashboard, for links in messages"
     )
     timezone: str = Field("Asia/Shanghai", description="Time zone for times shown in messages")
+    evidence_max_bytes: int = Field(
+        150_000, ge=10_000, description="The snapshot attached to an alert is re-encoded "
+        "(then scaled down) until it is at most this many bytes")
+    evidence_max_side: int = Field(
+        960, ge=64, description="The attached snapshot is at most this many pixels wide and high")
+    evidence_wait_s: float = Field(
+        1.5, ge=0, description="An alert whose event announced a snapshot not yet received "
+        "waits at most this long for it (the device sends it right after the event)")
     ack_link_lifetime_s: float = Field(
         12 * 3600, gt=0, le=7 * 86400,
         description="How long the one-tap acknowledge link in an alert stays valid (single use)",
@@ -261,9 +294,11 @@ class ServerSettings(BaseSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     devices: DeviceWatchSettings = Field(default_factory=DeviceWatchSettings)
+    storm: StormSettings = Field(default_factory=StormSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    share: ShareSettings = Field(default_factory=ShareSettings)
 
 
 def load_server_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:

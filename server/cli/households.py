@@ -55,6 +55,9 @@ def household_add(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="Free text")] = None,
+    building: Annotated[str | None, typer.Option(help="Building (devices of one building "
+                                                 "going offline together are one incident)")
+                        ] = None,
     device: Annotated[str | None, typer.Option(
         help="Assign this device (provisioned with `device provision`)")] = None,
     config: ConfigOption = None,
@@ -71,7 +74,7 @@ def household_add(
         household = HouseholdIn(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
             members=member or [], quarantine_start=parse_time(start, tz),
-            quarantine_end=parse_time(end, tz), notes=notes)
+            quarantine_end=parse_time(end, tz), notes=notes, building=building)
         household_id = await add_household(db, household, actor=actor_name(actor))
         if device:
             await assign_device(db, device, household_id, actor=actor_name(actor))
@@ -134,6 +137,7 @@ def household_update(
     start: StartOption = None,
     end: EndOption = None,
     notes: Annotated[str | None, typer.Option(help="New notes")] = None,
+    building: Annotated[str | None, typer.Option(help="New building")] = None,
     armed: Annotated[bool | None, typer.Option(
         "--armed/--disarmed", help="By hand, for a household without a period")] = None,
     config: ConfigOption = None,
@@ -147,7 +151,7 @@ def household_update(
         change = HouseholdUpdate(
             name=name, address=address, grid_id=await resolve_grid(db, grid), worker_id=worker,
             members=member, quarantine_start=parse_time(start, tz),
-            quarantine_end=parse_time(end, tz), notes=notes, armed=armed)
+            quarantine_end=parse_time(end, tz), notes=notes, armed=armed, building=building)
         await update_household(db, household_id, change, actor=actor_name(actor))
 
     run_with_db(config, action)
@@ -158,14 +162,25 @@ def household_update(
 def household_end_quarantine(
     household_id: Annotated[int, typer.Argument(help="Household id")],
     reason: Annotated[str, typer.Option(help="Why it ends early (audited)")],
+    outcome: Annotated[str, typer.Option(
+        help="How it ended: completed, tested_negative, hospitalised, transferred, other")]
+    = "other",
     config: ConfigOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """End a household's quarantine now: its devices are disarmed; audited."""
+    """End a household's quarantine now: release record, devices disarmed, worker told."""
     from server.domain.households import end_quarantine_early
+    from server.domain.releases import ReleaseContext, ReleaseOutcome
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason)
+    try:
+        how = ReleaseOutcome(outcome)
+    except ValueError:
+        raise typer.BadParameter(f"{outcome!r}: one of "
+                                 f"{', '.join(o.value for o in ReleaseOutcome)}") from None
+
+    async def action(db: Database, settings: ServerSettings) -> None:
+        await end_quarantine_early(db, household_id, actor=actor_name(actor), reason=reason,
+                                   outcome=how, release=ReleaseContext.of(settings))
 
     run_with_db(config, action)
     print_done(f"household {household_id}")

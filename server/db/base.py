@@ -3,17 +3,19 @@
 SQL is written once with ``?`` placeholders and a few dialect tokens in the
 schema; each backend translates. That keeps one set of queries for SQLite
 (the embedded default) and PostgreSQL (several server instances).
+
+Everything here runs on the event loop. The ingest path's bulk writes, each
+backend in its own fastest form, are behind their own door
+(server/ingest/writer.py), not in this interface.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 __all__ = ["Database", "Params", "Row", "Transaction"]
-
-T = TypeVar("T")
 
 Row = dict[str, Any]
 Params = Sequence[Any]
@@ -40,32 +42,6 @@ class Transaction(Protocol):
         """Run a query and return its first row, if any."""
         ...
 
-    async def fetch_tuples(
-        self, columns: Sequence[str], rest: str, params: Params = ()
-    ) -> list[tuple[Any, ...]]:
-        """The rows of ``SELECT <columns> <rest>`` as tuples, for the ingest path.
-
-        ``columns`` are plain text, integer or null columns (they may travel as
-        JSON): SQLite packs all rows into one, because Python's sqlite3 gives up
-        and retakes the GIL for every row it steps through.
-        """
-        ...
-
-    async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
-        conflict: str = "", returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        """Insert many rows at once; return ``returning``'s columns of the rows inserted.
-
-        ``columns`` are (name, SQL type: ``text`` or ``bigint``); ``values`` holds
-        the rows one after another in one flat list, ``len(columns)`` values each;
-        ``conflict`` is an ``ON CONFLICT ...`` clause; ``returning`` plain column
-        names (the table has an integer ``id`` key). The ingest path's bulk
-        insert: each backend uses its fastest form (SQLite multi-row VALUES read
-        back in one packed row, PostgreSQL one array per column and RETURNING).
-        """
-        ...
-
 
 class Database(Protocol):
     """A connection (pool) to SQLite or PostgreSQL."""
@@ -74,14 +50,6 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Open a transaction, committed on normal exit, rolled back on error."""
-        ...
-
-    async def run(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
-        """Run ``work(tx)`` in one transaction (committed if it returns) and return its result.
-
-        For the hot path: SQLite runs all of ``work`` on its database thread in
-        one hop, so ``work`` may await only ``tx``'s statements.
-        """
         ...
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:

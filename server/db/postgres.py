@@ -8,19 +8,17 @@ which database they run on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from ground.errors import StorageError
-from server.db.base import Params, Row, Transaction
+from server.db.base import Params, Row
 
-__all__ = ["PostgresDatabase", "translate_placeholders"]
-
-T = TypeVar("T")
+__all__ = ["PostgresDatabase", "PostgresTransaction", "translate_placeholders"]
 
 
 @lru_cache(maxsize=1024)
@@ -51,11 +49,18 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-class _PostgresTransaction:
+class PostgresTransaction:
+    """Statements on one pooled connection inside its transaction."""
+
     dialect = "postgresql"
 
     def __init__(self, conn: Any):
         self._conn = conn
+
+    @property
+    def connection(self) -> Any:
+        """The asyncpg connection: for ingest's batch writer (server/ingest/postgres_writer.py)."""
+        return self._conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         status = await self._conn.execute(translate_placeholders(sql), *params)
@@ -72,53 +77,6 @@ class _PostgresTransaction:
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
-
-    async def fetch_tuples(
-        self, columns: Sequence[str], rest: str, params: Params = ()
-    ) -> list[tuple[Any, ...]]:
-        sql = f"SELECT {', '.join(columns)} {rest}"
-        records = await self._conn.fetch(translate_placeholders(sql), *params)
-        return [tuple(record) for record in records]
-
-    async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
-        conflict: str = "", returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        # One array per column through unnest(): the statement text is the same for
-        # every batch (prepared once, not re-planned per row count) and asyncpg encodes
-        # nine arrays instead of nine thousand parameters (less CPU on both sides; the
-        # figures are in bench/NOTES.md).
-        width = len(columns)
-        names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"${i}::{sql_type}[]" for i, (_, sql_type) in enumerate(columns, 1))
-        insert = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - placeholders only
-        arguments = [values[i::width] for i in range(width)]
-
-        async def run(statement: str) -> list[tuple[Any, ...]]:
-            if not returning:
-                await self._conn.execute(statement, *arguments)
-                return []
-            # The inserted rows come back as one row of arrays, one per column: asyncpg
-            # decodes arrays in C, where a record per row cost the event loop's thread
-            # about as much as encoding the insert.
-            wanted = [column.strip() for column in returning.split(",")]
-            aggregates = ", ".join(f"array_agg({column})" for column in wanted)
-            packed = await self._conn.fetchrow(
-                f"WITH inserted AS ({statement} RETURNING {returning}) "  # noqa: S608 - fixed column names
-                f"SELECT {aggregates} FROM inserted", *arguments)
-            return [] if packed is None or packed[0] is None else list(zip(*packed, strict=True))
-
-        if not conflict:
-            return await run(insert)
-        # Optimistically without the ON CONFLICT clause: nearly every batch is all
-        # new rows, and the clause's speculative insertion costs PostgreSQL ~15% more
-        # per batch. Under a savepoint a unique violation (a redelivered record) undoes
-        # only this insert, which is then done again with the clause.
-        try:
-            async with self._conn.transaction():
-                return await run(insert)
-        except asyncpg.UniqueViolationError:
-            return await run(f"{insert} {conflict}")
 
 
 class PostgresDatabase:
@@ -147,20 +105,15 @@ class PostgresDatabase:
         return cls(pool, url)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_PostgresTransaction]:
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         """Run statements in one transaction; commit on success, roll back on error."""
         async with self._pool.acquire() as conn, conn.transaction():
-            yield _PostgresTransaction(conn)
-
-    async def run(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
-        """Run ``work(tx)`` in one transaction; here simply on this event loop."""
-        async with self.transaction() as tx:
-            return await work(tx)
+            yield PostgresTransaction(conn)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a read-only query on any pooled connection."""
         async with self._pool.acquire() as conn:
-            return await _PostgresTransaction(conn).fetch_all(sql, params)
+            return await PostgresTransaction(conn).fetch_all(sql, params)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         """Run a read-only query and return the first row."""

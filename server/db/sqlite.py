@@ -1,12 +1,13 @@
 """SQLite backend in WAL mode: the embedded default.
 
-One connection, owned by one thread. Why not aiosqlite (which is that thread
-and a queue): each statement is a round trip to the event loop, and while the
-loop validates the next batch each trip waits for it; ingest's transaction
-makes about ten of them. :meth:`SqliteDatabase.run` instead runs a whole
-transaction's code on the database thread in one hop (figures in
-bench/NOTES.md, session 4). Other callers still get a statement-per-hop
-:class:`Transaction`.
+One writing connection, owned by one thread. Why not aiosqlite for it (which
+is that thread and a queue): each statement is a round trip to the event loop,
+and while the loop validates the next batch each trip waits for it. A
+transaction's statements still take a hop each (they run on the event loop,
+as all the server's code does), but ingest's batch writer
+(server/ingest/sqlite_writer.py) does its whole bulk write in one hop through
+:meth:`SqliteTransaction.run_sync`, synchronous code on the database thread,
+and commits in that same hop when the batch needs nothing else.
 
 Reads outside a transaction (:meth:`SqliteDatabase.fetch_all`: the dashboard,
 the API, the periodic jobs' scans) go to a second, read-only connection through
@@ -19,30 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from ground.errors import StorageError
-from server.db.base import Params, Row, Transaction
+from server.db.base import Params, Row
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["SqliteDatabase", "SqliteTransaction"]
 
 T = TypeVar("T")
 
-# Bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32).
-_MAX_PARAMS = 32766
-
 
 def _bindable(params: Params) -> Sequence[Any]:
-    # A list is bound as it is: the ingest insert's thousands of values are not copied.
+    # A list is bound as it is: a bulk insert's thousands of values are not copied.
     return params if isinstance(params, list | tuple) else tuple(params)
 
 
@@ -68,107 +65,79 @@ class _Statements:
         cursor.close()
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def fetch_tuples(
-        self, columns: Sequence[str], rest: str, params: Params = ()
-    ) -> list[tuple[Any, ...]]:
-        # Every row sqlite3 steps through gives up the GIL and waits to get it back
-        # from the event loop's thread: all rows come as one JSON array in one row.
-        packed = self.scalar(
-            f"SELECT json_group_array(json_array({', '.join(columns)})) {rest}", params)
-        return [tuple(row) for row in json.loads(packed)]
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
 
-    def scalar(self, sql: str, params: Params = ()) -> Any:
-        cursor = self.conn.execute(sql, _bindable(params))
-        row = cursor.fetchone()
-        cursor.close()
-        return row[0]
-
-    def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
-        conflict: str = "", returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        # Not SQLite's own RETURNING: it yields the rows one sqlite3_step at a time and
-        # Python's sqlite3 gives up and retakes the GIL around each, so a thousand rows
-        # wait a thousand times for the event loop's thread to let go of it. The rows
-        # this statement inserted are those above the highest id before it (we hold the
-        # write lock), read back packed into one JSON row.
-        before = self.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {table}") if returning else 0  # noqa: S608 - fixed table name
-        width = len(columns)
-        names = ", ".join(name for name, _ in columns)
-        row_marks = "(" + ", ".join("?" * width) + ")"
-        per_statement = _MAX_PARAMS // width * width
-        inserted = 0
-        for start in range(0, len(values), per_statement):
-            chunk = values[start : start + per_statement]
-            marks = ",".join(row_marks for _ in range(len(chunk) // width))
-            inserted += self.execute(
-                f"INSERT INTO {table} ({names}) VALUES {marks} {conflict}", chunk)  # noqa: S608 - placeholders only
-        if not returning or not inserted:
-            return []
-        return self.fetch_tuples([column.strip() for column in returning.split(",")],
-                                 f"FROM {table} WHERE id > ?", (before,))
+    def rollback(self) -> None:
+        # Not after a commit that already happened on this thread (the caller was
+        # cancelled while the committing hop ran).
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
 
-class _Runner(Protocol):
-    """How a transaction's statement reaches the database thread."""
+class SqliteTransaction:
+    """A transaction on the writing connection; each statement a hop to its thread.
 
-    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
-
-
-async def _here(fn: Callable[..., T], /, *args: Any) -> T:
-    """Run a statement at once: the caller is the database thread (SqliteDatabase.run)."""
-    return fn(*args)
-
-
-class _SqliteTransaction:
-    """A transaction's statements, each run through ``runner``.
-
-    From the event loop, the runner is a hop to the database thread per
-    statement; in :meth:`SqliteDatabase.run`, the code already runs there and
-    each statement runs as it is awaited (the coroutines never suspend).
+    ``BEGIN IMMEDIATE`` goes with the first statement's hop, and ``COMMIT``
+    with the last hop when :meth:`run_sync` is told it may commit.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, statements: _Statements, runner: _Runner):
+    def __init__(self, statements: _Statements, call: Callable[..., Awaitable[Any]]):
         self._sync = statements
-        self._run = runner
+        self._call = call
+        self.begun = False
+        self.committed = False
+
+    def _open(self) -> None:
+        if self.committed:
+            raise RuntimeError("statement after this transaction committed")
+        if not self.begun:
+            self._sync.begin()
+            self.begun = True
+
+    def _here(self, fn: Callable[..., T], /, *args: Any) -> T:
+        self._open()
+        return fn(*args)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._run(self._sync.execute, sql, params)
+        return await self._call(self._here, self._sync.execute, sql, params)  # type: ignore[no-any-return]
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._run(self._sync.executemany, sql, rows)
+        await self._call(self._here, self._sync.executemany, sql, rows)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._run(self._sync.fetch_all, sql, params)
+        return await self._call(self._here, self._sync.fetch_all, sql, params)  # type: ignore[no-any-return]
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_tuples(
-        self, columns: Sequence[str], rest: str, params: Params = ()
-    ) -> list[tuple[Any, ...]]:
-        return await self._run(self._sync.fetch_tuples, columns, rest, params)
+    async def run_sync(
+        self, fn: Callable[[sqlite3.Connection], T], commit_if: Callable[[T], bool] | None = None
+    ) -> T:
+        """``fn(connection)`` on the database thread in one hop, inside this transaction.
 
-    async def insert_rows(
-        self, table: str, columns: Sequence[tuple[str, str]], values: list[Any],
-        conflict: str = "", returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        return await self._run(self._sync.insert_rows, table, columns, values, conflict,
-                               returning)
+        For ingest's batch writer only: ``fn`` is synchronous code that must not
+        touch the event loop. When ``commit_if(result)`` is true, the transaction
+        commits in the same hop and takes no more statements (:attr:`committed`).
+        """
+        return await self._call(self._run_sync, fn, commit_if)  # type: ignore[no-any-return]
 
+    def _run_sync(self, fn: Callable[[sqlite3.Connection], T],
+                  commit_if: Callable[[T], bool] | None) -> T:
+        self._open()
+        result = fn(self._sync.conn)
+        if commit_if is not None and commit_if(result):
+            self._sync.conn.execute("COMMIT")
+            self.committed = True
+        return result
 
-def _drive(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never suspends to its end, on this (loop-less) thread."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("work given to SqliteDatabase.run awaited something other than "
-                       "its transaction's statements")
+    def _finish(self) -> None:
+        if self.begun and not self.committed:
+            self._sync.conn.execute("COMMIT")
+            self.committed = True
 
 
 def _switch_to_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
@@ -262,37 +231,18 @@ class SqliteDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SqliteTransaction]:
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         """Run statements in one transaction; commit on success, roll back on error."""
         async with self._lock:
-            await self.call(self.statements.execute, "BEGIN IMMEDIATE")
+            tx = SqliteTransaction(self.statements, self.call)
             try:
-                yield _SqliteTransaction(self.statements, self.call)
+                yield tx
             except BaseException:
-                await self.call(self.statements.execute, "ROLLBACK")
+                if tx.begun:
+                    await self.call(self.statements.rollback)
                 raise
-            await self.call(self.statements.execute, "COMMIT")
-
-    async def run(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
-        """Run ``work`` in one transaction, all of it on the database thread in one hop.
-
-        ``work`` may await only its transaction's statements (they complete at
-        once there); it must not touch the event loop. If the caller is
-        cancelled meanwhile, the transaction still finishes on the thread.
-        """
-        async with self._lock:
-            return await self.call(self._run_here, work)
-
-    def _run_here(self, work: Callable[[Transaction], Coroutine[Any, Any, T]]) -> T:
-        statements = self.statements
-        statements.execute("BEGIN IMMEDIATE")
-        try:
-            result = _drive(work(_SqliteTransaction(statements, _here)))
-        except BaseException:
-            statements.execute("ROLLBACK")
-            raise
-        statements.execute("COMMIT")
-        return result
+            if tx.begun and not tx.committed:
+                await self.call(tx._finish)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a read-only query on the read connection (never waiting for the writer)."""

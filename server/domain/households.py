@@ -20,6 +20,7 @@ from server.domain.audit import audit
 from server.domain.common import dumps, fetch_required, loads_list, ts_or_none, when
 from server.domain.errors import InvalidChangeError
 from server.domain.people import get_grid, get_worker
+from server.domain.releases import ReleaseContext, ReleaseOutcome, record_release
 
 __all__ = [
     "Household",
@@ -51,6 +52,8 @@ class HouseholdIn(BaseModel):
     quarantine_end: datetime | None = None
     notes: str | None = Field(None, max_length=2000)
     armed: bool = Field(True, description="Only used when there is no quarantine period")
+    building: str | None = Field(None, max_length=200, description="Building (for grouping "
+                                 "devices that go offline together)")
 
     @model_validator(mode="after")
     def _period(self) -> HouseholdIn:
@@ -72,6 +75,7 @@ class HouseholdUpdate(BaseModel):
     quarantine_end: datetime | None = None
     notes: str | None = Field(None, max_length=2000)
     armed: bool | None = Field(None, description="Arm or disarm by hand (only without a period)")
+    building: str | None = Field(None, max_length=200)
 
 
 class Household(BaseModel):
@@ -90,6 +94,7 @@ class Household(BaseModel):
     ended_early_at: datetime | None
     purged_at: datetime | None
     created_at: datetime
+    building: str | None = None
     devices: list[str] = Field(default_factory=list, description="Devices assigned now")
 
     @classmethod
@@ -103,7 +108,7 @@ class Household(BaseModel):
             quarantine_end=when(row["quarantine_end"]), notes=row["notes"],
             armed=bool(row["armed"]), ended_early_at=when(row["ended_early_at"]),
             purged_at=when(row["purged_at"]), created_at=when(row["created_at"]),
-            devices=devices or [],
+            building=row.get("building"), devices=devices or [],
         )
 
 
@@ -170,11 +175,12 @@ async def add_household_tx(
     armed = in_period(start, end, now)
     row = await tx.fetch_one(
         "INSERT INTO households (name, address, worker_id, grid_id, members, quarantine_start, "
-        "quarantine_end, notes, armed, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "quarantine_end, notes, armed, created_at, updated_at, building) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (household.name, household.address, household.worker_id, household.grid_id,
          dumps(household.members), start, end, household.notes,
-         int(household.armed if armed is None else armed), now_ts(), now_ts()),
+         int(household.armed if armed is None else armed), now_ts(), now_ts(),
+         household.building),
     )
     assert row is not None
     await audit(tx, actor, "household.add", f"household:{row['id']}", household.name)
@@ -277,9 +283,14 @@ async def update_household(
 
 
 async def end_quarantine_early(
-    db: Database, household_id: int, *, actor: str, reason: str, clock: Clock | None = None
+    db: Database, household_id: int, *, actor: str, reason: str, clock: Clock | None = None,
+    outcome: ReleaseOutcome = ReleaseOutcome.OTHER, release: ReleaseContext | None = None,
 ) -> Household:
-    """End the household's quarantine now: disarm its devices, audit who and why."""
+    """End the household's quarantine now: disarm its devices, audit who and why.
+
+    Writes the release record (``outcome``, ``reason`` as its note), tells the
+    worker and starts the retention clock (:mod:`server.domain.releases`).
+    """
     if not reason.strip():
         raise InvalidChangeError("household", household_id, "reason_required")
     now = to_ts((clock or SystemClock()).now())
@@ -297,4 +308,7 @@ async def end_quarantine_early(
         await set_desired_arm_state(tx, household_id, False)
         await audit(tx, actor, "household.end_quarantine_early", f"household:{household_id}",
                     f"planned end {end}; {reason}"[:2000])
+        await record_release(tx, household_id, actor=actor, outcome=outcome,
+                             note=reason.strip()[:2000], at=now, planned_end=end,
+                             context=release or ReleaseContext())
         return await get_household(tx, household_id)

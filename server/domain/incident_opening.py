@@ -38,6 +38,7 @@ class IncidentKind(StrEnum):
     OVERDUE_RETURN = "overdue_return"
     VISITOR = "visitor"
     DEVICE_OFFLINE = "device_offline"
+    OFFLINE_GROUP = "offline_group"  # many devices of one building or grid at once
     TAMPER = "tamper"
     FEVER = "fever"  # from a daily follow-up (server/domain/followups.py), not from a door
     VISITOR_OVERSTAY = "visitor_overstay"  # a registered visitor still inside (visits.py)
@@ -76,6 +77,7 @@ SEVERITY_OF: dict[IncidentKind, Severity] = {
     IncidentKind.OVERDUE_RETURN: Severity.HIGH,
     IncidentKind.TAMPER: Severity.HIGH,
     IncidentKind.DEVICE_OFFLINE: Severity.MEDIUM,
+    IncidentKind.OFFLINE_GROUP: Severity.MEDIUM,
     IncidentKind.VISITOR: Severity.LOW,
     IncidentKind.FEVER: Severity.MEDIUM,
     IncidentKind.VISITOR_OVERSTAY: Severity.MEDIUM,

@@ -237,6 +237,13 @@ async def resolve_incident(
             raise InvalidChangeError("incident", incident_id, "already_resolved")
         await audit(tx, actor, "incident.resolve", f"incident:{incident_id}",
                     f"{outcome.value}: {note.strip()}"[:2000])
+        # A grouped incident (a building's outage) is resolved with its members.
+        await tx.execute(
+            "UPDATE incidents SET state = ?, resolved_at = ?, resolved_by = ?, outcome = ?, "
+            "note = ?, updated_at = ?, acknowledged_at = COALESCE(acknowledged_at, ?), "
+            "acknowledged_by = COALESCE(acknowledged_by, ?) WHERE group_id = ? AND state != ?",
+            (IncidentState.RESOLVED.value, now, actor, outcome.value, note.strip(), now, now,
+             actor, incident_id, IncidentState.RESOLVED.value))
         await queue_closure(tx, incident_id=incident_id, purpose=Purpose.RESOLVED,
                             context=context or NotificationContext.default(),
                             skip_worker=worker_id)

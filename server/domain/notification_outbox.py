@@ -19,8 +19,10 @@ from ground.timeutil import from_ts, now_ts, to_ts, utcnow
 from server.config import EscalationSettings, NotifySettings, ServerSettings
 from server.db.base import Transaction
 from server.domain.ack_links import ack_secret, new_ack_link
+from server.domain.audit import audit
 from server.domain.common import loads_dict, loads_list
 from server.domain.roster import first_responders
+from server.domain.silences import silence_for_incident
 
 __all__ = [
     "NotificationContext",
@@ -89,6 +91,7 @@ _KEYS = {
 _ALERT_KEYS_OF_KIND = {
     "fever": ("notify.fever.title", "notify.fever.body"),
     "visitor_overstay": ("notify.visitor_overstay.title", "notify.visitor_overstay.body"),
+    "offline_group": ("notify.offline_group.title", "notify.offline_group.body"),
 }
 
 _ASKS_FOR_ACK = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.ESCALATION, Purpose.BACKUP})
@@ -101,8 +104,12 @@ async def queue_notifications(
     recipients: list[int],
     purpose: Purpose,
     context: NotificationContext,
+    delay_s: float = 0.0,
 ) -> int:
-    """Queue one notification per Apprise URL of each recipient; return how many."""
+    """Queue one notification per Apprise URL of each recipient; return how many.
+
+    ``delay_s``: the notifications become due that much later.
+    """
     incident = await tx.fetch_one(
         "SELECT i.kind, i.device_id, i.opened_at, i.crossed_at, i.verdict, i.reminders, "
         "i.detail, i.visitor_context, "
@@ -130,7 +137,11 @@ async def queue_notifications(
     title_key, body_key = _KEYS[purpose]
     if purpose is Purpose.ALERT:
         title_key, body_key = _ALERT_KEYS_OF_KIND.get(incident["kind"], (title_key, body_key))
+    place, devices = "-", "-"
+    if incident["kind"] == "offline_group":
+        place, devices = await _group_place(tx, incident_id)
     created = now_ts()
+    due = to_ts(from_ts(created) + timedelta(seconds=delay_s)) if delay_s else created
     # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
     # link of their own (acknowledging as them); a withdrawal asks for nothing.
     secret = await ack_secret(tx) if purpose in _ASKS_FOR_ACK else None
@@ -160,12 +171,14 @@ async def queue_notifications(
             "outcome": (t(f"incident.outcome.{incident['outcome']}", language)
                         if incident["outcome"] else "-"),
             "note": incident["note"] or "-",
+            "place": place,
+            "devices": devices,
         }
         title, body = t(title_key, language, **values), t(body_key, language, **values)
         if incident["visitor_context"] and purpose in _ASKS_FOR_ACK:
             body += "\n" + visitor_context_text(incident["visitor_context"], language,
                                                 context.timezone)
-        rows += [(incident_id, int(person["id"]), url, title, body, created, created,
+        rows += [(incident_id, int(person["id"]), url, title, body, due, created,
                   purpose.value) for url in loads_list(person["apprise_urls"])]
     await tx.executemany(
         "INSERT INTO notifications (incident_id, worker_id, url, title, body, state, attempts, "
@@ -173,6 +186,21 @@ async def queue_notifications(
         rows,
     )
     return len(rows)
+
+
+async def _group_place(tx: Transaction, incident_id: int) -> tuple[str, str]:
+    """(building or grid name, "N: device, device, ...") of a grouped offline incident."""
+    row = await tx.fetch_one("SELECT group_key FROM incidents WHERE id = ?", (incident_id,))
+    key = str(row["group_key"] or "") if row else ""
+    by, _, name = key.partition(":")
+    if by == "grid" and name.isdigit():
+        grid = await tx.fetch_one("SELECT name FROM grids WHERE id = ?", (int(name),))
+        name = str(grid["name"]) if grid else name
+    members = await tx.fetch_all("SELECT device_id FROM incidents WHERE group_id = ? "
+                                 "ORDER BY id", (incident_id,))
+    shown = [str(m["device_id"]) for m in members]
+    listed = ", ".join(shown[:20]) + (" …" if len(shown) > 20 else "")
+    return name or "-", f"{len(shown)}: {listed}"
 
 
 async def queue_alert(
@@ -183,8 +211,14 @@ async def queue_alert(
     context: NotificationContext,
     escalation: EscalationSettings | None = None,
     now: datetime | None = None,
+    delay_s: float = 0.0,
 ) -> int:
     """Queue an incident's first alert to its first responder by the duty roster.
+
+    A household silence covering the incident's kind (:mod:`server.domain.silences`)
+    queues nothing and marks the incident silenced. ``delay_s`` holds the alert
+    back (device-offline alerts wait for a storm to form, see
+    :mod:`server.domain.storms`).
 
     The roster (:func:`server.domain.roster.first_responders`) picks the
     household's assigned worker when on shift, else the grid's on-duty worker;
@@ -193,6 +227,17 @@ async def queue_alert(
     tells the backup if nobody has acknowledged by then.
     """
     moment = now or utcnow()
+    incident = await tx.fetch_one("SELECT kind FROM incidents WHERE id = ?", (incident_id,))
+    silence = (None if incident is None else
+               await silence_for_incident(tx, household_id, str(incident["kind"]), to_ts(moment)))
+    if silence is not None:
+        # Recorded, shown, never sent: and so never reminded or escalated either.
+        await tx.execute(
+            "UPDATE incidents SET silence_id = ?, escalate_at = NULL, remind_at = NULL, "
+            "backup_at = NULL WHERE id = ?", (silence["id"], incident_id))
+        await audit(tx, "system", "incident.silenced", f"incident:{incident_id}",
+                    f"silence:{silence['id']} until {silence['ends_at']}: {silence['reason']}")
+        return 0
     who = await first_responders(tx, household_id, moment, context.timezone)
     backup_at = None
     if who.backup is not None and escalation is not None:
@@ -204,7 +249,7 @@ async def queue_alert(
     if who.responder is None:
         return 0
     return await queue_notifications(tx, incident_id=incident_id, recipients=[who.responder],
-                                     purpose=Purpose.ALERT, context=context)
+                                     purpose=Purpose.ALERT, context=context, delay_s=delay_s)
 
 
 async def notified_workers(tx: Transaction, incident_id: int) -> list[int]:

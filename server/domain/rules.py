@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from broker.messages import Event, EventKind
 from ground.logs import get_logger
-from ground.timeutil import from_ts, to_ts
+from ground.timeutil import from_ts, to_ts, utcnow
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
@@ -41,7 +42,8 @@ from server.domain.leaves import LeaveState, active_leave
 from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.domain.visits import planned_entry, planned_exit, planned_handover
 
-__all__ = ["ACTED_ON", "StoredEvent", "apply_rules", "visitor_context"]
+__all__ = ["ACTED_ON", "HANDOVER", "StoredEvent", "apply_rules", "devices_expecting_visits",
+           "expecting_visits_query", "visitor_context"]
 
 log = get_logger(__name__)
 
@@ -55,6 +57,8 @@ _INCIDENT_FOR: dict[EventKind, IncidentKind] = {
 # New events the ingest path hands on (to the rules here, and commissioning events to the
 # answer with a ping); everything else is stored and needs nothing more.
 ACTED_ON = frozenset(_INCIDENT_FOR) | {EventKind.COMMISSIONING, EventKind.HANDOVER}
+# Handed on only for devices in :func:`devices_expecting_visits` (server/ingest/ingestor.py).
+HANDOVER = EventKind.HANDOVER
 # Events that change a household's state here (incidents, leaves, visits).
 _HOUSEHOLD_KINDS = frozenset(_INCIDENT_FOR) | {EventKind.HANDOVER}
 
@@ -189,6 +193,27 @@ async def _attach_to_recent(
         await tx.execute(
             "INSERT INTO incident_events (incident_id, event_row_id) VALUES (?, ?) "
             "ON CONFLICT (incident_id, event_row_id) DO NOTHING", (row["id"], stored.row_id))
+
+
+def expecting_visits_query() -> tuple[str, tuple[Any, ...]]:
+    """The query (rows of one ``device_id``) behind :func:`devices_expecting_visits`.
+
+    Also run by ingest's batch writer right after its insert, in the same go.
+    """
+    return ("SELECT DISTINCT d.device_id FROM visits v JOIN devices d "
+            "ON d.household_id = v.household_id WHERE v.state != 'cancelled' AND v.ends_at > ?",
+            (to_ts(utcnow() - timedelta(days=1)),))
+
+
+async def devices_expecting_visits(tx: Transaction) -> set[str]:
+    """Devices whose household has a registered visit not cancelled and not long over.
+
+    The ingest path hands a handover to the rules only for these: a handover
+    matters only inside a visit window (checked exactly by the rules), and it
+    is the commonest door episode, so the others are stored and done.
+    """
+    rows = await tx.fetch_all(*expecting_visits_query())
+    return {str(r["device_id"]) for r in rows}
 
 
 async def apply_rules(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -38,25 +38,29 @@ from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.db.event_key import event_key
 from server.domain.audit import audit
-from server.domain.rules import ACTED_ON, StoredEvent, apply_rules
+from server.domain.rules import (
+    ACTED_ON,
+    HANDOVER,
+    StoredEvent,
+    apply_rules,
+    devices_expecting_visits,
+    expecting_visits_query,
+)
 from server.ingest.conflicts import classify_skipped
+from server.ingest.postgres_writer import PostgresBatchWriter
 from server.ingest.rejections import store_rejected
-from server.ingest.seq_gaps import record_seqs
 from server.ingest.snapshot_owner import claim_snapshot
+from server.ingest.sqlite_writer import SqliteBatchWriter
+from server.ingest.writer import RECORD_COLUMNS, BatchWriter, Inserted, RecordRows, Written
 from server.mqtt.inbound import InboundMessage
 
 __all__ = ["BatchResult", "Ingestor", "PreparedBatch"]
 
 log = get_logger(__name__)
 
-# The events table's columns as the ingest path inserts them (household_id last: it is
-# filled in the write's transaction; key_collision is left at its default, 0).
-_RECORD_COLUMNS = (
-    ("device_id", "text"), ("seq", "bigint"), ("event_id", "text"), ("event_key", "bigint"),
-    ("type", "text"), ("kind", "text"), ("device_time", "text"), ("received_at", "text"),
-    ("payload", "text"), ("household_id", "bigint"),
-)
-_WIDTH = len(_RECORD_COLUMNS)
+# A record whose event_key another event_id holds: stored with its key_collision number
+# (household_id stays last, for the writer).
+_COLLIDED_COLUMNS = (*RECORD_COLUMNS[:-1], ("key_collision", "bigint"), RECORD_COLUMNS[-1])
 # Messages validated between two yields to the event loop: preparing a batch is CPU
 # work of several milliseconds, and the previous batch's write on PostgreSQL needs the
 # loop for each of its round trips (so the two overlap instead of alternating); the
@@ -106,10 +110,10 @@ Record = tuple[InboundMessage, dict[str, Any]]
 
 
 def _record_values(records: list[Record], stamp: str) -> list[Any]:
-    """The records' values in ``_RECORD_COLUMNS`` order, flat; households left None.
+    """The records' values in ``RECORD_COLUMNS`` order, flat; households left None.
 
-    ``to_jsonable_python`` writes a UUID's canonical text in Rust, four times as
-    fast as ``str(uuid)`` (a Python method), on a path that runs once per event.
+    ``to_jsonable_python`` writes a UUID's canonical text in Rust, faster than
+    ``str(uuid)`` (a Python method), on a path that runs once per event (bench/NOTES.md).
     """
     params: list[Any] = []
     extend = params.extend
@@ -145,11 +149,72 @@ class PreparedBatch:
     spoofed: list[DeviceIdMismatchError] = field(default_factory=list)
 
 
+def _handover(fields: dict[str, Any]) -> bool:
+    return fields.get("kind") == HANDOVER and fields.get("report") != "final"
+
+
+def _acted_on(fields: dict[str, Any], expecting: set[str]) -> bool:
+    """Whether the rules (or the commissioning answer) act on this new record.
+
+    Handovers (the commonest episode) matter only to a household expecting a
+    registered visit (``expecting``: those devices); an episode's verdict (v2
+    report "final") updates its early exit's incident.
+    """
+    if _handover(fields):
+        return fields["device_id"] in expecting
+    return fields.get("kind") in ACTED_ON or fields.get("report") == "final"
+
+
+def _nothing_else(sorted_: PreparedBatch) -> Callable[[Written], bool] | None:
+    """When the batch's records and health are all it writes: nothing rejected, no
+    snapshot, and (asked after the insert, by the writer) every record new (no
+    conflict to sort out) and none for the rules."""
+    if sorted_.rejected or sorted_.spoofed or sorted_.snapshots:
+        return None
+    records = sorted_.records
+
+    def done(written: Written) -> bool:
+        # After the insert, where the writer works (SQLite: on its thread), so that the
+        # write starts at once rather than after a scan of the batch on the event loop.
+        if len(written.inserted) != len(records):
+            return False
+        expecting = {str(row[0]) for row in written.probed}
+        return not any(_acted_on(fields, expecting) for _, fields in records)
+
+    return done
+
+
+def _health(sorted_: PreparedBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The batch's heartbeats and statuses as statements for the batch writer."""
+    also: list[tuple[str, list[tuple[Any, ...]]]] = []
+    if sorted_.heartbeats:
+        also.append((
+            "UPDATE devices SET last_heartbeat_at = ?, last_heartbeat = ? WHERE device_id = ?",
+            [(m.received_at, hb.model_dump_json(), dev)
+             for dev, (m, hb) in sorted_.heartbeats.items()]))
+    if sorted_.statuses:
+        also.append((
+            "UPDATE devices SET status = ?, status_at = ? WHERE device_id = ? "
+            "AND (status IS NULL OR status != ?)",
+            # When it first arrived, not st.time: a Last Will carries the time the device
+            # *connected* (its payload is fixed then), the offline grace counts from when
+            # the broker published it, and the retained copy redelivered on every
+            # reconnect must not restart that count.
+            [(st.state.value, m.received_at, dev, st.state.value)
+             for dev, (m, st) in sorted_.statuses.items()]))
+    return also
+
+
+def _writer_for(db: Database) -> BatchWriter:
+    return PostgresBatchWriter() if db.dialect == "postgresql" else SqliteBatchWriter()
+
+
 class Ingestor:
     """Validates and stores batches of inbound messages."""
 
     def __init__(self, db: Database, settings: ServerSettings):
         self._db = db
+        self._writer = _writer_for(db)
         self._settings = settings
         self._known_devices: set[str] = set()
 
@@ -223,25 +288,35 @@ class Ingestor:
         return await self.store(await self.prepare(batch))
 
     async def store(self, sorted_: PreparedBatch) -> BatchResult:
-        """Write a prepared batch in one transaction; raise only if the database fails."""
+        """Write a prepared batch in one transaction; raise only if the database fails.
+
+        The records (and device health) go through the backend's batch writer;
+        when nothing else is to be written, that is the whole transaction (on
+        SQLite one hop to its thread). Otherwise the rest (rejections, conflicts,
+        snapshots, the rules) follows on the event loop in the same transaction.
+        """
         result = BatchResult(rejected=len(sorted_.rejected))
-
-        # On SQLite this runs on the database thread in one hop (Database.run): it
-        # awaits nothing but ``tx`` and keeps its state in ``result``, so a retry of
-        # the batch after a failed attempt starts again from the same inputs.
-        async def write(tx: Transaction) -> list[StoredEvent]:
-            result.rejected = len(sorted_.rejected)
-            await self._store_rejected(tx, sorted_.rejected)
-            for spoof in sorted_.spoofed:
-                await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
-                            f"device:{spoof.claimed_device_id}", f"{spoof.topic}: {spoof.reason}")
-            new_events = await self._store_records(tx, sorted_, result)
-            await self._store_health(tx, sorted_)
-            await self._store_snapshots(tx, sorted_.snapshots, result)
-            result.incidents_opened = await apply_rules(tx, self._settings, new_events)
-            return new_events
-
-        new_events = await self._db.run(write)
+        rows = RecordRows(sorted_.record_values, also=_health(sorted_))
+        # Which devices expect a registered visit, read in the same go as the insert (its
+        # handovers go to the rules only for those).
+        probe = expecting_visits_query() if any(
+            _handover(fields) for _, fields in sorted_.records) else None
+        async with self._db.transaction() as tx:
+            written = await self._writer.write(tx, rows, _nothing_else(sorted_), probe)
+            inserted = written.inserted
+            new_events: list[StoredEvent] = []
+            if written.committed:
+                result.stored = len(inserted)
+            else:
+                await self._store_rejected(tx, sorted_.rejected)
+                for spoof in sorted_.spoofed:
+                    await audit(tx, f"device:{spoof.device_id}", "security.device_id_mismatch",
+                                f"device:{spoof.claimed_device_id}",
+                                f"{spoof.topic}: {spoof.reason}")
+                expecting = None if probe is None else {str(row[0]) for row in written.probed}
+                new_events = await self._sort_out(tx, sorted_, inserted, result, expecting)
+                await self._store_snapshots(tx, sorted_.snapshots, result)
+                result.incidents_opened = await apply_rules(tx, self._settings, new_events)
         result.commissioned = [(e.event.device_id, e.event.event_id) for e in new_events
                                if e.event.kind is EventKind.COMMISSIONING]
         _log_rejected(sorted_.rejected)
@@ -252,36 +327,24 @@ class Ingestor:
     ) -> None:
         await store_rejected(tx, self._settings.ingest, rejected)
 
-    async def _store_records(
-        self, tx: Transaction, sorted_: PreparedBatch, result: BatchResult
+    async def _sort_out(
+        self, tx: Transaction, sorted_: PreparedBatch, inserted: Inserted, result: BatchResult,
+        expecting: set[str] | None,
     ) -> list[StoredEvent]:
+        """Record the conflicts among what the writer skipped; the new events the rules
+        (or the commissioning answer) act on (``expecting``: the devices expecting a
+        registered visit, if already read)."""
         records, stamp = sorted_.records, sorted_.stamp
         if not records:
             return []
-        # Each event is stamped with its device's household as of now (history survives a
-        # device moving to another household); read in this transaction, a few rows.
-        devices = sorted({fields["device_id"] for _, fields in records})
-        marks = ",".join("?" for _ in devices)
-        households = dict(await tx.fetch_tuples(
-            ("device_id", "household_id"), f"FROM devices WHERE device_id IN ({marks})",
-            devices))
-        values = sorted_.record_values
-        # Fill the household slots (a retry of the batch fills them again, the same way).
-        values[_WIDTH - 1 :: _WIDTH] = [households.get(device_id)
-                                        for device_id in values[::_WIDTH]]
-        rows = await tx.insert_rows("events", _RECORD_COLUMNS, values,
-                                    # Both (device_id, seq) and (event_key,
-                                    # key_collision) are unique; what was skipped is
-                                    # sorted out below.
-                                    conflict="ON CONFLICT DO NOTHING",
-                                    returning="device_id, seq, id")
-        inserted: dict[tuple[str, int], int] = {
-            (device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
 
-        async def insert_collided(
-            tx: Transaction, collided: list[tuple[Record, int]]
-        ) -> dict[tuple[str, int], int]:
-            return await self._insert_collided(tx, collided, stamp, households)
+        async def insert_collided(tx: Transaction, collided: list[tuple[Record, int]]) -> Inserted:
+            values: list[Any] = []
+            for record, number in collided:
+                row = _record_values([record], stamp)
+                values.extend((*row[:-1], number, row[-1]))
+            written = await self._writer.write(tx, RecordRows(values, _COLLIDED_COLUMNS))
+            return written.inserted
 
         conflicts = [(_stamped(m, stamp), reason, device_id) for m, reason, device_id
                      in await classify_skipped(tx, records, inserted, insert_collided)]
@@ -290,58 +353,19 @@ class Ingestor:
         _log_rejected(conflicts)
         result.rejected += len(conflicts)
         result.duplicates = len(records) - len(inserted) - len(conflicts)
-        seqs: dict[str, list[int]] = defaultdict(list)
-        for device_id, seq in inserted:
-            seqs[device_id].append(seq)
-        await record_seqs(tx, seqs)
         # Only events the rules (or the commissioning answer) act on go further: the rest
-        # (door_open, door_close, handover, command acks) are stored and done.
+        # (door_open, door_close, handovers outside visits, command acks) are stored and done.
         new_events: list[StoredEvent] = []
+        if expecting is None and any(_handover(fields) for _, fields in records):
+            expecting = await devices_expecting_visits(tx)
         for _, fields in records:
-            # An episode's verdict (v2 report "final") updates its early exit's incident.
-            if fields.get("kind") in ACTED_ON or fields.get("report") == "final":
+            if _acted_on(fields, expecting or set()):
                 row_id = inserted.pop((fields["device_id"], fields["seq"]), None)
                 if row_id is not None:  # popped: a second copy in the batch is not new
                     # The rules work on the model; built for these few events only.
                     new_events.append(StoredEvent(row_id=row_id,
                                                   event=Event.model_validate(fields)))
         return new_events
-
-    @staticmethod
-    async def _insert_collided(
-        tx: Transaction, collided: list[tuple[Record, int]], stamp: str,
-        households: dict[str, int | None],
-    ) -> dict[tuple[str, int], int]:
-        """Insert records whose event_key a different event_id holds, each with its
-        ``key_collision`` number; return the (device_id, seq) -> id of those inserted."""
-        values: list[Any] = []
-        for record, number in collided:
-            row = _record_values([record], stamp)
-            row[_WIDTH - 1] = households.get(record[1]["device_id"])
-            values.extend((*row, number))
-        rows = await tx.insert_rows("events", (*_RECORD_COLUMNS, ("key_collision", "bigint")),
-                                    values, conflict="ON CONFLICT DO NOTHING",
-                                    returning="device_id, seq, id")
-        return {(device_id, int(seq)): int(row_id) for device_id, seq, row_id in rows}
-
-    async def _store_health(self, tx: Transaction, sorted_: PreparedBatch) -> None:
-        if sorted_.heartbeats:
-            await tx.executemany(
-                "UPDATE devices SET last_heartbeat_at = ?, last_heartbeat = ? WHERE device_id = ?",
-                [(m.received_at, hb.model_dump_json(), dev)
-                 for dev, (m, hb) in sorted_.heartbeats.items()],
-            )
-        if sorted_.statuses:
-            await tx.executemany(
-                "UPDATE devices SET status = ?, status_at = ? WHERE device_id = ? "
-                "AND (status IS NULL OR status != ?)",
-                # When it first arrived, not st.time: a Last Will carries the time the
-                # device *connected* (its payload is fixed then), the offline grace counts
-                # from when the broker published it, and the retained copy redelivered
-                # on every reconnect must not restart that count.
-                [(st.state.value, m.received_at, dev, st.state.value)
-                 for dev, (m, st) in sorted_.statuses.items()],
-            )
 
     async def _store_snapshots(
         self, tx: Transaction, snapshots: list[tuple[InboundMessage, Snapshot]], result: BatchResult

@@ -9,8 +9,12 @@ Every tick (task name ``device-watch``):
   outage: ``devices.offline_incident_id`` is claimed with a conditional UPDATE,
   so several instances open it once. When the device is heard from again the
   claim is released (the incident stays for a person to resolve);
+* many devices of one building or grid offline within a window become one
+  grouped incident with one notification (:mod:`server.domain.storms`);
 * a seq gap still open after its grace period is reported once as a
-  ``data_loss`` warning (``seq_gaps.warned_at`` claimed the same way).
+  ``data_loss`` warning (``seq_gaps.warned_at`` claimed the same way);
+* armed time and blind spells (a part of a household's watch not verified)
+  are recorded for monitoring coverage (:mod:`server.domain.coverage`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database, Row
 from server.domain.audit import audit
+from server.domain.coverage import record_coverage
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.storms import group_offline
 from server.jobs.periodic import run_periodically
 
 __all__ = ["DeviceWatch", "WatchResult"]
@@ -43,6 +49,9 @@ class WatchResult:
     offline: int = 0
     back_online: int = 0
     data_loss: int = 0
+    groups_opened: int = 0  # grouped offline incidents (storms) opened
+    grouped: int = 0  # device-offline incidents put into a group
+    coverage_changes: int = 0  # armed/blind spells opened or closed
 
 
 class DeviceWatch:
@@ -74,7 +83,11 @@ class DeviceWatch:
                 result.offline += await self._open_offline(row, silent, now)
             elif row["offline_incident_id"] is not None and silent is None:
                 result.back_online += await self._back_online(row)
+        grouped = await group_offline(self._db, self._settings.storm, self._context,
+                                      self._settings.escalation, now)
+        result.groups_opened, result.grouped = len(grouped.opened), grouped.joined
         result.data_loss = await self._warn_gaps(now)
+        result.coverage_changes = await record_coverage(self._db, self._settings.devices, now)
         return result
 
     def _silent_since(self, row: Row, now: datetime) -> str | None:
@@ -107,9 +120,13 @@ class DeviceWatch:
                                                   else " (no heartbeat)"))
             await tx.execute("UPDATE devices SET offline_incident_id = ? WHERE device_id = ?",
                              (incident_id, device_id))
+            # Held back a little: if it is one of many (a power cut), the storm's one
+            # notification replaces it (server/domain/storms.py).
+            storm = self._settings.storm
             await queue_alert(tx, incident_id=incident_id,
                               household_id=int(row["household_id"]), context=self._context,
-                              escalation=self._settings.escalation, now=now)
+                              escalation=self._settings.escalation, now=now,
+                              delay_s=storm.hold_s if storm.enabled else 0.0)
         log.warning("device offline", extra={"device_id": device_id, "since": since,
                                              "incident_id": incident_id})
         return 1

@@ -9,7 +9,8 @@ Like retention, the run is claimed in ``scheduled_jobs`` with a conditional
 UPDATE on ``next_run_at``, and the notifications are queued in the claiming
 transaction: with several instances it runs once a day, and after a restart
 it runs if its time passed while the server was down (the same day, since
-the households are looked up for the day that is due).
+the households are looked up for the day that is due). The very first start
+schedules the next reminder time (never one already past).
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ class FollowUpReminder:
         zone = self._settings.notify.timezone
         now = self._clock.now()
         async with self._db.transaction() as tx:
-            # The first ever run: today's reminder (at once, if its time has passed).
-            first = _on(now.astimezone(ZoneInfo(zone)).date(), at, zone)
+            # The first ever run: the next reminder time. A server started for the first time
+            # after the hour waits for tomorrow's rather than reminding at once.
+            first = next_reminder(now - timedelta(seconds=1), at, zone)
             await tx.execute(
                 "INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?) "
                 "ON CONFLICT (job) DO NOTHING", (_JOB, to_ts(first)))

@@ -1,7 +1,7 @@
 """Retention: a household's personal data and snapshots are purged N days after its quarantine.
 
 What is purged: the household's name, address, members and notes (replaced
-by a marker), its daily follow-ups, who visited and why (registered visits),
+by a marker), its daily follow-ups, who visited and why (registered visits), release notes,
 the member and visitor names in fever and overstay incidents, the snapshots
 of its events, the reasons of its leaves, incident notes and the text of
 notifications about it (they quote name and address). Rejected messages are deleted
@@ -80,6 +80,8 @@ async def _purge_one(tx: Transaction, household_id: int, now: str, actor: str,
                      (PURGED, household_id))
     await tx.execute("UPDATE visits SET visitor = ?, organisation = NULL, purpose = ? "
                      "WHERE household_id = ?", (PURGED, PURGED, household_id))
+    await tx.execute("UPDATE releases SET note = ? WHERE household_id = ? AND note IS NOT NULL",
+                     (PURGED, household_id))
     notifications = await tx.execute(
         "UPDATE notifications SET title = ?, body = ? WHERE incident_id IN "
         "(SELECT id FROM incidents WHERE household_id = ?)", (PURGED, PURGED, household_id))

@@ -30,6 +30,7 @@ from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.leaves import LeaveState
 from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.releases import ReleaseContext, ReleaseOutcome, record_release
 from server.jobs.periodic import run_periodically
 
 __all__ = ["CommandPublisher", "ScheduleResult", "Scheduler"]
@@ -109,6 +110,16 @@ class Scheduler:
                 "WHERE household_id = ?", (command, now, household_id))
             await audit(tx, "schedule", f"household.{command}", f"household:{household_id}",
                         f"quarantine period; {devices} devices")
+            if not armed:
+                # The period ran out: the household is released (a household ended early
+                # by hand was disarmed then, and released then).
+                period = await tx.fetch_one(
+                    "SELECT quarantine_end FROM households WHERE id = ?", (household_id,))
+                end = period["quarantine_end"] if period else None
+                await record_release(tx, household_id, actor="schedule",
+                                     outcome=ReleaseOutcome.COMPLETED, note=None,
+                                     at=end or now, planned_end=end,
+                                     context=ReleaseContext.of(self._settings))
         log.info("household armed" if armed else "household disarmed",
                  extra={"household_id": household_id, "devices": devices})
         return 1

@@ -15,15 +15,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import apprise
+from apprise.attachment.memory import AttachMemory
 
+from ground.i18n import t
 from ground.logs import get_logger
-from ground.timeutil import now_ts, to_ts, utcnow
+from ground.timeutil import from_ts, now_ts, to_ts, utcnow
 from server.config import NotifySettings
 from server.db.base import Database, Row
+from server.notify.evidence import crop_to_budget, incident_evidence
 
 __all__ = ["DeliveryOutcome", "NotificationSender", "send_with_apprise"]
 
 log = get_logger(__name__)
+
+# Notifications that carry the incident's picture (closure notices do not).
+_WITH_EVIDENCE = frozenset({"alert", "reminder", "escalation", "backup"})
+# How soon an alert waiting for its snapshot is tried again.
+_EVIDENCE_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +42,26 @@ class DeliveryOutcome:
     error: str | None = None
 
 
-def send_with_apprise(url: str, title: str, body: str) -> DeliveryOutcome:
-    """Send one message to one Apprise URL (blocking; run it on a thread)."""
+def send_with_apprise(url: str, title: str, body: str, *, picture: bytes | None = None,
+                      picture_link: str | None = None) -> DeliveryOutcome:
+    """Send one message to one Apprise URL (blocking; run it on a thread).
+
+    ``picture`` (a JPEG) is attached where the channel takes attachments
+    (Apprise's ``attachment_support``); elsewhere ``picture_link`` is added
+    to the text instead.
+    """
     sender = apprise.Apprise()
     if not sender.add(url):
         return DeliveryOutcome(False, "Apprise does not understand this URL")
+    attach = None
+    if picture is not None:
+        if all(server.attachment_support for server in sender):
+            attach = AttachMemory(  # type: ignore[no-untyped-call]
+                content=picture, name="evidence.jpg", mimetype="image/jpeg")
+        elif picture_link:
+            body = f"{body}\n{picture_link}"
     try:
-        ok = bool(sender.notify(title=title, body=body))
+        ok = bool(sender.notify(title=title, body=body, attach=attach))
     except Exception as exc:
         # Only the type: a message from deep inside a plugin may quote the URL, and this
         # text is stored and shown on the incident page.
@@ -58,6 +79,8 @@ class NotificationSender:
         self.delivered = 0
         self.failed_attempts = 0
         self._wake = asyncio.Event()
+        self._dashboard_url = settings.dashboard_url
+        self._waiting_for_evidence = False
 
     def wake(self) -> None:
         """Look for due notifications now (called when this instance queued some)."""
@@ -82,10 +105,14 @@ class NotificationSender:
         await self.warm_up()  # at once if serve() has done it already
         while True:
             self._wake.clear()
+            self._waiting_for_evidence = False
             sent = await self.deliver_due()
             if not sent:
+                # An alert waiting for its snapshot is looked at again soon, not a poll later.
+                pause = (min(_EVIDENCE_POLL_S, self._settings.poll_interval_s)
+                         if self._waiting_for_evidence else self._settings.poll_interval_s)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
+                    await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _claim(self) -> list[Row]:
         now = utcnow()
@@ -106,19 +133,72 @@ class NotificationSender:
                 )
                 if won:
                     got = await tx.fetch_one(
-                        "SELECT id, url, title, body, attempts, incident_id FROM notifications "
-                        "WHERE id = ?", (row["id"],))
+                        "SELECT n.id, n.url, n.title, n.body, n.attempts, n.incident_id, "
+                        "n.purpose, n.created_at, w.language FROM notifications n "
+                        "LEFT JOIN workers w ON w.id = n.worker_id WHERE n.id = ?", (row["id"],))
                     if got is not None:
                         claimed.append(got)
             return claimed
+
+    async def _pictures(self, claimed: list[Row]) -> tuple[dict[int, bytes], list[Row]]:
+        """The cropped evidence per incident of the alerts among ``claimed``, and the alerts
+        put back for a moment because their snapshot is announced but not here yet."""
+        pictures: dict[int, bytes] = {}
+        deferred: list[Row] = []
+        seen: dict[int, tuple[bytes | None, bool]] = {}
+        for row in claimed:
+            incident = row["incident_id"]
+            if incident is None or row["purpose"] not in _WITH_EVIDENCE:
+                continue
+            if incident not in seen:
+                evidence, waiting = await incident_evidence(self._db, int(incident))
+                picture = None
+                if evidence is not None:
+                    try:
+                        picture = await asyncio.to_thread(
+                            crop_to_budget, evidence.jpeg, evidence.region,
+                            max_side=self._settings.evidence_max_side,
+                            max_bytes=self._settings.evidence_max_bytes)
+                    except (OSError, ValueError):
+                        log.warning("snapshot unreadable; alert sent without it",
+                                    extra={"incident_id": incident,
+                                           "event_id": evidence.event_id})
+                seen[int(incident)] = (picture, waiting)
+            picture, waiting = seen[int(incident)]
+            age = (utcnow() - from_ts(row["created_at"])).total_seconds()
+            if picture is None and waiting and age < self._settings.evidence_wait_s:
+                deferred.append(row)
+            elif picture is not None:
+                pictures[int(row["id"])] = picture
+        if deferred:
+            soon = to_ts(utcnow() + timedelta(seconds=_EVIDENCE_POLL_S))
+            async with self._db.transaction() as tx:
+                for row in deferred:
+                    await tx.execute(
+                        "UPDATE notifications SET claimed_until = NULL, claimed_by = NULL, "
+                        "next_attempt_at = ? WHERE id = ? AND claimed_by = ?",
+                        (soon, row["id"], self._instance))
+            self._waiting_for_evidence = True
+        return pictures, deferred
 
     async def deliver_due(self) -> int:
         """Attempt every due notification once; return how many were attempted."""
         claimed = await self._claim()
         if not claimed:
             return 0
+        pictures, deferred = await self._pictures(claimed)
+        if deferred:
+            put_back = {int(r["id"]) for r in deferred}
+            claimed = [r for r in claimed if int(r["id"]) not in put_back]
+            if not claimed:
+                return 0
+        base = self._dashboard_url.rstrip("/")
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(send_with_apprise, r["url"], r["title"], r["body"])
+            *(asyncio.to_thread(
+                send_with_apprise, r["url"], r["title"], r["body"],
+                picture=pictures.get(int(r["id"])),
+                picture_link=t("notify.evidence_link", r["language"],
+                               link=f"{base}/incidents/{r['incident_id']}/evidence.jpg"))
               for r in claimed)
         )
         async with self._db.transaction() as tx:

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from ground.errors import DoorwatchError
 from server.db.base import Database
-from server.domain import followups, incidents, leaves, visits
+from server.domain import followups, households, incidents, leaves, visits
 from server.domain.errors import InvalidChangeError, NotFoundError
 from server.domain.incident_opening import IncidentOutcome
 from server.domain.notification_outbox import NotificationContext
+from server.domain.releases import ReleaseContext, ReleaseOutcome
 
 __all__ = [
     "ActionError",
@@ -31,6 +32,7 @@ __all__ = [
     "grant_leave",
     "record_followup",
     "register_visit",
+    "release_household",
     "resolve_incident",
 ]
 
@@ -137,3 +139,19 @@ async def cancel_visit(db: Database, visit_id: int, actor: str) -> None:
     """Withdraw a visit nobody came in for yet."""
     async with _refusals():
         await visits.cancel_visit(db, visit_id, actor=actor)
+
+
+async def release_household(
+    db: Database, household_id: int, outcome: str, note: str, actor: str,
+    context: ReleaseContext,
+) -> None:
+    """End a quarantine now: release record, devices disarmed, worker told, retention started."""
+    try:
+        how = ReleaseOutcome(outcome)
+    except ValueError:
+        raise ActionError("invalid", f"outcome {outcome!r}", status=400) from None
+    if not note.strip():
+        raise ActionError("note_required", status=400)
+    async with _refusals():
+        await households.end_quarantine_early(db, household_id, actor=actor, reason=note,
+                                              outcome=how, release=context)

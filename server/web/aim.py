@@ -29,7 +29,8 @@ from server.domain.audit import audit
 from server.domain.errors import UnknownDeviceError
 from server.jobs.schedule import CommandPublisher
 
-__all__ = ["AUDIT_ACTION", "AimView", "Redraw", "aim_picture", "aim_view", "send_door_line"]
+__all__ = ["AUDIT_ACTION", "AimView", "Redraw", "aim_picture", "aim_view", "command_ack_state",
+           "send_door_line"]
 
 AUDIT_ACTION = "device.door_line"
 
@@ -63,7 +64,10 @@ def _subject(device_id: str) -> str:
     return f"device:{device_id}"
 
 
-async def _ack_of(db: Database, device_id: str, command_id: str) -> tuple[RedrawState, str | None]:
+async def command_ack_state(
+    db: Database, device_id: str, command_id: str
+) -> tuple[RedrawState, str | None]:
+    """Whether the device took command ``command_id``: sent (no answer yet), applied, refused."""
     rows = await db.fetch_all(
         "SELECT payload FROM events WHERE device_id = ? AND type = 'command_ack' "
         "ORDER BY id DESC LIMIT 100", (device_id,))
@@ -95,7 +99,7 @@ async def aim_view(db: Database, device_id: str) -> AimView:
     # set up on the device since.
     if entry is not None and (event is None or str(entry["at"]) >= str(event["received_at"])):
         detail = json.loads(str(entry["detail"]))
-        state, reason = await _ack_of(db, device_id, detail["command_id"])
+        state, reason = await command_ack_state(db, device_id, detail["command_id"])
         redraw = Redraw(at=str(entry["at"]), actor=str(entry["actor"]),
                         command_id=detail["command_id"],
                         line=DoorLine.model_validate(detail["line"]), state=state, reason=reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from server.domain.releases import ReleaseOutcome
 from server.web.actions import Outcome
 from server.web.users import Role
 
@@ -107,9 +108,10 @@ class ResolveIn(_In):
 
 
 class EndQuarantineIn(_In):
-    """Why a household's quarantine ends early."""
+    """Why a household's quarantine ends early, and how (the release record's outcome)."""
 
     reason: str = Field(min_length=1, max_length=500)
+    outcome: ReleaseOutcome = Field(ReleaseOutcome.OTHER, description="How it ended")
 
 
 class ReplaceDeviceIn(_In):

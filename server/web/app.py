@@ -63,14 +63,20 @@ async def create_app(
     """Build the dashboard and API on ``db`` (the server's handle, not a new connection)."""
     from server.web import (
         routes_ack,
+        routes_admin,
         routes_aim,
         routes_api,
         routes_api_users,
         routes_auth,
+        routes_coverage,
+        routes_evidence,
         routes_pages,
         routes_people,
         routes_roster,
+        routes_share,
+        routes_silences,
         routes_system,
+        routes_tokens,
         routes_users,
     )
 
@@ -99,15 +105,24 @@ async def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (routes_system.router, routes_auth.router, routes_pages.router,
-                   routes_people.router, routes_users.router, routes_aim.router,
+                   routes_people.router, routes_admin.router, routes_users.router,
+                   routes_aim.router,
                    routes_api.login_router, routes_api.router, routes_api_users.router,
-                   routes_ack.router, routes_roster.router):
+                   routes_ack.router, routes_roster.router,
+                   routes_silences.router, routes_share.router,
+                   routes_tokens.router, routes_evidence.router, routes_coverage.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    from server.web.routes_share import TokenRefusedError, refused
+
+    @app.exception_handler(TokenRefusedError)
+    async def token_refused(_request: Request, exc: TokenRefusedError) -> Response:
+        return refused(exc)
+
     @app.exception_handler(NotLoggedInError)
     async def not_logged_in(request: Request, _exc: NotLoggedInError) -> Response:
         if wants_html(request):

@@ -20,6 +20,7 @@ from server.domain import devices, households, people
 from server.domain.errors import InvalidChangeError, NotFoundError, UnknownDeviceError
 from server.domain.followups import FeverRule
 from server.domain.notification_outbox import NotificationContext
+from server.domain.releases import ReleaseContext
 from server.web import actions
 from server.web.api_models import (
     AuditOut,
@@ -210,12 +211,13 @@ async def api_add_household(db: Db, user: Overseer, body: households.HouseholdIn
 
 @router.post("/households/{household_id}/end-quarantine", status_code=204,
              summary="End a household's quarantine early (audited)")
-async def api_end_quarantine(db: Db, user: Overseer, household_id: int,
+async def api_end_quarantine(db: Db, settings: Settings, user: Overseer, household_id: int,
                              body: EndQuarantineIn) -> Response:
-    """Disarm the household's devices now and record who ended it and why."""
+    """Disarm the household's devices now; write the release record (who, when, outcome)."""
     async with _domain_errors():
         await households.end_quarantine_early(db, household_id, actor=user.username,
-                                              reason=body.reason)
+                                              reason=body.reason, outcome=body.outcome,
+                                              release=ReleaseContext.of(settings))
     return Response(status_code=204)
 
 

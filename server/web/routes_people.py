@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
+from ground.timeutil import now_ts
+from server.domain import people
 from server.domain.common import loads_list
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
+from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
+from server.domain.silences import list_silences
 from server.web import actions
 from server.web.deps import (
     CASEWORK,
@@ -35,6 +39,7 @@ from server.web.queries import (
     visible_household,
 )
 from server.web.render import language_of, render
+from server.web.routes_coverage import chosen_day, coverage_of_day
 from server.web.users import Role, User
 
 __all__ = ["router"]
@@ -52,7 +57,19 @@ async def households_page(request: Request, db: Db, settings: Settings,
                           user: Casework) -> Response:
     """Households: quarantine day N of M, armed, device health, today's follow-up."""
     rows = await household_rows(db, user, settings.notify.timezone)
-    return render(request, "households.html", user, rows=rows)
+    return render(request, "households.html", user, rows=rows,
+                  error=request.query_params.get("error"), **await _admin_choices(db, user))
+
+
+async def _admin_choices(db: Db, user: User) -> dict[str, Any]:
+    """Grids, workers and registered devices for the administration forms (overseers only)."""
+    if user.role not in OVERSEERS:
+        return {"grids": [], "workers": [], "all_devices": []}
+    return {"grids": await people.list_grids(db),
+            "workers": await people.list_workers(db, role=people.Role.WORKER),
+            "all_devices": await db.fetch_all(
+                "SELECT d.device_id, d.household_id, h.name AS household FROM devices d "
+                "LEFT JOIN households h ON h.id = d.household_id ORDER BY d.device_id")}
 
 
 async def _household_or_404(db: Db, user: User, household_id: int) -> dict[str, object]:
@@ -82,11 +99,44 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
     visits = await db.fetch_all(
         "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
         (household_id,))
+    releases = await list_releases(db, household_id)
+    day = chosen_day(request.query_params.get("day"), settings.notify.timezone)
+    coverage = (await coverage_of_day(db, [household_id], day, settings.notify.timezone))[
+        household_id]
     return render(request, "household.html", user, h=household, leaves=leaves,
+                  coverage=coverage, coverage_day=day.isoformat(),
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
                   visits=visits, stay_limit_min=settings.visits.stay_limit_min,
-                  error=request.query_params.get("error"))
+                  releases=releases, release_outcomes=list(ReleaseOutcome),
+                  in_quarantine=_in_quarantine(household),
+                  tz=ZoneInfo(settings.notify.timezone), **await _admin_choices(db, user),
+                  silences=await list_silences(db, household_id=household_id),
+                  may_silence=user.role in OVERSEERS, error=request.query_params.get("error"))
+
+
+def _in_quarantine(household: dict[str, object]) -> bool:
+    """Whether the household's quarantine can be ended now (armed, or its period not over)."""
+    if household.get("purged_at"):
+        return False
+    end = household.get("quarantine_end")
+    return bool(household.get("armed")) or (isinstance(end, str) and end > now_ts())
+
+
+@router.post("/households/{household_id}/release")
+async def release_household(
+    db: Db, settings: Settings, user: Overseer, household_id: int,
+    outcome: Annotated[str, Form(max_length=40)],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """End the quarantine now: release record, devices disarmed, worker told (overseers)."""
+    await _household_or_404(db, user, household_id)
+    try:
+        await actions.release_household(db, household_id, outcome, note, user.username,
+                                        ReleaseContext.of(settings))
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}#release", status_code=303)
 
 
 def _local(value: str, zone: str) -> datetime:
@@ -240,13 +290,17 @@ async def followups_export(request: Request, db: Db, settings: Settings,
 
 
 @router.get("/devices")
-async def devices_page(request: Request, db: Db, user: DeviceStaff) -> Response:
+async def devices_page(request: Request, db: Db, settings: Settings,
+                       user: DeviceStaff) -> Response:
     """Devices: online/offline, last heartbeat, fps, temperature, firmware, outbox depth."""
     rows = await device_rows(db, user)
+    targets = (await household_rows(db, user, settings.notify.timezone)
+               if user.sees_all_households else [])
     commissioning = await db.fetch_all(
         "SELECT device_id, device_time, payload FROM events WHERE kind = 'commissioning' "
         "ORDER BY id DESC LIMIT 50")
-    return render(request, "devices.html", user, rows=rows, commissioning=commissioning)
+    return render(request, "devices.html", user, rows=rows, commissioning=commissioning,
+                  targets=targets, error=request.query_params.get("error"))
 
 
 @router.get("/audit")

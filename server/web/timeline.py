@@ -45,6 +45,10 @@ def _describe(action: str, detail: str, language: str) -> tuple[str, str]:
     if action == "incident.backup":
         found = _NOTIFICATIONS.search(detail)
         return t("timeline.backup", language, count=found.group(1) if found else "?"), ""
+    if action == "incident.grouped":
+        return t("timeline.grouped", language, group=detail.split(" ", 1)[0]), ""
+    if action == "incident.silenced":
+        return t("timeline.silenced", language, reason=rest or detail), ""
     if action == "incident.ack":
         key = "timeline.ack_link" if detail.startswith("one-tap link") else "timeline.ack"
         return t(key, language), ""

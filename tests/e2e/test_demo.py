@@ -33,8 +33,10 @@ def _check(summary: dict[str, int], stdout: str) -> None:
     assert summary["events_pending_on_devices"] == 0
     assert summary["rejected"] == 0
     assert summary["incidents"] >= 1
+    assert summary["fever_incidents"] == 1  # the seeded follow-up found one
     assert summary["notifications_delivered"] >= 1
     assert "Notification delivered to" in stdout
+    assert "【发热提醒】张三家：张女士 38.1 °C" in stdout  # the fever reached its worker
 
 
 @pytest.mark.slow

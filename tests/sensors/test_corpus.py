@@ -100,13 +100,15 @@ def test_clips_awaiting_shared_are_scored_when_supplied() -> None:
     awaiting = sorted(n for n, c in labels.items() if c.video == "shared")
     assert awaiting, "no clip marked as awaiting shared/: drop this test or the marker"
     collected = collect([CORPUS / "labels.json"], shared_dir=SHARED_DATA / "corpus")
-    absent = sorted(g.name for g in collected.missing)
+    # Local-only clips (README: not for shared/) are scored when present, never required.
+    local_only = {n for n, c in labels.items() if c.source is not None and c.source.local_only}
+    absent = sorted(g.name for g in collected.missing if g.name not in local_only)
     places = [str(SHARED_DATA / "corpus"), *(str(d) for d in corpus_dirs_from_env())]
     need("corpus", not absent,
          f"corpus clips not yet supplied (looked in {', '.join(places)}; set "
          f"{CORPUS_DIR_ENV} to a local copy): {', '.join(absent)}")
     found = {c.name: c for c in collected.clips}
-    results = evaluate_corpus([found[n] for n in awaiting])
+    results = evaluate_corpus([found[n] for n in awaiting if n in found])
     for clip, result in results:
         # The labels' frame numbers are in this file's decode order: another transcode
         # would shift them (the sha256 was checked by collect), and the count says so too.
@@ -248,6 +250,24 @@ def test_eval_command_names_a_clip_left_out(tmp_path: Path) -> None:
     assert str(tmp_path / "videos" / "gone.mp4") in result.output
     assert str(SHARED_CORPUS / "gone.mp4") in result.output
     assert "no clip to evaluate" in result.output
+
+
+def test_eval_command_scores_one_split_only(tmp_path: Path) -> None:
+    """`--split tuning` never runs (so never shows) a validation clip."""
+    path = _labels(tmp_path, {"a.mp4": {"split": "tuning", "scene_id": "s1"},
+                              "b.mp4": {"split": "validation", "scene_id": "s2"}})
+    # Empty files: a clip that is run fails loudly, so passing proves b.mp4 was not run.
+    (tmp_path / "videos" / "a.mp4").unlink()
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "validation",
+                                      "--corpus-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "b.mp4" in result.output
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "tuning"])
+    assert result.exit_code == 2, result.output
+    assert "no clip to evaluate" in result.output
+    result = CliRunner().invoke(app, ["eval", str(path), "--split", "both"])
+    assert result.exit_code == 2
+    assert "--split must be tuning or validation" in result.output
 
 
 def _score(name: str, tp: int, fp: int, fn: int, delays: list[int]) -> ClipScore:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from ground.errors import ConfigError
-from server.db.base import Database, Transaction
+from server.db.base import Database
 from server.db.connect import open_database
 from server.db.migrations import migrate, migrations
 from server.db.postgres import translate_placeholders
@@ -47,56 +46,22 @@ async def test_returning_on_conflict_and_rowcount(db: Database) -> None:
         assert changed == 1
 
 
-_GRID_COLUMNS = (("name", "text"), ("created_at", "text"))
-
-
-async def test_insert_rows_returns_exactly_the_rows_it_inserted(db: Database) -> None:
+async def test_a_transaction_runs_on_the_event_loop_and_may_await_anything(
+    db: Database,
+) -> None:
+    """Rules, incidents and notifications run in a transaction on the event loop (only
+    ingest's batch writer works on SQLite's thread): awaiting something else inside a
+    transaction is fine, and what it wrote before and after is committed together."""
+    event = asyncio.Event()
+    asyncio.get_running_loop().call_soon(event.set)
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("old", "t0"))
-    async with db.transaction() as tx:
-        rows = await tx.insert_rows(
-            "grids", _GRID_COLUMNS,
-            ["a", "t1", "old", "t1", "b", "t1", "a", "t1", "c", "t1"],  # a conflict, a repeat
-            conflict="ON CONFLICT (name) DO NOTHING", returning="name, id, created_at")
-    stored = {r["name"]: int(r["id"]) for r in await db.fetch_all("SELECT name, id FROM grids")}
-    assert sorted(rows) == sorted((name, stored[name], "t1") for name in ("a", "b", "c"))
-    async with db.transaction() as tx:
-        assert await tx.insert_rows("grids", _GRID_COLUMNS, ["a", "t2"],
-                                    conflict="ON CONFLICT (name) DO NOTHING",
-                                    returning="name, id") == []
-
-
-async def test_run_commits_what_returns_and_rolls_back_what_raises(db: Database) -> None:
-    async def add(tx: Transaction) -> int:
-        return await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)",
-                                ("kept", "t"))
-
-    async def add_then_fail(tx: Transaction) -> None:
-        await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("lost", "t"))
-        raise RuntimeError("boom")
-
-    assert await db.run(add) == 1
-    with pytest.raises(RuntimeError, match="boom"):
-        await db.run(add_then_fail)
-    rows = await db.fetch_all("SELECT name FROM grids WHERE name IN ('kept', 'lost')")
-    assert [r["name"] for r in rows] == ["kept"]
-
-
-async def test_sqlite_run_refuses_work_that_waits_on_the_event_loop(tmp_path: Path) -> None:
-    """All of ``run``'s work happens on the database thread: an await of anything else
-    there could never finish, so it is an error (and the transaction is rolled back)."""
-    db = await open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
-
-    async def sleeps(tx: Transaction) -> None:
-        await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("x", "t"))
-        await asyncio.sleep(0)
-
-    try:
-        with pytest.raises(RuntimeError, match="awaited something other"):
-            await db.run(sleeps)
-        assert await db.fetch_all("SELECT name FROM grids") == []
-    finally:
-        await db.close()
+        await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("before", "t"))
+        await event.wait()
+        await asyncio.sleep(0.01)
+        await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("after", "t"))
+    rows = await db.fetch_all("SELECT name FROM grids WHERE name IN ('before', 'after') "
+                              "ORDER BY name")
+    assert [r["name"] for r in rows] == ["after", "before"]
 
 
 async def test_failed_transaction_rolls_back(db: Database) -> None:

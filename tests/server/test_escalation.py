@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
 from broker.messages import EventKind
-from ground.timeutil import utcnow
+from ground.timeutil import from_ts, utcnow
 from server.clock import ManualClock
 from server.config import ServerSettings
 from server.db.base import Database
@@ -30,10 +31,23 @@ def clock() -> ManualClock:
     return ManualClock(utcnow())
 
 
-async def open_breach(db: Database, settings: ServerSettings) -> tuple[Seeded, int]:
-    """Seed and open one breach through ingest."""
+async def open_breach(db: Database, settings: ServerSettings,
+                      clock: ManualClock | None = None) -> tuple[Seeded, int]:
+    """Seed and open one breach through ingest.
+
+    Ingest sets the deadlines from the real time it ran at, which on a loaded
+    machine can be seconds after ``clock`` was made: the clock is moved to
+    that moment, so "advance 301 s" means 301 s after the deadlines' base.
+    """
     s = await seed(db, supervisor_url="json://127.0.0.1:9/supervisor")
     result = await EventFeeder(db, settings).send("door-1", EventKind.EXIT, utcnow())
+    if clock is not None:
+        row = await db.fetch_one("SELECT remind_at FROM incidents WHERE id = ?",
+                                 (result.incidents_opened[0],))
+        assert row is not None
+        base = from_ts(row["remind_at"]) - timedelta(seconds=settings.escalation.remind_every_s)
+        if base > clock.now():
+            clock.advance(seconds=(base - clock.now()).total_seconds())
     return s, result.incidents_opened[0]
 
 
@@ -46,7 +60,7 @@ async def purposes(db: Database) -> list[tuple[str, int]]:
 async def test_reminders_then_escalation_until_acknowledged(
     db: Database, settings: ServerSettings, clock: ManualClock
 ) -> None:
-    s, incident_id = await open_breach(db, settings)
+    s, incident_id = await open_breach(db, settings, clock)
     escalator = Escalator(db, settings, clock)
     assert (await escalator.tick()).reminded == 0
     clock.advance(seconds=299)
@@ -80,7 +94,7 @@ async def test_reminders_then_escalation_until_acknowledged(
 async def test_acknowledged_in_time_never_escalates(
     db: Database, settings: ServerSettings, clock: ManualClock
 ) -> None:
-    s, incident_id = await open_breach(db, settings)
+    s, incident_id = await open_breach(db, settings, clock)
     escalator = Escalator(db, settings, clock)
     clock.advance(seconds=200)
     await acknowledge_incident(db, incident_id, actor="w", clock=clock, worker_id=s.worker)
@@ -92,7 +106,7 @@ async def test_acknowledged_in_time_never_escalates(
 async def test_missed_reminders_while_down_are_sent_once(
     db: Database, settings: ServerSettings, clock: ManualClock
 ) -> None:
-    await open_breach(db, settings)
+    await open_breach(db, settings, clock)
     escalator = Escalator(db, settings, clock)
     clock.advance(seconds=3 * 300 + 10)  # three periods passed while no server ran
     result = await escalator.tick()
@@ -107,7 +121,7 @@ async def test_deadlines_survive_a_restart(
 ) -> None:
     first = await open_database(database_url)
     try:
-        await open_breach(first, settings)
+        await open_breach(first, settings, clock)
     finally:
         await first.close()
     clock.advance(seconds=601)
@@ -124,7 +138,7 @@ async def test_several_instances_escalate_once(
 ) -> None:
     instances = [await open_database(database_url) for _ in range(3)]
     try:
-        await open_breach(instances[0], settings)
+        await open_breach(instances[0], settings, clock)
         clock.advance(seconds=601)
         results = await asyncio.gather(*(Escalator(db, settings, clock).tick()
                                          for db in instances))

@@ -170,3 +170,20 @@ async def test_reminder_once_a_day_across_instances(db: Database, database_url: 
     assert again is not None
     assert again.day == DAY + timedelta(days=1)
     assert again.households == 2  # nobody was visited on the second day
+
+
+async def test_first_start_after_the_hour_waits_for_the_next_day(
+    db: Database, database_url: str
+) -> None:
+    await seed(db)
+    settings = settings_for(database_url, followups={"remind_at": "16:00"},
+                            notify={"timezone": "Asia/Shanghai"})
+    clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))  # 17:00 in Shanghai
+    reminder = FollowUpReminder(db, settings, clock)
+    assert await reminder.run_if_due() is None  # no reminder at once on a first start
+    clock.advance(hours=22, minutes=59)
+    assert await reminder.run_if_due() is None
+    clock.advance(minutes=1)  # 16:00 the next day
+    report = await reminder.run_if_due()
+    assert report is not None
+    assert report.day == DAY + timedelta(days=1)

@@ -75,7 +75,7 @@ async def test_schedule_arms_at_start_and_disarms_at_end(
     assert (result.disarmed, result.published) == (1, 1)
     assert decode_command(*recorder.sent[-1][:2]).name == "disarm"
     actions = [a.action for a in await list_audit(db, actor="schedule")]
-    assert actions == ["household.disarm", "household.arm"]
+    assert actions == ["household.release", "household.disarm", "household.arm"]
 
 
 async def test_republished_command_keeps_its_id(

@@ -1,4 +1,5 @@
-"""Seq gap tracking on the server."""
+"""Seq gap tracking on the server (through the SQLite batch writer; the PostgreSQL one
+runs the same plan, server/ingest/seq_gaps.py, in tests/server/test_batch_writer.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.db.connect import open_database
-from server.ingest.seq_gaps import record_seqs
+from server.ingest.sqlite_writer import SqliteBatchWriter
+
+record_seqs = SqliteBatchWriter().record_seqs
 
 
 async def _gaps(db: object) -> list[tuple[int, int]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from uuid import uuid4
 
 import httpx
 
 from ground.timeutil import now_ts
 from server.admin import add_household, add_worker, register_device
 from server.db.base import Database
+from server.db.event_key import event_key
 from server.domain.incident_opening import IncidentKind, open_or_fold
 from server.web.users import create_user
 
@@ -40,12 +42,13 @@ async def open_incident(db: Database, household_id: int, device_id: str,
                         kind: IncidentKind = IncidentKind.BREACH) -> int:
     """An incident as the rules would open it, with one stored event."""
     at = now_ts()
+    event_id = uuid4()  # a real one: events are unique by its key (server/db/event_key.py)
     async with db.transaction() as tx:
         event = await tx.fetch_one(
-            "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
-            "payload) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events "
-            "WHERE device_id = ?), ?, 'event', 'exit', ?, ?, '{}') RETURNING id",
-            (device_id, device_id, f"ev-{device_id}-{at}", at, at))
+            "INSERT INTO events (device_id, seq, event_id, event_key, type, kind, device_time, "
+            "received_at, payload) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events "
+            "WHERE device_id = ?), ?, ?, 'event', 'exit', ?, ?, '{}') RETURNING id",
+            (device_id, device_id, str(event_id), event_key(event_id), at, at))
         assert event is not None
         opened = await open_or_fold(tx, household_id=household_id, device_id=device_id,
                                     kind=kind, severity="high", event_row_id=int(event["id"]),

@@ -48,6 +48,14 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
      {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T12:00", "visitor": "nurse",
       "purpose": "swab"}),
     ("POST", "/visits/{visit}/cancel", CASEWORK, {}),
+    ("POST", "/households", OVERSEERS, {"name": "new-{who}", "address": "road 2",
+                                        "members": "a\nb"}),
+    ("POST", "/households/{hh}/edit", OVERSEERS, {"name": "east family", "address": "east road 1"}),
+    ("POST", "/households/{hh}/devices", OVERSEERS, {"device_id": "door-east"}),
+    ("POST", "/devices", DEVICE_STAFF, {"device_id": "door-new-{who}"}),
+    ("POST", "/households/{hh}/release", OVERSEERS, {"outcome": "other", "note": "x"}),
+    ("GET", "/tokens", {ADMIN}, None),
+    ("POST", "/tokens", {ADMIN}, {"name": "health-{who}", "scope": "read:export"}),
     ("POST", "/users", {ADMIN},
      {"username": "new-{who}", "password": "long enough pw", "role": "installer"}),
     ("GET", "/api/session", EVERYONE, None),
@@ -98,7 +106,10 @@ ROUTES: list[tuple[str, str, set[str], dict[str, object] | None]] = [
 # (its role check is tested separately).
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/metrics"),
           ("POST", "/language"), ("POST", "/logout"), ("POST", "/api/login"),
-          ("POST", "/api/logout"), ("GET", "/live/incidents")}
+          ("POST", "/api/logout"), ("GET", "/live/incidents"),
+          # API-token endpoints: no session at all (tests/web/test_tokens_browser.py).
+          ("GET", "/api/share/incidents"), ("GET", "/api/share/followups"),
+          ("GET", "/api/share/day/{day}")}
 
 
 async def _leave(db: Database, household_id: int) -> int:
@@ -191,7 +202,8 @@ async def test_roles(client: httpx.AsyncClient, seeded: Seed, db: Database, who:
             # device already replaced by an earlier role's turn): never 401/403.
             ok = response.status_code < 400 or (
                 response.status_code in (404, 409) and any(
-                    part in url for part in ("snapshots", "ack", "resolve", "replace")))
+                    part in url for part in ("snapshots", "ack", "resolve", "replace",
+                                              "end-quarantine")))
         else:
             ok = response.status_code == 403
         if not ok:
@@ -250,6 +262,7 @@ async def test_worker_sees_only_their_grid(client: httpx.AsyncClient, seeded: Se
     ("/households/{hh}/followups", {"note": "x"}),
     ("/households/{hh}/visits", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "visitor": "v", "purpose": "p"}),
+    ("/households/{hh}/release", {"outcome": "other", "note": "x"}),
     ("/households/{hh}/leaves", {"starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
                                  "reason": "r"}),
     ("/users", {"username": "mallory", "password": "long enough pw", "role": "admin"}),

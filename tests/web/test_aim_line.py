@@ -27,6 +27,7 @@ from broker.door_line import DoorLine
 from server.admin import register_device
 from server.config import ServerSettings
 from server.db.base import Database
+from server.db.event_key import event_key
 from server.service import RunningServer, serve
 from server.web.app import create_app
 from tests.conftest import Mosquitto, doorwatch_process
@@ -248,9 +249,10 @@ async def test_a_picture_without_a_line_asks_for_one(
     assert event.door_line is None
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT INTO events (device_id, seq, event_id, type, kind, device_time, received_at, "
-            "payload) VALUES (?, ?, ?, 'event', 'commissioning', ?, ?, ?)",
-            ("door-east", 9999, str(event.event_id), now_ts(), now_ts(), encode(event).decode()))
+            "INSERT INTO events (device_id, seq, event_id, event_key, type, kind, device_time, "
+            "received_at, payload) VALUES (?, ?, ?, ?, 'event', 'commissioning', ?, ?, ?)",
+            ("door-east", 9999, str(event.event_id), event_key(event.event_id), now_ts(),
+             now_ts(), encode(event).decode()))
         await tx.execute(
             "INSERT INTO snapshots (event_id, device_id, taken_at, received_at, jpeg) "
             "VALUES (?, ?, ?, ?, ?)",

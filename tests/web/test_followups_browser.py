@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ground.timeutil import now_ts
 from server.admin import add_household
 from server.domain import people
 from server.service import RunningServer, serve
@@ -105,9 +106,13 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     await page.click("[data-testid=lang-en]")
     await expect(page.locator("h2").first).to_have_text("Not visited today (1)")
 
-    # The reminder: the worker hears of the household still not visited.
+    # The reminder: the worker hears of the household still not visited. Its hour has come
+    # (the row the job keeps says so), whatever the time of this test.
     server.settings.followups = server.settings.followups.model_copy(
-        update={"remind_at": "00:00"})
+        update={"remind_at": "16:00"})
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?)",
+                         ("followup-reminder", now_ts()))
     assert server.followup_reminder is not None
     report = await server.followup_reminder.run_if_due()
     assert report is not None
