@@ -12,7 +12,9 @@ Every tick (task name ``device-watch``):
 * many devices of one building or grid offline within a window become one
   grouped incident with one notification (:mod:`server.domain.storms`);
 * a seq gap still open after its grace period is reported once as a
-  ``data_loss`` warning (``seq_gaps.warned_at`` claimed the same way).
+  ``data_loss`` warning (``seq_gaps.warned_at`` claimed the same way);
+* armed time and blind spells (a part of a household's watch not verified)
+  are recorded for monitoring coverage (:mod:`server.domain.coverage`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database, Row
 from server.domain.audit import audit
+from server.domain.coverage import record_coverage
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.domain.storms import group_offline
@@ -48,6 +51,7 @@ class WatchResult:
     data_loss: int = 0
     groups_opened: int = 0  # grouped offline incidents (storms) opened
     grouped: int = 0  # device-offline incidents put into a group
+    coverage_changes: int = 0  # armed/blind spells opened or closed
 
 
 class DeviceWatch:
@@ -83,6 +87,7 @@ class DeviceWatch:
                                       self._settings.escalation, now)
         result.groups_opened, result.grouped = len(grouped.opened), grouped.joined
         result.data_loss = await self._warn_gaps(now)
+        result.coverage_changes = await record_coverage(self._db, self._settings.devices, now)
         return result
 
     def _silent_since(self, row: Row, now: datetime) -> str | None:

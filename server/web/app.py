@@ -68,6 +68,7 @@ async def create_app(
         routes_api,
         routes_api_users,
         routes_auth,
+        routes_coverage,
         routes_evidence,
         routes_pages,
         routes_people,
@@ -109,7 +110,7 @@ async def create_app(
                    routes_api.login_router, routes_api.router, routes_api_users.router,
                    routes_ack.router, routes_roster.router,
                    routes_silences.router, routes_share.router,
-                   routes_tokens.router, routes_evidence.router):
+                   routes_tokens.router, routes_evidence.router, routes_coverage.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app

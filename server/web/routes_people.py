@@ -39,6 +39,7 @@ from server.web.queries import (
     visible_household,
 )
 from server.web.render import language_of, render
+from server.web.routes_coverage import chosen_day, coverage_of_day
 from server.web.users import Role, User
 
 __all__ = ["router"]
@@ -99,7 +100,11 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
         "SELECT * FROM visits WHERE household_id = ? ORDER BY starts_at DESC, id DESC LIMIT 50",
         (household_id,))
     releases = await list_releases(db, household_id)
+    day = chosen_day(request.query_params.get("day"), settings.notify.timezone)
+    coverage = (await coverage_of_day(db, [household_id], day, settings.notify.timezone))[
+        household_id]
     return render(request, "household.html", user, h=household, leaves=leaves,
+                  coverage=coverage, coverage_day=day.isoformat(),
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
                   visits=visits, stay_limit_min=settings.visits.stay_limit_min,
