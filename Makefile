@@ -30,8 +30,9 @@ typecheck: venv
 
 # The agent installed from its .deb in an arm64 Debian trixie root under qemu-user
 # (root only; first run builds the root, later runs reuse it from /var/cache/doorwatch).
+# CPU-heavy (everything in the root is emulated): niced, and not part of `make test`.
 pi-test: venv
-	tests/pi/run.sh
+	nice tests/pi/run.sh
 
 bench: venv
 	$(BIN)/python -m bench
