@@ -208,6 +208,20 @@ class FollowUpSettings(_Section):
         30.0, gt=0, description="How often the reminder job checks whether it is due")
 
 
+class ReportSettings(_Section):
+    """Grid reports to supervisors (server/jobs/grid_report.py)."""
+
+    daily_at: str | None = Field(
+        "08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time (notify.timezone) at which each grid's supervisor gets the "
+        "report of the previous day (PDF attached); unset: no reports are sent")
+    weekly_weekday: int | None = Field(
+        0, ge=0, le=6, description="Weekday (0 = Monday) on which, at daily_at, the weekly "
+        "summary of the seven days before goes out too; unset: no weekly summary")
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="How often the report job checks whether it is due")
+
+
 class VisitSettings(_Section):
     """Registered visits: how long a registered visitor may stay inside."""
 
@@ -298,6 +312,7 @@ class ServerSettings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     share: ShareSettings = Field(default_factory=ShareSettings)
 
 
