@@ -160,7 +160,11 @@ class PassageInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    t: float = Field(description="Seconds since the episode started")
+    # Bounded so that a forged or corrupt value is refused at the boundary (recorded as a
+    # rejected message) instead of overflowing a datetime later and failing the whole batch;
+    # an episode is at most minutes long, a day is far beyond any real one.
+    t: float = Field(ge=-86_400.0, le=86_400.0,
+                     description="Seconds since the episode started (within one day)")
     direction: Literal["out", "in"] = Field(description="out = leaving the household")
     track: int = Field(ge=0, description="Analyzer track id")
     confidence: float = Field(ge=0.0, le=1.0)
