@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from agent.camera import CameraPipeline
+from agent.checkin import CheckinWatch
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow
 from agent.early_exit import EarlyExits
 from agent.episode_report import EpisodeReporter
@@ -35,11 +36,13 @@ from agent.recorder import Recorder
 from agent.state import DeviceState
 from agent.tamper_report import TamperReporter
 from broker.messages import (
+    CheckinCommand,
     utc_now,
 )
 from firmware_config.device_config import DeviceConfig
 from ground.logs import get_logger
 from ground.sdnotify import ServiceNotifier, watchdog_pings
+from sensors.chime import Chime
 from sensors.door import DoorContact, DoorTransition
 
 __all__ = ["Agent", "NoCamera", "running_agent"]
@@ -121,6 +124,11 @@ class Agent:
         if camera is not None:
             camera.on_passage = self.early.passage_seen
         self.commands = CommandHandlers(self)
+        self.chime: Chime | None = None
+        if config.chime.fitted:
+            self.chime = Chime(config.chime.gpio_pin, pin_factory=pin_factory,
+                               beeps=config.chime.beeps, beep_s=config.chime.beep_s)
+        self.checkins = CheckinWatch(config.device_id, self.state, self.recorder, self.chime)
 
     @property
     def device_id(self) -> str:
@@ -240,6 +248,13 @@ class Agent:
         task.add_done_callback(self._tasks.discard)
 
     # commands
+
+    def start_checkin(self, command: CheckinCommand) -> tuple[bool, str | None]:
+        """Begin a presence check-in (agent/checkin.py) in the background."""
+        if self.camera is None:
+            return False, "no camera on this device"
+        self._spawn(self.checkins.run(command, self.camera.timeline))
+        return True, None
 
     def _on_command(self, command: Any) -> None:
         self._spawn(self.commands.handle(command))

@@ -19,6 +19,7 @@ from server.ingest.commissioning import commissioning_hook
 from server.ingest.consumer import Consumer
 from server.ingest.ingestor import Ingestor
 from server.interpreter import tune_interpreter
+from server.jobs.checkin_watch import CheckinJob
 from server.jobs.device_watch import DeviceWatch
 from server.jobs.escalation import Escalator
 from server.jobs.followup_reminder import FollowUpReminder
@@ -53,6 +54,7 @@ class RunningServer:
     followup_reminder: FollowUpReminder | None = None
     visit_watch: VisitWatch | None = None
     grid_report: GridReportJob | None = None
+    checkins: CheckinJob | None = None
 
 
 @asynccontextmanager
@@ -99,10 +101,11 @@ async def serve(
     reminder = FollowUpReminder(db, settings, clock)
     visit_watch = VisitWatch(db, settings, clock)
     grid_report = GridReportJob(db, settings, clock)
+    checkins = CheckinJob(db, settings, link, clock)
     running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
                             scheduler=scheduler, device_watch=device_watch, retention=retention,
                             followup_reminder=reminder, visit_watch=visit_watch,
-                            grid_report=grid_report)
+                            grid_report=grid_report, checkins=checkins)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -126,6 +129,7 @@ async def serve(
                 group.create_task(reminder.run(), name="followup-reminder"),
                 group.create_task(visit_watch.run(), name="visit-watch"),
                 group.create_task(grid_report.run(), name="grid-report"),
+                group.create_task(checkins.run(), name="checkin-watch"),
             ]
             try:
                 yield running
