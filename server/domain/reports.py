@@ -4,10 +4,10 @@
 ``first_day + days - 1`` (``days`` = 1: the daily report, 7: the weekly
 summary): incidents opened (by kind and state, with response times),
 follow-ups (households visited per day out of those in quarantine), fevers
-(readings at or above the threshold), and monitoring coverage
-(:mod:`server.domain.coverage`). The printable page (server/web) and the PDF
-(server/notify/report_pdf.py) both render this one model, so they show the
-same figures.
+(readings at or above the threshold), presence check-ins (asked, present,
+missed) and monitoring coverage (:mod:`server.domain.coverage`). The
+printable page (server/web) and the PDF (server/notify/report_pdf.py) both
+render this one model, so they show the same figures.
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ class GridReport(BaseModel):
     visited: int  # (household, day) pairs with a follow-up
     expected_visits: int  # households x days
     fevers: list[FeverLine]
+    checkins_asked: int = 0  # presence check-ins asked in the window (one per device)
+    checkins_present: int = 0
+    checkins_missed: int = 0  # absent, left or unanswered
     coverage: list[CoverageLine]
     coverage_armed_s: float
     coverage_blind_s: float
@@ -184,6 +187,10 @@ async def build_grid_report(
         coverage.append(CoverageLine(
             household_id=household_id, household=names[household_id], armed_s=cov.armed_s,
             blind_s=cov.blind_s, share=cov.share, spells=len(cov.spells), parts=parts))
+    checkins = await db.fetch_all(
+        "SELECT c.outcome FROM checkins c JOIN households h ON h.id = c.household_id "
+        "WHERE h.grid_id = ? AND c.requested_at >= ? AND c.requested_at < ?",
+        (grid_id, to_ts(start), to_ts(end)))
     armed_homes = sum(1 for h in homes if h["armed"])
     return GridReport(
         grid_id=grid_id, grid=str(grid["name"]), kind=kind, first_day=first_day, days=days,
@@ -193,5 +200,9 @@ async def build_grid_report(
         households=armed_homes, followups=len(followups),
         visited=len({(r["household_id"], r["day"]) for r in followups}),
         expected_visits=armed_homes * days, fevers=fevers, coverage=coverage,
+        checkins_asked=len(checkins),
+        checkins_present=sum(1 for c in checkins if c["outcome"] == "present"),
+        checkins_missed=sum(1 for c in checkins
+                            if c["outcome"] is not None and c["outcome"] != "present"),
         coverage_armed_s=sum(c.armed_s for c in coverage),
         coverage_blind_s=sum(c.blind_s for c in coverage))

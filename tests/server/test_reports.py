@@ -17,6 +17,7 @@ from broker.messages import EventKind
 from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
+from server.domain.checkins import request_checkin
 from server.domain.followups import FeverRule, FollowUpIn, record_followup
 from server.domain.reports import ReportKind, build_grid_report
 from server.jobs.device_watch import DeviceWatch
@@ -49,6 +50,9 @@ async def test_report_figures_pdf_and_delivery(
     await record_followup(db, FollowUpIn(household_id=s.household, day=today,
                                          temperatures={"张三": 38.2, "李四": 36.6}),
                           actor="wang", rule=FeverRule(threshold_c=37.3))
+    asked = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE checkins SET outcome = 'absent' WHERE id = ?", (asked[0],))
     watch = DeviceWatch(db, settings, clock)
     await feeder.heartbeat("door-1", now)
     await watch.tick()  # armed; the heartbeat reports no camera frames: the camera is blind
@@ -62,7 +66,8 @@ async def test_report_figures_pdf_and_delivery(
 
     zh = _text(render_report_pdf(report, "zh_CN", ZONE))
     for expected in ("网格日报", "grid-door-1", "违规外出", "随访发热", "张三", "38.2",
-                     "随访 1/1 户次", "发热 1 人次", "监测覆盖率 0.0%", "摄像头"):
+                     "随访 1/1 户次", "发热 1 人次", "监测覆盖率 0.0%", "摄像头",
+                     "在家签到 1 次：通过 0 次，未通过 1 次"):
         assert expected in zh, expected
     en = _text(render_report_pdf(report, "en", ZONE))
     for expected in ("Daily grid report", "Breach: someone left", "Fevers: 1 readings",
