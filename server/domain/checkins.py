@@ -22,7 +22,8 @@ __all__ = ["list_checkins", "request_checkin"]
 
 async def request_checkin(db: Database, household_id: int, *, actor: str, window_s: float,
                           now: datetime) -> list[int]:
-    """Ask every device of the household for a check-in now; return the check-ins' ids."""
+    """Ask every device of the household for a check-in at ``now`` (sent once that time has
+    come); return the check-ins' ids."""
     async with db.transaction() as tx:
         household = await tx.fetch_one("SELECT id, armed FROM households WHERE id = ? "
                                        "AND purged_at IS NULL", (household_id,))

@@ -4,7 +4,8 @@ Every tick:
 
 * at each of ``[checkins] times`` (local), a check-in is asked of every armed
   household with a device (claimed once across instances in ``scheduled_jobs``);
-* each check-in not yet sent is published as a ``checkin`` command (not
+* each check-in due (``requested_at`` reached) and not yet sent is published
+  as a ``checkin`` command (not
   retained: a device that is offline misses it, which then counts as
   unanswered); ``published_at`` is claimed with a conditional UPDATE;
 * each check-in whose device has reported its outcome (event kind
@@ -106,7 +107,8 @@ class CheckinJob:
     async def _publish(self, now: datetime) -> int:
         due = await self._db.fetch_all(
             "SELECT id, device_id, command_id, requested_at, window_s FROM checkins "
-            "WHERE published_at IS NULL AND outcome IS NULL ORDER BY id")
+            "WHERE published_at IS NULL AND outcome IS NULL AND requested_at <= ? ORDER BY id",
+            (to_ts(now),))
         sent = 0
         for row in due:
             async with self._db.transaction() as tx:
