@@ -9,6 +9,8 @@
 * ``config_update``: validated and applied all or nothing (:mod:`agent.commands`).
 * ``ping``: answered at once; commissioning uses it to prove the round trip.
   Its ``issued_at`` (the server's clock) gives the device's clock offset.
+* ``checkin``: acknowledged at once, then the chime and the watch run
+  (:mod:`agent.checkin`), whose outcome is an event of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from agent.camera import CameraPipeline
 from agent.commands import apply_config_update
 from agent.recorder import Recorder
 from agent.state import DeviceState
-from broker.messages import Command, CommandAck, ConfigUpdateCommand, utc_now
+from broker.messages import CheckinCommand, Command, CommandAck, ConfigUpdateCommand, utc_now
 from firmware_config.device_config import DeviceConfig
 from ground.errors import DoorwatchError
 from ground.logs import get_logger
@@ -67,6 +69,10 @@ class CommandTarget(Protocol):
 
     def apply_config(self, new: DeviceConfig) -> None:
         """Switch the running device to configuration ``new``."""
+        ...
+
+    def start_checkin(self, command: CheckinCommand) -> tuple[bool, str | None]:
+        """Begin a presence check-in in the background: (started, note for the ack)."""
         ...
 
 
@@ -127,7 +133,19 @@ class CommandHandlers:
             return True, None, None
         if command.name == "snapshot":
             return await self._snapshot(ack_id)
+        if isinstance(command, CheckinCommand):
+            return await self._checkin(command)
         return False, f"command {command.name!r} is not supported by this agent", None
+
+    async def _checkin(self, command: CheckinCommand) -> tuple[bool, str | None, Any]:
+        agent = self._agent
+        if agent.camera is None:
+            return False, "no camera on this device", None
+        async def start() -> None:  # after the ack is recorded: the outcome event follows it
+            agent.start_checkin(command)
+
+        note = None if agent.config.chime.fitted else "no chime fitted: silent check-in"
+        return True, note, start
 
     async def _snapshot(self, ack_id: Any) -> tuple[bool, str | None, Any]:
         agent = self._agent

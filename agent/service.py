@@ -5,55 +5,50 @@ One async context manager runs the named loops in a TaskGroup: the MQTT link
 heartbeats (:mod:`agent.health_report`), the clock-jump watch
 (:mod:`agent.tamper_report`), the systemd watchdog, the outbox retry loop and,
 in simulation, the simulated household. The camera pipeline runs on threads of
-its own (:mod:`agent.camera`); commands are handled in :mod:`agent.handlers`.
+its own (:mod:`agent.camera`); commands are handled in :mod:`agent.handlers`;
+an ended episode becomes its event in :mod:`agent.episode_report`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from agent.camera import CameraPipeline, KeyFrame, best_frames, evidence_jpeg
-from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow, judge
+from agent.camera import CameraPipeline
+from agent.checkin import CheckinWatch
+from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow
 from agent.early_exit import EarlyExits
-from agent.episode_store import OpenEpisode, drop_episode, load_open_episodes, save_episode
+from agent.episode_report import EpisodeReporter
+from agent.episode_store import OpenEpisode, load_open_episodes, save_episode
 from agent.episodes import EpisodeTracker
 from agent.evidence import EvidenceStore
 from agent.handlers import CommandHandlers
 from agent.health_report import HealthReporter
 from agent.link import AgentLink
-from agent.outbox import Outbox, Priority
+from agent.outbox import Outbox
 from agent.recorder import Recorder
 from agent.state import DeviceState
 from agent.tamper_report import TamperReporter
 from broker.messages import (
-    EpisodeInfo,
-    Event,
-    EventKind,
-    Snapshot,
-    encode,
+    CheckinCommand,
     utc_now,
 )
-from broker.topics import Channel
 from firmware_config.device_config import DeviceConfig
 from ground.logs import get_logger
 from ground.sdnotify import ServiceNotifier, watchdog_pings
+from sensors.chime import Chime
 from sensors.door import DoorContact, DoorTransition
 
 __all__ = ["Agent", "NoCamera", "running_agent"]
 
 log = get_logger(__name__)
 
-_EVIDENCE_KINDS = {EventKind.EXIT, EventKind.ENTRY, EventKind.DOOR_OPEN_UNVERIFIED}
-# What an episode of a door found open at start must show to be reported.
-_PASSAGE_KINDS = {EventKind.EXIT, EventKind.ENTRY}
 
 
 class NoCamera:
@@ -121,10 +116,19 @@ class Agent:
         self._restored: EpisodeEvidence | None = None
         # Held while the open episode's persisted state is written (progress, early exit).
         self.episode_lock = asyncio.Lock()
+        self.reporter = EpisodeReporter(
+            lambda: self.config, state=self.state, recorder=self.recorder, outbox=self.outbox,
+            evidence=self.evidence_store,
+            report_final=lambda episode: self.early.report_final(episode))
         self.early = EarlyExits(self)
         if camera is not None:
             camera.on_passage = self.early.passage_seen
         self.commands = CommandHandlers(self)
+        self.chime: Chime | None = None
+        if config.chime.fitted:
+            self.chime = Chime(config.chime.gpio_pin, pin_factory=pin_factory,
+                               beeps=config.chime.beeps, beep_s=config.chime.beep_s)
+        self.checkins = CheckinWatch(config.device_id, self.state, self.recorder, self.chime)
 
     @property
     def device_id(self) -> str:
@@ -185,62 +189,11 @@ class Agent:
         frames = self.camera.end_episode() if self.camera is not None else []
         ended = replace_end(episode.with_evidence(evidence), self.wall(window.ended))
         await asyncio.to_thread(save_episode, self.outbox, ended)
-        await self.report_episode(ended, frames)
-
-    async def report_episode(self, episode: OpenEpisode, frames: list[KeyFrame]) -> None:
-        """Judge an ended episode and record its one event (plus evidence).
-
-        An episode whose exit was reported early gets its final verdict instead.
-        """
-        if episode.early_event_id is not None:
-            await self.early.report_final(episode)
-            return
-        verdict = judge(episode.evidence, self.config.camera.min_passage_confidence)
-        assert episode.ended_at is not None
-        if episode.found_open and verdict.kind not in _PASSAGE_KINDS:
-            # The door was open before we watched: nobody was seen passing, so there is
-            # nothing to report (a door left open is the stuck-open timer's business).
-            await asyncio.to_thread(drop_episode, self.outbox, episode)
-            log.info("door found open at start closed again; nobody passed",
-                     extra={"device_id": self.device_id, "kind": verdict.kind.value})
-            return
-        info = EpisodeInfo(
-            started_at=episode.started_at, ended_at=max(episode.ended_at, episode.started_at),
-            door_sensor=episode.door_sensor, passages=verdict.passages,
-            confidence=verdict.confidence, camera_ok=verdict.camera_ok)
-        armed = self.state.armed
-        jpegs = self._evidence_jpegs(verdict.kind, frames) if armed else []
-        event_id, now = uuid4(), utc_now()
-        seq = await self.recorder.record(lambda s: Event(
-            device_id=self.device_id, seq=s, event_id=event_id, time=now, kind=verdict.kind,
-            armed=armed, episode=info, detail=verdict.detail, snapshot=bool(jpegs)),
-            clear_state=episode.key)
-        log.info("door episode", extra={"device_id": self.device_id, "seq": seq,
-                                        "kind": verdict.kind.value, "armed": armed,
-                                        "passages": len(verdict.passages),
-                                        "camera_problem": verdict.detail})
-        if jpegs:
-            await asyncio.to_thread(self.publish_snapshots, event_id, jpegs, keep=True)
-
-    def _evidence_jpegs(self, kind: EventKind, frames: list[KeyFrame]) -> list[bytes]:
-        settings = self.config.evidence
-        if not settings.enabled or kind not in _EVIDENCE_KINDS or not frames:
-            return []
-        chosen = best_frames(frames, settings.frames_per_event)
-        return [evidence_jpeg(k, settings.jpeg_quality) for k in chosen]
+        await self.reporter.report(ended, frames)
 
     def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
         """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""
-        if keep:
-            self.evidence_store.save(event_id, jpegs)
-        sent = 0
-        for jpeg in jpegs:
-            snap = Snapshot(device_id=self.device_id, event_id=event_id, taken_at=utc_now(),
-                            jpeg_b64=base64.b64encode(jpeg).decode())
-            if self.recorder.store_unsequenced(Channel.SNAPSHOT, encode(snap),
-                                               Priority.SNAPSHOT):
-                sent += 1
-        return sent
+        return self.reporter.publish_snapshots(event_id, jpegs, keep=keep)
 
     async def persist_progress(self) -> None:
         """Every second of an open episode, store the evidence so far (restart safety)."""
@@ -276,7 +229,7 @@ class Agent:
                 ended = episode if episode.ended_at else replace_end(episode, utc_now())
                 log.info("reporting an episode from before the restart",
                          extra={"device_id": self.device_id, "episode": str(episode.episode_id)})
-                await self.report_episode(ended, [])
+                await self.reporter.report(ended, [])
                 continue
             now = time.monotonic()
             started = self.mono(episode.started_at)
@@ -295,6 +248,13 @@ class Agent:
         task.add_done_callback(self._tasks.discard)
 
     # commands
+
+    def start_checkin(self, command: CheckinCommand) -> tuple[bool, str | None]:
+        """Begin a presence check-in (agent/checkin.py) in the background."""
+        if self.camera is None:
+            return False, "no camera on this device"
+        self._spawn(self.checkins.run(command, self.camera.timeline))
+        return True, None
 
     def _on_command(self, command: Any) -> None:
         self._spawn(self.commands.handle(command))

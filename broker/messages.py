@@ -43,6 +43,7 @@ __all__ = [
     "MAX_SEQ",
     "SCHEMA_VERSION",
     "ArmCommand",
+    "CheckinCommand",
     "Command",
     "CommandAck",
     "CommandName",
@@ -139,6 +140,7 @@ class EventKind(StrEnum):
     TAMPER = "tamper"
     COMMISSIONING = "commissioning"
     HEALTH_ALARM = "health_alarm"
+    CHECKIN = "checkin"  # the outcome of a presence check-in (see CheckinCommand)
 
 
 class TamperKind(StrEnum):
@@ -158,7 +160,11 @@ class PassageInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    t: float = Field(description="Seconds since the episode started")
+    # Bounded so that a forged or corrupt value is refused at the boundary (recorded as a
+    # rejected message) instead of overflowing a datetime later and failing the whole batch;
+    # an episode is at most minutes long, a day is far beyond any real one.
+    t: float = Field(ge=-86_400.0, le=86_400.0,
+                     description="Seconds since the episode started (within one day)")
     direction: Literal["out", "in"] = Field(description="out = leaving the household")
     track: int = Field(ge=0, description="Analyzer track id")
     confidence: float = Field(ge=0.0, le=1.0)
@@ -232,6 +238,12 @@ class Event(DeviceRecord):
     door_line: DoorLine | None = Field(
         None, description="Commissioning: the door line the device uses (its snapshot is the "
         "aim picture the line is drawn on)")
+    checkin: Literal["present", "absent", "left"] | None = Field(
+        None, description="Kind checkin: a person came to the doorway after the chime and "
+        "did not go out (present), nobody came within the window (absent), or a person went "
+        "out (left). Presence only: nobody is identified")
+    command_id: UUID | None = Field(
+        None, description="Kind checkin: the checkin command this answers")
 
 
 def episode_report_problem(fields: dict[str, Any] | Event) -> str | None:
@@ -376,6 +388,7 @@ class CommandName(StrEnum):
     CONFIG_UPDATE = "config_update"
     PING = "ping"
     ROTATE_CREDENTIALS = "rotate_credentials"
+    CHECKIN = "checkin"
 
 
 class _CommandBase(_Wire):
@@ -429,9 +442,21 @@ class RotateCredentialsCommand(_CommandBase):
                           description="The device's new broker password")
 
 
+class CheckinCommand(_CommandBase):
+    """Presence check-in: sound the chime, then watch the doorway for ``window_s``.
+
+    Acknowledged at once (chime sounded or not); the outcome follows as an event
+    of kind ``checkin`` carrying this command's id. Never retained.
+    """
+
+    name: Literal["checkin"] = "checkin"
+    window_s: float = Field(300.0, ge=5.0, le=3600.0,
+                            description="How long a person has to come to the door")
+
+
 Command = Annotated[
     ArmCommand | DisarmCommand | SnapshotCommand | PingCommand | ConfigUpdateCommand
-    | RotateCredentialsCommand,
+    | RotateCredentialsCommand | CheckinCommand,
     Field(discriminator="name"),
 ]
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)

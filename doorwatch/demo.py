@@ -211,6 +211,7 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
     from ground.timeutil import utcnow
     from server.admin import register_device
     from server.db.connect import open_database
+    from server.domain.checkins import request_checkin
     from server.domain.followups import FollowUpIn, record_followup
     from server.domain.households import HouseholdIn, add_household
     from server.domain.people import GridIn, Role, WorkerIn, add_grid, add_worker
@@ -253,6 +254,10 @@ async def _seed(db_url: str, receiver_port: int, device_ids: list[str]) -> None:
             household_id=household_ids[min(2, len(household_ids) - 1)], starts_at=now,
             ends_at=now + timedelta(hours=2),
             visitor="刘护士", organisation="社区卫生服务站", purpose="上门核酸采样"), actor="demo")
+        # A presence check-in of the second household once its device is up: the chime, then
+        # the synthetic camera decides (present, or missed: an incident for the worker).
+        await request_checkin(db, household_ids[min(1, len(household_ids) - 1)], actor="demo",
+                              window_s=10.0, now=now + timedelta(seconds=8))
         await create_user(db, "supervisor", DEMO_PASSWORD, "supervisor", language="zh_CN")
         await create_user(db, "worker", DEMO_PASSWORD, "worker", worker_id=workers[0])
         await create_user(db, "admin", DEMO_PASSWORD, "admin", language="en")
@@ -301,6 +306,7 @@ def _stack(root: Path, households: int, mean_interval: float, force_embedded: bo
             "notify": {"retry_delays_s": [1, 3, 10], "poll_interval_s": 0.2,
                        "dashboard_url": f"http://127.0.0.1:{http_port}"},
             "http": {"enabled": True, "port": http_port, "cookie_secure": False},
+            "checkins": {"answer_grace_s": 5.0, "poll_interval_s": 1.0},
         })
         procs.start("server", [sys.executable, "-m", "doorwatch", "server", "run",
                                "-c", str(server_toml)])
@@ -335,6 +341,7 @@ def _status(db: Path, agent_dirs: list[Path], receiver: _Receiver) -> dict[str, 
         "incidents": _query(db, "SELECT COUNT(*) FROM incidents"),
         "fever_incidents": _query(db, "SELECT COUNT(*) FROM incidents WHERE kind = 'fever'"),
         "planned_visit_events": _query(db, "SELECT COUNT(*) FROM visit_events"),
+        "checkins_settled": _query(db, "SELECT COUNT(*) FROM checkins WHERE outcome IS NOT NULL"),
         "notifications_delivered": len(receiver.received),
         "rejected": _query(db, "SELECT COUNT(*) FROM rejected_messages"),
     }

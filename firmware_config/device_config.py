@@ -31,6 +31,7 @@ from pydantic_settings import (
 from broker.topics import DEVICE_ID_PATTERN
 from firmware_config.sections import (
     CameraSettings,
+    ChimeSettings,
     CommissionSettings,
     DoorSettings,
     EvidenceSettings,
@@ -43,6 +44,7 @@ from ground.errors import ConfigError
 __all__ = [
     "OVERRIDE_FILE",
     "CameraSettings",
+    "ChimeSettings",
     "CommissionSettings",
     "DeviceConfig",
     "DoorSettings",
@@ -98,6 +100,10 @@ class DeviceConfig(BaseSettings):
     camera: CameraSettings = Field(
         default_factory=CameraSettings,
         description="Camera and doorway scene",
+    )
+    chime: ChimeSettings = Field(
+        default_factory=ChimeSettings,
+        description="Buzzer sounded by a presence check-in",
     )
     evidence: EvidenceSettings = Field(
         default_factory=EvidenceSettings,

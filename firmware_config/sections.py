@@ -16,6 +16,7 @@ from firmware_config.scene import Scene
 
 __all__ = [
     "CameraSettings",
+    "ChimeSettings",
     "CommissionSettings",
     "DoorSettings",
     "EvidenceSettings",
@@ -78,6 +79,16 @@ class MqttLinkSettings(_Section):
                 raise ValueError(f"brokers: {entry!r} is not host or host:port")
             out.append((host, int(port)))
         return out
+
+
+class ChimeSettings(_Section):
+    """The buzzer a presence check-in sounds (agent/checkin.py)."""
+
+    fitted: bool = Field(False, description="Whether a buzzer is wired (else a check-in "
+                         "runs silently and says so in its acknowledgement)")
+    gpio_pin: int = Field(18, ge=0, le=27, description="BCM pin of the (active) buzzer")
+    beeps: int = Field(3, ge=1, le=10, description="Beeps per chime")
+    beep_s: float = Field(0.25, gt=0, le=2, description="Length of one beep and of the pause")
 
 
 class DoorSettings(_Section):

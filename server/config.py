@@ -208,6 +208,34 @@ class FollowUpSettings(_Section):
         30.0, gt=0, description="How often the reminder job checks whether it is due")
 
 
+class ReportSettings(_Section):
+    """Grid reports to supervisors (server/jobs/grid_report.py)."""
+
+    daily_at: str | None = Field(
+        "08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time (notify.timezone) at which each grid's supervisor gets the "
+        "report of the previous day (PDF attached); unset: no reports are sent")
+    weekly_weekday: int | None = Field(
+        0, ge=0, le=6, description="Weekday (0 = Monday) on which, at daily_at, the weekly "
+        "summary of the seven days before goes out too; unset: no weekly summary")
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="How often the report job checks whether it is due")
+
+
+class CheckinSettings(_Section):
+    """Presence check-ins (server/jobs/checkin_watch.py)."""
+
+    window_s: float = Field(300.0, ge=5.0, le=3600.0, description="How long a person has to "
+                            "come to the door after the chime")
+    answer_grace_s: float = Field(
+        120.0, ge=0, description="After the window, how long the device's outcome may take to "
+        "arrive before the check-in counts as unanswered (a missed check-in)")
+    times: list[str] = Field(
+        default_factory=list, description="Local times (HH:MM, notify.timezone) at which every "
+        "armed household with a device is checked in; empty: only workers ask")
+    poll_interval_s: float = Field(5.0, gt=0, description="How often check-ins are looked at")
+
+
 class VisitSettings(_Section):
     """Registered visits: how long a registered visitor may stay inside."""
 
@@ -298,6 +326,8 @@ class ServerSettings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     followups: FollowUpSettings = Field(default_factory=FollowUpSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     share: ShareSettings = Field(default_factory=ShareSettings)
 
 

@@ -19,9 +19,11 @@ from server.ingest.commissioning import commissioning_hook
 from server.ingest.consumer import Consumer
 from server.ingest.ingestor import Ingestor
 from server.interpreter import tune_interpreter
+from server.jobs.checkin_watch import CheckinJob
 from server.jobs.device_watch import DeviceWatch
 from server.jobs.escalation import Escalator
 from server.jobs.followup_reminder import FollowUpReminder
+from server.jobs.grid_report import GridReportJob
 from server.jobs.retention import RetentionJob
 from server.jobs.schedule import Scheduler
 from server.jobs.visit_watch import VisitWatch
@@ -51,6 +53,8 @@ class RunningServer:
     retention: RetentionJob | None = None
     followup_reminder: FollowUpReminder | None = None
     visit_watch: VisitWatch | None = None
+    grid_report: GridReportJob | None = None
+    checkins: CheckinJob | None = None
 
 
 @asynccontextmanager
@@ -96,9 +100,12 @@ async def serve(
     retention = RetentionJob(db, settings, clock)
     reminder = FollowUpReminder(db, settings, clock)
     visit_watch = VisitWatch(db, settings, clock)
+    grid_report = GridReportJob(db, settings, clock)
+    checkins = CheckinJob(db, settings, link, clock)
     running = RunningServer(settings, db, link, consumer, sender, web, escalator=escalator,
                             scheduler=scheduler, device_watch=device_watch, retention=retention,
-                            followup_reminder=reminder, visit_watch=visit_watch)
+                            followup_reminder=reminder, visit_watch=visit_watch,
+                            grid_report=grid_report, checkins=checkins)
     link.start(asyncio.get_running_loop())
     log.info("server starting", extra={"broker": link.where, "database": settings.database_url,
                                         "instance": settings.instance})
@@ -121,6 +128,8 @@ async def serve(
                 group.create_task(retention.run(), name="retention"),
                 group.create_task(reminder.run(), name="followup-reminder"),
                 group.create_task(visit_watch.run(), name="visit-watch"),
+                group.create_task(grid_report.run(), name="grid-report"),
+                group.create_task(checkins.run(), name="checkin-watch"),
             ]
             try:
                 yield running

@@ -42,6 +42,7 @@ class IncidentKind(StrEnum):
     TAMPER = "tamper"
     FEVER = "fever"  # from a daily follow-up (server/domain/followups.py), not from a door
     VISITOR_OVERSTAY = "visitor_overstay"  # a registered visitor still inside (visits.py)
+    MISSED_CHECKIN = "missed_checkin"  # a presence check-in nobody answered (checkins.py)
 
 
 class IncidentState(StrEnum):
@@ -81,6 +82,7 @@ SEVERITY_OF: dict[IncidentKind, Severity] = {
     IncidentKind.VISITOR: Severity.LOW,
     IncidentKind.FEVER: Severity.MEDIUM,
     IncidentKind.VISITOR_OVERSTAY: Severity.MEDIUM,
+    IncidentKind.MISSED_CHECKIN: Severity.HIGH,
 }
 
 # Incidents about what happened at the door, into which later door events fold.

@@ -91,6 +91,7 @@ _KEYS = {
 _ALERT_KEYS_OF_KIND = {
     "fever": ("notify.fever.title", "notify.fever.body"),
     "visitor_overstay": ("notify.visitor_overstay.title", "notify.visitor_overstay.body"),
+    "missed_checkin": ("notify.missed_checkin.title", "notify.missed_checkin.body"),
     "offline_group": ("notify.offline_group.title", "notify.offline_group.body"),
 }
 

@@ -43,23 +43,29 @@ class DeliveryOutcome:
 
 
 def send_with_apprise(url: str, title: str, body: str, *, picture: bytes | None = None,
-                      picture_link: str | None = None) -> DeliveryOutcome:
+                      picture_link: str | None = None,
+                      document: tuple[str, bytes] | None = None) -> DeliveryOutcome:
     """Send one message to one Apprise URL (blocking; run it on a thread).
 
     ``picture`` (a JPEG) is attached where the channel takes attachments
     (Apprise's ``attachment_support``); elsewhere ``picture_link`` is added
-    to the text instead.
+    to the text instead. ``document`` (name, PDF) is attached the same way; its
+    link is already in the text (a grid report's body names it).
     """
     sender = apprise.Apprise()
     if not sender.add(url):
         return DeliveryOutcome(False, "Apprise does not understand this URL")
     attach = None
+    takes_files = all(server.attachment_support for server in sender)
     if picture is not None:
-        if all(server.attachment_support for server in sender):
+        if takes_files:
             attach = AttachMemory(  # type: ignore[no-untyped-call]
                 content=picture, name="evidence.jpg", mimetype="image/jpeg")
         elif picture_link:
             body = f"{body}\n{picture_link}"
+    elif document is not None and takes_files:
+        attach = AttachMemory(  # type: ignore[no-untyped-call]
+            content=document[1], name=document[0], mimetype="application/pdf")
     try:
         ok = bool(sender.notify(title=title, body=body, attach=attach))
     except Exception as exc:
@@ -134,7 +140,7 @@ class NotificationSender:
                 if won:
                     got = await tx.fetch_one(
                         "SELECT n.id, n.url, n.title, n.body, n.attempts, n.incident_id, "
-                        "n.purpose, n.created_at, w.language FROM notifications n "
+                        "n.purpose, n.created_at, n.report_id, w.language FROM notifications n "
                         "LEFT JOIN workers w ON w.id = n.worker_id WHERE n.id = ?", (row["id"],))
                     if got is not None:
                         claimed.append(got)
@@ -181,6 +187,19 @@ class NotificationSender:
             self._waiting_for_evidence = True
         return pictures, deferred
 
+    async def _documents(self, claimed: list[Row]) -> dict[int, tuple[str, bytes]]:
+        """The stored report PDF per notification that announces a grid report."""
+        found: dict[int, tuple[str, bytes]] = {}
+        for row in claimed:
+            if row["report_id"] is None:
+                continue
+            report = await self._db.fetch_one(
+                "SELECT kind, first_day, pdf FROM reports WHERE id = ?", (row["report_id"],))
+            if report is not None:
+                found[int(row["id"])] = (f"report-{report['first_day']}-{report['kind']}.pdf",
+                                         bytes(report["pdf"]))
+        return found
+
     async def deliver_due(self) -> int:
         """Attempt every due notification once; return how many were attempted."""
         claimed = await self._claim()
@@ -193,10 +212,11 @@ class NotificationSender:
             if not claimed:
                 return 0
         base = self._dashboard_url.rstrip("/")
+        documents = await self._documents(claimed)
         outcomes = await asyncio.gather(
             *(asyncio.to_thread(
                 send_with_apprise, r["url"], r["title"], r["body"],
-                picture=pictures.get(int(r["id"])),
+                picture=pictures.get(int(r["id"])), document=documents.get(int(r["id"])),
                 picture_link=t("notify.evidence_link", r["language"],
                                link=f"{base}/incidents/{r['incident_id']}/evidence.jpg"))
               for r in claimed)

@@ -72,6 +72,7 @@ async def create_app(
         routes_evidence,
         routes_pages,
         routes_people,
+        routes_reports,
         routes_roster,
         routes_share,
         routes_silences,
@@ -110,7 +111,8 @@ async def create_app(
                    routes_api.login_router, routes_api.router, routes_api_users.router,
                    routes_ack.router, routes_roster.router,
                    routes_silences.router, routes_share.router,
-                   routes_tokens.router, routes_evidence.router, routes_coverage.router):
+                   routes_tokens.router, routes_evidence.router, routes_coverage.router,
+                   routes_reports.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app

@@ -63,11 +63,13 @@ _ORDER = {
 _INCIDENT_COLUMNS = (
     "i.id, i.household_id, i.device_id, i.kind, i.severity, i.state, i.opened_at, i.updated_at, "
     "i.acknowledged_at, i.acknowledged_by, i.resolved_at, i.resolved_by, i.outcome, i.note, "
-    "h.name AS household, h.address, h.worker_id, h.grid_id, w.name AS worker, g.name AS grid"
+    "h.name AS household, h.address, h.worker_id, h.grid_id, w.name AS worker, g.name AS grid, "
+    "i.group_id, i.silence_id, rw.name AS responder, bw.name AS backup"
 )
 _INCIDENT_FROM = (
     "FROM incidents i LEFT JOIN households h ON h.id = i.household_id "
-    "LEFT JOIN workers w ON w.id = h.worker_id LEFT JOIN grids g ON g.id = h.grid_id"
+    "LEFT JOIN workers w ON w.id = h.worker_id LEFT JOIN grids g ON g.id = h.grid_id "
+    "LEFT JOIN workers rw ON rw.id = i.responder_id LEFT JOIN workers bw ON bw.id = i.backup_id"
 )
 
 

@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
-from ground.timeutil import now_ts
+from ground.timeutil import now_ts, utcnow
 from server.domain import people
+from server.domain.checkins import list_checkins, request_checkin
 from server.domain.common import loads_list
+from server.domain.errors import InvalidChangeError
 from server.domain.followups import HOUSEHOLD_KEY, FeverRule
 from server.domain.releases import ReleaseContext, ReleaseOutcome, list_releases
 from server.domain.silences import list_silences
@@ -105,6 +107,8 @@ async def household_page(request: Request, db: Db, settings: Settings, user: Cas
         household_id]
     return render(request, "household.html", user, h=household, leaves=leaves,
                   coverage=coverage, coverage_day=day.isoformat(),
+                  checkins=await list_checkins(db, household_id),
+                  checkin_window_min=round(settings.checkins.window_s / 60),
                   followups=followups, devices=devices, today=today.isoformat(),
                   members=members, fever_c=threshold, member_label=member_label,
                   visits=visits, stay_limit_min=settings.visits.stay_limit_min,
@@ -121,6 +125,19 @@ def _in_quarantine(household: dict[str, object]) -> bool:
         return False
     end = household.get("quarantine_end")
     return bool(household.get("armed")) or (isinstance(end, str) and end > now_ts())
+
+
+@router.post("/households/{household_id}/checkin")
+async def ask_checkin(db: Db, settings: Settings, user: Casework, household_id: int) -> Response:
+    """Ask the household's devices for a presence check-in now (chime, then the camera)."""
+    await _household_or_404(db, user, household_id)
+    try:
+        await request_checkin(db, household_id, actor=user.username,
+                              window_s=settings.checkins.window_s, now=utcnow())
+    except InvalidChangeError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.reason}",
+                                status_code=303)
+    return RedirectResponse(f"/households/{household_id}#checkins", status_code=303)
 
 
 @router.post("/households/{household_id}/release")

@@ -34,6 +34,7 @@ def _check(summary: dict[str, int], stdout: str) -> None:
     assert summary["rejected"] == 0
     assert summary["incidents"] >= 1
     assert summary["fever_incidents"] == 1  # the seeded follow-up found one
+    assert summary["checkins_settled"] == 1  # the seeded check-in: present, or missed
     assert summary["notifications_delivered"] >= 1
     assert "Notification delivered to" in stdout
     assert "【发热提醒】张三家：张女士 38.1 °C" in stdout  # the fever reached its worker

@@ -70,7 +70,8 @@ _finite = st.floats(allow_nan=False, allow_infinity=False)
 _unit = st.floats(0.0, 1.0)
 _text = st.text(max_size=40)
 
-passages = st.builds(PassageInfo, t=_finite, direction=st.sampled_from(["out", "in"]),
+passages = st.builds(PassageInfo, t=st.floats(-86_400.0, 86_400.0),
+                     direction=st.sampled_from(["out", "in"]),
                      track=st.integers(0, 2**40), confidence=_unit)
 episodes = st.builds(
     EpisodeInfo, started_at=wire_times, ended_at=wire_times, door_sensor=st.booleans(),

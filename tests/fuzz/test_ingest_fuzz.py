@@ -139,3 +139,19 @@ def test_snapshot_with_non_ascii_base64_is_rejected_not_a_batch_failure(rig: Rig
     result = rig.runner.run(rig.ingestor.process([_message(KNOWN, "snapshot", snapshot),
                                                   _message(KNOWN, "event", _event(77))]))
     assert (result.stored, result.rejected) == (1, 1)
+
+
+def test_exit_with_an_absurd_passage_time_is_rejected_not_a_batch_failure(rig: Rig) -> None:
+    """Found by fuzzing: a passage 1e12 s into its episode overflowed the crossing time
+    (``timedelta``) while the rules ran, and the whole batch failed to store."""
+    exit_event = json.loads(encode(Event(
+        device_id=KNOWN, seq=9_100_000_000, time=utcnow(), kind=EventKind.EXIT, armed=True)))
+    started = exit_event["time"]
+    exit_event["episode"] = {
+        "started_at": started, "ended_at": started, "door_sensor": True, "confidence": 0.9,
+        "camera_ok": True,
+        "passages": [{"t": 1e12, "direction": "out", "track": 1, "confidence": 0.9}]}
+    result = rig.runner.run(rig.ingestor.process([
+        _message(KNOWN, "event", json.dumps(exit_event).encode()),
+        _message(KNOWN, "event", _event(9_100_000_001))]))
+    assert (result.stored, result.rejected) == (1, 1)

@@ -131,6 +131,9 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
                                   (household,))
     assert incident is not None
     await page.goto(f"{base}/incidents/{incident['id']}")
+    responder = page.locator("[data-testid=responder]")
+    await expect(responder).to_contain_text("值班甲")
+    await expect(responder).to_contain_text("备班乙")
     csrf = csrf_from(await page.content())
     answer = await page.request.post(f"{base}/incidents/{incident['id']}/resolve", form={
         "csrf_token": csrf, "outcome": "false_alarm", "note": "快递员"})

@@ -1,0 +1,176 @@
+"""Presence check-ins on the server (task name ``checkin-watch``).
+
+Every tick:
+
+* at each of ``[checkins] times`` (local), a check-in is asked of every armed
+  household with a device (claimed once across instances in ``scheduled_jobs``);
+* each check-in due (``requested_at`` reached) and not yet sent is published
+  as a ``checkin`` command (not
+  retained: a device that is offline misses it, which then counts as
+  unanswered); ``published_at`` is claimed with a conditional UPDATE;
+* each check-in whose device has reported its outcome (event kind
+  ``checkin`` with the command's id) gets it; an outcome other than
+  ``present``, or none by ``deadline + answer_grace_s``, opens one
+  ``missed_checkin`` incident for the household's worker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from broker.messages import CheckinCommand, encode
+from broker.topics import command_topic
+from ground.logs import get_logger
+from ground.timeutil import from_ts, to_ts
+from server.clock import Clock, SystemClock
+from server.config import ServerSettings
+from server.db.base import Database, Row
+from server.domain.checkins import request_checkin
+from server.domain.incident_opening import IncidentKind, open_incident
+from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.jobs.followup_reminder import next_reminder
+from server.jobs.periodic import run_periodically
+from server.jobs.schedule import CommandPublisher
+
+__all__ = ["CheckinJob", "CheckinResult"]
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class CheckinResult:
+    """What one tick did."""
+
+    scheduled: int = 0
+    published: int = 0
+    present: int = 0
+    missed: int = 0
+
+
+class CheckinJob:
+    """Publishes check-ins, records their outcomes, opens incidents for missed ones."""
+
+    def __init__(self, db: Database, settings: ServerSettings, publisher: CommandPublisher,
+                 clock: Clock | None = None):
+        self._db = db
+        self._settings = settings
+        self._publisher = publisher
+        self._clock = clock or SystemClock()
+        self._context = NotificationContext.of(settings)
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        await run_periodically("checkin-watch", self.tick, self._settings.checkins.poll_interval_s)
+
+    async def tick(self) -> CheckinResult:
+        """One pass: schedule, publish, settle."""
+        now = self._clock.now()
+        result = CheckinResult()
+        for at in self._settings.checkins.times:
+            result.scheduled += await self._scheduled(at, now)
+        result.published = await self._publish(now)
+        await self._settle(now, result)
+        return result
+
+    async def _scheduled(self, at: str, now: datetime) -> int:
+        job = f"checkin-{at}"
+        zone = self._settings.notify.timezone
+        async with self._db.transaction() as tx:
+            await tx.execute("INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?) "
+                             "ON CONFLICT (job) DO NOTHING",
+                             (job, to_ts(next_reminder(now - timedelta(seconds=1), at, zone))))
+            row = await tx.fetch_one("SELECT next_run_at FROM scheduled_jobs WHERE job = ?",
+                                     (job,))
+            assert row is not None
+            if from_ts(row["next_run_at"]) > now:
+                return 0
+            won = await tx.execute(
+                "UPDATE scheduled_jobs SET next_run_at = ?, last_run_at = ?, last_run_by = ? "
+                "WHERE job = ? AND next_run_at = ?",
+                (to_ts(next_reminder(now, at, zone)), to_ts(now), self._settings.instance, job,
+                 row["next_run_at"]))
+        if not won:
+            return 0
+        homes = await self._db.fetch_all(
+            "SELECT DISTINCT h.id FROM households h JOIN devices d ON d.household_id = h.id "
+            "WHERE h.armed = 1 AND h.purged_at IS NULL AND d.revoked_at IS NULL ORDER BY h.id")
+        count = 0
+        for home in homes:
+            count += len(await request_checkin(self._db, int(home["id"]), actor="schedule",
+                                               window_s=self._settings.checkins.window_s,
+                                               now=now))
+        return count
+
+    async def _publish(self, now: datetime) -> int:
+        due = await self._db.fetch_all(
+            "SELECT id, device_id, command_id, requested_at, window_s FROM checkins "
+            "WHERE published_at IS NULL AND outcome IS NULL AND requested_at <= ? ORDER BY id",
+            (to_ts(now),))
+        sent = 0
+        for row in due:
+            async with self._db.transaction() as tx:
+                won = await tx.execute("UPDATE checkins SET published_at = ? WHERE id = ? "
+                                       "AND published_at IS NULL", (to_ts(now), row["id"]))
+            if not won:
+                continue
+            command = CheckinCommand(device_id=row["device_id"],
+                                     command_id=UUID(str(row["command_id"])),
+                                     issued_at=from_ts(row["requested_at"]),
+                                     window_s=float(row["window_s"]))
+            self._publisher.publish(command_topic(row["device_id"], "checkin"), encode(command),
+                                    qos=1, retain=False)
+            log.info("check-in sent", extra={"device_id": row["device_id"],
+                                             "checkin_id": row["id"]})
+            sent += 1
+        return sent
+
+    async def _settle(self, now: datetime, result: CheckinResult) -> None:
+        open_rows = await self._db.fetch_all(
+            "SELECT c.*, h.armed FROM checkins c JOIN households h ON h.id = c.household_id "
+            "WHERE c.outcome IS NULL AND c.published_at IS NOT NULL ORDER BY c.id")
+        grace = timedelta(seconds=self._settings.checkins.answer_grace_s)
+        for row in open_rows:
+            outcome = await self._reported(row)
+            if outcome is None and now >= from_ts(row["deadline_at"]) + grace:
+                outcome = "no_answer"
+            if outcome is None:
+                continue
+            if outcome == "present":
+                result.present += await self._record(row, outcome, now, missed=False)
+            else:
+                result.missed += await self._record(row, outcome, now, missed=True)
+
+    async def _reported(self, row: Row) -> str | None:
+        events = await self._db.fetch_all(
+            "SELECT payload FROM events WHERE device_id = ? AND kind = 'checkin' "
+            "AND received_at >= ? ORDER BY id", (row["device_id"], row["requested_at"]))
+        for event in events:
+            try:
+                payload = json.loads(str(event["payload"]))
+            except ValueError:
+                continue
+            if payload.get("command_id") == row["command_id"]:
+                return str(payload.get("checkin") or "absent")
+        return None
+
+    async def _record(self, row: Row, outcome: str, now: datetime, *, missed: bool) -> int:
+        async with self._db.transaction() as tx:
+            won = await tx.execute("UPDATE checkins SET outcome = ?, outcome_at = ? WHERE id = ? "
+                                   "AND outcome IS NULL", (outcome, to_ts(now), row["id"]))
+            if not won or not missed:
+                return int(bool(won))
+            incident_id = await open_incident(
+                tx, household_id=int(row["household_id"]), device_id=row["device_id"],
+                kind=IncidentKind.MISSED_CHECKIN, at=to_ts(now),
+                escalation=self._settings.escalation, now=now, detail=outcome)
+            await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ?",
+                             (incident_id, row["id"]))
+            await queue_alert(tx, incident_id=incident_id, household_id=int(row["household_id"]),
+                              context=self._context, escalation=self._settings.escalation,
+                              now=now)
+        log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": outcome,
+                                              "incident_id": incident_id})
+        return 1

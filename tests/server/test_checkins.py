@@ -1,0 +1,62 @@
+"""Presence check-ins on the server (issue 19 item 2): scheduled at a local time and claimed
+once, published as a non-retained command, outcomes read from events through the ingest
+path, a missed or unanswered check-in opens one incident. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from broker.messages import EventKind, decode_command
+from server.clock import ManualClock
+from server.db.base import Database
+from server.jobs.checkin_watch import CheckinJob
+from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
+from tests.server.test_timers import Recorder
+
+ZONE = "Asia/Shanghai"
+
+
+async def test_scheduled_check_ins_outcomes_and_missed_ones(
+    db: Database, database_url: str
+) -> None:
+    settings = settings_for(database_url, notify={"timezone": ZONE},
+                            checkins={"times": ["10:00"], "window_s": 60, "answer_grace_s": 30})
+    at = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo(ZONE))
+    clock = ManualClock(at - timedelta(minutes=5))
+    await seed(db)
+    await seed(db, device="door-2")
+    await seed(db, device="door-3", armed=False)  # not in quarantine: not checked in
+    link, other_link = Recorder(), Recorder()
+    job = CheckinJob(db, settings, link, clock)
+    other = CheckinJob(db, settings.model_copy(update={"instance": "b"}), other_link, clock)
+    assert (await job.tick()).scheduled == 0  # first start: 10:00 is scheduled
+    clock.set(at + timedelta(seconds=1))
+    first = await job.tick()
+    assert (first.scheduled, first.published) == (2, 2)
+    assert (await other.tick()).scheduled == 0  # claimed once
+    assert other_link.sent == []
+    commands = {decode_command(t, p).device_id: decode_command(t, p) for t, p, _ in link.sent}
+    assert sorted(commands) == ["door-1", "door-2"]
+    assert all(not retained for _, _, retained in link.sent)
+    assert commands["door-1"].name == "checkin"
+
+    # door-1 answers "present" through the ingest path; door-2 says nothing.
+    feeder = EventFeeder(db, settings)
+    await feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin="present",
+                      command_id=commands["door-1"].command_id)
+    result = await job.tick()
+    assert (result.present, result.missed) == (1, 0)
+    clock.advance(seconds=60 + 29)
+    assert (await job.tick()).missed == 0  # still within the grace
+    clock.advance(seconds=2)
+    assert (await job.tick()).missed == 1
+    assert (await other.tick()).missed == 0
+    found = await rows(db, "SELECT device_id, outcome, incident_id FROM checkins ORDER BY id")
+    assert [(r["device_id"], r["outcome"], r["incident_id"] is not None) for r in found] == [
+        ("door-1", "present", False), ("door-2", "no_answer", True)]
+    incidents = await rows(db, "SELECT kind, severity, detail, device_id FROM incidents")
+    assert incidents == [{"kind": "missed_checkin", "severity": "high", "detail": "no_answer",
+                          "device_id": "door-2"}]
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE incident_id IS NOT NULL "
+                            "AND purpose = 'alert'") >= 1
