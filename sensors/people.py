@@ -14,8 +14,9 @@ one looking down); each band keeps the last samples of blob area, height
 and width of walking, unshared tracks. One person's size at a row is a
 low quantile of the samples of its band (ignoring samples below a fraction of the median
 of all bands: speckle and registration residue that happened to drift),
-borrowing from the neighbouring bands while it has
-too few. People alone outnumber groups on any door, so the median is one
+borrowing from the neighbouring bands while it has too few (one band either
+side only: the size changes with the row, and a far band's people would make
+this band's look like fragments). People alone outnumber groups on any door, so the median is one
 person even when pairs are frequent. Until enough samples exist the model
 answers ``None`` and callers fall back to the blob's own size.
 """
@@ -39,6 +40,11 @@ class PersonSizeConfig:
     floor: float = 0.3
     quantile: float = 0.35
     min_people: int = 3
+    # How many bands either side a band with too few samples may borrow from.
+    # One person's size changes with the row (perspective): a person in the
+    # doorway is a third the height of one close to the camera, so samples
+    # from far bands would make everyone there look like a fragment.
+    borrow: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +95,11 @@ class PersonSizeModel:
 
     def _estimate(self, band: int, floor: float) -> PersonSize | None:
         picked = [s for s in self._samples[band] if s[0] >= floor]
-        lo, hi = band, band
         n = self._cfg.bands
-        while len(picked) < self._cfg.min_samples and (lo > 0 or hi < n - 1):
-            lo, hi = max(0, lo - 1), min(n - 1, hi + 1)
+        for reach in range(1, self._cfg.borrow + 1):
+            if len(picked) >= self._cfg.min_samples:
+                break
+            lo, hi = max(0, band - reach), min(n - 1, band + reach)
             picked = [s for b in range(lo, hi + 1) for s in self._samples[b] if s[0] >= floor]
         if len(picked) < self._cfg.min_samples:
             return None
