@@ -24,7 +24,7 @@ from server.admin import add_household, register_device
 from tests.conftest import Mosquitto
 from tests.paths import REPO_ROOT
 from tests.requirements import need
-from tests.web.helpers import PASSWORD, Live, live_server, logged_in_page
+from tests.web.helpers import Live, live_server, logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -69,17 +69,6 @@ async def browser() -> AsyncIterator[object]:
                                                     headless=True, args=CHROMIUM_ARGS)
         yield instance
         await instance.close()
-
-
-async def _login(page: object, base: str, username: str) -> None:
-    from playwright.async_api import Page
-
-    assert isinstance(page, Page)
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state()
 
 
 async def test_supervisor_sees_a_breach_live_and_handles_it(

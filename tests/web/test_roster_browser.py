@@ -22,7 +22,13 @@ from server.admin import add_household, register_device
 from server.domain import people
 from tests.conftest import Mosquitto, Receiver
 from tests.waiting import poll_until
-from tests.web.helpers import Live, browser_login, csrf_from, live_server, notify_worker_at
+from tests.web.helpers import (
+    Live,
+    csrf_from,
+    live_server,
+    logged_in_page,
+    notify_worker_at,
+)
 from tests.web.test_browser import ARTIFACTS, _publish_breach, browser
 
 __all__ = ["browser"]  # fixture used below
@@ -48,9 +54,8 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
     fast_ladder: Live, browser: object, mosquitto: Mosquitto,
     receiver: Receiver,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
     _, contents, base, db = fast_ladder
     url = f"json://127.0.0.1:{receiver.port}"
     east = contents.grids["east"]
@@ -65,8 +70,7 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
     # The household's own worker is told at /own: they are not on the roster.
     await notify_worker_at(db, contents.workers["east"], f"{url}/own")
 
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-    await browser_login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 800})
     await page.click("[data-testid=nav-roster]")
     await expect(page.locator("h1")).to_have_text("值班表")
     form = page.locator("[data-testid=roster-add]")
