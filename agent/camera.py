@@ -134,7 +134,7 @@ class Timeline:
         with self.lock:
             passages = tuple(
                 PassageInfo(t=round(max(0.0, mono - window.started), 3), direction=p.direction,
-                            track=abs(p.track), confidence=p.confidence)
+                            track=abs(p.track), confidence=p.confidence, box=p.box)
                 for mono, p in self.passages if lo <= mono < hi)
             ended_tracks = [(a, b, h) for a, b, h in self.tracks if a < hi and b >= lo]
             live = [(a, b) for a, b in self.live_tracks if a < hi and b >= lo]
@@ -331,6 +331,8 @@ class CameraPipeline:
 
     def _feed(self, analyzer: DoorwayAnalyzer, mono: float, frame: Frame) -> None:
         passages = analyzer.feed(frame)
+        if self._main_stream and passages:
+            passages = [_main_stream_box(analyzer, p) for p in passages]
         if self.on_doorway is not None:
             change = self._doorway.update(analyzer, frame.size, frame.t)
             if change is not None:
@@ -453,6 +455,26 @@ class CameraPipeline:
         if not self._ring:
             raise HardwareError("no camera frame available", device="camera")
         return encode_jpeg(self._ring[-1][1], quality)
+
+
+def _main_stream_box(analyzer: DoorwayAnalyzer, passage: Passage) -> Passage:
+    """The passage with its box widened to where the person is now.
+
+    ``Passage.box`` is normalized to the analysed (lores) picture, and the
+    main stream shows the same field of view at a higher resolution, so the
+    same normalized box holds there. But the main-stream evidence JPEG is
+    captured when the passage is decided (:meth:`CameraPipeline.key_frame`),
+    a settling time after the crossing: the box is widened to also cover the
+    track's latest box, so the person is inside it in that picture too.
+    """
+    # Extra people of one blob carry -(id * 10 + i) (sensors.analyzer).
+    track = passage.track if passage.track > 0 else -passage.track // 10
+    now = analyzer.live_box(track)
+    if passage.box is None or now is None:
+        return passage
+    a, b = passage.box, now
+    box = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+    return passage.model_copy(update={"box": box})
 
 
 def _visibility(frame: Frame) -> float:

@@ -132,7 +132,8 @@ class EarlyExits:
         # arriving meanwhile must not make a second early report.
         self._claimed.add(episode.episode_id)
         info = PassageInfo(t=round(max(0.0, mono - started), 3), direction="out",
-                           track=abs(passage.track), confidence=passage.confidence)
+                           track=abs(passage.track), confidence=passage.confidence,
+                           box=passage.box)
         task = asyncio.ensure_future(self._report(episode.episode_id, info, mono))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -14,7 +14,9 @@ __all__ = [
     "Language",
     "catalogue",
     "cli_language",
+    "duration_text",
     "explicit_language",
+    "label",
     "normalize_language",
     "t",
 ]
@@ -48,6 +50,35 @@ def t(key: str, language: str | None = None, **values: object) -> str:
     """
     template = catalogue()[key][normalize_language(language)]
     return template.format(**values) if values else template
+
+
+def label(prefix: str, value: str | None, language: str | None) -> str:
+    """Catalogue text for an enum value (``incident.kind`` + ``breach``), else the raw value.
+
+    Kinds and states may grow on the server before the dashboard or a report
+    learns them; showing the raw value beats failing the whole page or report.
+    """
+    if not value:
+        return ""
+    try:
+        return t(f"{prefix}.{value}", language)
+    except KeyError:
+        return value
+
+
+def duration_text(seconds: float, language: str | None) -> str:
+    """A short human duration (``3 min 4 s``, ``2 小时 5 分``, ``1 d 3 h``)."""
+    total = int(max(seconds, 0))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return t("web.duration.dh", language, d=days, h=hours)
+    if hours:
+        return t("web.duration.hm", language, h=hours, m=minutes)
+    if minutes:
+        return t("web.duration.ms", language, m=minutes, s=secs)
+    return t("web.duration.s", language, s=secs)
 
 
 def explicit_language() -> Language | None:

@@ -79,6 +79,7 @@ towards or away from the line are protected from it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class Passage(BaseModel):
     direction: Literal["out", "in"] = Field(description="out = leaving, in = entering.")
     track: int = Field(description="Id of the track that crossed.")
     confidence: float = Field(ge=0.0, le=1.0, description="0..1, how clear the crossing was.")
+    box: tuple[float, float, float, float] | None = Field(
+        None, description="The crossing track's box in the frame nearest the crossing, "
+        "normalized [x1, y1, x2, y2] in 0..1 of the analysed frame (the same for every "
+        "resolution of the same picture); for evidence, it decides nothing.")
 
 
 class TrackSummary(BaseModel):
@@ -199,6 +204,7 @@ class _Recount:
     confidence: float
     reported: int
     sizes: tuple[tuple[int, float, float, float], ...]
+    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -743,6 +749,7 @@ class DoorwayAnalyzer:
                 # it crosses, when the rest of them was reported already.)
                 return []
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
+        box = self._box_at(track, pending.frame)
         state.passages += 1
         found: list[Passage] = []
         # Extra people in the blob who were already reported on their own
@@ -763,14 +770,44 @@ class DoorwayAnalyzer:
                 direction=direction,
                 track=track.id if i == 0 else -track.id * 10 - i,
                 confidence=round(confidence * (1.0 if i == 0 else 0.8), 3),
+                box=box,
             ))
         horizon = pending.frame - 4 * window
         self._recent = [r for r in self._recent if r[0] >= horizon]
         if not pending.known and pending.sizes:
             self._recounts.append(_Recount(
                 frame=pending.frame, t=pending.t, direction=direction, track=track.id,
-                confidence=confidence, reported=count + len(near), sizes=pending.sizes))
+                confidence=confidence, reported=count + len(near), sizes=pending.sizes,
+                box=box))
         return found
+
+    def live_box(self, track_id: int) -> tuple[float, float, float, float] | None:
+        """The latest box of live track ``track_id`` (normalized like ``Passage.box``), if any."""
+        track = next((t for t in self._tracker.tracks if t.id == track_id), None)
+        if track is None or not track.history:
+            return None
+        return self._box_at(track, track.history[-1][0])
+
+    def _box_at(self, track: Track, frame: int) -> tuple[float, float, float, float] | None:
+        """The track's box on the measured frame nearest ``frame``, normalized to the picture.
+
+        Evidence only (the alert's picture is cropped to it): the frame kept as
+        evidence is the one nearest the crossing. A track born after the
+        crossing (it took over another's history) gives its first box.
+        """
+        history = track.history
+        if not history:
+            return None
+        i = bisect.bisect_left(history, frame, key=lambda entry: entry[0])
+        near = [history[j] for j in (i - 1, i) if 0 <= j < len(history)]
+        _, cx, cy, w, h = min(near, key=lambda entry: abs(entry[0] - frame))
+        width, height = self._size
+        x1, x2 = max(0.0, (cx - w / 2) / width), min(1.0, (cx + w / 2) / width)
+        y1, y2 = max(0.0, (cy - h / 2) / height), min(1.0, (cy + h / 2) / height)
+        x1, y1, x2, y2 = (round(v, 4) for v in (x1, y1, x2, y2))
+        if x2 <= x1 or y2 <= y1:
+            return None
+        return (x1, y1, x2, y2)
 
     def _vouched(self, pending: _Pending) -> bool:
         """Whether someone who was clearly on the side this crossing came from
@@ -832,7 +869,8 @@ class DoorwayAnalyzer:
             for i in range(r.reported, count):
                 found.append(Passage(
                     frame=r.frame, t=round(r.t, 3), direction=r.direction,
-                    track=-r.track * 10 - i, confidence=round(r.confidence * 0.8, 3)))
+                    track=-r.track * 10 - i, confidence=round(r.confidence * 0.8, 3),
+                    box=r.box))
         self._recounts = waiting
         return found
 

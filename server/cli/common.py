@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -30,7 +30,9 @@ __all__ = [
     "ConfigOption",
     "GridOption",
     "JsonOption",
+    "RecordChange",
     "actor_name",
+    "change_record",
     "cli_language",
     "parse_day",
     "parse_time",
@@ -129,6 +131,25 @@ def run_with_db(config: Path | None,
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
+
+
+class RecordChange(Protocol):
+    """An audited domain change of one record by id: ``lift_silence``, ``end_leave``, ..."""
+
+    def __call__(self, db: Database, record_id: int, /, *, actor: str) -> Awaitable[object]:
+        """Change record ``record_id`` on behalf of ``actor``."""
+        ...
+
+
+def change_record(config: Path | None, what: str, record_id: int, change: RecordChange,
+                  actor: str | None) -> None:
+    """Run ``change`` on one record as ``actor`` (see :func:`actor_name`), then say it is done."""
+
+    async def action(db: Database, _s: ServerSettings) -> None:
+        await change(db, record_id, actor=actor_name(actor))
+
+    run_with_db(config, action)
+    print_done(f"{what} {record_id}")
 
 
 async def resolve_grid(db: Database, value: str | None) -> int | None:

@@ -11,6 +11,7 @@ from server.cli.common import (
     ConfigOption,
     JsonOption,
     actor_name,
+    change_record,
     parse_time,
     print_done,
     print_models,
@@ -96,8 +97,4 @@ def leave_end(
     """End a leave now."""
     from server.domain.leaves import end_leave
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await end_leave(db, leave_id, actor=actor_name(actor))
-
-    run_with_db(config, action)
-    print_done(f"leave {leave_id}")
+    change_record(config, "leave", leave_id, end_leave, actor)

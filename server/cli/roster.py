@@ -12,6 +12,7 @@ from server.cli.common import (
     GridOption,
     JsonOption,
     actor_name,
+    change_record,
     parse_time,
     print_done,
     print_models,
@@ -81,11 +82,7 @@ def roster_remove(
     """Take a shift off the roster."""
     from server.domain.roster import remove_shift
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await remove_shift(db, shift, actor=actor_name(actor))
-
-    run_with_db(config, action)
-    print_done(f"shift {shift}")
+    change_record(config, "shift", shift, remove_shift, actor)
 
 
 @roster_app.command("who")

@@ -16,6 +16,7 @@ from server.cli.common import (
     ConfigOption,
     JsonOption,
     actor_name,
+    change_record,
     parse_time,
     print_done,
     print_models,
@@ -86,8 +87,4 @@ def silence_lift(
     """End a silence now."""
     from server.domain.silences import lift_silence
 
-    async def action(db: Database, _s: ServerSettings) -> None:
-        await lift_silence(db, silence, actor=actor_name(actor))
-
-    run_with_db(config, action)
-    print_done(f"silence {silence}")
+    change_record(config, "silence", silence, lift_silence, actor)

@@ -32,7 +32,7 @@ from server.domain.checkins import request_checkin
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.jobs.followup_reminder import next_reminder
-from server.jobs.periodic import run_periodically
+from server.jobs.periodic import claim_due_run, run_periodically
 from server.jobs.schedule import CommandPublisher
 
 __all__ = ["CheckinJob", "CheckinResult"]
@@ -79,20 +79,10 @@ class CheckinJob:
         job = f"checkin-{at}"
         zone = self._settings.notify.timezone
         async with self._db.transaction() as tx:
-            await tx.execute("INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?) "
-                             "ON CONFLICT (job) DO NOTHING",
-                             (job, to_ts(next_reminder(now - timedelta(seconds=1), at, zone))))
-            row = await tx.fetch_one("SELECT next_run_at FROM scheduled_jobs WHERE job = ?",
-                                     (job,))
-            assert row is not None
-            if from_ts(row["next_run_at"]) > now:
-                return 0
-            won = await tx.execute(
-                "UPDATE scheduled_jobs SET next_run_at = ?, last_run_at = ?, last_run_by = ? "
-                "WHERE job = ? AND next_run_at = ?",
-                (to_ts(next_reminder(now, at, zone)), to_ts(now), self._settings.instance, job,
-                 row["next_run_at"]))
-        if not won:
+            due = await claim_due_run(
+                tx, job, now, first=next_reminder(now - timedelta(seconds=1), at, zone),
+                following=next_reminder(now, at, zone), instance=self._settings.instance)
+        if due is None:
             return 0
         homes = await self._db.fetch_all(
             "SELECT DISTINCT h.id FROM households h JOIN devices d ON d.household_id = h.id "

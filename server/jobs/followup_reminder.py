@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 
 from ground.i18n import t
 from ground.logs import get_logger
-from ground.timeutil import from_ts, now_ts, to_ts
+from ground.timeutil import now_ts
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database, Transaction
 from server.domain.common import loads_list
-from server.jobs.periodic import run_periodically
+from server.jobs.periodic import claim_due_run, run_periodically
 
 __all__ = ["FollowUpReminder", "ReminderReport", "next_reminder"]
 
@@ -115,21 +115,10 @@ class FollowUpReminder:
             # The first ever run: the next reminder time. A server started for the first time
             # after the hour waits for tomorrow's rather than reminding at once.
             first = next_reminder(now - timedelta(seconds=1), at, zone)
-            await tx.execute(
-                "INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?) "
-                "ON CONFLICT (job) DO NOTHING", (_JOB, to_ts(first)))
-            row = await tx.fetch_one("SELECT next_run_at FROM scheduled_jobs WHERE job = ?",
-                                     (_JOB,))
-            assert row is not None
-            due = from_ts(row["next_run_at"])
-            if due > now:
-                return None
-            won = await tx.execute(
-                "UPDATE scheduled_jobs SET next_run_at = ?, last_run_at = ?, last_run_by = ? "
-                "WHERE job = ? AND next_run_at = ?",
-                (to_ts(next_reminder(now, at, zone)), to_ts(now), self._settings.instance,
-                 _JOB, row["next_run_at"]))
-            if not won:
+            due = await claim_due_run(tx, _JOB, now, first=first,
+                                      following=next_reminder(now, at, zone),
+                                      instance=self._settings.instance)
+            if due is None:
                 return None
             # The day whose reminder this is (a run late after a restart keeps its own day).
             report = ReminderReport(day=due.astimezone(ZoneInfo(zone)).date())

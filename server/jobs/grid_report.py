@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 
 from ground.i18n import normalize_language, t
 from ground.logs import get_logger
-from ground.timeutil import from_ts, now_ts, to_ts
+from ground.timeutil import now_ts
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Database
 from server.domain.common import loads_list
 from server.domain.reports import GridReport, ReportKind, build_grid_report
 from server.jobs.followup_reminder import next_reminder
-from server.jobs.periodic import run_periodically
+from server.jobs.periodic import claim_due_run, run_periodically
 from server.notify.report_pdf import render_report_pdf, summary_lines, title
 
 __all__ = ["GridReportJob", "ReportRun", "next_run", "store_report"]
@@ -104,21 +104,10 @@ class GridReportJob:
         zone = self._settings.notify.timezone
         now = self._clock.now()
         async with self._db.transaction() as tx:
-            first = next_run(now - timedelta(seconds=1), at, zone, weekday)
-            await tx.execute("INSERT INTO scheduled_jobs (job, next_run_at) VALUES (?, ?) "
-                             "ON CONFLICT (job) DO NOTHING", (job, to_ts(first)))
-            row = await tx.fetch_one("SELECT next_run_at FROM scheduled_jobs WHERE job = ?",
-                                     (job,))
-            assert row is not None
-            due = from_ts(row["next_run_at"])
-            if due > now:
-                return None
-            won = await tx.execute(
-                "UPDATE scheduled_jobs SET next_run_at = ?, last_run_at = ?, last_run_by = ? "
-                "WHERE job = ? AND next_run_at = ?",
-                (to_ts(next_run(now, at, zone, weekday)), to_ts(now), self._settings.instance,
-                 job, row["next_run_at"]))
-        return due.astimezone(ZoneInfo(zone)).date() if won else None
+            due = await claim_due_run(
+                tx, job, now, first=next_run(now - timedelta(seconds=1), at, zone, weekday),
+                following=next_run(now, at, zone, weekday), instance=self._settings.instance)
+        return None if due is None else due.astimezone(ZoneInfo(zone)).date()
 
     async def _send(self, kind: ReportKind, on: date) -> ReportRun:
         run = ReportRun(kind=kind, first_day=on - timedelta(days=kind.days))

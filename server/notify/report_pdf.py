@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from functools import cache
 
-from ground.i18n import t
+from ground.i18n import duration_text, label, t
 from server.domain.reports import GridReport
 
 __all__ = ["duration", "render_report_pdf", "summary_lines", "title"]
@@ -20,27 +20,8 @@ FONT = "STSong-Light"
 
 
 def duration(seconds: float | None, language: str) -> str:
-    """A short human duration through the catalogue (``2 小时 5 分``, ``3 min 4 s``)."""
-    if seconds is None:
-        return "—"
-    total = int(max(seconds, 0))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return t("web.duration.dh", language, d=days, h=hours)
-    if hours:
-        return t("web.duration.hm", language, h=hours, m=minutes)
-    if minutes:
-        return t("web.duration.ms", language, m=minutes, s=secs)
-    return t("web.duration.s", language, s=secs)
-
-
-def _label(prefix: str, value: str, language: str) -> str:
-    try:
-        return t(f"{prefix}.{value}", language)
-    except KeyError:  # a kind newer than the catalogue: the raw value beats no report
-        return value
+    """A short human duration through the catalogue (``2 小时 5 分``, ``3 min 4 s``), or —."""
+    return "—" if seconds is None else duration_text(seconds, language)
 
 
 def share_text(share: float | None, language: str) -> str:
@@ -52,14 +33,14 @@ def title(report: GridReport, language: str) -> str:
     """The report's title (also the notification's)."""
     period = (report.first_day.isoformat() if report.days == 1 else
               f"{report.first_day.isoformat()} – {report.last_day.isoformat()}")
-    return t("report.title", language, kind=_label("report.kind", report.kind.value, language),
+    return t("report.title", language, kind=label("report.kind", report.kind.value, language),
              grid=report.grid, period=period)
 
 
 def summary_lines(report: GridReport, language: str) -> list[str]:
     """The report's key figures, one line each (the notification body, the PDF's summary)."""
     kinds = "、" if language == "zh_CN" else ", "
-    by_kind = kinds.join(f"{_label('incident.kind', k, language)} {n}"
+    by_kind = kinds.join(f"{label('incident.kind', k, language)} {n}"
                          for k, n in sorted(report.incidents_by_kind.items()))
     return [
         t("report.line.incidents", language, n=len(report.incidents),
@@ -129,7 +110,7 @@ def render_report_pdf(report: GridReport, language: str, zone: str) -> bytes:
              t("report.col.kind", language), t("report.col.state", language),
              t("report.col.response", language)],
             [[i.opened_at.astimezone(tz).strftime("%m-%d %H:%M"), i.household,
-              _label("incident.kind", i.kind, language), _label("web.state", i.state, language),
+              label("incident.kind", i.kind, language), label("web.state", i.state, language),
               duration(i.response_s, language)] for i in report.incidents],
             [25, 50, 45, 25, 30]))
     else:
@@ -155,9 +136,9 @@ def render_report_pdf(report: GridReport, language: str, zone: str) -> bytes:
              t("report.col.parts", language)],
             [[c.household, duration(c.armed_s, language), share_text(c.share, language),
               duration(c.blind_s, language),
-              "、".join(_label("coverage.part", p, language) for p in c.parts)
+              "、".join(label("coverage.part", p, language) for p in c.parts)
               if language == "zh_CN" else
-              ", ".join(_label("coverage.part", p, language) for p in c.parts)]
+              ", ".join(label("coverage.part", p, language) for p in c.parts)]
              for c in report.coverage],
             [50, 30, 25, 30, 40]))
     else:

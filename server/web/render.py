@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from ground.i18n import LANGUAGES, normalize_language, t
+from ground.i18n import LANGUAGES, duration_text, label, normalize_language, t
 from ground.timeutil import from_ts, utcnow
 from server.web.deps import csrf_token
 from server.web.users import User
@@ -46,20 +46,8 @@ def local_time(ts: str | None, zone: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str
 
 
 def duration(seconds: float | None, language: str) -> str:
-    """A short human duration (``3 min``, ``2 h 5 min``, ``1 d 3 h``)."""
-    if seconds is None:
-        return ""
-    total = int(max(seconds, 0))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return t("web.duration.dh", language, d=days, h=hours)
-    if hours:
-        return t("web.duration.hm", language, h=hours, m=minutes)
-    if minutes:
-        return t("web.duration.ms", language, m=minutes, s=secs)
-    return t("web.duration.s", language, s=secs)
+    """A short human duration (``3 min``, ``2 h 5 min``, ``1 d 3 h``); nothing when unknown."""
+    return "" if seconds is None else duration_text(seconds, language)
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -94,17 +82,3 @@ def render(
         path=request.url.path,
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)
-
-
-def label(prefix: str, value: str | None, language: str) -> str:
-    """Catalogue text for an enum value (``incident.kind`` + ``breach``), else the raw value.
-
-    Kinds and states may grow on the server before the dashboard learns them;
-    showing the raw value beats failing the whole page.
-    """
-    if not value:
-        return ""
-    try:
-        return t(f"{prefix}.{value}", language)
-    except KeyError:
-        return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -81,6 +82,30 @@ async def _household_or_404(db: Db, user: User, household_id: int) -> dict[str, 
     return row
 
 
+_OWNER_SQL = {table: f"SELECT household_id FROM {table} WHERE id = ?"  # noqa: S608 - fixed names
+              for table in ("leaves", "visits")}
+
+
+async def _household_of(db: Db, user: User, table: str, record_id: int) -> int:
+    """The household a leave or visit belongs to; 404 unless the user may see it."""
+    row = await db.fetch_one(_OWNER_SQL[table], (record_id,))
+    if row is None:
+        raise HTTPException(404)
+    household_id = int(row["household_id"])
+    await _household_or_404(db, user, household_id)
+    return household_id
+
+
+async def _back_to_household(household_id: int, change: Awaitable[object],
+                             anchor: str = "") -> Response:
+    """Await a household page's form action; back to the page, with the refusal if refused."""
+    try:
+        await change
+    except actions.ActionError as exc:
+        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
+    return RedirectResponse(f"/households/{household_id}{anchor}", status_code=303)
+
+
 @router.get("/households/{household_id}")
 async def household_page(request: Request, db: Db, settings: Settings, user: Casework,
                          household_id: int) -> Response:
@@ -148,12 +173,9 @@ async def release_household(
 ) -> Response:
     """End the quarantine now: release record, devices disarmed, worker told (overseers)."""
     await _household_or_404(db, user, household_id)
-    try:
-        await actions.release_household(db, household_id, outcome, note, user.username,
-                                        ReleaseContext.of(settings))
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}#release", status_code=303)
+    change = actions.release_household(db, household_id, outcome, note, user.username,
+                                       ReleaseContext.of(settings))
+    return await _back_to_household(household_id, change, "#release")
 
 
 def _local(value: str, zone: str) -> datetime:
@@ -173,27 +195,16 @@ async def grant_leave(
     """Grant a permitted leave (hospital, testing) with a time window."""
     await _household_or_404(db, user, household_id)
     zone = settings.notify.timezone
-    try:
-        await actions.grant_leave(db, household_id, _local(starts_at, zone),
-                                  _local(ends_at, zone), reason.strip(), user.username)
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}", status_code=303)
+    change = actions.grant_leave(db, household_id, _local(starts_at, zone), _local(ends_at, zone),
+                                 reason.strip(), user.username)
+    return await _back_to_household(household_id, change)
 
 
 @router.post("/leaves/{leave_id}/end")
 async def end_leave(db: Db, user: Casework, leave_id: int) -> Response:
     """End a permitted leave now."""
-    row = await db.fetch_one("SELECT household_id FROM leaves WHERE id = ?", (leave_id,))
-    if row is None:
-        raise HTTPException(404)
-    household_id = int(row["household_id"])
-    await _household_or_404(db, user, household_id)
-    try:
-        await actions.end_leave(db, leave_id, user.username)
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}", status_code=303)
+    household_id = await _household_of(db, user, "leaves", leave_id)
+    return await _back_to_household(household_id, actions.end_leave(db, leave_id, user.username))
 
 
 @router.post("/households/{household_id}/visits")
@@ -212,29 +223,18 @@ async def register_visit(
         limit = int(stay_limit_min) if stay_limit_min.strip() else None
     except ValueError:
         return RedirectResponse(f"/households/{household_id}?error=invalid", status_code=303)
-    try:
-        await actions.register_visit(db, household_id, _local(starts_at, zone),
-                                     _local(ends_at, zone), visitor.strip(),
-                                     organisation.strip(), purpose.strip(), limit,
-                                     user.username)
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+    change = actions.register_visit(db, household_id, _local(starts_at, zone),
+                                    _local(ends_at, zone), visitor.strip(), organisation.strip(),
+                                    purpose.strip(), limit, user.username)
+    return await _back_to_household(household_id, change, "#visits")
 
 
 @router.post("/visits/{visit_id}/cancel")
 async def cancel_visit(db: Db, user: Casework, visit_id: int) -> Response:
     """Withdraw a visit nobody came in for yet."""
-    row = await db.fetch_one("SELECT household_id FROM visits WHERE id = ?", (visit_id,))
-    if row is None:
-        raise HTTPException(404)
-    household_id = int(row["household_id"])
-    await _household_or_404(db, user, household_id)
-    try:
-        await actions.cancel_visit(db, visit_id, user.username)
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}#visits", status_code=303)
+    household_id = await _household_of(db, user, "visits", visit_id)
+    change = actions.cancel_visit(db, visit_id, user.username)
+    return await _back_to_household(household_id, change, "#visits")
 
 
 @router.post("/households/{household_id}/followups")
@@ -263,13 +263,10 @@ async def record_followup(
         if text.strip():
             member_symptoms[member] = text.strip()
     today = datetime.now(ZoneInfo(settings.notify.timezone)).date()
-    try:
-        await actions.record_followup(db, household_id, today, temperatures, symptoms.strip(),
-                                      note.strip(), user.username, rule=FeverRule.of(settings),
-                                      member_symptoms=member_symptoms)
-    except actions.ActionError as exc:
-        return RedirectResponse(f"/households/{household_id}?error={exc.key}", status_code=303)
-    return RedirectResponse(f"/households/{household_id}", status_code=303)
+    change = actions.record_followup(db, household_id, today, temperatures, symptoms.strip(),
+                                     note.strip(), user.username, rule=FeverRule.of(settings),
+                                     member_symptoms=member_symptoms)
+    return await _back_to_household(household_id, change)
 
 
 @router.get("/followups")

@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 
 from agent.camera import CameraPipeline, evidence_jpeg
+from sensors.analyzer import DoorwayAnalyzer
 from sensors.frames import Frame, FrameSource
+from sensors.source_synthetic import SCENARIOS, SyntheticSource
 
 MAIN_JPEG = b"\xff\xd8main-stream-1280x720\xff\xd9"
 
@@ -99,3 +101,25 @@ def test_a_failing_main_stream_falls_back_to_the_analysis_frame() -> None:
     assert source.snapshots == 1
     assert key.jpeg is None
     assert _decoded_size(evidence_jpeg(key)) == (32, 24)
+
+
+def test_a_main_stream_passage_box_also_covers_where_the_person_is_when_it_is_decided() -> None:
+    """The box is normalized to the analysed (lores) picture, which shows the main
+    stream's field of view; but the main-stream picture is taken when the passage is
+    decided, after the crossing, so the box is widened to where the person is then."""
+    boxes: dict[bool, list[tuple[float, float, float, float] | None]] = {}
+    for main_stream in (False, True):
+        source = SyntheticSource(SCENARIOS["exit"], seed=1)
+        pipeline = _pipeline(source, main_stream=main_stream)
+        analyzer = DoorwayAnalyzer(source.scene, source.fps)
+        while (frame := source.read()) is not None:
+            pipeline._feed(analyzer, 100.0 + frame.t, frame)
+        boxes[main_stream] = [p.box for _, p in pipeline.timeline.passages]
+    (crossing,), (widened,) = boxes[False], boxes[True]
+    assert crossing is not None
+    assert widened is not None
+    assert widened[0] <= crossing[0]
+    assert widened[1] <= crossing[1]
+    assert widened[2] >= crossing[2]
+    assert widened[3] >= crossing[3]
+    assert widened[3] > crossing[3] + 0.02  # the person walked on, down the picture

@@ -1,6 +1,11 @@
 """The crossing's snapshot in the alert, end to end: Mosquitto -> server -> Apprise -> receiver.
 
-A device publishes (over TLS, as a device) an exit announcing a snapshot, with
+First a real agent process in simulation (synthetic camera, real analyzer,
+mock door) reports an exit early: its passage carries the person's box at the
+crossing and its snapshot is the frame of the crossing, so the attached picture
+is cropped around the synthetic person, tighter than the door line's crop.
+
+Then a device publishes (over TLS, as a device) an exit announcing a snapshot, with
 the person's box at the crossing, and the snapshot itself a moment later. The
 server waits for it, crops it to the crossing, re-encodes it within the size
 budget and attaches it through Apprise's ``json://`` (which takes
@@ -13,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,10 +39,12 @@ from broker.messages import (
     utc_now,
 )
 from broker.topics import Channel, device_topic
+from sensors.source_synthetic import Scenario, SyntheticSource
 from server.domain import devices, households, people
+from server.notify.evidence import crossing_region
 from server.service import serve
-from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import server_settings
+from tests.conftest import Mosquitto, Receiver, doorwatch_process
+from tests.e2e.helpers import seed_household, server_settings
 from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
@@ -127,3 +137,89 @@ async def test_the_alert_carries_the_cropped_snapshot_or_a_link(
     assert len(gotify) == 1
     assert "https://dw.example/incidents/1/evidence.jpg" in str(gotify[0]["message"])
     assert "现场照片" in str(gotify[0]["message"])
+
+
+def _agent_config(tmp_path: Path, broker: Mosquitto, device_id: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(f"""
+device_id = "{device_id}"
+data_dir = "{tmp_path / 'agent-data'}"
+heartbeat_interval_s = 5
+[mqtt]
+host = "localhost"
+port = {broker.tls_port}
+tls = true
+ca_file = "{broker.broker.ca_cert_file}"
+[door]
+quiet_s = 1.0
+bounce_s = 0.0
+""", encoding="utf-8")
+    return path
+
+
+def _dark(image: Image.Image) -> int:
+    """Pixels of the synthetic person's body (gray 50; nothing else in the corridor is
+    darker than about 77, the floor under the person's shadow)."""
+    return int((np.asarray(image.convert("L")) < 70).sum())
+
+
+@pytest.mark.slow
+async def test_a_simulated_agents_alert_is_cropped_around_the_person(
+    tmp_path: Path, mosquitto: Mosquitto, receiver: Receiver
+) -> None:
+    device = "door-crop"
+    password = mosquitto.add_device(device)
+    settings = server_settings(tmp_path, mosquitto, notify={
+        "retry_delays_s": [0.2, 0.5], "poll_interval_s": 0.05, "evidence_wait_s": 5.0})
+    agent = None
+    async with serve(settings) as server:
+        db = server.db
+        await seed_household(db, device, receiver.apprise_url, language="en")
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
+        agent = doorwatch_process(
+            "agent", "run", "--simulate", "-c", str(_agent_config(tmp_path, mosquitto, device)),
+            "--seed", "5", "--mean-interval", "2", "--exit-probability", "1",
+            log=tmp_path / "agent.log", env={"DOORWATCH_AGENT__MQTT__PASSWORD": password})
+        try:
+            async def alerted() -> bool:
+                return any(body.get("attachments") for body in receiver.received)
+
+            assert await poll_until_async(alerted, 90), (
+                receiver.received, (tmp_path / "agent.log").read_text()[-3000:])
+        finally:
+            agent.send_signal(signal.SIGKILL)
+            agent.wait(timeout=10)
+        row = await db.fetch_one(
+            "SELECT e.payload, s.jpeg FROM events e JOIN snapshots s ON s.event_id = e.event_id "
+            "WHERE e.kind = 'exit' ORDER BY e.id LIMIT 1", ())
+        assert row is not None
+    payload = json.loads(str(row["payload"]))
+    assert payload["report"] == "early"
+    (passage,) = payload["episode"]["passages"]
+    alert = next(body for body in receiver.received if body.get("attachments"))
+    attachments = alert["attachments"]
+    assert isinstance(attachments, list)
+    attached = attachments[0]
+    assert isinstance(attached, dict)
+    picture = base64.b64decode(attached["base64"])
+    with Image.open(io.BytesIO(bytes(row["jpeg"]))) as snapshot, \
+            Image.open(io.BytesIO(picture)) as crop:
+        width, height = snapshot.size
+        assert (width, height) == (320, 240)  # the synthetic camera's analysed frame
+        # Tighter than the door line's crop (what the server does when no box came).
+        scene = SyntheticSource(Scenario(), size=(64, 48)).scene
+        line = {"threshold": [list(p) for p in scene.threshold],
+                "inside_point": list(scene.inside_point)}
+        lx1, ly1, lx2, ly2 = crossing_region(None, line) or (0.0, 0.0, 1.0, 1.0)
+        assert crop.width * crop.height < 0.7 * (lx2 - lx1) * width * (ly2 - ly1) * height
+        # The agent put the person's box on the wire, and the crop is that box widened by
+        # half its size (server/notify/evidence.py).
+        box = passage.get("box")
+        assert box is not None, payload
+        x1, y1, x2, y2 = crossing_region(tuple(box), None) or (0.0, 0.0, 1.0, 1.0)
+        assert abs(crop.width - (x2 - x1) * width) <= 2
+        assert abs(crop.height - (y2 - y1) * height) <= 2
+        # The person is in the snapshot, and (nearly) all of them is in the crop.
+        person = _dark(snapshot)
+        assert person > 200
+        assert _dark(crop) >= 0.85 * person

@@ -101,6 +101,31 @@ def test_exit_is_never_reported_as_entry(seed: int) -> None:
     assert {p.direction for p in passages} == {"out"}
 
 
+def _passages_at(name: str, seed: int, size: tuple[int, int]) -> list[Passage]:
+    source = SyntheticSource(SCENARIOS[name], seed=seed, size=size)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    passages: list[Passage] = []
+    while (frame := source.read()) is not None:
+        passages += analyzer.feed(frame)
+    return passages + analyzer.finish()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ["exit", "entry"])
+def test_a_passage_carries_the_persons_box_at_the_crossing(name: str, seed: int) -> None:
+    """Normalized to the picture: the synthetic person crosses at x 0.5 with the
+    feet on the sill (y 0.55) and the head near y 0.2, at any resolution."""
+    (passage,) = _passages_at(name, seed, (320, 240))
+    assert passage.box is not None
+    x1, y1, x2, y2 = passage.box
+    assert x1 < 0.5 < x2
+    assert x2 - x1 < 0.2
+    assert y1 == pytest.approx(0.2, abs=0.04)
+    assert y2 == pytest.approx(SILL_Y, abs=0.05)
+    (larger,) = _passages_at(name, seed, (640, 480))
+    assert larger.box == pytest.approx(passage.box, abs=0.03)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_view_is_learned_from_how_people_walk(seed: int) -> None:
     """The synthetic camera faces the door: a walker's head stays near the

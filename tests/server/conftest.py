@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 
+from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
 from server.db.connect import open_database
 from tests.requirements import need
+from tests.server.helpers import EventFeeder, settings_for
 
 T = TypeVar("T")
 
@@ -104,3 +106,15 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 def clock() -> ManualClock:
     """A clock the test moves by hand, starting at a fixed moment."""
     return ManualClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def now() -> datetime:
+    """Event times close to the real clock (ingest stamps receipt with it)."""
+    return utcnow().replace(microsecond=0)
+
+
+@pytest.fixture
+def feeder(db: Database, database_url: str) -> EventFeeder:
+    """Events through a real Ingestor on the test database (incidents fold within 10 min)."""
+    return EventFeeder(db, settings_for(database_url, rules={"fold_window_s": 600}))

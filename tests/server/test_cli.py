@@ -90,6 +90,8 @@ def test_grid_worker_household_leave_followup_round_trip(cli: Cli) -> None:
         "--reason", "hospital")
     assert "hospital" in cli("leave", "list", "--household", "1")
     cli("leave", "update", "1", "--to", "2026-03-02 13:00")
+    assert "leave 1" in cli("leave", "end", "1")
+    assert "ended" in cli("leave", "list", "--household", "1")
     cli("followup", "add", "1", "--temp", "张三=36.6", "--temp", "李四=37.9",
         "--symptoms", "cough", "--day", "2026-03-02")
     out = cli("followup", "list", "--household", "1", "--json")

@@ -13,21 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from broker.messages import EpisodeInfo, EventKind, PassageInfo
-from ground.timeutil import utcnow
 from server.db.base import Database
-from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
-
-
-@pytest.fixture
-def now() -> datetime:
-    """Event times close to the real clock."""
-    return utcnow().replace(microsecond=0)
-
-
-@pytest.fixture
-def feeder(db: Database, database_url: str) -> EventFeeder:
-    """Events through a real Ingestor on the test database."""
-    return EventFeeder(db, settings_for(database_url, rules={"fold_window_s": 600}))
+from tests.server.helpers import EventFeeder, rows, scalar, seed
 
 
 def _episode(started: datetime, ended: datetime, *passages: tuple[float, str]) -> EpisodeInfo:

@@ -5,27 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from broker.messages import EventKind
-from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
 from server.domain import devices
 from server.domain.leaves import LeaveIn, LeaveState, get_leave, grant_leave
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
-
-
-@pytest.fixture
-def now() -> datetime:
-    """Event times close to the real clock (ingest stamps receipt with it)."""
-    return utcnow().replace(microsecond=0)
-
-
-@pytest.fixture
-def feeder(db: Database, database_url: str) -> EventFeeder:
-    """Events through a real Ingestor on the test database."""
-    return EventFeeder(db, settings_for(database_url, rules={"fold_window_s": 600}))
 
 
 async def incidents(db: Database) -> list[dict[str, object]]:

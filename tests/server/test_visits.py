@@ -15,25 +15,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from broker.messages import EventKind
-from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
 from server.domain.errors import InvalidChangeError
 from server.domain.visits import VisitIn, VisitState, cancel_visit, get_visit, register_visit
 from server.jobs.visit_watch import VisitWatch
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
-
-
-@pytest.fixture
-def now() -> datetime:
-    """Event times close to the real clock (ingest stamps receipt with it)."""
-    return utcnow().replace(microsecond=0)
-
-
-@pytest.fixture
-def feeder(db: Database, database_url: str) -> EventFeeder:
-    """Events through a real Ingestor on the test database."""
-    return EventFeeder(db, settings_for(database_url, rules={"fold_window_s": 600}))
 
 
 async def _visit(db: Database, household: int, now: datetime, **fields: object) -> int:

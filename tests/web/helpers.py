@@ -1,9 +1,14 @@
-"""Seeding and logging in for the dashboard tests."""
+"""Seeding and logging in for the dashboard tests; the live server the browser tests share."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import uuid4
 
 import httpx
@@ -12,8 +17,15 @@ from ground.timeutil import now_ts
 from server.admin import add_household, add_worker, register_device
 from server.db.base import Database
 from server.db.event_key import event_key
+from server.domain import people
 from server.domain.incident_opening import IncidentKind, open_or_fold
+from server.service import RunningServer, serve
 from server.web.users import create_user
+from tests.conftest import Mosquitto
+from tests.e2e.helpers import server_settings
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -97,3 +109,57 @@ async def login(client: httpx.AsyncClient, username: str, password: str = PASSWO
     session = await client.get("/api/session")
     assert session.status_code == 200
     return str(session.json()["csrf_token"])
+
+
+class Live(NamedTuple):
+    """The whole server started by ``serve``, what was seeded, the dashboard's URL, the database."""
+
+    server: RunningServer
+    contents: Seed
+    base: str
+    db: Database
+
+
+@contextlib.asynccontextmanager
+async def live_server(tmp_path: Path, broker: Mosquitto, **overrides: Any) -> AsyncIterator[Live]:
+    """The whole server on ``broker``, its dashboard on a free port, seeded and subscribed.
+
+    ``overrides`` are settings sections as for ``server_settings``; ``http`` is merged
+    into the dashboard's ``enabled`` on port 0.
+    """
+    http = {"enabled": True, "port": 0, **overrides.pop("http", {})}
+    async with serve(server_settings(tmp_path, broker, http=http, **overrides)) as server:
+        assert server.web is not None
+        contents = await seed(server.db)
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
+        yield Live(server, contents, server.web.url, server.db)
+
+
+async def browser_login(page: object, base: str, username: str) -> None:
+    """Log ``username`` in through the login form of a Playwright page."""
+    from playwright.async_api import Page
+
+    assert isinstance(page, Page)
+    await page.goto(f"{base}/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_load_state()
+
+
+async def logged_in_page(browser: object, base: str, username: str,
+                         **context_options: Any) -> Page:
+    """A page in a new browser context (``context_options``), ``username`` logged in."""
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = await browser.new_context(**context_options)
+    page = await context.new_page()
+    await browser_login(page, base, username)
+    return page
+
+
+async def notify_worker_at(db: Database, worker_id: int, apprise_url: str) -> None:
+    """Send the worker's notifications to ``apprise_url`` (a test receiver)."""
+    await people.update_worker(db, worker_id, people.WorkerUpdate(apprise_urls=[apprise_url]),
+                               actor="test")

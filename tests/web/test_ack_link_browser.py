@@ -15,9 +15,8 @@ from urllib.parse import urlparse
 import pytest
 
 from server.admin import add_household, add_worker, register_device
-from server.service import RunningServer
 from tests.conftest import Mosquitto, Receiver
-from tests.web.helpers import Seed
+from tests.web.helpers import Live
 from tests.web.test_browser import ARTIFACTS, _publish_breach, browser, live
 
 __all__ = ["browser", "live"]  # fixtures used below
@@ -26,14 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 async def test_worker_acknowledges_from_the_link_on_a_phone(
-    live: tuple[RunningServer, Seed], browser: object, mosquitto: Mosquitto, receiver: Receiver
+    live: Live, browser: object, mosquitto: Mosquitto, receiver: Receiver
 ) -> None:
     from playwright.async_api import Browser, expect
 
     assert isinstance(browser, Browser)
-    server, _contents = live
-    assert server.web is not None
-    db = server.db
+    server, _, _, db = live
     worker = await add_worker(db, "赵网格", apprise_urls=[receiver.apprise_url],
                               language="zh_CN")
     household = await add_household(db, "王五家", "长江路 3 号 1-101", worker_id=worker)

@@ -21,13 +21,12 @@ import pytest
 
 from agent.service import running_agent
 from agent.wiring import build_camera, synthetic_source
-from server.service import RunningServer, serve
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -35,32 +34,23 @@ DEVICE = "door-zhou"
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None}, schedule={"poll_interval_s": 0.2})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None},
+                           schedule={"poll_interval_s": 0.2}) as running:
+        yield running
 
 
 async def test_supervisor_administers_households_and_devices(
-    tmp_path: Path, live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    tmp_path: Path, live: Live, browser: object,  # noqa: F811
     mosquitto: Mosquitto,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    _, contents, base, db = live
     local = datetime.now(ZoneInfo("Asia/Shanghai"))
 
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 900})
     await page.goto(f"{base}/households")
     form = page.locator("#add-household-form")
     await form.locator("input[name=name]").fill("周家")
@@ -87,15 +77,13 @@ async def test_supervisor_administers_households_and_devices(
     await expect(page.locator(".facts")).to_contain_text("胜利路 7 号 2-303")
 
     # The installer registers the device; the supervisor assigns it to the household.
-    fitter = await browser.new_context()
-    page2 = await fitter.new_page()
-    await _login(page2, base, "fitter")
+    page2 = await logged_in_page(browser, base, "fitter")
     await page2.goto(f"{base}/devices")
     await expect(page2.locator("#register-device-form select")).to_have_count(0)  # no households
     await page2.fill("#register-device-form input[name=device_id]", DEVICE)
     await page2.click("#register-device-form button")
     await page2.wait_for_url(f"**/devices/{DEVICE}")
-    await fitter.close()
+    await page2.context.close()
     await page.reload()
     await page.locator("#edit-household summary").click()
     await page.select_option("#assign-device-form select", DEVICE)
@@ -158,9 +146,7 @@ async def test_supervisor_administers_households_and_devices(
                            "WHERE action = 'device.config_update'") == 1
 
     # A grid worker may do none of it.
-    worker = await browser.new_context()
-    page3 = await worker.new_page()
-    await _login(page3, base, "east")
+    page3 = await logged_in_page(browser, base, "east")
     await page3.goto(f"{base}/households/{household}")
     await expect(page3.locator("#edit-household")).to_have_count(0)
     csrf = await page3.evaluate("document.querySelector('input[name=csrf_token]').value")
@@ -173,5 +159,5 @@ async def test_supervisor_administers_households_and_devices(
         response = await page3.request.post(base + path, form={**form_data, "csrf_token": csrf})
         assert response.status == 403, path
     assert contents.workers
-    await context.close()
-    await worker.close()
+    await page.context.close()
+    await page3.context.close()

@@ -28,26 +28,21 @@ from server.admin import register_device
 from server.config import ServerSettings
 from server.db.base import Database
 from server.db.event_key import event_key
-from server.service import RunningServer, serve
 from server.web.app import create_app
 from tests.conftest import Mosquitto, doorwatch_process
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, login, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page, login
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 DEVICE = "door-aim"
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server (consumer, rules, dashboard on a free port) on Mosquitto."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto) as running:
+        yield running
 
 
 def _device_config(tmp_path: Path, mosquitto: Mosquitto) -> Path:
@@ -89,14 +84,12 @@ def _override(tmp_path: Path) -> dict[str, object]:
 @pytest.mark.broker
 @pytest.mark.slow
 async def test_installer_redraws_the_door_line_and_the_device_takes_it(
-    tmp_path: Path, live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    tmp_path: Path, live: Live, browser: object,  # noqa: F811
     mosquitto: Mosquitto,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
+    server, contents, base, _ = live
     await register_device(server.db, DEVICE, household_id=contents.households["east"])
     password = mosquitto.add_device(DEVICE)
     config = _device_config(tmp_path, mosquitto)
@@ -117,10 +110,9 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
     agent = doorwatch_process("agent", "run", "--simulate", "-c", str(config),
                               "--mean-interval", "3600", log=tmp_path / "agent.log", env=env)
     try:
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        page = await context.new_page()
-        await _login(page, server.web.url, "fitter")  # an installer
-        await page.goto(f"{server.web.url}/devices")
+        page = await logged_in_page(browser, base, "fitter",
+                                    viewport={"width": 1280, "height": 900})  # an installer
+        await page.goto(f"{base}/devices")
         await page.click(f"a[href='/devices/{DEVICE}']")
         picture = page.locator("#aim-picture")
         await expect(picture).to_be_visible()
@@ -169,14 +161,12 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
         assert [row["actor"] for row in audit] == ["fitter"]
 
         # A grid worker may not see or change a device's aim.
-        worker = await browser.new_context()
-        worker_page = await worker.new_page()
-        await _login(worker_page, server.web.url, "east")
-        response = await worker_page.goto(f"{server.web.url}/devices/{DEVICE}")
+        worker_page = await logged_in_page(browser, base, "east")
+        response = await worker_page.goto(f"{base}/devices/{DEVICE}")
         assert response is not None
         assert response.status == 403
-        await worker.close()
-        await context.close()
+        await worker_page.context.close()
+        await page.context.close()
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=20)

@@ -21,12 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from broker.messages import Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
 from server.admin import add_household, register_device
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings
 from tests.paths import REPO_ROOT
 from tests.requirements import need
-from tests.web.helpers import PASSWORD, Seed, seed
+from tests.web.helpers import Live, live_server, logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -37,14 +35,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server (consumer, rules, notifier, dashboard on a free port) on Mosquitto."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto) as running:
+        yield running
 
 
 def _publish_breach(broker: Mosquitto, device_id: str, password: str, seq: int) -> None:
@@ -77,27 +71,12 @@ async def browser() -> AsyncIterator[object]:
         await instance.close()
 
 
-async def _login(page: object, base: str, username: str) -> None:
-    from playwright.async_api import Page
-
-    assert isinstance(page, Page)
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state()
-
-
 async def test_supervisor_sees_a_breach_live_and_handles_it(
-    live: tuple[RunningServer, Seed], browser: object, mosquitto: Mosquitto
+    live: Live, browser: object, mosquitto: Mosquitto
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base = server.web.url
-    db = server.db
+    _, contents, base, db = live
     household = await add_household(db, "李四家", "和平街 12 号 2-301",
                                      worker_id=contents.workers["east"])
     async with db.transaction() as tx:
@@ -106,10 +85,8 @@ async def test_supervisor_sees_a_breach_live_and_handles_it(
     await register_device(db, "door-north", household_id=household)
     password = mosquitto.add_device("door-north")
 
-    context = await browser.new_context(viewport={"width": 1280, "height": 800},
-                                        accept_downloads=True)
-    page = await context.new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 800},
+                                accept_downloads=True)
     assert page.url.endswith("/incidents")
     await expect(page.locator("#incidents tbody tr")).to_have_count(2)
 
@@ -154,22 +131,17 @@ async def test_supervisor_sees_a_breach_live_and_handles_it(
         await page.goto(f"{base}/{name}")
         await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     await expect(page.locator("#audit")).to_contain_text("incident:" + str(incident_id))
-    await context.close()
+    await page.context.close()
 
 
 async def test_worker_on_a_phone_sees_only_their_grid(
-    live: tuple[RunningServer, Seed], browser: object
+    live: Live, browser: object
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base = server.web.url
-    context = await browser.new_context(viewport={"width": 390, "height": 844},
-                                        is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    await _login(page, base, "west")
+    _, contents, base, _ = live
+    page = await logged_in_page(browser, base, "west", viewport={"width": 390, "height": 844},
+                                is_mobile=True, has_touch=True)
     rows = page.locator("#incidents tbody tr")
     await expect(rows).to_have_count(1)
     await expect(rows).to_contain_text("west family")
@@ -188,4 +160,4 @@ async def test_worker_on_a_phone_sees_only_their_grid(
     await page.goto(f"{base}/incidents")
     await page.click("[data-testid=lang-en]")
     await expect(page.locator("h1")).to_have_text("Incidents")
-    await context.close()
+    await page.context.close()

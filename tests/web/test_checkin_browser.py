@@ -19,44 +19,35 @@ from agent.service import running_agent
 from agent.wiring import build_camera, synthetic_source
 from sensors.source_synthetic import DoorOpen, Walk
 from server.admin import register_device
-from server.domain import households, people
-from server.service import RunningServer, serve
+from server.domain import households
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto; check-ins with a short window, looked at often."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None}, reports={"daily_at": None},
-                               checkins={"window_s": 12, "answer_grace_s": 3,
-                                         "poll_interval_s": 0.2})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None},
+                           reports={"daily_at": None},
+                           checkins={"window_s": 12, "answer_grace_s": 3,
+                                     "poll_interval_s": 0.2}) as running:
+        yield running
 
 
 async def test_worker_asks_for_a_check_in_present_then_missed(
-    tmp_path: Path, live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    tmp_path: Path, live: Live, browser: object,  # noqa: F811
     mosquitto: Mosquitto, receiver: Receiver,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
-    await people.update_worker(db, contents.workers["east"], people.WorkerUpdate(
-        apprise_urls=[receiver.apprise_url]), actor="test")
+    _, contents, base, db = live
+    await notify_worker_at(db, contents.workers["east"], receiver.apprise_url)
     home = await households.add_household(db, households.HouseholdIn(
         name="签到家", address="east road 9", grid_id=contents.grids["east"],
         worker_id=contents.workers["east"], armed=True), actor="test")
@@ -70,10 +61,8 @@ async def test_worker_asks_for_a_check_in_present_then_missed(
 
     async with running_agent(agent):
         await asyncio.sleep(2.0)  # the synthetic camera's background model settles
-        context = await browser.new_context(viewport={"width": 390, "height": 844},
-                                            is_mobile=True)
-        page = await context.new_page()
-        await _login(page, base, "east")
+        page = await logged_in_page(browser, base, "east", viewport={"width": 390, "height": 844},
+                                    is_mobile=True)
         await page.goto(f"{base}/households/{home}")
         await page.click("[data-testid=checkin-request]")
         await page.wait_for_url(f"**/households/{home}#checkins")

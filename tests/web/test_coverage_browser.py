@@ -18,28 +18,22 @@ import pytest
 
 from broker.messages import Event, EventKind, Heartbeat, TamperKind, encode, utc_now
 from broker.topics import Channel, device_topic
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.e2e.test_storm import connect
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto, its device watch ticking quickly."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None},
-                               devices={"poll_interval_s": 0.2})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None},
+                           devices={"poll_interval_s": 0.2}) as running:
+        yield running
 
 
 def _publish(client: mqtt.Client, device: str, channel: Channel, payload: bytes) -> None:
@@ -47,14 +41,11 @@ def _publish(client: mqtt.Client, device: str, channel: Channel, payload: bytes)
 
 
 async def test_grid_view_and_household_page_show_blind_spells(
-    live: tuple[RunningServer, Seed], browser: object, mosquitto: Mosquitto,  # noqa: F811
+    live: Live, browser: object, mosquitto: Mosquitto,  # noqa: F811
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    _, contents, base, db = live
     east = contents.households["east"]
     password = mosquitto.add_device("door-east")
     client = await asyncio.to_thread(connect, mosquitto, "door-east", password)
@@ -84,9 +75,7 @@ async def test_grid_view_and_household_page_show_blind_spells(
         client.loop_stop()
         client.disconnect()
 
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 900})
     await page.click("[data-testid=nav-coverage]")
     await page.wait_for_url("**/coverage")
     grid = page.locator("[data-testid=coverage-grid][data-grid=east-grid]")
@@ -113,9 +102,8 @@ async def test_grid_view_and_household_page_show_blind_spells(
     await expect(page.locator("#coverage")).to_contain_text("verified")
 
     # A grid worker of the other grid does not see this household.
-    worker = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    page2 = await worker.new_page()
-    await _login(page2, base, "west")
+    page2 = await logged_in_page(browser, base, "west", viewport={"width": 390, "height": 844},
+                                 is_mobile=True)
     await page2.goto(f"{base}/coverage")
     await expect(page2.locator("[data-testid=coverage-grid]")).to_have_count(1)
     await expect(page2.locator(f"tr[data-household='{east}']")).to_have_count(0)

@@ -22,52 +22,40 @@ import pytest
 from ground.timeutil import now_ts
 from server.admin import add_household
 from server.domain import people
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, server_settings
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.e2e.helpers import count
+from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto, its reminder job started by the test only."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None}) as running:
+        yield running
 
 
 async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_health_station(
-    live: tuple[RunningServer, Seed], browser: object, receiver: Receiver,  # noqa: F811
+    live: Live, browser: object, receiver: Receiver,  # noqa: F811
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    server, contents, base, db = live
     health = await people.add_worker(db, people.WorkerIn(
         name="Dr Liu (health station)", language="en", apprise_urls=[receiver.apprise_url]),
         actor="test")
     server.settings.followups = server.settings.followups.model_copy(
         update={"health_worker_id": health})
-    await people.update_worker(db, contents.workers["east"], people.WorkerUpdate(
-        apprise_urls=[receiver.apprise_url]), actor="test")
+    await notify_worker_at(db, contents.workers["east"], receiver.apprise_url)
     wang = await add_household(db, "王家", "和平街 3 号 1-201", worker_id=contents.workers["east"])
     async with db.transaction() as tx:
         await tx.execute("UPDATE households SET grid_id = ?, members = ? WHERE id = ?",
                          (contents.grids["east"], '["王大", "王二"]', wang))
 
-    context = await browser.new_context(viewport={"width": 390, "height": 844},
-                                        is_mobile=True, has_touch=True, accept_downloads=True)
-    page = await context.new_page()
-    await _login(page, base, "east")
+    page = await logged_in_page(browser, base, "east", viewport={"width": 390, "height": 844},
+                                is_mobile=True, has_touch=True, accept_downloads=True)
     await page.click("a[href='/followups']")
     missing = page.locator("#not-visited li")
     await expect(missing).to_have_count(2)  # 王家 and east family; west is another grid
@@ -138,9 +126,7 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
                            "AND actor = 'east'") == 1
 
     # Scope and roles: another grid's worker may not record here; an installer sees nothing.
-    other = await browser.new_context()
-    page2 = await other.new_page()
-    await _login(page2, base, "west")
+    page2 = await logged_in_page(browser, base, "west")
     response = await page2.goto(f"{base}/households/{wang}")
     assert response is not None
     assert response.status == 404
@@ -150,12 +136,10 @@ async def test_worker_records_per_member_follow_ups_and_a_fever_reaches_the_heal
     posted = await page2.request.post(f"{base}/households/{wang}/followups", form={
         "csrf_token": csrf, "member": "王大", "temp": "39", "symptom": ""})
     assert posted.status == 404
-    fitter = await browser.new_context()
-    page3 = await fitter.new_page()
-    await _login(page3, base, "fitter")
+    page3 = await logged_in_page(browser, base, "fitter")
     response = await page3.goto(f"{base}/followups")
     assert response is not None
     assert response.status == 403
     assert await count(db, "SELECT COUNT(*) FROM followups") == 1
-    for ctx in (context, other, fitter):
+    for ctx in (page.context, page2.context, page3.context):
         await ctx.close()

@@ -17,43 +17,32 @@ import pytest
 
 from agent.service import running_agent
 from server.admin import register_device
-from server.domain import people
-from server.service import RunningServer, serve
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto, its schedule loop publishing commands quickly."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None}, schedule={"poll_interval_s": 0.2},
-                               retention={"days": 30})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None},
+                           schedule={"poll_interval_s": 0.2}, retention={"days": 30}) as running:
+        yield running
 
 
 async def test_supervisor_releases_a_household_and_its_device_disarms(
-    tmp_path: Path, live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    tmp_path: Path, live: Live, browser: object,  # noqa: F811
     receiver: Receiver, mosquitto: Mosquitto,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
-    await people.update_worker(db, contents.workers["east"], people.WorkerUpdate(
-        apprise_urls=[receiver.apprise_url]), actor="test")
+    _, contents, base, db = live
+    await notify_worker_at(db, contents.workers["east"], receiver.apprise_url)
     east = contents.households["east"]
     # A second door of the household (the seed's door-east has a made-up event as seq 1).
     await register_device(db, "door-gate", household_id=east)
@@ -72,9 +61,7 @@ async def test_supervisor_releases_a_household_and_its_device_disarms(
     async with running_agent(agent):
         assert await poll_until_async(lambda: armed(True), 30)
 
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        page = await context.new_page()
-        await _login(page, base, "super")
+        page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 900})
         await page.goto(f"{base}/households/{east}")
         await expect(page.locator("#releases")).to_contain_text("尚未解除隔离")
         await page.select_option("[data-testid=release-outcome]", "tested_negative")
@@ -106,9 +93,8 @@ async def test_supervisor_releases_a_household_and_its_device_disarms(
                            "AND actor = 'super'") == 1
 
     # The worker sees the record, not the form, and may not post it.
-    worker = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    page2 = await worker.new_page()
-    await _login(page2, base, "east")
+    page2 = await logged_in_page(browser, base, "east", viewport={"width": 390, "height": 844},
+                                 is_mobile=True)
     await page2.goto(f"{base}/households/{east}")
     await expect(page2.locator("#releases tbody tr").first).to_contain_text("super")
     await page2.click("[data-testid=lang-en]")
@@ -119,5 +105,5 @@ async def test_supervisor_releases_a_household_and_its_device_disarms(
         "csrf_token": csrf, "outcome": "other", "note": "x"})
     assert refused.status == 403
     assert await count(db, "SELECT COUNT(*) FROM releases") == 1
-    await context.close()
-    await worker.close()
+    await page.context.close()
+    await page2.context.close()

@@ -3,7 +3,6 @@ report of a grid, switches language, and downloads the PDF, whose text has the s
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,46 +13,35 @@ import pytest
 from pypdf import PdfReader
 
 from server.domain.followups import FeverRule, FollowUpIn, record_followup
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import server_settings
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto (reports' own job off: the page makes them on demand)."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None}, reports={"daily_at": None})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None},
+                           reports={"daily_at": None}) as running:
+        yield running
 
 
 async def test_printable_report_and_its_pdf(
-    live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    live: Live, browser: object,  # noqa: F811
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    server, contents, base, db = live
     zone = server.settings.notify.timezone
     today = datetime.now(ZoneInfo(zone)).date()
     await record_followup(db, FollowUpIn(household_id=contents.households["east"], day=today,
                                          temperatures={"household": 38.4}),
                           actor="east", rule=FeverRule(threshold_c=37.3))
 
-    context = await browser.new_context(viewport={"width": 1280, "height": 900},
-                                        accept_downloads=True)
-    page = await context.new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 900},
+                                accept_downloads=True)
     await page.click("[data-testid=nav-reports]")
     await page.wait_for_url("**/reports")
     east = contents.grids["east"]
@@ -83,8 +71,6 @@ async def test_printable_report_and_its_pdf(
     await expect(summary).to_contain_text("Fevers: 1 readings")
 
     # A grid worker may not read a grid report.
-    worker = await browser.new_context()
-    page2 = await worker.new_page()
-    await _login(page2, base, "east")
+    page2 = await logged_in_page(browser, base, "east")
     refused = await page2.request.get(f"{base}/reports/grid/{east}")
     assert refused.status == 403

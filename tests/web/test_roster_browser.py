@@ -20,12 +20,16 @@ import pytest
 
 from server.admin import add_household, register_device
 from server.domain import people
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import server_settings
 from tests.waiting import poll_until
-from tests.web.helpers import Seed, csrf_from, seed
-from tests.web.test_browser import ARTIFACTS, _login, _publish_breach, browser
+from tests.web.helpers import (
+    Live,
+    csrf_from,
+    live_server,
+    logged_in_page,
+    notify_worker_at,
+)
+from tests.web.test_browser import ARTIFACTS, _publish_breach, browser
 
 __all__ = ["browser"]  # fixture used below
 
@@ -33,17 +37,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def fast_ladder(tmp_path: Path, mosquitto: Mosquitto
-                      ) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def fast_ladder(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto, escalating in seconds instead of minutes."""
-    settings = server_settings(
-        tmp_path, mosquitto, http={"enabled": True, "port": 0},
-        escalation={"backup_after_s": 1.0, "escalate_after_s": 2.5, "remind_every_s": 60,
-                    "poll_interval_s": 0.2})
-    async with serve(settings) as server:
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(
+            tmp_path, mosquitto,
+            escalation={"backup_after_s": 1.0, "escalate_after_s": 2.5, "remind_every_s": 60,
+                        "poll_interval_s": 0.2}) as running:
+        yield running
 
 
 def _titles(receiver: Receiver, path: str) -> list[str]:
@@ -51,15 +51,12 @@ def _titles(receiver: Receiver, path: str) -> list[str]:
 
 
 async def test_roster_set_in_the_dashboard_drives_the_escalation(
-    fast_ladder: tuple[RunningServer, Seed], browser: object, mosquitto: Mosquitto,
+    fast_ladder: Live, browser: object, mosquitto: Mosquitto,
     receiver: Receiver,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = fast_ladder
-    assert server.web is not None
-    db, base = server.db, server.web.url
+    _, contents, base, db = fast_ladder
     url = f"json://127.0.0.1:{receiver.port}"
     east = contents.grids["east"]
     duty = await people.add_worker(db, people.WorkerIn(
@@ -71,11 +68,9 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
         apprise_urls=[f"{url}/chief"]), actor="test")
     await people.update_grid(db, east, people.GridUpdate(supervisor_id=chief), actor="test")
     # The household's own worker is told at /own: they are not on the roster.
-    await people.update_worker(db, contents.workers["east"],
-                               people.WorkerUpdate(apprise_urls=[f"{url}/own"]), actor="test")
+    await notify_worker_at(db, contents.workers["east"], f"{url}/own")
 
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 800})
     await page.click("[data-testid=nav-roster]")
     await expect(page.locator("h1")).to_have_text("值班表")
     form = page.locator("[data-testid=roster-add]")

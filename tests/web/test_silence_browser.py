@@ -13,13 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.domain import people
 from server.domain.incident_opening import IncidentOutcome
 from server.domain.incidents import resolve_incident
-from server.service import RunningServer
 from tests.conftest import Mosquitto, Receiver
-from tests.web.helpers import Seed
-from tests.web.test_browser import ARTIFACTS, _login, _publish_breach, browser, live
+from tests.web.helpers import Live, logged_in_page, notify_worker_at
+from tests.web.test_browser import ARTIFACTS, _publish_breach, browser, live
 
 __all__ = ["browser", "live"]  # fixtures used below
 
@@ -27,21 +25,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 async def test_supervisor_silences_a_household_and_lifts_it(
-    live: tuple[RunningServer, Seed], browser: object, mosquitto: Mosquitto, receiver: Receiver
+    live: Live, browser: object, mosquitto: Mosquitto, receiver: Receiver
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    server, contents, base, db = live
     household = contents.households["east"]
-    await people.update_worker(db, contents.workers["east"], people.WorkerUpdate(
-        apprise_urls=[receiver.apprise_url]), actor="test")
+    await notify_worker_at(db, contents.workers["east"], receiver.apprise_url)
 
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 900},
-                                            locale="zh-CN")).new_page()
-    await _login(page, base, "super")
+    page = await logged_in_page(browser, base, "super",
+                                viewport={"width": 1280, "height": 900}, locale="zh-CN")
     await page.goto(f"{base}/households/{household}")
     await expect(page.locator("[data-testid=silence]")).to_have_count(0)
     await expect(page.locator("#silences")).to_contain_text("从未静默")
@@ -59,8 +52,7 @@ async def test_supervisor_silences_a_household_and_lifts_it(
     await page.screenshot(path=str(ARTIFACTS / "household-silenced.png"), full_page=True)
 
     # A grid worker sees the silence but cannot lift it or set one.
-    worker_page = await (await browser.new_context()).new_page()
-    await _login(worker_page, base, "east")
+    worker_page = await logged_in_page(browser, base, "east")
     await worker_page.goto(f"{base}/households/{household}")
     await expect(worker_page.locator("[data-testid=silence]")).to_have_count(1)
     await expect(worker_page.locator("[data-testid=silence-lift]")).to_have_count(0)

@@ -11,7 +11,6 @@ describes the endpoints and the bearer scheme. Only an admin manages tokens.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -23,38 +22,30 @@ import pytest
 from server.domain.followups import FeverRule, FollowUpIn, record_followup
 from server.domain.households import end_quarantine_early
 from server.domain.releases import ReleaseOutcome
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto
-from tests.e2e.helpers import count, server_settings
-from tests.web.helpers import PASSWORD, Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.e2e.helpers import count
+from tests.web.helpers import PASSWORD, Live, live_server, logged_in_page
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto, a token budget of 6 requests a minute."""
     # Plain HTTP on loopback: the session cookie must not be Secure-only for httpx.
-    settings = server_settings(tmp_path, mosquitto,
-                               http={"enabled": True, "port": 0, "cookie_secure": False},
-                               followups={"remind_at": None}, share={"requests_per_minute": 6})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, http={"cookie_secure": False},
+                           followups={"remind_at": None},
+                           share={"requests_per_minute": 6}) as running:
+        yield running
 
 
 async def test_admin_token_reads_a_grids_day_and_is_revoked(
-    live: tuple[RunningServer, Seed], browser: object,  # noqa: F811
+    live: Live, browser: object,  # noqa: F811
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
+    _, contents, base, db = live
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     for grid in ("east", "west"):
         await record_followup(db, FollowUpIn(
@@ -64,9 +55,7 @@ async def test_admin_token_reads_a_grids_day_and_is_revoked(
     await end_quarantine_early(db, contents.households["west"], actor="super",
                                reason="tested negative", outcome=ReleaseOutcome.TESTED_NEGATIVE)
 
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    await _login(page, base, "admin")
+    page = await logged_in_page(browser, base, "admin", viewport={"width": 1280, "height": 900})
     await page.click("a[href='/tokens']")
     form = page.locator("#token-form")
     await form.locator("input[name=name]").fill("District CDC")
@@ -127,11 +116,9 @@ async def test_admin_token_reads_a_grids_day_and_is_revoked(
                            "('api_token.create', 'api_token.revoke') AND actor = 'admin'") == 2
 
     # Only an admin manages tokens.
-    other = await browser.new_context()
-    page2 = await other.new_page()
-    await _login(page2, base, "super")
+    page2 = await logged_in_page(browser, base, "super")
     response = await page2.goto(f"{base}/tokens")
     assert response is not None
     assert response.status == 403
-    await context.close()
-    await other.close()
+    await page.context.close()
+    await page2.context.close()

@@ -25,28 +25,21 @@ from broker.messages import Event, EventKind, encode, utc_now
 from broker.topics import Channel, device_topic
 from server.admin import add_household, register_device
 from server.clock import ManualClock
-from server.domain import people
 from server.jobs.visit_watch import VisitWatch
-from server.service import RunningServer, serve
 from tests.conftest import Mosquitto, Receiver
-from tests.e2e.helpers import count, server_settings
+from tests.e2e.helpers import count
 from tests.waiting import poll_until_async
-from tests.web.helpers import Seed, seed
-from tests.web.test_browser import ARTIFACTS, _login, browser  # noqa: F401 - fixture
+from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
+from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.fixture
-async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[tuple[RunningServer, Seed]]:
+async def live(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Live]:
     """The whole server on Mosquitto."""
-    settings = server_settings(tmp_path, mosquitto, http={"enabled": True, "port": 0},
-                               followups={"remind_at": None})
-    async with serve(settings) as server:
-        assert server.web is not None
-        contents = await seed(server.db)
-        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
-        yield server, contents
+    async with live_server(tmp_path, mosquitto, followups={"remind_at": None}) as running:
+        yield running
 
 
 def _publish(broker: Mosquitto, device_id: str, password: str,
@@ -66,25 +59,19 @@ def _publish(broker: Mosquitto, device_id: str, password: str,
 
 
 async def test_registered_visit_is_planned_and_an_unregistered_one_is_explained(
-    live: tuple[RunningServer, Seed], browser: object, receiver: Receiver,  # noqa: F811
+    live: Live, browser: object, receiver: Receiver,  # noqa: F811
     mosquitto: Mosquitto,
 ) -> None:
-    from playwright.async_api import Browser, expect
+    from playwright.async_api import expect
 
-    assert isinstance(browser, Browser)
-    server, contents = live
-    assert server.web is not None
-    base, db = server.web.url, server.db
-    await people.update_worker(db, contents.workers["east"], people.WorkerUpdate(
-        apprise_urls=[receiver.apprise_url]), actor="test")
+    server, contents, base, db = live
+    await notify_worker_at(db, contents.workers["east"], receiver.apprise_url)
     east = contents.households["east"]
     password = mosquitto.add_device("door-east")
     incidents_before = await count(db, "SELECT COUNT(*) FROM incidents")
 
-    context = await browser.new_context(viewport={"width": 390, "height": 844},
-                                        is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    await _login(page, base, "east")
+    page = await logged_in_page(browser, base, "east", viewport={"width": 390, "height": 844},
+                                is_mobile=True, has_touch=True)
     await page.goto(f"{base}/households/{east}")
     local = datetime.now(ZoneInfo("Asia/Shanghai"))
     form = page.locator("#visit-form")
@@ -156,9 +143,7 @@ async def test_registered_visit_is_planned_and_an_unregistered_one_is_explained(
     await page.screenshot(path=str(ARTIFACTS / "breach-after-visitor-phone.png"), full_page=True)
 
     # Another grid's worker cannot register a visit here; an installer sees no household.
-    other = await browser.new_context()
-    page2 = await other.new_page()
-    await _login(page2, base, "west")
+    page2 = await logged_in_page(browser, base, "west")
     csrf = await page2.evaluate("document.querySelector('input[name=csrf_token]').value")
     refused = await page2.request.post(f"{base}/households/{east}/visits", form={
         "csrf_token": csrf, "starts_at": "2030-01-01T08:00", "ends_at": "2030-01-01T09:00",
@@ -167,6 +152,6 @@ async def test_registered_visit_is_planned_and_an_unregistered_one_is_explained(
     assert await count(db, "SELECT COUNT(*) FROM visits") == 1
     assert await count(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'visit.register' "
                            "AND actor = 'east'") == 1
-    for ctx in (context, other):
+    for ctx in (page.context, page2.context):
         await ctx.close()
 
