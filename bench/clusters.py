@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,14 +79,14 @@ def _wait(check: object, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
 
 
-class _Cluster:
+class _Cluster(ABC):
     """What both clusters do alike: restart a killed node, stop every node."""
 
     nodes: list[Node]
 
+    @abstractmethod
     def start_node(self, node: Node) -> None:
         """Start one node (its data kept) and wait until it serves."""
-        raise NotImplementedError
 
     def restart_node(self, node: Node) -> float:
         """Start a killed node again; seconds until it serves."""

@@ -47,3 +47,23 @@ async def count(db: Database, sql: str, params: tuple[object, ...] = ()) -> int:
     """First column of the first row, as an int."""
     row = await db.fetch_one(sql, params)
     return int(next(iter(row.values()))) if row else 0
+
+
+def tls_agent_config(tmp_path: Path, broker: Mosquitto, device_id: str) -> Path:
+    """Write an agent.toml for ``device_id`` reaching ``broker`` over TLS, with a short door
+    quiet time so episodes end within a test's patience."""
+    path = tmp_path / "agent.toml"
+    path.write_text(f"""
+device_id = "{device_id}"
+data_dir = "{tmp_path / 'agent-data'}"
+heartbeat_interval_s = 5
+[mqtt]
+host = "localhost"
+port = {broker.tls_port}
+tls = true
+ca_file = "{broker.broker.ca_cert_file}"
+[door]
+quiet_s = 1.0
+bounce_s = 0.0
+""", encoding="utf-8")
+    return path

@@ -22,7 +22,7 @@ import pytest
 
 from server.db.connect import open_database
 from tests.conftest import Mosquitto, Receiver, doorwatch_process, wait_for_log
-from tests.e2e.helpers import seed_household
+from tests.e2e.helpers import seed_household, tls_agent_config
 from tests.e2e.test_restarts import _server_config, _start_server
 
 # Folding would hide a second breach inside the first incident: off, so it would show.
@@ -31,24 +31,6 @@ _NO_FOLDING = '\n[rules]\nfold_window_s = 0.0\n'
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 DEVICE = "door-early"
-
-
-def _agent_config(tmp_path: Path, broker: Mosquitto) -> Path:
-    path = tmp_path / "agent.toml"
-    path.write_text(f"""
-device_id = "{DEVICE}"
-data_dir = "{tmp_path / 'agent-data'}"
-heartbeat_interval_s = 5
-[mqtt]
-host = "localhost"
-port = {broker.tls_port}
-tls = true
-ca_file = "{broker.broker.ca_cert_file}"
-[door]
-quiet_s = 1.0
-bounce_s = 0.0
-""", encoding="utf-8")
-    return path
 
 
 def _start_agent(config: Path, log: Path, password: str, *,
@@ -92,7 +74,7 @@ def test_agent_and_server_killed_between_early_exit_and_verdict(
     server_config = _server_config(tmp_path, mosquitto)
     server_config.write_text(server_config.read_text() + _NO_FOLDING)
     server = _start_server(tmp_path, server_config)
-    agent_config, agent_log = _agent_config(tmp_path, mosquitto), tmp_path / "agent.log"
+    agent_config, agent_log = tls_agent_config(tmp_path, mosquitto, DEVICE), tmp_path / "agent.log"
     agent = _start_agent(agent_config, agent_log, password, mean_interval=2.0)
     try:
         # The person is through the door: the agent reports at once, then dies with the

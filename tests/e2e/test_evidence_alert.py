@@ -44,7 +44,7 @@ from server.domain import devices, households, people
 from server.notify.evidence import crossing_region
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver, doorwatch_process
-from tests.e2e.helpers import seed_household, server_settings
+from tests.e2e.helpers import seed_household, server_settings, tls_agent_config
 from tests.waiting import poll_until_async
 
 pytestmark = pytest.mark.broker
@@ -139,24 +139,6 @@ async def test_the_alert_carries_the_cropped_snapshot_or_a_link(
     assert "现场照片" in str(gotify[0]["message"])
 
 
-def _agent_config(tmp_path: Path, broker: Mosquitto, device_id: str) -> Path:
-    path = tmp_path / "agent.toml"
-    path.write_text(f"""
-device_id = "{device_id}"
-data_dir = "{tmp_path / 'agent-data'}"
-heartbeat_interval_s = 5
-[mqtt]
-host = "localhost"
-port = {broker.tls_port}
-tls = true
-ca_file = "{broker.broker.ca_cert_file}"
-[door]
-quiet_s = 1.0
-bounce_s = 0.0
-""", encoding="utf-8")
-    return path
-
-
 def _dark(image: Image.Image) -> int:
     """Pixels of the synthetic person's body (gray 50; nothing else in the corridor is
     darker than about 77, the floor under the person's shadow)."""
@@ -177,7 +159,7 @@ async def test_a_simulated_agents_alert_is_cropped_around_the_person(
         await seed_household(db, device, receiver.apprise_url, language="en")
         assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         agent = doorwatch_process(
-            "agent", "run", "--simulate", "-c", str(_agent_config(tmp_path, mosquitto, device)),
+            "agent", "run", "--simulate", "-c", str(tls_agent_config(tmp_path, mosquitto, device)),
             "--seed", "5", "--mean-interval", "2", "--exit-probability", "1",
             log=tmp_path / "agent.log", env={"DOORWATCH_AGENT__MQTT__PASSWORD": password})
         try:
