@@ -89,7 +89,7 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto, str]]:
 
 async def _produce(outbox: Outbox, link: AgentLink, count: int) -> None:
     for _ in range(count):
-        outbox.append(DEVICE, device_topic(DEVICE, Channel.EVENT), lambda seq: encode(
+        await outbox.append(DEVICE, device_topic(DEVICE, Channel.EVENT), lambda seq: encode(
             Event(device_id=DEVICE, seq=seq, time=utc_now(), kind=EventKind.DOOR_OPEN,
                   armed=True)))
     link.wake()
@@ -97,7 +97,7 @@ async def _produce(outbox: Outbox, link: AgentLink, count: int) -> None:
 
 async def _drained(outbox: Outbox, limit_s: float) -> bool:
     async with asyncio.timeout(limit_s):
-        while outbox.depth():  # noqa: ASYNC110 - the outbox is a file the link empties
+        while await outbox.depth():  # noqa: ASYNC110 - the outbox is a file the link empties
             await asyncio.sleep(0.05)
     return True
 
@@ -108,7 +108,7 @@ async def test_link_moves_to_the_next_node_without_loss(
 ) -> None:
     a, b, password = two_nodes
     seen_a, seen_b = _Seqs(a), _Seqs(b)
-    outbox = Outbox(tmp_path / "outbox.db", durable=False)
+    outbox = await Outbox.connect(tmp_path / "outbox.db", durable=False)
     # Over TLS, as devices connect (no device credential works on the loopback
     # listener); the two nodes have CAs of their own, so the device trusts both.
     cas = tmp_path / "nodes-ca.pem"
@@ -138,6 +138,7 @@ async def test_link_moves_to_the_next_node_without_loss(
     finally:
         pump.cancel()
         link.stop()
+        await outbox.close()
         for seen in (seen_a, seen_b):
             seen.close()
     assert sorted(set(seen_a.seqs)) == list(range(1, 101))

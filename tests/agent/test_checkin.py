@@ -19,13 +19,13 @@ from sensors.source_synthetic import DoorOpen, SyntheticSource, Walk
 from tests.agent.helpers import device_config, make_agent
 
 
-def _records(agent: Agent) -> list[dict[str, Any]]:
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+async def _records(agent: Agent) -> list[dict[str, Any]]:
+    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
 
 
 async def _outcome(agent: Agent) -> dict[str, Any]:
     for _ in range(600):  # 30 s
-        found = [r for r in _records(agent) if r.get("kind") == "checkin"]
+        found = [r for r in await _records(agent) if r.get("kind") == "checkin"]
         if found:
             return found[0]
         await asyncio.sleep(0.05)
@@ -58,7 +58,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
         command = await _check_in(agent, 60)
         _walk(synthetic, "handover")
         outcome = await _outcome(agent)
-        acks = [r for r in _records(agent) if r.get("type") == "command_ack"]
+        acks = [r for r in await _records(agent) if r.get("type") == "command_ack"]
     assert outcome["checkin"] == "present"
     assert outcome["command_id"] == str(command.command_id)
     assert [(a["command"], a["ok"], a.get("reason")) for a in acks] == [("checkin", True, None)]
@@ -76,7 +76,7 @@ async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
         await _check_in(agent, 60)
         _walk(synthetic, "exit")
         left = await _outcome(agent)
-        ack = next(r for r in _records(agent) if r.get("type") == "command_ack")
+        ack = next(r for r in await _records(agent) if r.get("type") == "command_ack")
     assert left["checkin"] == "left"
     assert ack.get("reason") == "no chime fitted: silent check-in"
 

@@ -19,21 +19,21 @@ from broker.messages import EventKind
 from tests.agent.helpers import device_config, make_agent
 
 
-def _records(agent: Agent) -> list[dict[str, Any]]:
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+async def _records(agent: Agent) -> list[dict[str, Any]]:
+    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
 
 
-def _events(agent: Agent) -> list[dict[str, Any]]:
-    return [r for r in _records(agent) if r.get("type") == "event"]
+async def _events(agent: Agent) -> list[dict[str, Any]]:
+    return [r for r in await _records(agent) if r.get("type") == "event"]
 
 
 async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
     """Wait (bounded) until ``count`` events are in the outbox; return them."""
     for _ in range(400):
-        if len(_events(agent)) >= count:
+        if len(await _events(agent)) >= count:
             break
         await asyncio.sleep(0.05)
-    return _events(agent)
+    return await _events(agent)
 
 
 def _agent(tmp_path: Path, device_id: str, **door: Any) -> tuple[Agent, ScriptedClassifier]:
@@ -63,7 +63,7 @@ async def test_door_open_at_start_that_closes_reports_nothing(tmp_path: Path) ->
         classifier.script(EventKind.HANDOVER)
         await _open_and_close(agent)  # a real opening afterwards is reported as usual
         events = await _until(agent, 1)
-        assert agent.outbox.state_items("episode:") == []
+        assert await agent.outbox.state_items("episode:") == []
     assert [e["kind"] for e in events] == ["handover"]
 
 

@@ -23,18 +23,18 @@ def _camera_config(tmp_path: Path, device_id: str) -> DeviceConfig:
                          door={"quiet_s": 0.8})
 
 
-def _records(agent: Agent) -> list[dict[str, object]]:
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+async def _records(agent: Agent) -> list[dict[str, object]]:
+    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
 
 
-def _episodes(agent: Agent) -> list[dict[str, object]]:
-    return [r for r in _records(agent)
+async def _episodes(agent: Agent) -> list[dict[str, object]]:
+    return [r for r in await _records(agent)
             if r.get("type") == "event" and r.get("episode") is not None]
 
 
-def _ended(agent: Agent) -> bool:
+async def _ended(agent: Agent) -> bool:
     """The episode's own end is in the outbox (not only an early exit)."""
-    return any(e.get("report") != "early" for e in _episodes(agent))
+    return any(e.get("report") != "early" for e in await _episodes(agent))
 
 
 async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
@@ -49,10 +49,10 @@ async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
         await asyncio.sleep(1.5)  # the background model learns the empty corridor
         await household.open_once(kind, side=side)
         for _ in range(200):
-            if _ended(agent):
+            if await _ended(agent):
                 break
             await asyncio.sleep(0.05)
-        return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+        return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
 
 
 async def test_exit_is_classified_from_the_camera(tmp_path: Path) -> None:
@@ -108,10 +108,10 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
         await asyncio.sleep(1.5)
         opened = asyncio.create_task(household.open_once(EventKind.EXIT, side=1))
         await asyncio.sleep(5.3)  # the person is through the door; the door is still open
-        stored = first.outbox.state_items("episode:")
+        stored = await first.outbox.state_items("episode:")
         assert len(stored) == 1
         assert "out" in stored[0][1]  # the passage so far is on disk
-        early = [e for e in _episodes(first) if e.get("report") == "early"]
+        early = [e for e in await _episodes(first) if e.get("report") == "early"]
         assert len(early) == 1  # reported while the door is open
         assert json.loads(stored[0][1])["early_event_id"] == early[0]["event_id"]
         opened.cancel()
@@ -122,15 +122,15 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
     again.door.pin.drive_low()
     async with running_agent(again):
         for _ in range(200):
-            if _ended(again):
+            if await _ended(again):
                 break
             await asyncio.sleep(0.05)
-        events = _episodes(again)
+        events = await _episodes(again)
         # One early exit (before the restart) and its verdict (after): never a second exit.
         assert [(e["report"], e.get("verdict")) for e in events] == [
             ("early", None), ("final", "confirmed")]
         assert events[0]["episode_id"] == events[1]["episode_id"]
-        assert again.outbox.state_items("episode:") == []
+        assert await again.outbox.state_items("episode:") == []
 
 
 async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path: Path) -> None:
@@ -151,13 +151,13 @@ async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path:
         while asyncio.get_running_loop().time() - opened_at < 9.0:
             await asyncio.sleep(0.05)
             early_seen_while_open = early_seen_while_open or any(
-                e.get("report") == "early" for e in _episodes(agent))
+                e.get("report") == "early" for e in await _episodes(agent))
         agent.door.pin.drive_low()
         for _ in range(300):
-            if _ended(agent):
+            if await _ended(agent):
                 break
             await asyncio.sleep(0.05)
-        events = _episodes(agent)
+        events = await _episodes(agent)
     assert early_seen_while_open
     assert [(e["kind"], e["report"], e.get("verdict")) for e in events] == [
         ("exit", "early", None), ("handover", "final", "reentry")]

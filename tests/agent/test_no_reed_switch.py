@@ -18,19 +18,19 @@ from sensors.source_synthetic import DoorOpen, SyntheticSource, Walk
 from tests.agent.helpers import device_config, make_agent
 
 
-def _episodes(agent: Agent) -> list[dict[str, Any]]:
+async def _episodes(agent: Agent) -> list[dict[str, Any]]:
     """Each episode's own event at its end (an exit reported early is not one)."""
-    records = [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+    records = [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
     return [r for r in records if r.get("type") == "event" and r.get("episode")
             and r.get("report") != "early"]
 
 
 async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
     for _ in range(600):
-        if len(_episodes(agent)) >= count:
+        if len(await _episodes(agent)) >= count:
             break
         await asyncio.sleep(0.05)
-    return _episodes(agent)
+    return await _episodes(agent)
 
 
 def _walk(source: SyntheticSource, kind: str, side: int) -> None:

@@ -93,6 +93,10 @@ async def _provision(db: Database, node: _Node, tmp_path: Path, device_id: str) 
     return load_device_config(installed.config_file)
 
 
+async def _outbox_empty(agent: Agent) -> bool:
+    return await agent.outbox.depth() == 0
+
+
 def _password(config: DeviceConfig) -> str:
     assert config.mqtt.credentials_file is not None
     current = CredentialStore(config.mqtt.credentials_file).current
@@ -171,21 +175,21 @@ async def test_rotation_through_the_cluster_loses_no_event(
         topic = device_topic("rb-door-r", Channel.EVENT)
         total = 200
 
-        def append(i: int) -> None:
-            agent.outbox.append("rb-door-r", topic, lambda s: encode(Event(
+        async def append(i: int) -> None:
+            await agent.outbox.append("rb-door-r", topic, lambda s: encode(Event(
                 device_id="rb-door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER,
                 armed=False, detail=f"rotation-{i}")))
 
         async def produce() -> None:
             for i in range(total):
-                await asyncio.to_thread(append, i)
+                await append(i)
                 agent.link.wake()
                 await asyncio.sleep(0.005)
 
         async def stored() -> bool:
             row = await db.fetch_one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?",
                                      ("rb-door-r",))
-            return row is not None and int(row["n"]) >= agent.outbox.last_seq("rb-door-r")
+            return row is not None and int(row["n"]) >= await agent.outbox.last_seq("rb-door-r")
 
         async with running_agent(agent):
             assert await poll_until_async(agent.link.connected.is_set, 30)
@@ -193,7 +197,7 @@ async def test_rotation_through_the_cluster_loses_no_event(
             await asyncio.sleep(0.3)  # rotate while events are flowing
             result = await rotate_device(db, node.broker, "rb-door-r", ack_timeout_s=30)
             await producer
-            assert await poll_until_async(lambda: agent.outbox.depth() == 0, 30)
+            assert await poll_until_async(lambda: _outbox_empty(agent), 30)
             assert await poll_until_async(stored, 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'rb-door-r'")
     assert result.reconnected
