@@ -161,3 +161,16 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 def test_no_import_cycles_among_our_modules() -> None:
     assert _cycles(_import_graph()) == []
+
+
+CONTRACT = ("broker.topics", "broker.messages", "broker.door_line")
+
+
+def test_the_contract_is_apart_from_broker_operations() -> None:
+    # broker/'s top holds the contract (and the part's CLI); Mosquitto and RabbitMQ
+    # operations live in their folders, and the contract never loads them.
+    top = {p.stem for p in (REPO_ROOT / "broker").glob("*.py")} - {"__init__"}
+    assert top == {name.removeprefix("broker.") for name in CONTRACT} | {"cli"}
+    loaded = _modules_loaded("\n".join(f"import {m}" for m in CONTRACT))
+    assert "broker.messages" in loaded
+    assert _ours(loaded, "broker") == sorted({"broker", *CONTRACT})
