@@ -8,28 +8,25 @@ No broker: the ack and the outcome stay in the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from agent.service import Agent, running_agent
 from agent.wiring import build_camera, synthetic_source
 from broker.messages import CheckinCommand, utc_now
 from sensors.source_synthetic import DoorOpen, SyntheticSource, Walk
-from tests.agent.helpers import device_config, make_agent
+from tests.agent.helpers import analysed_for, device_config, make_agent, outbox_records
+from tests.waiting import wait_until_async
 
 
 def _records(agent: Agent) -> list[dict[str, Any]]:
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+    return outbox_records(agent)
 
 
 async def _outcome(agent: Agent) -> dict[str, Any]:
-    for _ in range(600):  # 30 s
-        found = [r for r in _records(agent) if r.get("kind") == "checkin"]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no check-in outcome")
+    found: list[dict[str, Any]] = await wait_until_async(
+        lambda: [r for r in _records(agent) if r.get("kind") == "checkin"],
+        "the check-in outcome in the outbox", 30)
+    return found[0]
 
 
 def _walk(source: SyntheticSource, kind: str) -> None:
@@ -54,7 +51,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
     agent, synthetic = _agent(tmp_path, "door-ci1")
     assert agent.chime is not None
     async with running_agent(agent):
-        await asyncio.sleep(2.0)  # the background model learns the empty corridor
+        await analysed_for(agent, 2.0)  # the background model learns the empty corridor
         command = await _check_in(agent, 60)
         _walk(synthetic, "handover")
         outcome = await _outcome(agent)
@@ -72,7 +69,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
 async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
     agent, synthetic = _agent(tmp_path, "door-ci2", chime=False)
     async with running_agent(agent):
-        await asyncio.sleep(2.0)
+        await analysed_for(agent, 2.0)
         await _check_in(agent, 60)
         _walk(synthetic, "exit")
         left = await _outcome(agent)
@@ -82,7 +79,7 @@ async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
 
     quiet, _ = _agent(tmp_path, "door-ci3")
     async with running_agent(quiet):
-        await asyncio.sleep(1.0)
+        await analysed_for(quiet, 1.0)
         await _check_in(quiet, 5)
         absent = await _outcome(quiet)
     assert absent["checkin"] == "absent"
