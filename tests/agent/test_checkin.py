@@ -10,8 +10,6 @@ No broker: the ack and the outcome stay in the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from agent.camera import Timeline
@@ -21,20 +19,19 @@ from agent.wiring import build_camera, synthetic_source
 from broker.messages import CheckinCommand, utc_now
 from sensors.analyzer import Passage
 from sensors.source_synthetic import SILL_Y, DoorOpen, SyntheticSource, Walk
-from tests.agent.helpers import device_config, make_agent
+from tests.agent.helpers import analysed_for, device_config, make_agent, outbox_records
+from tests.waiting import wait_until_async
 
 
 def _records(agent: Agent) -> list[dict[str, Any]]:
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+    return outbox_records(agent)
 
 
 async def _outcome(agent: Agent, nth: int = 0) -> dict[str, Any]:
-    for _ in range(600):  # 30 s
-        found = [r for r in _records(agent) if r.get("kind") == "checkin"]
-        if len(found) > nth:
-            return found[nth]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no check-in outcome")
+    found: list[dict[str, Any]] = await wait_until_async(
+        lambda: [r for r in _records(agent) if r.get("kind") == "checkin"][nth:],
+        f"check-in outcome {nth + 1} in the outbox", 30)
+    return found[0]
 
 
 def _walk(source: SyntheticSource, kind: str) -> None:
@@ -59,7 +56,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
     agent, synthetic = _agent(tmp_path, "door-ci1")
     assert agent.chime is not None
     async with running_agent(agent):
-        await asyncio.sleep(2.0)  # the background model learns the empty corridor
+        await analysed_for(agent, 2.0)  # the background model learns the empty corridor
         command = await _check_in(agent, 60)
         _walk(synthetic, "handover")
         outcome = await _outcome(agent)
@@ -77,7 +74,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
 async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
     agent, synthetic = _agent(tmp_path, "door-ci2", chime=False)
     async with running_agent(agent):
-        await asyncio.sleep(2.0)
+        await analysed_for(agent, 2.0)
         await _check_in(agent, 60)
         _walk(synthetic, "exit")
         left = await _outcome(agent)
@@ -87,7 +84,7 @@ async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
 
     quiet, _ = _agent(tmp_path, "door-ci3")
     async with running_agent(quiet):
-        await asyncio.sleep(1.0)
+        await analysed_for(quiet, 1.0)
         await _check_in(quiet, 5)
         absent = await _outcome(quiet)
     assert absent["checkin"] == "absent"
@@ -128,7 +125,7 @@ async def test_movement_that_is_nobody_at_the_door_is_absent(tmp_path: Any) -> N
     corridor, one close to the threshold: nobody came to the door from inside."""
     agent, synthetic = _agent(tmp_path, "door-ci4")
     async with running_agent(agent):
-        await asyncio.sleep(2.0)
+        await analysed_for(agent, 2.0)
         await _check_in(agent, 8)
         synthetic.schedule(DoorOpen(0.0, 3.0), delay=0.3)
         synthetic.schedule(Walk("pass", 0.0, duration=3.0), delay=0.5)
@@ -149,7 +146,7 @@ async def test_a_check_in_right_after_a_present_one_is_not_answered_by_it(
     is walking back inside. Neither is somebody coming to the door after this chime."""
     agent, synthetic = _agent(tmp_path, "door-ci5")
     async with running_agent(agent):
-        await asyncio.sleep(2.0)
+        await analysed_for(agent, 2.0)
         await _check_in(agent, 30)
         _walk(synthetic, "handover")
         first = await _outcome(agent)
