@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from gpiozero import Buzzer
+from gpiozero.exc import GPIOPinInUse
+
 from agent.camera import Timeline
 from agent.checkin import judge_presence
 from agent.service import Agent, running_agent
@@ -153,3 +157,18 @@ async def test_a_check_in_right_after_a_present_one_is_not_answered_by_it(
         await _check_in(agent, 6)
         second = await _outcome(agent, 1)
     assert (first["checkin"], second["checkin"]) == ("present", "absent")
+
+
+async def test_the_buzzer_pin_is_free_once_the_agent_stops(tmp_path: Any) -> None:
+    agent, _ = _agent(tmp_path, "door-ci6")
+    assert agent.chime is not None
+    factory = agent.chime._buzzer.pin_factory  # gpiozero's mock factory, the agent's own
+    chime = agent.chime
+    async with running_agent(agent):
+        await _check_in(agent, 5)
+        await wait_until_async(lambda: chime.sounded == 1, "the chime", 10)
+        with pytest.raises(GPIOPinInUse):
+            Buzzer(22, pin_factory=factory)  # the agent holds it while it runs
+    assert agent.chime.sounded == 1
+    again = Buzzer(22, pin_factory=factory)  # a restarted agent claims it again
+    again.close()
