@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +20,7 @@ from broker.mosquitto.passwords import new_secret
 from broker.mosquitto.runner import find_mosquitto, start_mosquitto
 from ground.ports import free_ports
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -95,10 +94,20 @@ class Mosquitto:
         return password
 
     def reload(self) -> None:
-        """SIGHUP: Mosquitto re-reads the password file and the ACL."""
+        """SIGHUP: Mosquitto re-reads the password file and the ACL; return once it has.
+
+        Mosquitto logs "Reloading config." in the loop turn that re-reads the files,
+        and serves no client in between, so any connection after the line sees them.
+        """
         if self.process is not None:
+            before = self._reloads()
             self.process.send_signal(1)
-            time.sleep(0.2)
+            wait_until(lambda: self._reloads() > before, "Mosquitto to log its reload",
+                       detail=lambda: self.broker.log_file.read_text(errors="replace")[-2000:])
+
+    def _reloads(self) -> int:
+        log = self.broker.log_file
+        return log.read_text(errors="replace").count("Reloading config.") if log.exists() else 0
 
 
 @pytest.fixture
@@ -134,8 +143,10 @@ class Receiver:
         return f"json://127.0.0.1:{self.port}/notify"
 
     def wait_for(self, count: int, timeout: float = 20.0) -> bool:
-        """Wait until ``count`` notifications arrived."""
-        return poll_until(lambda: len(self.received) >= count, timeout)
+        """Wait until ``count`` notifications arrived (:class:`WaitTimeoutError` if they do not)."""
+        return bool(wait_until(lambda: len(self.received) >= count,
+                               f"{count} notification(s) at the receiver", timeout,
+                               detail=lambda: f"received: {self.received}"))
 
 
 @pytest.fixture
@@ -169,9 +180,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def wait_for_log(path: Path, text: str, timeout: float = 20.0, after: int = 0) -> bool:
-    """Wait until ``text`` appears in the log file ``path`` (past byte offset ``after``)."""
-    return poll_until(
-        lambda: path.exists() and text in path.read_text(errors="replace")[after:], timeout)
+    """Wait until ``text`` appears in the log file ``path`` (past byte offset ``after``).
+
+    A miss fails with :class:`WaitTimeoutError` showing the log's end.
+    """
+    return bool(wait_until(
+        lambda: path.exists() and text in path.read_text(errors="replace")[after:],
+        f"{text!r} in {path.name}", timeout,
+        detail=lambda: path.read_text(errors="replace")[-3000:] if path.exists() else "no log"))
 
 
 def doorwatch_process(

@@ -31,6 +31,7 @@ from firmware_config.device_config import MqttLinkSettings
 from ground.ports import free_ports
 from tests.conftest import Mosquitto
 from tests.requirements import need
+from tests.waiting import wait_until_async
 
 pytestmark = [pytest.mark.broker]
 
@@ -96,10 +97,11 @@ async def _produce(outbox: Outbox, link: AgentLink, count: int) -> None:
 
 
 async def _drained(outbox: Outbox, limit_s: float) -> bool:
-    async with asyncio.timeout(limit_s):
-        while await outbox.depth():  # noqa: ASYNC110 - the outbox is a file the link empties
-            await asyncio.sleep(0.05)
-    return True
+    async def empty() -> bool:
+        return not await outbox.depth()
+
+    return bool(await wait_until_async(empty, "the outbox drained", limit_s,
+                                       detail=lambda: f"depth {outbox.waiting}"))
 
 
 @pytest.mark.parametrize("threaded", [True, False], ids=["paho-thread", "event-loop"])
@@ -126,15 +128,15 @@ async def test_link_moves_to_the_next_node_without_loss(
         assert link.where == f"127.0.0.1:{a.tls_port}"
         # A PUBACK from A does not mean A has passed the event on yet: let the watcher
         # have everything before A dies (what A loses is a single broker's business).
-        async with asyncio.timeout(10):
-            while len(set(seen_a.seqs)) < 100:  # noqa: ASYNC110 - paho's thread fills it
-                await asyncio.sleep(0.05)
+        await wait_until_async(lambda: len(set(seen_a.seqs)) >= 100,
+                               "A's watcher to see seq 1-100", 10)
         a.stop(kill=True)
         # Produced while the device finds out and moves: all of it must reach B.
         await _produce(outbox, link, 100)
         assert await _drained(outbox, 30)
         assert link.where == f"127.0.0.1:{b.tls_port}"
-        await asyncio.sleep(0.5)  # the last deliveries to the watchers
+        await wait_until_async(lambda: set(range(101, 201)) <= set(seen_b.seqs),
+                               "B's watcher to see seq 101-200")
     finally:
         pump.cancel()
         link.stop()

@@ -26,7 +26,7 @@ from ground.ports import free_port
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -111,7 +111,7 @@ async def test_commission_passes_with_a_real_server(
         # The server holds the test event and the device's ack of the server's ping.
         assert await count(server.db, "SELECT COUNT(*) FROM events WHERE device_id = ? "
                            "AND kind = 'commissioning'", (device,)) == 1
-        assert await poll_until_async(lambda: _acks(server.db, device))
+        await wait_until_async(lambda: _acks(server.db, device), "the device's ack of the ping")
 
 
 async def _acks(db: Any, device: str) -> bool:

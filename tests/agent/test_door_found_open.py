@@ -8,32 +8,40 @@ Scripted classifier, mock door; the records stay in the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from agent.classify import ScriptedClassifier
 from agent.service import Agent, running_agent
 from broker.messages import EventKind
-from tests.agent.helpers import device_config, make_agent
-
-
-async def _records(agent: Agent) -> list[dict[str, Any]]:
-    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
+from tests.agent.helpers import device_config, make_agent, outbox_records, records_until
+from tests.waiting import wait_until_async
 
 
 async def _events(agent: Agent) -> list[dict[str, Any]]:
-    return [r for r in await _records(agent) if r.get("type") == "event"]
+    return [r for r in await outbox_records(agent) if r.get("type") == "event"]
 
 
 async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
-    """Wait (bounded) until ``count`` events are in the outbox; return them."""
-    for _ in range(400):
-        if len(await _events(agent)) >= count:
-            break
-        await asyncio.sleep(0.05)
-    return await _events(agent)
+    """Wait until ``count`` events are in the outbox; return them."""
+    return await records_until(agent, _events, count, "event(s)")
+
+
+async def _found_open(agent: Agent) -> None:
+    """Wait until the agent has begun (and stored) the episode of the door found open."""
+    async def begun() -> bool:
+        return agent.episodes.found_open and bool(await agent.outbox.state_items("episode:"))
+
+    await wait_until_async(begun, "the found-open episode begun and stored")
+
+
+async def _episode_over(agent: Agent) -> None:
+    """Wait until the open episode has ended and been judged (its stored copy is gone,
+    so the classifier has given its verdict)."""
+    async def judged() -> bool:
+        return agent.episodes.started is None and not await agent.outbox.state_items("episode:")
+
+    await wait_until_async(judged, "the found-open episode ended and judged")
 
 
 def _agent(tmp_path: Path, device_id: str, **door: Any) -> tuple[Agent, ScriptedClassifier]:
@@ -48,7 +56,7 @@ def _agent(tmp_path: Path, device_id: str, **door: Any) -> tuple[Agent, Scripted
 async def _open_and_close(agent: Agent) -> None:
     assert agent.door is not None
     agent.door.pin.drive_high()
-    await asyncio.sleep(0.2)
+    await wait_until_async(lambda: agent.episodes.door_open, "the agent to see the door open")
     agent.door.pin.drive_low()
 
 
@@ -57,9 +65,9 @@ async def test_door_open_at_start_that_closes_reports_nothing(tmp_path: Path) ->
     assert agent.door is not None
     async with running_agent(agent):
         classifier.script(EventKind.DOOR_OPEN)  # nobody is seen while it stands open
-        await asyncio.sleep(0.3)
+        await _found_open(agent)
         agent.door.pin.drive_low()  # somebody shuts it
-        await asyncio.sleep(0.6)  # past the quiet time: the found-open episode is over
+        await _episode_over(agent)  # past the quiet time: the found-open episode is over
         classifier.script(EventKind.HANDOVER)
         await _open_and_close(agent)  # a real opening afterwards is reported as usual
         events = await _until(agent, 1)
@@ -72,7 +80,7 @@ async def test_somebody_leaving_through_a_door_found_open_is_an_exit(tmp_path: P
     assert agent.door is not None
     async with running_agent(agent):
         classifier.script(EventKind.EXIT)  # the camera sees a person go out
-        await asyncio.sleep(0.3)
+        await _found_open(agent)
         agent.door.pin.drive_low()
         events = await _until(agent, 1)
     assert [e["kind"] for e in events] == ["exit"]
@@ -87,7 +95,7 @@ async def test_door_left_open_from_start_is_a_tamper_not_an_episode(tmp_path: Pa
         assert [(e["kind"], e.get("tamper")) for e in events] == [
             ("tamper", "door_sensor_disconnected")]
         agent.door.pin.drive_low()  # fixed: the magnet is back
-        await asyncio.sleep(0.6)
+        await _episode_over(agent)
         classifier.script(EventKind.HANDOVER)
         await _open_and_close(agent)
         events = await _until(agent, 2)

@@ -15,7 +15,8 @@ from agent.wiring import build_camera, synthetic_source
 from broker.messages import EventKind
 from firmware_config.device_config import DeviceConfig
 from sensors.source_synthetic import DoorOpen, Walk
-from tests.agent.helpers import device_config, make_agent
+from tests.agent.helpers import analysed_for, device_config, make_agent, outbox_records
+from tests.waiting import wait_until_async
 
 
 def _camera_config(tmp_path: Path, device_id: str) -> DeviceConfig:
@@ -24,7 +25,7 @@ def _camera_config(tmp_path: Path, device_id: str) -> DeviceConfig:
 
 
 async def _records(agent: Agent) -> list[dict[str, object]]:
-    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
+    return await outbox_records(agent)
 
 
 async def _episodes(agent: Agent) -> list[dict[str, object]]:
@@ -37,6 +38,17 @@ async def _ended(agent: Agent) -> bool:
     return any(e.get("report") != "early" for e in await _episodes(agent))
 
 
+async def _until_ended(agent: Agent) -> None:
+    outbox: list[dict[str, object]] = []  # as last read, for the message on a timeout
+
+    async def ended() -> bool:
+        outbox[:] = await _records(agent)
+        return await _ended(agent)
+
+    await wait_until_async(ended, "the episode's own end in the outbox", 30,
+                           detail=lambda: f"outbox: {outbox}")
+
+
 async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
                        side: int | None = None) -> list[dict[str, object]]:
     config = _camera_config(tmp_path, device_id)
@@ -46,13 +58,10 @@ async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
     household = CameraHousehold(agent.door.pin, synthetic, HouseholdScript(seed=3))
     agent.door.pin.drive_low()  # the door is shut when the agent starts
     async with running_agent(agent):
-        await asyncio.sleep(1.5)  # the background model learns the empty corridor
+        await analysed_for(agent, 1.5)  # the background model learns the empty corridor
         await household.open_once(kind, side=side)
-        for _ in range(200):
-            if await _ended(agent):
-                break
-            await asyncio.sleep(0.05)
-        return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
+        await _until_ended(agent)
+        return await _records(agent)
 
 
 async def test_exit_is_classified_from_the_camera(tmp_path: Path) -> None:
@@ -105,9 +114,19 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
     household = CameraHousehold(first.door.pin, synthetic, HouseholdScript(seed=3))
     first.door.pin.drive_low()
     async with running_agent(first):
-        await asyncio.sleep(1.5)
+        await analysed_for(first, 1.5)
         opened = asyncio.create_task(household.open_once(EventKind.EXIT, side=1))
-        await asyncio.sleep(5.3)  # the person is through the door; the door is still open
+
+        async def through() -> bool:
+            """The early exit is out and the passage so far is on disk."""
+            stored = await first.outbox.state_items("episode:")
+            return (any(e.get("report") == "early" for e in await _episodes(first))
+                    and len(stored) == 1 and "out" in stored[0][1]
+                    and json.loads(stored[0][1]).get("early_event_id") is not None)
+
+        # The person is through the door; the door is still open.
+        await wait_until_async(through, "the early exit reported and the passage on disk", 30)
+        assert first.episodes.door_open
         stored = await first.outbox.state_items("episode:")
         assert len(stored) == 1
         assert "out" in stored[0][1]  # the passage so far is on disk
@@ -121,10 +140,7 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
     assert again.door is not None
     again.door.pin.drive_low()
     async with running_agent(again):
-        for _ in range(200):
-            if await _ended(again):
-                break
-            await asyncio.sleep(0.05)
+        await _until_ended(again)
         events = await _episodes(again)
         # One early exit (before the restart) and its verdict (after): never a second exit.
         assert [(e["report"], e.get("verdict")) for e in events] == [
@@ -140,7 +156,7 @@ async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path:
     assert agent.door is not None
     agent.door.pin.drive_low()
     async with running_agent(agent):
-        await asyncio.sleep(1.5)
+        await analysed_for(agent, 1.5)
         # Out through the door (crossing ~2.6 s), then back in (crossing ~6.5 s).
         synthetic.schedule(DoorOpen(0.0, 9.0))
         synthetic.schedule(Walk("exit", 0.0, duration=4.0, side=1), delay=0.8)
@@ -148,15 +164,14 @@ async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path:
         agent.door.pin.drive_high()
         opened_at = asyncio.get_running_loop().time()
         early_seen_while_open = False
+        # Not a wait: the reed switch reads open as long as the scene's door (9 s), and
+        # the outbox is watched meanwhile for the early exit.
         while asyncio.get_running_loop().time() - opened_at < 9.0:
             await asyncio.sleep(0.05)
             early_seen_while_open = early_seen_while_open or any(
                 e.get("report") == "early" for e in await _episodes(agent))
         agent.door.pin.drive_low()
-        for _ in range(300):
-            if await _ended(agent):
-                break
-            await asyncio.sleep(0.05)
+        await _until_ended(agent)
         events = await _episodes(agent)
     assert early_seen_while_open
     assert [(e["kind"], e["report"], e.get("verdict")) for e in events] == [

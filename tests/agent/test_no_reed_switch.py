@@ -8,29 +8,28 @@ stay in the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from agent.service import Agent, running_agent
 from agent.wiring import build_camera, synthetic_source
 from sensors.source_synthetic import DoorOpen, SyntheticSource, Walk
-from tests.agent.helpers import device_config, make_agent
+from tests.agent.helpers import (
+    analysed_for,
+    device_config,
+    make_agent,
+    outbox_records,
+    records_until,
+)
 
 
 async def _episodes(agent: Agent) -> list[dict[str, Any]]:
     """Each episode's own event at its end (an exit reported early is not one)."""
-    records = [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
-    return [r for r in records if r.get("type") == "event" and r.get("episode")
+    return [r for r in await outbox_records(agent) if r.get("type") == "event" and r.get("episode")
             and r.get("report") != "early"]
 
 
 async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
-    for _ in range(600):
-        if len(await _episodes(agent)) >= count:
-            break
-        await asyncio.sleep(0.05)
-    return await _episodes(agent)
+    return await records_until(agent, _episodes, count, "episode event(s)")
 
 
 def _walk(source: SyntheticSource, kind: str, side: int) -> None:
@@ -45,7 +44,7 @@ async def test_camera_movement_starts_and_stillness_ends_episodes(tmp_path: Any)
     agent = make_agent(config, camera=build_camera(config, synthetic))
     assert agent.door is None
     async with running_agent(agent):
-        await asyncio.sleep(2.0)  # the background model learns the empty corridor
+        await analysed_for(agent, 2.0)  # the background model learns the empty corridor
         assert agent.open_episode is None  # an empty, still doorway is no episode
         _walk(synthetic, "exit", 1)
         first = await _until(agent, 1)

@@ -37,7 +37,7 @@ import pytest
 from agent.episode_store import load_open_episodes
 from agent.outbox import Outbox
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 DEVICE = "door-pc"
 EVENTS = 24
@@ -92,7 +92,7 @@ def _run(tmp: Path, name: str, cut_after: int | None, *, unsafe: bool = False) -
                 pytest.fail(f"FUSE layer failed: {error[-2000:]}")
             return os.path.ismount(mount)
 
-        assert poll_until(mounted, 30, every=0.02), "FUSE layer did not mount"
+        wait_until(mounted, "the FUSE layer mounted", 30, every=0.02)
         writer = [sys.executable, "-m", "tests.agent.powercut_writer", str(mount), str(EVENTS)]
         if unsafe:
             writer.append("--unsafe")

@@ -61,12 +61,14 @@ async def test_watchdog_pings_reach_the_notify_socket(
     while sum("WATCHDOG=1" in r for r in received) < 2:
         received.append((await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)).decode())
     healthy[0] = False
+    # A window: a ping decided before the switch may still be on its way (every 0.05 s).
     await asyncio.sleep(0.2)
     while True:  # drain what was sent before the switch
         try:
             sock.recv(4096)
         except BlockingIOError:
             break
+    # A window, not a wait: four ping intervals in which nothing may be sent.
     await asyncio.sleep(0.2)
     with pytest.raises(BlockingIOError):
         sock.recv(4096)  # an unhealthy service gets no pings: systemd will restart it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.server.helpers import scalar, seed
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -37,27 +36,23 @@ async def test_retained_arm_reaches_a_device_that_connects_later_then_early_end_
             return await scalar(db, "SELECT COUNT(*) FROM devices WHERE device_id = 'door-1' "
                                     "AND arm_published_at IS NOT NULL") == 1
 
-        assert await poll_until_async(published)
+        await wait_until_async(published, "the arm command published to door-1")
         # The device was off while the command went out: the retained copy reaches it.
         agent = make_agent(device_config(tmp_path, mosquitto, "door-1", password,
                                          armed_default=False))
         assert not agent.state.armed
         async with running_agent(agent):
-            assert await poll_until_async(lambda: _true(agent.state.armed))
+            await wait_until_async(lambda: agent.state.armed,
+                                   "the agent armed by the retained command")
 
             async def acked(command: str) -> bool:
                 return await scalar(db, "SELECT COUNT(*) FROM events WHERE type = 'command_ack' "
                                         "AND payload LIKE ?", (f'%"command":"{command}"%',)) >= 1
 
-            assert await poll_until_async(lambda: acked("arm"))
+            await wait_until_async(lambda: acked("arm"), "the agent's ack of arm stored")
             await end_quarantine_early(db, s.household, actor="supervisor", reason="test")
-            assert await poll_until_async(lambda: _true(not agent.state.armed))
-            assert await poll_until_async(lambda: acked("disarm"))
-
-
-async def _true(value: bool) -> bool:
-    await asyncio.sleep(0)
-    return value
+            await wait_until_async(lambda: not agent.state.armed, "the agent disarmed")
+            await wait_until_async(lambda: acked("disarm"), "the agent's ack of disarm stored")
 
 
 async def test_device_going_offline_while_armed_is_an_incident_until_it_returns(
@@ -76,23 +71,23 @@ async def test_device_going_offline_while_armed_is_an_incident_until_it_returns(
                                 (state,)) == 1
 
         async with running_agent(make_agent(config)):
-            assert await poll_until_async(lambda: status("online"))
+            await wait_until_async(lambda: status("online"), "door-1 online")
         # The agent is gone: its status says offline; after the grace, an incident.
-        assert await poll_until_async(lambda: status("offline"))
+        await wait_until_async(lambda: status("offline"), "door-1 offline")
 
         async def offline_incidents() -> int:
             return await scalar(db, "SELECT COUNT(*) FROM incidents WHERE kind = "
                                     "'device_offline'")
 
-        assert await poll_until_async(lambda: _eq(offline_incidents(), 1))
+        await wait_until_async(lambda: _eq(offline_incidents(), 1), "one device_offline incident")
         async with running_agent(make_agent(config)):
-            assert await poll_until_async(lambda: status("online"))
+            await wait_until_async(lambda: status("online"), "door-1 online again")
 
             async def released() -> bool:
                 return await scalar(db, "SELECT COUNT(*) FROM devices WHERE "
                                         "offline_incident_id IS NULL") == 1
 
-            assert await poll_until_async(released)
+            await wait_until_async(released, "the offline incident released from door-1")
         assert await offline_incidents() == 1
 
 

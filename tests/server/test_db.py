@@ -57,7 +57,7 @@ async def test_a_transaction_runs_on_the_event_loop_and_may_await_anything(
     async with db.transaction() as tx:
         await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("before", "t"))
         await event.wait()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # not a wait: a real suspension inside the transaction
         await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)", ("after", "t"))
     rows = await db.fetch_all("SELECT name FROM grids WHERE name IN ('before', 'after') "
                               "ORDER BY name")

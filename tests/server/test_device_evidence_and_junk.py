@@ -26,7 +26,7 @@ from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.server.helpers import rows, scalar, seed
-from tests.waiting import poll_until_async as wait_until
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -55,18 +55,20 @@ async def test_a_device_cannot_replace_another_devices_evidence(
         a = await asyncio.to_thread(connect, mosquitto, "door-a", password_a)
         b = await asyncio.to_thread(connect, mosquitto, "door-b", password_b)
         await _send(b, "door-b", Channel.EVENT, encode(b_event))
-        assert await wait_until(lambda: _count(db, "events", 1))
+        await wait_until_async(lambda: _count(db, "events", 1), "door-b's event stored")
         # door-a names door-b's stored event, and door-b's next one before it exists.
         await _send(a, "door-a", Channel.SNAPSHOT, _snapshot("door-a", b_event.event_id, b"A1"))
         await _send(a, "door-a", Channel.SNAPSHOT, _snapshot("door-a", later_event_id, b"A2"))
-        assert await wait_until(lambda: _count(db, "rejected_messages", 1))
+        await wait_until_async(lambda: _count(db, "rejected_messages", 1),
+                               "door-a's first snapshot rejected")
         await _send(b, "door-b", Channel.SNAPSHOT, _snapshot("door-b", b_event.event_id, b"B1"))
         later = Event(device_id="door-b", seq=2, event_id=later_event_id, time=utc_now(),
                       kind=EventKind.EXIT, armed=True, snapshot=True)
         await _send(b, "door-b", Channel.EVENT, encode(later))
         await _send(b, "door-b", Channel.SNAPSHOT, _snapshot("door-b", later_event_id, b"B2"))
-        assert await wait_until(lambda: _count(db, "rejected_messages", 2))
-        assert await wait_until(lambda: _count(db, "snapshots", 2))
+        await wait_until_async(lambda: _count(db, "rejected_messages", 2),
+                               "door-a's second snapshot rejected")
+        await wait_until_async(lambda: _count(db, "snapshots", 2), "door-b's two snapshots stored")
         for client in (a, b):
             await asyncio.to_thread(client.close)
         kept = await rows(db, "SELECT event_id, device_id, jpeg FROM snapshots ORDER BY jpeg")
@@ -98,7 +100,7 @@ async def _flood(mosquitto: Mosquitto, password: str, server: RunningServer,
         return await scalar(server.db, "SELECT COALESCE(SUM(total), 0) FROM rejected_counts "
                                        "WHERE device_id = 'door-1'") >= len(junk)
 
-    assert await wait_until(counted)
+    await wait_until_async(counted, f"the server to count {len(junk)} rejected messages")
     await asyncio.to_thread(device.close)
 
 

@@ -17,7 +17,7 @@ from server.config import MqttSettings
 from server.mqtt.inbound import InboundBuffer, InboundMessage
 from server.mqtt.link import _PAUSE_READING_AT, MqttLink
 from tests.conftest import Mosquitto
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -30,16 +30,31 @@ def _settings(mosquitto: Mosquitto, **overrides: Any) -> MqttSettings:
     return MqttSettings(**base)
 
 
+def _disconnects(mosquitto: Mosquitto, settings: MqttSettings) -> int:
+    """Clean DISCONNECTs of the link's client the broker has logged (on the TLS listener
+    the client id is the user name)."""
+    log = mosquitto.broker.log_file.read_text(errors="replace")
+    return sum(log.count(f"Client {name} disconnected.")
+               for name in {settings.client_id, settings.username})
+
+
 @asynccontextmanager
-async def _running(settings: MqttSettings) -> AsyncIterator[tuple[MqttLink, InboundBuffer]]:
+async def _running(mosquitto: Mosquitto,
+                   settings: MqttSettings) -> AsyncIterator[tuple[MqttLink, InboundBuffer]]:
+    """The link, stopped at the end; once the broker has handled its DISCONNECT, and with
+    it (same connection, in order) every PUBACK the test sent before."""
     buffer = InboundBuffer()
     link = MqttLink(settings, buffer)
     link.start(asyncio.get_running_loop())
     try:
         yield link, buffer
     finally:
+        connected = link.connected.is_set()
+        before = _disconnects(mosquitto, settings)
         link.stop()
-        await asyncio.sleep(0.1)  # let the DISCONNECT go out
+        if connected:
+            await wait_until_async(lambda: _disconnects(mosquitto, settings) > before,
+                                   "the broker to log the link's DISCONNECT")
 
 
 def _device(mosquitto: Mosquitto, device_id: str, inflight: int = 20) -> paho.Client:
@@ -66,10 +81,11 @@ async def _drain(buffer: InboundBuffer, count: int) -> list[InboundMessage]:
     return got
 
 
-async def _assert_nothing_left(settings: MqttSettings) -> None:
+async def _assert_nothing_left(mosquitto: Mosquitto, settings: MqttSettings) -> None:
     """Reconnect with the same client id: the session holds no unacknowledged message."""
-    async with _running(settings) as (link, buffer):
-        assert await poll_until_async(link.subscribed.is_set)
+    async with _running(mosquitto, settings) as (link, buffer):
+        await wait_until_async(link.subscribed.is_set, "the link subscribed")
+        # A window, not a wait: nothing may arrive (a queued message would come at once).
         await asyncio.sleep(0.5)
         assert len(buffer) == 0
 
@@ -81,21 +97,19 @@ async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
     settings = _settings(mosquitto, protocol=protocol)
     device = _device(mosquitto, "door-1")
     try:
-        async with _running(settings) as (link, buffer):
-            assert await poll_until_async(link.subscribed.is_set)
+        async with _running(mosquitto, settings) as (link, buffer):
+            await wait_until_async(link.subscribed.is_set, "the link subscribed")
             _publish_events(device, "door-1", 10)
             first = await _drain(buffer, 10)
             assert [m.payload for m in first] == [f"payload-{i}".encode() for i in range(10)]
             assert {m.topic for m in first} == {"doorwatch/v1/dev/door-1/event"}
             link.ack_many([m.mid for m in first[:6]])  # "committed" the first six only
-            await asyncio.sleep(0.3)
         # A new process with the same client id: the broker re-sends exactly the four.
-        async with _running(settings) as (link, buffer):
+        async with _running(mosquitto, settings) as (link, buffer):
             again = await _drain(buffer, 4)
             assert [m.payload for m in again] == [f"payload-{i}".encode() for i in range(6, 10)]
             link.ack_many([m.mid for m in again])
-            await asyncio.sleep(0.3)
-        await _assert_nothing_left(settings)
+        await _assert_nothing_left(mosquitto, settings)
     finally:
         device.loop_stop()
         device.disconnect()
@@ -107,13 +121,14 @@ async def test_messages_in_flight_across_a_broker_restart_are_resent_and_acked_o
     settings = _settings(mosquitto)
     device = _device(mosquitto, "door-2")
     try:
-        async with _running(settings) as (link, buffer):
-            assert await poll_until_async(link.subscribed.is_set)
+        async with _running(mosquitto, settings) as (link, buffer):
+            await wait_until_async(link.subscribed.is_set, "the link subscribed")
             _publish_events(device, "door-2", 3)
             old = await _drain(buffer, 3)
             mosquitto.restart()  # the connection drops before the batch is "committed"
-            assert await poll_until_async(lambda: not link.connected.is_set())
-            assert await poll_until_async(link.subscribed.is_set, 30)
+            await wait_until_async(lambda: not link.connected.is_set(),
+                                   "the link to see the restart")
+            await wait_until_async(link.subscribed.is_set, "the link subscribed again", 30)
             resent = await _drain(buffer, 3)
             assert [m.payload for m in resent] == [m.payload for m in old]
             assert link._conn is not None
@@ -126,8 +141,7 @@ async def test_messages_in_flight_across_a_broker_restart_are_resent_and_acked_o
             link.ack_many([m.mid for m in resent])
             assert len(written) == 1
             assert len(written[0]) == 4 * 3
-            await asyncio.sleep(0.3)
-        await _assert_nothing_left(settings)
+        await _assert_nothing_left(mosquitto, settings)
     finally:
         device.loop_stop()
         device.disconnect()
@@ -139,18 +153,23 @@ async def test_commands_published_while_the_broker_is_down_are_delivered_later(
     device = _device(mosquitto, "door-3")
     received: list[bytes] = []
     device.on_message = lambda _c, _u, msg: received.append(msg.payload)
+    subacks: list[object] = []
+    device.on_subscribe = lambda *answer: subacks.append(answer)
     device.subscribe(command_topic("door-3", "ping"), qos=1)
-    await asyncio.sleep(0.3)
-    async with _running(_settings(mosquitto)) as (link, _buffer):
-        assert await poll_until_async(link.connected.is_set)
+    await wait_until_async(lambda: subacks, "the device's SUBACK")
+    async with _running(mosquitto, _settings(mosquitto)) as (link, _buffer):
+        await wait_until_async(link.connected.is_set, "the link connected")
         link.publish(command_topic("door-3", "ping"), b"one")
-        assert await poll_until_async(lambda: received == [b"one"])
+        await wait_until_async(lambda: received == [b"one"], "the device to receive one",
+                               detail=lambda: f"received {received}")
         mosquitto.stop()
-        assert await poll_until_async(lambda: not link.connected.is_set())
+        await wait_until_async(lambda: not link.connected.is_set(), "the link to see the stop")
         link.publish(command_topic("door-3", "ping"), b"two")
         link.publish(command_topic("door-3", "ping"), b"three")
         mosquitto.start()
-        assert await poll_until_async(lambda: received == [b"one", b"two", b"three"], 40)
+        await wait_until_async(lambda: received == [b"one", b"two", b"three"],
+                               "one, two, three at the device", 40,
+                               detail=lambda: f"received {received}")
     device.loop_stop()
     device.disconnect()
 
@@ -161,8 +180,8 @@ async def test_tls_with_the_broker_ca_connects_and_receives(mosquitto: Mosquitto
     settings = _settings(mosquitto, port=mosquitto.tls_port, tls=True,
                          ca_file=mosquitto.broker.ca_cert_file, host="127.0.0.1")
     try:
-        async with _running(settings) as (link, buffer):
-            assert await poll_until_async(link.subscribed.is_set)
+        async with _running(mosquitto, settings) as (link, buffer):
+            await wait_until_async(link.subscribed.is_set, "the link subscribed")
             _publish_events(device, "door-4", 2)
             assert [m.payload for m in await _drain(buffer, 2)] == [b"payload-0", b"payload-1"]
     finally:
@@ -177,9 +196,10 @@ async def test_tls_against_another_ca_is_refused_and_said(
     other.write_bytes(make_ca("impostor CA").cert_pem)  # not the broker's signer
     settings = _settings(mosquitto, port=mosquitto.tls_port, tls=True, ca_file=other)
     with caplog.at_level(logging.WARNING):
-        async with _running(settings) as (link, _buffer):
-            assert await poll_until_async(lambda: any("cannot reach the broker" in r.getMessage()
-                                            for r in caplog.records))
+        async with _running(mosquitto, settings) as (link, _buffer):
+            await wait_until_async(lambda: any("cannot reach the broker" in r.getMessage()
+                                               for r in caplog.records),
+                                   "'cannot reach the broker' logged")
             assert not link.connected.is_set()
     errors = [str(getattr(r, "error", "")) for r in caplog.records]
     assert any("CERTIFICATE_VERIFY_FAILED" in e for e in errors), errors
@@ -190,9 +210,10 @@ async def test_a_wrong_password_is_reported_as_refused(
 ) -> None:
     settings = _settings(mosquitto, password="not-the-password")
     with caplog.at_level(logging.WARNING):
-        async with _running(settings) as (link, _buffer):
-            assert await poll_until_async(lambda: any("refused the connection" in r.getMessage()
-                                            for r in caplog.records))
+        async with _running(mosquitto, settings) as (link, _buffer):
+            await wait_until_async(lambda: any("refused the connection" in r.getMessage()
+                                               for r in caplog.records),
+                                   "'refused the connection' logged")
             assert not link.connected.is_set()
     reasons = [str(getattr(r, "reason", "")) for r in caplog.records]
     assert any(r in ("not authorized", "bad user name or password") for r in reasons), reasons
@@ -210,8 +231,8 @@ async def test_a_large_backlog_waits_in_the_broker_not_in_server_memory(
     waiting), and every message still arrives, each once.
     """
     settings = _settings(mosquitto, protocol=protocol)
-    async with _running(settings) as (link, buffer):  # the session, so the broker queues
-        assert await poll_until_async(link.subscribed.is_set)
+    async with _running(mosquitto, settings) as (link, buffer):  # the session, so the broker queues
+        await wait_until_async(link.subscribed.is_set, "the link subscribed")
     device = _device(mosquitto, "door-backlog", inflight=1000)
     total = 3 * _PAUSE_READING_AT
     padding = "x" * 160  # about 1,200 messages per 256 KiB socket read
@@ -221,19 +242,19 @@ async def test_a_large_backlog_waits_in_the_broker_not_in_server_memory(
         for info in infos:  # each: after a reconnect, resent ones may be acked later
             info.wait_for_publish(60)
         assert all(info.is_published() for info in infos)
-        async with _running(settings) as (link, buffer):
+        async with _running(mosquitto, settings) as (link, buffer):
             got: list[InboundMessage] = []
             most = 0
             while len(got) < total:
                 batch = await asyncio.wait_for(buffer.next_batch(1000, 0), 10)
-                await asyncio.sleep(0.02)  # "storing" the batch
+                # Not a wait: the consumer's "storing", so it is slower than the broker.
+                await asyncio.sleep(0.02)
                 link.ack_many([m.mid for m in batch])
                 got += batch
                 most = max(most, len(buffer))
             assert most < _PAUSE_READING_AT + 2_000, f"{most} messages read ahead"
             assert sorted(int(m.payload[:6]) for m in got) == list(range(total))
-            await asyncio.sleep(0.3)
-        await _assert_nothing_left(settings)
+        await _assert_nothing_left(mosquitto, settings)
     finally:
         device.loop_stop()
         device.disconnect()

@@ -22,7 +22,7 @@ from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.server.helpers import rows, scalar, seed
-from tests.waiting import poll_until_async as wait_until
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -64,7 +64,8 @@ async def test_wrong_json_types_are_rejected_with_their_reason(
         assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         device = await asyncio.to_thread(connect, mosquitto, "door-1", password)
         await _publish(device, "door-1", [payload for payload, _ in wrong] + [good])
-        assert await wait_until(lambda: _settled(server.db, 1, len(wrong)))
+        await wait_until_async(lambda: _settled(server.db, 1, len(wrong)),
+                               "1 event stored and every wrong copy rejected")
         await asyncio.to_thread(device.close)
         stored = await rows(server.db, "SELECT seq, payload FROM events")
         rejected = await rows(server.db, "SELECT device_id, reason FROM rejected_messages "
@@ -94,15 +95,18 @@ async def test_altered_copy_and_reused_event_id_are_recorded_not_dropped_or_stor
         a = await asyncio.to_thread(connect, mosquitto, "door-1", password_a)
         b = await asyncio.to_thread(connect, mosquitto, "door-2", password_b)
         await _publish(a, "door-1", [original])
-        assert await wait_until(lambda: _settled(server.db, 1, 0))
+        await wait_until_async(lambda: _settled(server.db, 1, 0),
+                               "1 stored, 0 rejected")
         # A redelivery (byte-identical) is harmless and not a rejection.
         await _publish(a, "door-1", [original, altered, reused, taken_seq])
         await _publish(b, "door-2", [theft])
-        assert await wait_until(lambda: _settled(server.db, 1, 4))
+        await wait_until_async(lambda: _settled(server.db, 1, 4),
+                               "1 stored, 4 rejected")
         # One more good record from each: everything before it has been processed.
         await _publish(a, "door-1", [_event("door-1", 3)])
         await _publish(b, "door-2", [_event("door-2", 2)])
-        assert await wait_until(lambda: _settled(server.db, 3, 4))
+        await wait_until_async(lambda: _settled(server.db, 3, 4),
+                               "3 stored, 4 rejected")
         for client in (a, b):
             await asyncio.to_thread(client.close)
         stored = await rows(server.db, "SELECT device_id, seq, event_id, kind FROM events "
