@@ -273,9 +273,13 @@ class Agent:
             self.camera.set_scene(new.camera.scene)
 
     def close(self) -> None:
-        """Release the pin, the camera and the outbox."""
+        """Release the pins (door contact, buzzer), the camera and the outbox."""
         if self.door is not None:
             self.door.close()
+        if self.chime is not None:
+            # A restarted agent (or the installer's commissioning run) must be able to
+            # claim the buzzer's pin again.
+            self.chime.close()
         if self.camera is not None:
             self.camera.stop()
         self.outbox.close()

@@ -130,6 +130,10 @@ class TrackSummary(BaseModel):
     passages: int = Field(description="Passages this track produced.")
     closest: float = Field(description="Closest approach to the line, in track heights.")
     handover: bool
+    at_door: int | None = Field(
+        None, description="Last frame on which the track stood in the doorway band on the "
+        "inside, having walked up to the line from inside (someone coming to the door from "
+        "the home); None if it never did (passers-by, the door leaf, people from outside).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +254,13 @@ class _LineState:
     own_travel: float = 0.0
     # Whether this track has itself been clearly on a side since it was born.
     decided_own: bool = False
+    # The last frame it stood at the door from the inside (``TrackSummary.at_door``), and
+    # how far (track heights) it walked towards the line from the inside to get there:
+    # measured over runs of frames whose box did not jump (``far_run``: the farthest of
+    # the current run), because a door leaf's box growing on the sill is no walk.
+    at_door: int | None = None
+    approach: float = 0.0
+    far_run: float = 0.0
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -301,6 +312,13 @@ class DoorwayAnalyzer:
     def tracks(self) -> list[Track]:
         """Live confirmed tracks, in working-image pixels (divide by ``scale`` for frame pixels)."""
         return [t for t in self._tracker.tracks if self._tracker.is_confirmed(t)]
+
+    @property
+    def at_door(self) -> dict[int, int]:
+        """Live tracks that came to the door from the inside: track id -> the last frame
+        they stood in the doorway band (see ``TrackSummary.at_door``)."""
+        return {t.id: s.at_door for t in self.tracks
+                if (s := self._states.get(t.id)) is not None and s.at_door is not None}
 
     @property
     def view_slope(self) -> float | None:
@@ -410,6 +428,7 @@ class DoorwayAnalyzer:
         if -tol <= along <= 1 + tol:
             state.closest = min(state.closest, abs(d) / max(h, 1.0))
             state.farthest = max(state.farthest, abs(d) / max(h, 1.0))
+            self._approach(track, state, d)
         blob = track.blob
         sharing = self._sharing.get(id(blob), 1) if blob is not None else 1
         if state.start is None:
@@ -475,6 +494,15 @@ class DoorwayAnalyzer:
         # be reached.
         reference = person.h if person is not None else cfg.unknown_reference * h
         margin = max(cfg.min_margin_px, cfg.margin_fraction * reference)
+        if (state.origin == "inside" and not fragment and d <= margin
+                and -tol <= along <= 1 + tol and abs(d) <= cfg.handover_reach * max(h, 1.0)
+                and state.approach >= cfg.handover_travel
+                and self._tracker.is_confirmed(track)):
+            # At the door from the inside, the way a handover is (walked towards the
+            # line, within reach of it, not over it): a resident answering the
+            # chime. The door leaf never walks up to the line; passers-by and
+            # visitors come from outside.
+            state.at_door = frame.index
         pending = state.pending
         if abs(d) <= margin or fragment:
             # A fragment (someone half out of the picture, a head alone) has
@@ -548,6 +576,24 @@ class DoorwayAnalyzer:
         )
         state.depth = abs(d) / margin
         return []
+
+    def _approach(self, track: Track, state: _LineState, d: float) -> None:
+        """Update how far the track walked up to the line from the inside (``approach``).
+
+        Only runs of frames in which its box kept its height count: a blob that
+        merges, parts or grows at once (the door leaf widening as it swings shut
+        on the sill, first seen as a short piece) moves its floor point without
+        anybody walking.
+        """
+        h = track.history[-1][4]
+        here = abs(d) / max(h, 1.0)
+        jumped = len(track.history) < 2 or track.shared or (
+            abs(h - track.history[-2][4]) > self.config.view_jump * max(track.history[-2][4], 1.0))
+        if d > 0 or jumped:
+            state.far_run = here if d <= 0 else 0.0
+        else:
+            state.far_run = max(state.far_run, here)
+            state.approach = max(state.approach, state.far_run - here)
 
     def _split_across(self, track: Track, state: _LineState, y: float, d: float) -> None:
         """Drop the group's history from a part that parted from it beyond the
@@ -913,6 +959,7 @@ class DoorwayAnalyzer:
                 passages=state.passages,
                 closest=round(min(state.closest, 99.0), 3),
                 handover=handover,
+                at_door=state.at_door,
             )
         )
         return found

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Mosquitto
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 __all__ = ["Client", "connect"]
 
@@ -38,7 +38,7 @@ class Client:
         """Subscribe at QoS 1 and return the SUBACK codes (128 = refused)."""
         before = len(self.subacks)
         self.paho.subscribe(topic, qos=1)
-        assert poll_until(lambda: len(self.subacks) > before), "no SUBACK"
+        wait_until(lambda: len(self.subacks) > before, f"the SUBACK for {topic}")
         return self.subacks[before]
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:

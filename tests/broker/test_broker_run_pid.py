@@ -18,7 +18,7 @@ from ground.ports import free_ports
 from tests.broker.test_cli import doorwatch
 from tests.conftest import doorwatch_process, wait_for_log
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -58,7 +58,8 @@ def test_second_run_leaves_the_live_pid_file_and_a_clean_stop_removes_it(
     broker.pid_file.write_text("999999\n")
     again = doorwatch_process("broker", "run", str(path), log=log)
     try:
-        assert poll_until(lambda: broker.running_pid() is not None, 15)
+        wait_until(lambda: broker.running_pid() is not None, "the broker's pid file", 15,
+                   detail=lambda: log.read_text(errors="replace")[-2000:])
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=15)

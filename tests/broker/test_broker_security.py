@@ -18,7 +18,7 @@ from ground.ports import free_port
 from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -45,7 +45,7 @@ def test_device_cannot_publish_on_another_devices_topics(
         a.publish(f"doorwatch/v1/dev/door-b/{channel}", b'{"spoof": true}')
     a.publish("doorwatch/v1/cmd/door-b/disarm", b'{"spoof": true}')
     a.publish(EVENT.format("door-a"), b"marker")  # same connection: delivered in order
-    assert poll_until(lambda: EVENT.format("door-a") in server.topics())
+    wait_until(lambda: EVENT.format("door-a") in server.topics(), "door-a's marker at the server")
     assert server.topics() == [EVENT.format("door-a")]
     a.close()
 
@@ -61,7 +61,7 @@ def test_device_cannot_read_another_devices_commands(mosquitto: Mosquitto) -> No
                      client_id="test-server")
     server.publish(CMD.format("door-b"), b"secret for b")
     server.publish(CMD.format("door-a"), b"for a")
-    assert poll_until(lambda: CMD.format("door-a") in a.topics())
+    wait_until(lambda: CMD.format("door-a") in a.topics(), "door-a's own command")
     assert a.messages == [(CMD.format("door-a"), b"for a")]
     a.close()
     server.close()
@@ -117,12 +117,12 @@ def test_oversize_payload_is_refused(mosquitto: Mosquitto, server: Client) -> No
     snapshot = EVENT.format("door-a").replace("event", "snapshot")
     a = connect(mosquitto, "door-a", mosquitto.add_device("door-a"))
     a.publish(snapshot, b"j" * MAX_PAYLOAD_BYTES)  # the largest legitimate snapshot passes
-    assert poll_until(lambda: len(server.messages) == 1)
+    wait_until(lambda: len(server.messages) == 1, "the largest snapshot at the server")
     a.paho.publish(snapshot, b"j" * (MAX_PAYLOAD_BYTES + 600_000), qos=1)
-    assert poll_until(lambda: a.disconnects), "the broker should drop the sender"
+    wait_until(lambda: a.disconnects, "the broker to drop the oversize sender")
     b = connect(mosquitto, "door-b", mosquitto.add_device("door-b"))
     b.publish(EVENT.format("door-b"), b"marker")
-    assert poll_until(lambda: EVENT.format("door-b") in server.topics())
+    wait_until(lambda: EVENT.format("door-b") in server.topics(), "door-b's marker at the server")
     assert [len(p) for t, p in server.messages] == [MAX_PAYLOAD_BYTES, len(b"marker")]
     a.close()
     b.close()
@@ -138,7 +138,8 @@ def test_a_device_cannot_take_over_another_devices_client_id(
     a.publish(EVENT.format("door-a"), b"from a")
     # ... and B was not kicked off.
     b.publish(EVENT.format("door-b"), b"from b")
-    assert poll_until(lambda: len(server.messages) == 2)
+    wait_until(lambda: len(server.messages) == 2, "both devices' messages at the server",
+               detail=lambda: f"server got {server.messages}")
     assert b.disconnects == []
     assert server.messages == [(EVENT.format("door-a"), b"from a"),
                                (EVENT.format("door-b"), b"from b")]

@@ -24,8 +24,7 @@ from tests.broker.helpers import Client, connect
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.server.helpers import scalar, seed
-from tests.waiting import poll_until as wait_for
-from tests.waiting import poll_until_async as wait_until
+from tests.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -61,7 +60,9 @@ def test_a_devices_session_cannot_be_taken_over_from_either_listener(
     watcher = connect(mosquitto, SERVER_USER, mosquitto.broker.server_password, tls=False)
     watcher.subscribe("doorwatch/v1/dev/#")
     a.publish(EVENT.format("door-a"), b"still here")
-    assert wait_for(lambda: watcher.messages == [(EVENT.format("door-a"), b"still here")])
+    wait_until(lambda: watcher.messages == [(EVENT.format("door-a"), b"still here")],
+               "door-a's message, and only it, at the watcher",
+               detail=lambda: f"watcher got {watcher.messages}")
     assert a.disconnects == []
     for client in (a, watcher, *attackers):
         client.close()
@@ -92,7 +93,7 @@ async def test_the_servers_session_cannot_be_taken_over_and_no_event_is_lost(
             return await scalar(server.db, "SELECT COUNT(*) FROM events") >= count
 
         await send(range(1, 11))
-        assert await wait_until(lambda: stored(10))
+        await wait_until_async(lambda: stored(10), "10 events stored")
         # Attackers claim the server's client id (clean session: on the old config
         # this wiped the server's queue) and hold on while door-a keeps sending.
         attackers: list[Client] = []
@@ -107,7 +108,7 @@ async def test_the_servers_session_cannot_be_taken_over_and_no_event_is_lost(
         for attacker in attackers:
             await asyncio.to_thread(attacker.close)
         await send(range(21, 31))
-        assert await wait_until(lambda: stored(30), 15)
+        await wait_until_async(lambda: stored(30), "30 events stored", 15)
         await asyncio.to_thread(device.close)
         seqs = [r["seq"] for r in await server.db.fetch_all("SELECT seq FROM events")]
     assert sorted(seqs) == list(range(1, 31))
@@ -130,7 +131,9 @@ def test_every_server_instance_has_an_account_and_a_session_of_its_own(
     device.publish(EVENT.format("door-a"), json.dumps({"hello": 1}).encode())
     # Both read device topics (the ACL has a block per server account); neither kicked
     # the other off although both claimed the same (default) client id.
-    assert wait_for(lambda: len(one.messages) == 1 and len(two.messages) == 1)
+    wait_until(lambda: len(one.messages) == 1 and len(two.messages) == 1,
+               "the event at both server accounts, once each",
+               detail=lambda: f"one {one.messages}, two {two.messages}")
     assert one.disconnects == []
     assert two.disconnects == []
     for client in (one, two, device):
@@ -148,9 +151,12 @@ def test_sys_topics_stay_hidden_on_both_listeners(mosquitto: Mosquitto) -> None:
         client.subscribe("#")
     server.publish("doorwatch/v1/cmd/door-a/ping", b"to a")
     device.publish(EVENT.format("door-a"), b"from a")
-    assert wait_for(lambda: device.topics() == ["doorwatch/v1/cmd/door-a/ping"])
-    assert wait_for(lambda: server.topics() == [EVENT.format("door-a")])
-    assert wait_for(lambda: admin.topics() == [EVENT.format("door-a")])
+    wait_until(lambda: device.topics() == ["doorwatch/v1/cmd/door-a/ping"],
+               "the device's ping, and only it", detail=lambda: str(device.topics()))
+    wait_until(lambda: server.topics() == [EVENT.format("door-a")],
+               "the event, and only it, at the server", detail=lambda: str(server.topics()))
+    wait_until(lambda: admin.topics() == [EVENT.format("door-a")],
+               "the event, and only it, at the admin", detail=lambda: str(admin.topics()))
     for client in (device, server, admin):
         assert not [t for t in client.topics() if t.startswith("$SYS")]
         client.close()

@@ -34,7 +34,7 @@ from server.service import serve
 from tests.broker.helpers import connect
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
-from tests.waiting import poll_until, poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -109,7 +109,7 @@ async def test_revoked_device_is_disconnected_and_refused_after_reload(
     online = connect(mosquitto, "door-a", password)
     assert not online.refused
     assert await revoke_device(db, mosquitto.broker, "door-a")
-    assert await asyncio.to_thread(poll_until, lambda: online.disconnects)
+    await wait_until_async(lambda: online.disconnects, "the revoked device disconnected")
     again = connect(mosquitto, "door-a", password)
     assert again.refused
     row = await db.fetch_one("SELECT revoked_at FROM devices WHERE device_id = 'door-a'")
@@ -151,17 +151,18 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
             for i in range(total):
                 await asyncio.to_thread(append, i)
                 agent.link.wake()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # not a wait: the device produces over time
 
         async with running_agent(agent):
-            assert await poll_until_async(lambda: _true(agent.link.connected.is_set()))
+            await wait_until_async(agent.link.connected.is_set, "the agent connected")
             producer = asyncio.create_task(produce())
-            await asyncio.sleep(0.3)  # rotate while events are flowing
+            # Rotate while events are flowing: some are stored, more are being produced.
+            await wait_until_async(lambda: _stored(db, "door-r", 20), "20 events stored")
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            assert await poll_until_async(lambda: _true(agent.outbox.depth() == 0), 30)
+            await wait_until_async(lambda: agent.outbox.depth() == 0, "the outbox drained", 30)
             last = agent.outbox.last_seq("door-r")
-            assert await poll_until_async(lambda: _stored(db, "door-r", last), 30)
+            await wait_until_async(lambda: _stored(db, "door-r", last), f"{last} events stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
         audit = await db.fetch_one("SELECT detail FROM audit_log WHERE action = 'device.rotate'")
     assert result.reloaded
@@ -206,8 +207,9 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
         a = connect(mosquitto, "door-a", stored_password(config_a))
         spoof = Event(device_id="door-b", seq=1, time=utc_now(), kind=EventKind.EXIT, armed=True)
         a.publish(device_topic("door-a", Channel.EVENT), encode(spoof))
-        assert await poll_until_async(lambda: _has_row(db, "SELECT id FROM audit_log WHERE "
-                                                     "action = 'security.device_id_mismatch'"))
+        await wait_until_async(lambda: _has_row(db, "SELECT id FROM audit_log WHERE "
+                                                "action = 'security.device_id_mismatch'"),
+                               "the device_id mismatch audited")
         audit = await db.fetch_all("SELECT actor, subject, detail FROM audit_log "
                                    "WHERE action = 'security.device_id_mismatch'")
         rejected = await db.fetch_all("SELECT device_id, reason FROM rejected_messages")
@@ -218,10 +220,6 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
     assert audit[0]["actor"] == "device:door-a"
     assert audit[0]["subject"] == "device:door-b"
     assert rejected == [{"device_id": "door-a", "reason": audit[0]["detail"].split(": ", 1)[1]}]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _stored(db: Database, device_id: str, count: int) -> bool:

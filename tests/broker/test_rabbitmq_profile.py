@@ -38,8 +38,7 @@ from server.domain.provisioning import (
 from server.service import serve
 from tests.broker.helpers import connect
 from tests.requirements import need
-from tests.waiting import poll_until as wait_for
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = [pytest.mark.slow]
 
@@ -118,19 +117,21 @@ async def test_a_provisioned_device_is_held_to_its_own_topics_then_revoked(
     assert not device.refused
     own = device_topic("rb-door-a", Channel.EVENT)
     device.publish(own, b'{"own": true}')
-    assert await asyncio.to_thread(wait_for, lambda: own in admin.topics())
+    await wait_until_async(lambda: own in admin.topics(), "the device's own event at the admin")
     # Another device's commands: refused (RabbitMQ 3.10 closes the connection rather
     # than answer SUBACK 0x80; either is a refusal).
     device.paho.subscribe("doorwatch/v1/cmd/rb-door-b/#", qos=1)
-    assert await asyncio.to_thread(
-        wait_for, lambda: device.disconnects or device.subacks == [[128]])
+    await wait_until_async(lambda: device.disconnects or device.subacks == [[128]],
+                           "the foreign subscription refused",
+                           detail=lambda: f"subacks {device.subacks}")
     device.close()
     # Another device's topic: RabbitMQ closes the connection; nothing arrives.
     device = await asyncio.to_thread(connect, node, "rb-door-a", password,
                                      ca_file=config.mqtt.ca_file)
     assert not device.refused
     device.paho.publish(device_topic("rb-door-b", Channel.EVENT), b'{"spoof": true}', qos=1)
-    assert await asyncio.to_thread(wait_for, lambda: device.disconnects)
+    await wait_until_async(lambda: device.disconnects, "the spoofing device disconnected")
+    # A window, not a wait: the spoofed event must not arrive at the admin meanwhile.
     await asyncio.sleep(0.5)
     assert device_topic("rb-door-b", Channel.EVENT) not in admin.topics()
     wrong = await asyncio.to_thread(connect, node, "rb-door-a", "not-the-password",
@@ -143,7 +144,7 @@ async def test_a_provisioned_device_is_held_to_its_own_topics_then_revoked(
         await provision_device(db, node.broker, "rb-door-a", household_id=None,
                                bundle_path=tmp_path / "again.json")
     assert await revoke_device(db, node.broker, "rb-door-a")
-    assert await asyncio.to_thread(wait_for, lambda: online.disconnects)
+    await wait_until_async(lambda: online.disconnects, "the revoked device disconnected")
     again = await asyncio.to_thread(connect, node, "rb-door-a", password,
                                     ca_file=config.mqtt.ca_file)
     assert again.refused
@@ -180,21 +181,25 @@ async def test_rotation_through_the_cluster_loses_no_event(
             for i in range(total):
                 await asyncio.to_thread(append, i)
                 agent.link.wake()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # not a wait: the device produces over time
 
-        async def stored() -> bool:
+        async def count_stored(count: int) -> bool:
             row = await db.fetch_one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?",
                                      ("rb-door-r",))
-            return row is not None and int(row["n"]) >= agent.outbox.last_seq("rb-door-r")
+            return row is not None and int(row["n"]) >= count
+
+        async def stored() -> bool:
+            return await count_stored(agent.outbox.last_seq("rb-door-r"))
 
         async with running_agent(agent):
-            assert await poll_until_async(agent.link.connected.is_set, 30)
+            await wait_until_async(agent.link.connected.is_set, "the agent connected", 30)
             producer = asyncio.create_task(produce())
-            await asyncio.sleep(0.3)  # rotate while events are flowing
+            # Rotate while events are flowing: some are stored, more are being produced.
+            await wait_until_async(lambda: count_stored(20), "20 events stored", 30)
             result = await rotate_device(db, node.broker, "rb-door-r", ack_timeout_s=30)
             await producer
-            assert await poll_until_async(lambda: agent.outbox.depth() == 0, 30)
-            assert await poll_until_async(stored, 30)
+            await wait_until_async(lambda: agent.outbox.depth() == 0, "the outbox drained", 30)
+            await wait_until_async(stored, "every produced event stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'rb-door-r'")
     assert result.reconnected
     seqs = sorted(int(r["seq"]) for r in rows)
