@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from ground.i18n import t
+from ground.i18n import label, t
 from ground.timeutil import from_ts, now_ts, to_ts, utcnow
 from server.config import EscalationSettings, NotifySettings, ServerSettings
 from server.db.base import Transaction
@@ -165,6 +165,9 @@ async def queue_notifications(
             "count": int(incident["reminders"]),  # already counts the reminder being sent
             "ack_link": ack,
             "detail": incident["detail"] or "-",
+            # A missed check-in's detail is its outcome: said in words, not as the code.
+            "checkin": (label("checkin.outcome", incident["detail"], language)
+                        if incident["kind"] == "missed_checkin" else "-"),
             "verdict": (t(f"incident.verdict.{incident['verdict']}", language)
                         if incident["verdict"] else "-"),
             "actor": (incident["resolved_by"] if purpose is Purpose.RESOLVED

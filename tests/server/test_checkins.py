@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from broker.messages import EventKind, decode_command
 from server.clock import ManualClock
 from server.db.base import Database
+from server.domain.checkins import request_checkin
 from server.jobs.checkin_watch import CheckinJob
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 from tests.server.test_timers import Recorder
@@ -60,3 +61,37 @@ async def test_scheduled_check_ins_outcomes_and_missed_ones(
                           "device_id": "door-2"}]
     assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE incident_id IS NOT NULL "
                             "AND purpose = 'alert'") >= 1
+
+
+async def test_a_missed_check_in_says_what_happened_in_the_workers_language(
+    db: Database, database_url: str
+) -> None:
+    """The alert names the outcome that happened (in words), not a legend of all of them."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(datetime(2026, 3, 2, 2, 0, tzinfo=ZoneInfo("UTC")))
+    chinese = await seed(db)
+    english = await seed(db, device="door-2", worker_language="en")
+    job = CheckinJob(db, settings, Recorder(), clock)
+    for home in (chinese.household, english.household):
+        await request_checkin(db, home, actor="test", window_s=60, now=clock.now())
+    await job.tick()
+    commands = await rows(db, "SELECT device_id, command_id FROM checkins ORDER BY id")
+    # door-1 says nobody came; door-2 never answers.
+    await EventFeeder(db, settings).send("door-1", EventKind.CHECKIN, clock.now(),
+                                         checkin="absent", command_id=commands[0]["command_id"])
+    await job.tick()
+    clock.advance(seconds=91)
+    assert (await job.tick()).missed == 1
+    sent = await rows(db, "SELECT w.language, n.title, n.body FROM notifications n "
+                          "JOIN workers w ON w.id = n.worker_id WHERE n.purpose = 'alert' "
+                          "AND w.role != 'supervisor' ORDER BY n.id")
+    assert [(n["language"], n["title"]) for n in sent] == [
+        ("zh_CN", "【签到未通过】张三家：无人到门口"),
+        ("en", "[Missed check-in] 张三家: Device did not answer")]
+    zh, en = sent[0]["body"], sent[1]["body"]
+    assert "门口设备响铃后未确认有人在家：无人到门口。" in zh
+    assert "After the door chime nobody was confirmed at home: Device did not answer." in en
+    for other in ("absent", "left", "no_answer", "有人外出", "设备未回复"):
+        assert other not in zh
+    for other in ("absent", "left", "no_answer", "Nobody came", "went out"):
+        assert other not in en

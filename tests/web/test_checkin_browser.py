@@ -109,6 +109,6 @@ async def test_worker_asks_for_a_check_in_present_then_missed(
                            "AND household_id = ?", (home,)) == 1
     assert await asyncio.to_thread(receiver.wait_for, 1)
     titles = [str(n["title"]) for n in receiver.received]
-    assert "【签到未通过】签到家：absent" in titles
+    assert "【签到未通过】签到家：无人到门口" in titles
     assert await count(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'household.checkin' "
                            "AND actor = 'east'") == 2
