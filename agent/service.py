@@ -81,14 +81,14 @@ class Agent:
         except OSError as exc:
             log.error("data folder unusable", extra={"device_id": config.device_id,
                                                      "reason": str(exc)})
-        self.outbox, degraded = Outbox.open_resilient(
-            config.data_dir / "outbox.db", budget_bytes=_mb(config.outbox.disk_budget_mb),
-            device_id=config.device_id)
+        # Opened by :meth:`open` (on the event loop) before anything runs.
+        self.outbox = Outbox(config.data_dir / "outbox.db",
+                             budget_bytes=_mb(config.outbox.disk_budget_mb))
         self.state = DeviceState(config.data_dir / "state.json", config.armed_default)
         self.link = AgentLink(config.device_id, config.mqtt, self.outbox,
                               on_command=self._on_command)
         self.recorder = Recorder(config.device_id, self.outbox, self.link,
-                                 backlog=config.outbox.memory_backlog, degraded=degraded)
+                                 backlog=config.outbox.memory_backlog)
         self.evidence_store = EvidenceStore(
             config.data_dir / "evidence", budget_bytes=_mb(config.evidence.disk_budget_mb),
             keep_days=config.evidence.keep_days)
@@ -172,7 +172,7 @@ class Agent:
         episode = OpenEpisode.new(self.wall(started), door_sensor=self.door is not None,
                                   found_open=self.episodes.found_open)
         self.open_episode = episode
-        await asyncio.to_thread(save_episode, self.outbox, episode)
+        await save_episode(self.outbox, episode)
         log.info("door episode started", extra={"device_id": self.device_id,
                                                 "episode": str(episode.episode_id)})
 
@@ -188,12 +188,13 @@ class Agent:
         self._restored = None
         frames = self.camera.end_episode() if self.camera is not None else []
         ended = replace_end(episode.with_evidence(evidence), self.wall(window.ended))
-        await asyncio.to_thread(save_episode, self.outbox, ended)
+        await save_episode(self.outbox, ended)
         await self.reporter.report(ended, frames)
 
-    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
-        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""
-        return self.reporter.publish_snapshots(event_id, jpegs, keep=keep)
+    async def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *,
+                                keep: bool) -> int:
+        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``)."""
+        return await self.reporter.publish_snapshots(event_id, jpegs, keep=keep)
 
     async def persist_progress(self) -> None:
         """Every second of an open episode, store the evidence so far (restart safety)."""
@@ -219,11 +220,11 @@ class Agent:
                             p for p in current.evidence.passages
                             if p not in evidence.passages)))
                     self.open_episode = current.with_evidence(evidence)
-                    await asyncio.to_thread(save_episode, self.outbox, self.open_episode)
+                    await save_episode(self.outbox, self.open_episode)
 
     async def restore_episodes(self) -> None:
         """Report episodes that ended before a restart; resume the one still open."""
-        stored = await asyncio.to_thread(load_open_episodes, self.outbox)
+        stored = await load_open_episodes(self.outbox)
         for episode in stored:
             if episode.ended_at is not None or episode is not stored[-1]:
                 ended = episode if episode.ended_at else replace_end(episode, utc_now())
@@ -272,7 +273,12 @@ class Agent:
         if self.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
             self.camera.set_scene(new.camera.scene)
 
-    def close(self) -> None:
+    async def open(self) -> None:
+        """Open the outbox (in memory, with a health alarm, when the disk refuses)."""
+        degraded = await self.outbox.open_resilient(self.device_id)
+        self.recorder.degraded = self.recorder.storage_error = degraded
+
+    async def close(self) -> None:
         """Release the pins (door contact, buzzer), the camera and the outbox."""
         if self.door is not None:
             self.door.close()
@@ -282,7 +288,7 @@ class Agent:
             self.chime.close()
         if self.camera is not None:
             self.camera.stop()
-        self.outbox.close()
+        await self.outbox.close()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the running loop, start the camera threads and the MQTT link."""
@@ -318,7 +324,12 @@ async def running_agent(
     agent: Agent, extra: dict[str, Callable[[], Awaitable[None]]] | None = None
 ) -> AsyncIterator[Agent]:
     """Run ``agent``'s loops (plus ``extra`` named loops) for the ``async with`` block."""
-    await agent.restore_episodes()
+    await agent.open()
+    try:
+        await agent.restore_episodes()
+    except BaseException:
+        await agent.outbox.close()  # its connection's thread would keep the process alive
+        raise
     agent.attach(asyncio.get_running_loop())
     notifier = ServiceNotifier()
     try:
@@ -344,7 +355,7 @@ async def running_agent(
                     task.cancel()
     finally:
         agent.link.stop()
-        agent.close()
+        await agent.close()
 
 
 async def _as_coro(fn: Callable[[], Awaitable[None]]) -> None:

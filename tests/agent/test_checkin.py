@@ -27,14 +27,16 @@ from tests.agent.helpers import analysed_for, device_config, make_agent, outbox_
 from tests.waiting import wait_until_async
 
 
-def _records(agent: Agent) -> list[dict[str, Any]]:
-    return outbox_records(agent)
+async def _records(agent: Agent) -> list[dict[str, Any]]:
+    return await outbox_records(agent)
 
 
 async def _outcome(agent: Agent, nth: int = 0) -> dict[str, Any]:
+    async def outcomes() -> list[dict[str, Any]]:
+        return [r for r in await _records(agent) if r.get("kind") == "checkin"][nth:]
+
     found: list[dict[str, Any]] = await wait_until_async(
-        lambda: [r for r in _records(agent) if r.get("kind") == "checkin"][nth:],
-        f"check-in outcome {nth + 1} in the outbox", 30)
+        outcomes, f"check-in outcome {nth + 1} in the outbox", 30)
     return found[0]
 
 
@@ -66,7 +68,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
         command = await _check_in(agent, 60)
         _walk(synthetic, "handover")
         outcome = await _outcome(agent)
-        acks = [r for r in _records(agent) if r.get("type") == "command_ack"]
+        acks = [r for r in await _records(agent) if r.get("type") == "command_ack"]
     assert outcome["checkin"] == "present"
     assert outcome["command_id"] == str(command.command_id)
     assert [(a["command"], a["ok"], a.get("reason")) for a in acks] == [("checkin", True, None)]
@@ -83,7 +85,7 @@ async def test_walking_out_is_left_and_nobody_is_absent(tmp_path: Any) -> None:
         await _check_in(agent, 60)
         _walk(synthetic, "exit")
         left = await _outcome(agent)
-        ack = next(r for r in _records(agent) if r.get("type") == "command_ack")
+        ack = next(r for r in await _records(agent) if r.get("type") == "command_ack")
     assert left["checkin"] == "left"
     assert ack.get("reason") == "no chime fitted: silent check-in"
 

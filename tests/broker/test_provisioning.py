@@ -142,14 +142,14 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
         topic = device_topic("door-r", Channel.EVENT)
         total = 300
 
-        def append(i: int) -> None:
-            agent.outbox.append("door-r", topic, lambda s: encode(Event(
+        async def append(i: int) -> None:
+            await agent.outbox.append("door-r", topic, lambda s: encode(Event(
                 device_id="door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER, armed=False,
                 detail=f"rotation-{i}")))
 
         async def produce() -> None:
             for i in range(total):
-                await asyncio.to_thread(append, i)
+                await append(i)
                 agent.link.wake()
                 await asyncio.sleep(0.005)  # not a wait: the device produces over time
 
@@ -160,8 +160,8 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
             await wait_until_async(lambda: _stored(db, "door-r", 20), "20 events stored")
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            await wait_until_async(lambda: agent.outbox.depth() == 0, "the outbox drained", 30)
-            last = agent.outbox.last_seq("door-r")
+            await wait_until_async(lambda: _outbox_empty(agent), "the outbox drained", 30)
+            last = await agent.outbox.last_seq("door-r")
             await wait_until_async(lambda: _stored(db, "door-r", last), f"{last} events stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
         audit = await db.fetch_one("SELECT detail FROM audit_log WHERE action = 'device.rotate'")
@@ -220,6 +220,10 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
     assert audit[0]["actor"] == "device:door-a"
     assert audit[0]["subject"] == "device:door-b"
     assert rejected == [{"device_id": "door-a", "reason": audit[0]["detail"].split(": ", 1)[1]}]
+
+
+async def _outbox_empty(agent: Agent) -> bool:
+    return await agent.outbox.depth() == 0
 
 
 async def _stored(db: Database, device_id: str, count: int) -> bool:

@@ -92,6 +92,10 @@ async def _provision(db: Database, node: _Node, tmp_path: Path, device_id: str) 
     return load_device_config(installed.config_file)
 
 
+async def _outbox_empty(agent: Agent) -> bool:
+    return await agent.outbox.depth() == 0
+
+
 def _password(config: DeviceConfig) -> str:
     assert config.mqtt.credentials_file is not None
     current = CredentialStore(config.mqtt.credentials_file).current
@@ -172,14 +176,14 @@ async def test_rotation_through_the_cluster_loses_no_event(
         topic = device_topic("rb-door-r", Channel.EVENT)
         total = 200
 
-        def append(i: int) -> None:
-            agent.outbox.append("rb-door-r", topic, lambda s: encode(Event(
+        async def append(i: int) -> None:
+            await agent.outbox.append("rb-door-r", topic, lambda s: encode(Event(
                 device_id="rb-door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER,
                 armed=False, detail=f"rotation-{i}")))
 
         async def produce() -> None:
             for i in range(total):
-                await asyncio.to_thread(append, i)
+                await append(i)
                 agent.link.wake()
                 await asyncio.sleep(0.005)  # not a wait: the device produces over time
 
@@ -189,7 +193,7 @@ async def test_rotation_through_the_cluster_loses_no_event(
             return row is not None and int(row["n"]) >= count
 
         async def stored() -> bool:
-            return await count_stored(agent.outbox.last_seq("rb-door-r"))
+            return await count_stored(await agent.outbox.last_seq("rb-door-r"))
 
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected", 30)
@@ -198,7 +202,7 @@ async def test_rotation_through_the_cluster_loses_no_event(
             await wait_until_async(lambda: count_stored(20), "20 events stored", 30)
             result = await rotate_device(db, node.broker, "rb-door-r", ack_timeout_s=30)
             await producer
-            await wait_until_async(lambda: agent.outbox.depth() == 0, "the outbox drained", 30)
+            await wait_until_async(lambda: _outbox_empty(agent), "the outbox drained", 30)
             await wait_until_async(stored, "every produced event stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'rb-door-r'")
     assert result.reconnected
