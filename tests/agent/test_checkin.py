@@ -61,6 +61,8 @@ async def _check_in(agent: Agent, window_s: float) -> CheckinCommand:
 async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> None:
     agent, synthetic = _agent(tmp_path, "door-ci1")
     assert agent.chime is not None
+    # gpiozero's mock pin, kept: the agent releases it (the buzzer forgets it) when it stops.
+    pin = agent.chime._buzzer.pin
     async with running_agent(agent):
         await analysed_for(agent, 2.0)  # the background model learns the empty corridor
         command = await _check_in(agent, 60)
@@ -72,8 +74,7 @@ async def test_person_at_the_door_after_the_chime_is_present(tmp_path: Any) -> N
     assert [(a["command"], a["ok"], a.get("reason")) for a in acks] == [("checkin", True, None)]
     assert acks[0]["seq"] < outcome["seq"]
     assert agent.chime.sounded == 1
-    pin = agent.chime._buzzer.pin  # gpiozero's mock pin: it went high twice (two beeps)
-    highs = [s.state for s in pin.states].count(True)
+    highs = [s.state for s in pin.states].count(True)  # it went high twice (two beeps)
     assert highs == 2
 
 
