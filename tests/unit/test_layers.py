@@ -197,3 +197,26 @@ def test_imports_only_go_down_the_floors() -> None:
         if target.split(".")[0] != module.split(".")[0]
         and target.split(".")[0] not in FLOORS[module.split(".")[0]])
     assert upward == []
+
+
+def _sources_mentioning(*needles: str) -> list[str]:
+    """``path: needle`` for each of our source files (tests and bench too) using a needle."""
+    found = []
+    for package in (*OURS, "bench", "tests"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            if path == Path(__file__).resolve():
+                continue
+            text = path.read_text(encoding="utf-8")
+            found += [f"{path.relative_to(REPO_ROOT)}: {n}" for n in needles if n in text]
+    return found
+
+
+def test_the_interpreter_is_tuned_in_one_place() -> None:
+    uses = _sources_mentioning("setswitchinterval", "gc.set_threshold", "gc.freeze")
+    assert uses == ["server/interpreter.py: setswitchinterval",
+                    "server/interpreter.py: gc.set_threshold", "server/interpreter.py: gc.freeze"]
+
+
+def test_only_pydantics_public_api() -> None:
+    assert _sources_mentioning("__pydantic_core_schema__", "__pydantic_validator__",
+                               "__pydantic_serializer__") == []
