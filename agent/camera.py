@@ -101,6 +101,11 @@ class Timeline:
     frame_monos: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=20000))
     live_tracks: list[tuple[float, float]] = field(default_factory=list)
+    # When people who came to the door from the inside (``TrackSummary.at_door``) last
+    # stood there: tracks that ended, and live ones.
+    door_visits: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=1000))
+    live_at_door: list[float] = field(default_factory=list)
     processed: float = 0.0
     lock: threading.Condition = field(default_factory=threading.Condition)
 
@@ -348,8 +353,12 @@ class CameraPipeline:
                 first = mono - (frame.index - s.first_frame) / self.fps
                 last = mono - (frame.index - s.last_frame) / self.fps
                 self.timeline.tracks.append((first, last, s.handover))
+                if s.at_door is not None:
+                    self.timeline.door_visits.append(mono - (frame.index - s.at_door) / self.fps)
             self.timeline.live_tracks = [
                 (mono - (frame.index - t.first_frame) / self.fps, mono) for t in analyzer.tracks]
+            self.timeline.live_at_door = [
+                mono - (frame.index - f) / self.fps for f in analyzer.at_door.values()]
         analyzer.summaries.clear()
         for p in passages:
             self._keep(p, mono, frame)

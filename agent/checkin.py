@@ -4,9 +4,14 @@ On a ``checkin`` command the device sounds its chime (if one is fitted) and
 watches the camera analyser's timeline for ``window_s`` seconds:
 
 * ``left`` — a passage ``out`` was seen after the chime (whatever else);
-* ``present`` — a person track appeared after the chime and ended (went back
-  inside) with no passage out, or was still there when the window closed;
-* ``absent`` — nobody came to the doorway within the window.
+* ``present`` — a person came to the door from the inside after the chime:
+  a track that walked up to the threshold from the home and stood in the
+  doorway band (``TrackSummary.at_door``, the analyser's handover test), and
+  went back in with no passage out, or was still there when the window closed;
+* ``absent`` — nobody did within the window. Other movement does not count:
+  the door leaf swinging, someone walking along the corridor, a visitor
+  coming from outside, or a resident who was at the door before the chime and
+  is walking away from it.
 
 The outcome is a durable event of kind ``checkin`` carrying the command's id.
 It is presence only: the analyser sees moving person-sized blobs at the door,
@@ -38,12 +43,14 @@ def judge_presence(timeline: Timeline, since: float, *, window_over: bool) -> Ou
     with timeline.lock:
         if any(at >= since and p.direction == "out" for at, p in timeline.passages):
             return "left"
-        ended = any(last >= since for _first, last, _handover in timeline.tracks)
-        live = any(last >= since for _first, last in timeline.live_tracks)
-    if ended and not live:
-        return "present"  # came to the door and went back in
+        came = any(at >= since for at in timeline.door_visits)
+        at_door = any(at >= since for at in timeline.live_at_door)
+        moving = bool(timeline.live_tracks)
+    if came and not moving:
+        # Came to the door and went back in, and nobody is about who might still go out.
+        return "present"
     if window_over:
-        return "present" if live or ended else "absent"
+        return "present" if came or at_door else "absent"
     return None
 
 

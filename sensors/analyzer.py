@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,11 +93,16 @@ from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.people import PersonSizeConfig, PersonSizeModel
+from sensors.personnet import PersonNet
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
-__all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary"]
+__all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary", "Verifier"]
 
 Side = Literal["inside", "outside", "unknown"]
+
+# Scores a crossing about to be reported, 0..1: (working gray image, its
+# foreground mask, the track's box x, y, w, h there, track id, crossing frame).
+Verifier = Callable[[GrayImage, GrayImage, tuple[float, float, float, float], int, int], float]
 
 
 class Passage(BaseModel):
@@ -130,6 +135,10 @@ class TrackSummary(BaseModel):
     passages: int = Field(description="Passages this track produced.")
     closest: float = Field(description="Closest approach to the line, in track heights.")
     handover: bool
+    at_door: int | None = Field(
+        None, description="Last frame on which the track stood in the doorway band on the "
+        "inside, having walked up to the line from inside (someone coming to the door from "
+        "the home); None if it never did (passers-by, the door leaf, people from outside).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,14 @@ class AnalyzerConfig:
     view_evidence: float = 0.3
     recount_horizon: float = 120.0
     inherit_time: float = 0.5
+    # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
+    # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
+    # none; a crossing whose track's region scores below ``person_gate`` is
+    # not reported. Off: on the tuning split it turns down none of the
+    # analyzer's wrong passages (sensors/models/README.md).
+    person_model: str | None = None
+    person_gate: float = 0.5
+    person_every: float = 0.2
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -250,6 +267,26 @@ class _LineState:
     own_travel: float = 0.0
     # Whether this track has itself been clearly on a side since it was born.
     decided_own: bool = False
+    # The learned check's latest score of the track while a crossing was
+    # pending, and the frame it was taken on (a track that ends coasting
+    # reports without a region of its own to score).
+    person_score: float | None = None
+    person_frame: int = -1
+    # The last frame it stood at the door from the inside (``TrackSummary.at_door``), and
+    # how far (track heights) it walked towards the line from the inside to get there:
+    # measured over runs of frames whose box did not jump (``far_run``: the farthest of
+    # the current run), because a door leaf's box growing on the sill is no walk.
+    at_door: int | None = None
+    approach: float = 0.0
+    far_run: float = 0.0
+
+
+def _net_verifier(net: PersonNet) -> Verifier:
+    """The network as a :data:`Verifier`."""
+    def verify(gray: GrayImage, mask: GrayImage, box: tuple[float, float, float, float],
+               track: int, frame: int) -> float:
+        return net.score(gray, mask, box)
+    return verify
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -266,11 +303,17 @@ class DoorwayAnalyzer:
     tracks; ``tracks`` the live ones (for drawing).
     """
 
-    def __init__(self, scene: Scene, fps: float, config: AnalyzerConfig | None = None) -> None:
-        """Prepare for a stream at ``fps`` frames per second viewing ``scene``."""
+    def __init__(self, scene: Scene, fps: float, config: AnalyzerConfig | None = None,
+                 verifier: Verifier | None = None) -> None:
+        """Prepare for a stream at ``fps`` frames per second viewing ``scene``;
+        ``verifier`` (else the config's ``person_model``, if any) checks crossings."""
         self.scene = scene
         self.fps = fps
         self.config = config or AnalyzerConfig()
+        if verifier is None and self.config.person_model is not None:
+            verifier = _net_verifier(PersonNet(self.config.person_model))
+        self._verifier = verifier
+        self._gray: GrayImage | None = None
         self._background = BackgroundModel(fps, self.config.background)
         self._tracker = Tracker(fps, self.config.tracker)
         self._line: PixelLine | None = None
@@ -303,6 +346,13 @@ class DoorwayAnalyzer:
         return [t for t in self._tracker.tracks if self._tracker.is_confirmed(t)]
 
     @property
+    def at_door(self) -> dict[int, int]:
+        """Live tracks that came to the door from the inside: track id -> the last frame
+        they stood in the doorway band (see ``TrackSummary.at_door``)."""
+        return {t.id: s.at_door for t in self.tracks
+                if (s := self._states.get(t.id)) is not None and s.at_door is not None}
+
+    @property
     def view_slope(self) -> float | None:
         """How far a walking person's head moves per pixel their feet move
         (about 0 for a camera facing the door, about 1 seen from steeply
@@ -321,6 +371,7 @@ class DoorwayAnalyzer:
         gray = self._prepare(frame.gray)
         seg = self._background.apply(gray, self._protected(gray.shape))
         self._last_mask = seg.mask
+        self._gray = gray
         self.blobs = [] if seg.relearned else find_blobs(
             seg.mask, self.config.blobs, self._person_height)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
@@ -410,6 +461,7 @@ class DoorwayAnalyzer:
         if -tol <= along <= 1 + tol:
             state.closest = min(state.closest, abs(d) / max(h, 1.0))
             state.farthest = max(state.farthest, abs(d) / max(h, 1.0))
+            self._approach(track, state, d)
         blob = track.blob
         sharing = self._sharing.get(id(blob), 1) if blob is not None else 1
         if state.start is None:
@@ -475,6 +527,15 @@ class DoorwayAnalyzer:
         # be reached.
         reference = person.h if person is not None else cfg.unknown_reference * h
         margin = max(cfg.min_margin_px, cfg.margin_fraction * reference)
+        if (state.origin == "inside" and not fragment and d <= margin
+                and -tol <= along <= 1 + tol and abs(d) <= cfg.handover_reach * max(h, 1.0)
+                and state.approach >= cfg.handover_travel
+                and self._tracker.is_confirmed(track)):
+            # At the door from the inside, the way a handover is (walked towards the
+            # line, within reach of it, not over it): a resident answering the
+            # chime. The door leaf never walks up to the line; passers-by and
+            # visitors come from outside.
+            state.at_door = frame.index
         pending = state.pending
         if abs(d) <= margin or fragment:
             # A fragment (someone half out of the picture, a head alone) has
@@ -547,7 +608,27 @@ class DoorwayAnalyzer:
             sizes=tuple(state.sizes),
         )
         state.depth = abs(d) / margin
+        state.person_score = None
+        self._check_person(track, state, cross_frame, self.frames)
         return []
+
+    def _approach(self, track: Track, state: _LineState, d: float) -> None:
+        """Update how far the track walked up to the line from the inside (``approach``).
+
+        Only runs of frames in which its box kept its height count: a blob that
+        merges, parts or grows at once (the door leaf widening as it swings shut
+        on the sill, first seen as a short piece) moves its floor point without
+        anybody walking.
+        """
+        h = track.history[-1][4]
+        here = abs(d) / max(h, 1.0)
+        jumped = len(track.history) < 2 or track.shared or (
+            abs(h - track.history[-2][4]) > self.config.view_jump * max(track.history[-2][4], 1.0))
+        if d > 0 or jumped:
+            state.far_run = here if d <= 0 else 0.0
+        else:
+            state.far_run = max(state.far_run, here)
+            state.approach = max(state.approach, state.far_run - here)
 
     def _split_across(self, track: Track, state: _LineState, y: float, d: float) -> None:
         """Drop the group's history from a part that parted from it beyond the
@@ -748,6 +829,12 @@ class DoorwayAnalyzer:
                 # (A piece that broke off a person is that person wherever
                 # it crosses, when the rest of them was reported already.)
                 return []
+        if track.missed == 0:
+            self._check_person(track, state, pending.frame, self.frames)
+        if state.person_score is not None and state.person_score < self.config.person_gate:
+            # Not a whole person by the learned check: a piece of someone
+            # reported already, a shadow, a door leaf.
+            return []
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
         box = self._box_at(track, pending.frame)
         state.passages += 1
@@ -780,6 +867,17 @@ class DoorwayAnalyzer:
                 confidence=confidence, reported=count + len(near), sizes=pending.sizes,
                 box=box))
         return found
+
+    def _check_person(self, track: Track, state: _LineState, crossing: int, now: int) -> None:
+        """Score the region around the track (measured on this frame) with the
+        learned check, at most every ``person_every`` seconds."""
+        if (self._verifier is None or self._gray is None or self._last_mask is None
+                or (state.person_score is not None
+                    and now - state.person_frame < self.config.person_every * self.fps)):
+            return
+        state.person_score = self._verifier(self._gray, self._last_mask, track.box, track.id,
+                                            crossing)
+        state.person_frame = now
 
     def live_box(self, track_id: int) -> tuple[float, float, float, float] | None:
         """The latest box of live track ``track_id`` (normalized like ``Passage.box``), if any."""
@@ -913,6 +1011,7 @@ class DoorwayAnalyzer:
                 passages=state.passages,
                 closest=round(min(state.closest, 99.0), 3),
                 handover=handover,
+                at_door=state.at_door,
             )
         )
         return found

@@ -5,19 +5,28 @@ from the dashboard, or the schedule); server/jobs/checkin_watch.py publishes
 the ``checkin`` command, reads the device's outcome event, and opens a
 ``missed_checkin`` incident when the outcome is not ``present`` or no
 outcome arrives in time. Presence only: see README "Presence check-in".
+
+Somebody going out during a check-in is one incident, not two: the exit's
+breach (the rules, :func:`link_exit`) takes the check-in and says so in its
+notifications and page (:func:`during_checkin_text`); a ``left`` outcome opens a
+``missed_checkin`` incident of its own only if no breach took the check-in by
+its deadline (the household was not armed, the exit was on a permitted leave).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
-from ground.timeutil import to_ts
-from server.db.base import Database, Row
+from ground.i18n import t
+from ground.timeutil import from_ts, to_ts
+from server.db.base import Database, Row, Transaction
 from server.domain.audit import audit
 from server.domain.errors import InvalidChangeError, NotFoundError
 
-__all__ = ["list_checkins", "request_checkin"]
+__all__ = ["checkin_during", "during_checkin_text", "link_exit", "list_checkins",
+           "request_checkin"]
 
 
 async def request_checkin(db: Database, household_id: int, *, actor: str, window_s: float,
@@ -52,3 +61,43 @@ async def list_checkins(db: Database, household_id: int, limit: int = 30) -> lis
     return await db.fetch_all(
         "SELECT * FROM checkins WHERE household_id = ? ORDER BY requested_at DESC, id DESC "
         "LIMIT ?", (household_id, limit))
+
+
+async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_id: int,
+                    grace_s: float) -> int | None:
+    """Give the check-in in progress on ``device_id`` when somebody went out at ``crossed``
+    to that exit's breach ``incident_id`` (the one incident the worker acts on); return the
+    check-in's id, or None when none was in progress.
+
+    In progress: sent, asked before the crossing, and the crossing before its deadline
+    (plus ``grace_s``: the device's window starts when the command reaches it), not yet
+    answered ``present`` and not yet given an incident.
+    """
+    latest = to_ts(from_ts(crossed) - timedelta(seconds=grace_s))
+    row = await tx.fetch_one(
+        "SELECT id FROM checkins WHERE device_id = ? AND published_at IS NOT NULL "
+        "AND requested_at <= ? AND deadline_at >= ? AND incident_id IS NULL "
+        "AND (outcome IS NULL OR outcome = 'left') ORDER BY id DESC LIMIT 1",
+        (device_id, crossed, latest))
+    if row is None:
+        return None
+    await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ? AND incident_id IS NULL",
+                     (incident_id, row["id"]))
+    return int(row["id"])
+
+
+async def checkin_during(tx: Transaction, incident_id: int, kind: str) -> str | None:
+    """When the check-in was asked during which incident ``incident_id`` (of ``kind``, a
+    breach) happened, or None when it did not (see :func:`link_exit`)."""
+    if kind == "missed_checkin":
+        return None  # its own text is about the check-in
+    row = await tx.fetch_one("SELECT requested_at FROM checkins WHERE incident_id = ? "
+                             "ORDER BY id LIMIT 1", (incident_id,))
+    return None if row is None else str(row["requested_at"])
+
+
+def during_checkin_text(asked: str, language: str | None, timezone: str) -> str:
+    """The sentence telling a worker that this incident happened during the check-in asked
+    at ``asked`` (and that it is that check-in's incident too)."""
+    local = from_ts(asked).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
+    return t("notify.during_checkin", language, time=local)

@@ -17,7 +17,10 @@ household that is armed (in quarantine):
   in, and how many came in and went out since the household was last seen
   complete, for its notification and page;
 * ``door_open_unverified`` -> possible breach (unless on a permitted leave);
-* ``tamper`` -> tamper incident.
+* ``tamper`` -> tamper incident;
+* an ``exit`` that is a breach during a presence check-in on its device takes
+  that check-in (:func:`server.domain.checkins.link_exit`): one incident for
+  one person going out, whose notifications say it was during the check-in.
 
 Events of one household close together fold into its open incident.
 Timers (device offline, overdue return, escalation) live in their own loops.
@@ -35,6 +38,7 @@ from ground.timeutil import from_ts, to_ts, utcnow
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
+from server.domain.checkins import link_exit
 from server.domain.common import dumps
 from server.domain.episode_reports import crossed_at, early_reported, final_reported, is_final
 from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold
@@ -295,9 +299,14 @@ async def _apply_one(
         severity=SEVERITY_OF[kind].value, event_row_id=stored.row_id, at=at,
         fold_window_s=settings.rules.fold_window_s, escalation=settings.escalation, now=now,
     )
+    crossed = crossed_at(event)
+    if kind is IncidentKind.BREACH:
+        # Before the alert is queued, so that it says so.
+        await link_exit(tx, device_id=event.device_id, crossed=crossed or at,
+                        incident_id=result.incident_id,
+                        grace_s=settings.checkins.answer_grace_s)
     if not (result.created or result.upgraded):
         return result.incident_id, None
-    crossed = crossed_at(event)
     if crossed is not None:
         await tx.execute("UPDATE incidents SET crossed_at = ? WHERE id = ?",
                          (crossed, result.incident_id))

@@ -9,9 +9,15 @@ Every tick:
   retained: a device that is offline misses it, which then counts as
   unanswered); ``published_at`` is claimed with a conditional UPDATE;
 * each check-in whose device has reported its outcome (event kind
-  ``checkin`` with the command's id) gets it; an outcome other than
-  ``present``, or none by ``deadline + answer_grace_s``, opens one
-  ``missed_checkin`` incident for the household's worker.
+  ``checkin`` with the command's id) gets it; ``absent``, or no outcome by
+  ``deadline + answer_grace_s``, opens one ``missed_checkin`` incident for the
+  household's worker;
+* ``left`` is somebody going out: in an armed household their exit is a
+  breach, which takes the check-in (:func:`server.domain.checkins.link_exit`)
+  so the worker gets one incident, not two. The outcome is recorded at once;
+  only if no breach has taken the check-in by ``deadline + answer_grace_s``
+  (or the household is not armed, so no breach comes) does it open a
+  ``missed_checkin`` incident of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from ground.logs import get_logger
 from ground.timeutil import from_ts, to_ts
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
-from server.db.base import Database, Row
+from server.db.base import Database, Row, Transaction
 from server.domain.checkins import request_checkin
 from server.domain.incident_opening import IncidentKind, open_incident
 from server.domain.notification_outbox import NotificationContext, queue_alert
@@ -120,18 +126,37 @@ class CheckinJob:
     async def _settle(self, now: datetime, result: CheckinResult) -> None:
         open_rows = await self._db.fetch_all(
             "SELECT c.*, h.armed FROM checkins c JOIN households h ON h.id = c.household_id "
-            "WHERE c.outcome IS NULL AND c.published_at IS NOT NULL ORDER BY c.id")
+            "WHERE c.published_at IS NOT NULL AND (c.outcome IS NULL "
+            "OR (c.outcome = 'left' AND c.incident_id IS NULL)) ORDER BY c.id")
         grace = timedelta(seconds=self._settings.checkins.answer_grace_s)
         for row in open_rows:
+            over = now >= from_ts(row["deadline_at"]) + grace
+            if row["outcome"] == "left":
+                # Recorded, waiting for the exit's breach to take it (see the module doc).
+                if over or not row["armed"]:
+                    await self._own_incident(row, now)
+                continue
             outcome = await self._reported(row)
-            if outcome is None and now >= from_ts(row["deadline_at"]) + grace:
+            if outcome is None and over:
                 outcome = "no_answer"
             if outcome is None:
                 continue
             if outcome == "present":
                 result.present += await self._record(row, outcome, now, missed=False)
+            elif outcome == "left" and row["armed"] and not over:
+                result.missed += await self._record(row, outcome, now, missed=False)
             else:
+                # (Unless a breach took the check-in meanwhile: see _record.)
                 result.missed += await self._record(row, outcome, now, missed=True)
+
+    async def _own_incident(self, row: Row, now: datetime) -> None:
+        """A ``left`` check-in no breach took: its own ``missed_checkin`` incident."""
+        async with self._db.transaction() as tx:
+            if await self._taken(tx, row):
+                return
+            incident_id = await self._open(tx, row, "left", now)
+        log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": "left",
+                                              "incident_id": incident_id})
 
     async def _reported(self, row: Row) -> str | None:
         events = await self._db.fetch_all(
@@ -148,19 +173,35 @@ class CheckinJob:
 
     async def _record(self, row: Row, outcome: str, now: datetime, *, missed: bool) -> int:
         async with self._db.transaction() as tx:
+            taken = await self._taken(tx, row)
             won = await tx.execute("UPDATE checkins SET outcome = ?, outcome_at = ? WHERE id = ? "
                                    "AND outcome IS NULL", (outcome, to_ts(now), row["id"]))
-            if not won or not missed:
+            if not won or not missed or taken:
                 return int(bool(won))
-            incident_id = await open_incident(
-                tx, household_id=int(row["household_id"]), device_id=row["device_id"],
-                kind=IncidentKind.MISSED_CHECKIN, at=to_ts(now),
-                escalation=self._settings.escalation, now=now, detail=outcome)
-            await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ?",
-                             (incident_id, row["id"]))
-            await queue_alert(tx, incident_id=incident_id, household_id=int(row["household_id"]),
-                              context=self._context, escalation=self._settings.escalation,
-                              now=now)
+            incident_id = await self._open(tx, row, outcome, now)
         log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": outcome,
                                               "incident_id": incident_id})
         return 1
+
+    @staticmethod
+    async def _taken(tx: Transaction, row: Row) -> bool:
+        """Whether a breach took the check-in (somebody went out during it: that incident
+        is the worker's one). Takes the household's row first, as the rules do
+        (rules._lock_households), so an exit being stored meanwhile has either taken it
+        already or waits for this transaction."""
+        await tx.execute("UPDATE households SET armed = armed WHERE id = ?",
+                         (row["household_id"],))
+        found = await tx.fetch_one("SELECT incident_id FROM checkins WHERE id = ?", (row["id"],))
+        return found is not None and found["incident_id"] is not None
+
+    async def _open(self, tx: Transaction, row: Row, outcome: str, now: datetime) -> int:
+        """Open the check-in's ``missed_checkin`` incident and queue its alert."""
+        incident_id = await open_incident(
+            tx, household_id=int(row["household_id"]), device_id=row["device_id"],
+            kind=IncidentKind.MISSED_CHECKIN, at=to_ts(now),
+            escalation=self._settings.escalation, now=now, detail=outcome)
+        await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ?",
+                         (incident_id, row["id"]))
+        await queue_alert(tx, incident_id=incident_id, household_id=int(row["household_id"]),
+                          context=self._context, escalation=self._settings.escalation, now=now)
+        return incident_id

@@ -31,7 +31,7 @@ from server.domain.provisioning import (
     rotate_device,
 )
 from server.service import serve
-from tests.broker.helpers import connect
+from tests.broker.helpers import connect, outbox_empty, produce_rotation_events
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.waiting import wait_until_async
@@ -139,29 +139,16 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
         config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
         agent = Agent(config, pin_factory=make_pin_factory("mock"),
                       classifier=ScriptedClassifier())
-        topic = device_topic("door-r", Channel.EVENT)
         total = 300
-
-        def append(i: int) -> None:
-            agent.outbox.append("door-r", topic, lambda s: encode(Event(
-                device_id="door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER, armed=False,
-                detail=f"rotation-{i}")))
-
-        async def produce() -> None:
-            for i in range(total):
-                await asyncio.to_thread(append, i)
-                agent.link.wake()
-                await asyncio.sleep(0.005)  # not a wait: the device produces over time
-
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected")
-            producer = asyncio.create_task(produce())
+            producer = asyncio.create_task(produce_rotation_events(agent, total))
             # Rotate while events are flowing: some are stored, more are being produced.
             await wait_until_async(lambda: _stored(db, "door-r", 20), "20 events stored")
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            await wait_until_async(lambda: agent.outbox.depth() == 0, "the outbox drained", 30)
-            last = agent.outbox.last_seq("door-r")
+            await wait_until_async(lambda: outbox_empty(agent), "the outbox drained", 30)
+            last = await agent.outbox.last_seq("door-r")
             await wait_until_async(lambda: _stored(db, "door-r", last), f"{last} events stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
         audit = await db.fetch_one("SELECT detail FROM audit_log WHERE action = 'device.rotate'")

@@ -57,11 +57,11 @@ async def test_events_made_while_the_broker_is_down_arrive_once_it_is_up(
 
 
 async def _depth(agent: object) -> bool:
-    return bool(agent.outbox.depth("door-401"))  # type: ignore[attr-defined]
+    return bool(await agent.outbox.depth("door-401"))  # type: ignore[attr-defined]
 
 
 async def _empty(agent: object) -> bool:
-    return not agent.outbox.depth("door-401")  # type: ignore[attr-defined]
+    return not await agent.outbox.depth("door-401")  # type: ignore[attr-defined]
 
 
 async def _rows(tmp_path: Path) -> list[tuple[str, int, str]]:

@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _demo(tmp_path: Path, *extra: str) -> tuple[dict[str, int], str]:
     proc = subprocess.run(
+        # --http-port 0: never the developer's 8080, nor the other demo test's (tests may
+        # run in parallel; "8080 unless taken" races when two demos check at once).
         [sys.executable, "-m", "doorwatch", "demo", "--for", "30", "--mean-interval", "2",
-         "--data-dir", str(tmp_path / "demo"), *extra],
+         "--http-port", "0", "--data-dir", str(tmp_path / "demo"), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]

@@ -38,7 +38,7 @@ ABSENT = {
     "server": ("cv2", "gpiozero", "numpy"),
 }
 PRESENT = {
-    "agent": ("cv2", "gpiozero", "paho"),
+    "agent": ("cv2", "gpiozero", "paho", "aiosqlite"),
     "server": ("fastapi", "asyncpg", "apprise", "paho"),
 }
 SOURCES = ("pyproject.toml", "README.md", "ground", "doorwatch", "firmware_config", "broker",

@@ -78,6 +78,47 @@ def test_handover_is_summarised_as_handover(seed: int) -> None:
     assert [s.handover for s in summaries].count(True) == 1, summaries
 
 
+def _at_door(scenario: Scenario, seed: int) -> list[TrackSummary]:
+    source = SyntheticSource(scenario, seed=seed)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    while (frame := source.read()) is not None:
+        analyzer.feed(frame)
+    analyzer.finish()
+    return [s for s in analyzer.summaries if s.at_door is not None]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_coming_to_the_door_from_inside_is_marked_at_door(seed: int) -> None:
+    """The presence check-in's cue (agent/checkin.py): a resident who walks up to the
+    threshold from the home, whether they go back in or out (then also a passage)."""
+    for name in ("handover", "exit"):
+        found = _at_door(SCENARIOS[name], seed)
+        assert len(found) == 1, (name, found)
+        walk = next(a for a in SCENARIOS[name].actions if isinstance(a, Walk))
+        # At the door while the walk is at the sill (30-60 % of it), give or take the
+        # time it takes to walk half a body height.
+        sill = (walk.start + 0.3 * walk.duration) * 25, (walk.start + 0.8 * walk.duration) * 25
+        assert sill[0] <= found[0].at_door <= sill[1], (name, found)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_other_movement_is_never_at_door(seed: int) -> None:
+    """The door leaf swinging, people walking along the corridor (also close to the
+    threshold) and someone coming in from outside are no resident answering the door."""
+    for scenario in (
+        SCENARIOS["door_only"],
+        SCENARIOS["entry"],
+        Scenario((Walk("pass", 1.0, duration=4.0),), 7.0),
+        Scenario((Walk("pass", 1.0, duration=4.0, row=SILL_Y + 0.05),), 7.0),
+        Scenario((DoorOpen(1.0, 5.0), Walk("pass", 2.0, duration=4.0, side=-1)), 8.0),
+        # The leaf swinging shut behind a passer-by is first seen as a short piece
+        # above the sill whose box then grows down to it: no walk up to the line.
+        Scenario((DoorOpen(2.3, 3.0), Walk("pass", 2.5, duration=3.0),
+                  Walk("pass", 5.5, duration=3.0, side=-1, row=SILL_Y + 0.05)), 10.0),
+    ):
+        assert _at_door(scenario, seed) == [], scenario
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", ["exit", "entry", "exit_then_entry", "exit_with_lighting"])
 def test_people_scenes_give_exactly_the_scripted_passages(name: str, seed: int) -> None:

@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from broker.messages import EventKind, decode_command
+from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
+from server.domain.checkins import request_checkin
 from server.jobs.checkin_watch import CheckinJob
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 from tests.server.test_timers import Recorder
@@ -60,3 +62,143 @@ async def test_scheduled_check_ins_outcomes_and_missed_ones(
                           "device_id": "door-2"}]
     assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE incident_id IS NOT NULL "
                             "AND purpose = 'alert'") >= 1
+
+
+async def test_a_missed_check_in_says_what_happened_in_the_workers_language(
+    db: Database, database_url: str
+) -> None:
+    """The alert names the outcome that happened (in words), not a legend of all of them."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(datetime(2026, 3, 2, 2, 0, tzinfo=ZoneInfo("UTC")))
+    chinese = await seed(db)
+    english = await seed(db, device="door-2", worker_language="en")
+    job = CheckinJob(db, settings, Recorder(), clock)
+    for home in (chinese.household, english.household):
+        await request_checkin(db, home, actor="test", window_s=60, now=clock.now())
+    await job.tick()
+    commands = await rows(db, "SELECT device_id, command_id FROM checkins ORDER BY id")
+    # door-1 says nobody came; door-2 never answers.
+    await EventFeeder(db, settings).send("door-1", EventKind.CHECKIN, clock.now(),
+                                         checkin="absent", command_id=commands[0]["command_id"])
+    await job.tick()
+    clock.advance(seconds=91)
+    assert (await job.tick()).missed == 1
+    sent = await rows(db, "SELECT w.language, n.title, n.body FROM notifications n "
+                          "JOIN workers w ON w.id = n.worker_id WHERE n.purpose = 'alert' "
+                          "AND w.role != 'supervisor' ORDER BY n.id")
+    assert [(n["language"], n["title"]) for n in sent] == [
+        ("zh_CN", "【签到未通过】张三家：无人到门口"),
+        ("en", "[Missed check-in] 张三家: Device did not answer")]
+    zh, en = sent[0]["body"], sent[1]["body"]
+    assert "门口设备响铃后未确认有人在家：无人到门口。" in zh
+    assert "After the door chime nobody was confirmed at home: Device did not answer." in en
+    for other in ("absent", "left", "no_answer", "有人外出", "设备未回复"):
+        assert other not in zh
+    for other in ("absent", "left", "no_answer", "Nobody came", "went out"):
+        assert other not in en
+
+
+async def _asked(db: Database, job: CheckinJob, clock: ManualClock, household: int) -> str:
+    """A check-in asked of the household's device and sent; its command id."""
+    await request_checkin(db, household, actor="east", window_s=60, now=clock.now())
+    assert (await job.tick()).published == 1
+    [latest] = await rows(db, "SELECT command_id FROM checkins ORDER BY id DESC LIMIT 1")
+    return str(latest["command_id"])
+
+
+async def _one_incident_for_one_exit(db: Database) -> int:
+    """The household's only incident is the breach, which took the check-in and whose alert
+    says it happened during it; returns its id."""
+    found = await rows(db, "SELECT id, kind FROM incidents")
+    assert [i["kind"] for i in found] == ["breach"]
+    breach = int(found[0]["id"])
+    checkin = await rows(db, "SELECT outcome, incident_id FROM checkins")
+    assert checkin == [{"outcome": "left", "incident_id": breach}]
+    alerts = await rows(db, "SELECT w.language, n.title, n.body FROM notifications n "
+                            "JOIN workers w ON w.id = n.worker_id WHERE n.purpose = 'alert'")
+    assert [a["language"] for a in alerts] == ["zh_CN"]
+    assert "此事发生在在家签到期间" in alerts[0]["body"]
+    assert "签到未通过" not in alerts[0]["title"]
+    return breach
+
+
+async def test_going_out_during_a_check_in_is_one_incident_exit_reported_first(
+    db: Database, database_url: str
+) -> None:
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    home = await seed(db)
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    command = await _asked(db, job, clock, home.household)
+    clock.advance(seconds=10)
+    await feeder.send("door-1", EventKind.EXIT, clock.now())  # the breach, as it happens
+    await feeder.send("door-1", EventKind.CHECKIN, clock.now() + timedelta(seconds=1),
+                      checkin="left", command_id=command)
+    assert (await job.tick()).missed == 1
+    breach = await _one_incident_for_one_exit(db)
+    clock.advance(seconds=120)  # past the deadline and the grace: nothing more
+    assert (await job.tick()).missed == 0
+    assert await _one_incident_for_one_exit(db) == breach
+
+
+async def test_going_out_during_a_check_in_is_one_incident_outcome_reported_first(
+    db: Database, database_url: str
+) -> None:
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    home = await seed(db)
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    command = await _asked(db, job, clock, home.household)
+    clock.advance(seconds=10)
+    # The exit's event comes after the check-in's (a v1 exit is sent when the door shut).
+    await feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin="left",
+                      command_id=command)
+    assert (await job.tick()).missed == 1
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 0  # waits for the breach
+    assert [r["outcome"] for r in await rows(db, "SELECT outcome FROM checkins")] == ["left"]
+    clock.advance(seconds=20)
+    await feeder.send("door-1", EventKind.EXIT, clock.now() - timedelta(seconds=15))
+    await job.tick()
+    breach = await _one_incident_for_one_exit(db)
+    clock.advance(seconds=120)
+    await job.tick()
+    assert await _one_incident_for_one_exit(db) == breach
+
+
+async def test_going_out_with_no_breach_is_its_own_missed_check_in(
+    db: Database, database_url: str
+) -> None:
+    """No breach takes the check-in (the exit was never reported as one, or the household
+    is not armed): the check-in's own incident says somebody went out."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    armed = await seed(db)
+    unarmed = await seed(db, device="door-2", armed=False)
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    first = await _asked(db, job, clock, armed.household)
+    second = await _asked(db, job, clock, unarmed.household)
+    clock.advance(seconds=10)
+    for device, command in (("door-1", first), ("door-2", second)):
+        await feeder.send(device, EventKind.CHECKIN, clock.now(), checkin="left",
+                          command_id=command)
+    assert (await job.tick()).missed == 2
+    # Not armed: no breach will come, its incident opens at once; armed: it waits.
+    assert [(r["household_id"], r["kind"], r["detail"]) for r in await rows(
+        db, "SELECT household_id, kind, detail FROM incidents")] == [
+        (unarmed.household, "missed_checkin", "left")]
+    clock.advance(seconds=60 + 29 - 10)
+    await job.tick()
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 1
+    clock.advance(seconds=2)
+    await job.tick()
+    assert [(r["household_id"], r["kind"], r["detail"]) for r in await rows(
+        db, "SELECT household_id, kind, detail FROM incidents ORDER BY id")] == [
+        (unarmed.household, "missed_checkin", "left"), (armed.household, "missed_checkin", "left")]
+    titles = [r["title"] for r in await rows(db, "SELECT n.title FROM notifications n JOIN "
+                                                 "workers w ON w.id = n.worker_id WHERE "
+                                                 "n.purpose = 'alert' AND w.role != 'supervisor'")]
+    assert titles == ["【签到未通过】张三家：有人外出"] * 2
+    assert await scalar(db, "SELECT COUNT(*) FROM checkins WHERE incident_id IS NULL") == 0

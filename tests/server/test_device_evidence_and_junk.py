@@ -93,8 +93,18 @@ async def _flood(mosquitto: Mosquitto, password: str, server: RunningServer,
     """Publish ``junk`` as door-1 and wait until the server counted every message."""
     assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
     device = await asyncio.to_thread(connect, mosquitto, "door-1", password)
-    for payload in junk:
-        await _send(device, "door-1", Channel.EVENT, payload)
+
+    def publish_all() -> None:
+        # Back to back, then every PUBACK awaited: one at a time, each 60 kB message
+        # waited ~45 ms for its PUBACK (Nagle holding the last segment until the broker's
+        # delayed ACK), 14 s for the 300. One connection at QoS 1 keeps their order.
+        topic = device_topic("door-1", Channel.EVENT)
+        sent = [device.paho.publish(topic, payload, qos=1) for payload in junk]
+        for info in sent:
+            info.wait_for_publish(timeout=30)
+            assert info.is_published()
+
+    await asyncio.to_thread(publish_all)
 
     async def counted() -> bool:
         return await scalar(server.db, "SELECT COALESCE(SUM(total), 0) FROM rejected_counts "

@@ -2,9 +2,10 @@
 the server publishes the command through a private Mosquitto, the real agent (synthetic
 camera, real analyser, chime on gpiozero's mock pin) chimes and watches the doorway.
 
-A person who comes to the sill and goes back in is "present"; with nobody at the door the
-check-in is missed, a missed-check-in incident opens and the worker hears of it through
-real Apprise (a local HTTP receiver).
+A person who comes to the sill and goes back in is "present"; with nobody at the door (the
+first check-in's door closing, a passer-by in the corridor) the check-in is missed, a
+missed-check-in incident opens and the worker hears of it through real Apprise (a local
+HTTP receiver).
 """
 
 from __future__ import annotations
@@ -83,8 +84,18 @@ async def test_worker_asks_for_a_check_in_present_then_missed(
         await page.reload()
         await expect(page.locator("#checkin-list tbody tr").first).to_contain_text("有人在家")
 
-        # Nobody comes this time: missed, an incident, the worker is told.
+        # Nobody comes this time: missed, an incident, the worker is told. Asked as soon as
+        # the first is answered, so its door may still swing shut and its resident walk
+        # back inside after this chime; and somebody walks along the corridor. None of it
+        # is somebody coming to the door (agent/checkin.py).
         await page.click("[data-testid=checkin-request]")
+
+        async def chimed_again() -> bool:
+            await asyncio.sleep(0)
+            return agent.chime is not None and agent.chime.sounded == 2
+
+        assert await poll_until_async(chimed_again, 20)
+        synthetic.schedule(Walk("pass", 0.0, duration=3.0), delay=0.5)
         assert await poll_until_async(lambda: settled(2), 40)
         await page.reload()
         first = page.locator("#checkin-list tbody tr").first
@@ -98,6 +109,6 @@ async def test_worker_asks_for_a_check_in_present_then_missed(
                            "AND household_id = ?", (home,)) == 1
     assert await asyncio.to_thread(receiver.wait_for, 1)
     titles = [str(n["title"]) for n in receiver.received]
-    assert "【签到未通过】签到家：absent" in titles
+    assert "【签到未通过】签到家：无人到门口" in titles
     assert await count(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'household.checkin' "
                            "AND actor = 'east'") == 2

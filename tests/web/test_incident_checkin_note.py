@@ -1,0 +1,45 @@
+"""An incident that happened during a presence check-in says so on its page (the breach of
+somebody who went out after the chime is that check-in's incident too: checkin_watch)."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import httpx
+
+from ground.timeutil import now_ts
+from server.db.base import Database
+from server.domain.incident_opening import IncidentKind
+from tests.web.helpers import Seed, login, open_incident
+
+
+async def _checkin_of(db: Database, household: int, device: str, incident: int) -> None:
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO checkins (household_id, device_id, command_id, requested_by, "
+            "requested_at, window_s, deadline_at, published_at, outcome, outcome_at, "
+            "incident_id) VALUES (?, ?, ?, 'east', ?, 60, ?, ?, 'left', ?, ?)",
+            (household, device, str(uuid4()), now_ts(), now_ts(), now_ts(), now_ts(), incident))
+
+
+async def test_the_breach_page_says_it_was_during_a_check_in(
+    client: httpx.AsyncClient, db: Database, seeded: Seed
+) -> None:
+    breach = seeded.incidents["east"]
+    await login(client, "east")
+    before = await client.get(f"/incidents/{breach}")
+    assert before.status_code == 200
+    assert 'id="checkin-context"' not in before.text
+    await _checkin_of(db, seeded.households["east"], "door-east", breach)
+    during = await client.get(f"/incidents/{breach}")
+    assert 'id="checkin-context"' in during.text
+    assert "此事发生在在家签到期间" in during.text
+    # A missed check-in's own incident is about the check-in already: no such note.
+    missed = await open_incident(db, seeded.households["east"], "door-east",
+                                 IncidentKind.MISSED_CHECKIN)
+    await _checkin_of(db, seeded.households["east"], "door-east", missed)
+    assert 'id="checkin-context"' not in (await client.get(f"/incidents/{missed}")).text
+    client.cookies.clear()
+    await login(client, "admin")  # reads English
+    english = await client.get(f"/incidents/{breach}")
+    assert "This happened during a presence check-in" in english.text
