@@ -31,7 +31,7 @@ from server.domain.provisioning import (
     rotate_device,
 )
 from server.service import serve
-from tests.broker.helpers import connect
+from tests.broker.helpers import connect, outbox_empty, produce_rotation_events
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.waiting import wait_until_async
@@ -139,28 +139,15 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
         config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
         agent = Agent(config, pin_factory=make_pin_factory("mock"),
                       classifier=ScriptedClassifier())
-        topic = device_topic("door-r", Channel.EVENT)
         total = 300
-
-        async def append(i: int) -> None:
-            await agent.outbox.append("door-r", topic, lambda s: encode(Event(
-                device_id="door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER, armed=False,
-                detail=f"rotation-{i}")))
-
-        async def produce() -> None:
-            for i in range(total):
-                await append(i)
-                agent.link.wake()
-                await asyncio.sleep(0.005)  # not a wait: the device produces over time
-
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected")
-            producer = asyncio.create_task(produce())
+            producer = asyncio.create_task(produce_rotation_events(agent, total))
             # Rotate while events are flowing: some are stored, more are being produced.
             await wait_until_async(lambda: _stored(db, "door-r", 20), "20 events stored")
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            await wait_until_async(lambda: _outbox_empty(agent), "the outbox drained", 30)
+            await wait_until_async(lambda: outbox_empty(agent), "the outbox drained", 30)
             last = await agent.outbox.last_seq("door-r")
             await wait_until_async(lambda: _stored(db, "door-r", last), f"{last} events stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
@@ -220,10 +207,6 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
     assert audit[0]["actor"] == "device:door-a"
     assert audit[0]["subject"] == "device:door-b"
     assert rejected == [{"device_id": "door-a", "reason": audit[0]["detail"].split(": ", 1)[1]}]
-
-
-async def _outbox_empty(agent: Agent) -> bool:
-    return await agent.outbox.depth() == 0
 
 
 async def _stored(db: Database, device_id: str, count: int) -> bool:
