@@ -17,7 +17,9 @@ Every tick:
   so the worker gets one incident, not two. The outcome is recorded at once;
   only if no breach has taken the check-in by ``deadline + answer_grace_s``
   (or the household is not armed, so no breach comes) does it open a
-  ``missed_checkin`` incident of its own.
+  ``missed_checkin`` incident of its own; an exit that was allowed (a
+  permitted leave, a registered visitor leaving: ``checkins.context``) opens
+  none.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ class CheckinJob:
         open_rows = await self._db.fetch_all(
             "SELECT c.*, h.armed FROM checkins c JOIN households h ON h.id = c.household_id "
             "WHERE c.published_at IS NOT NULL AND (c.outcome IS NULL "
-            "OR (c.outcome = 'left' AND c.incident_id IS NULL)) ORDER BY c.id")
+            "OR (c.outcome = 'left' AND c.incident_id IS NULL AND c.context IS NULL)) "
+            "ORDER BY c.id")
         grace = timedelta(seconds=self._settings.checkins.answer_grace_s)
         for row in open_rows:
             over = now >= from_ts(row["deadline_at"]) + grace
@@ -150,7 +153,8 @@ class CheckinJob:
                 result.missed += await self._record(row, outcome, now, missed=True)
 
     async def _own_incident(self, row: Row, now: datetime) -> None:
-        """A ``left`` check-in no breach took: its own ``missed_checkin`` incident."""
+        """A ``left`` check-in no breach took nor allowed exit explained: its own
+        ``missed_checkin`` incident."""
         async with self._db.transaction() as tx:
             if await self._taken(tx, row):
                 return
@@ -186,13 +190,16 @@ class CheckinJob:
     @staticmethod
     async def _taken(tx: Transaction, row: Row) -> bool:
         """Whether a breach took the check-in (somebody went out during it: that incident
-        is the worker's one). Takes the household's row first, as the rules do
-        (rules._lock_households), so an exit being stored meanwhile has either taken it
-        already or waits for this transaction."""
+        is the worker's one), or an allowed exit explained it (``context``: no incident).
+        Takes the household's row first, as the rules do (rules._lock_households), so an
+        exit being stored meanwhile has either done so already or waits for this
+        transaction."""
         await tx.execute("UPDATE households SET armed = armed WHERE id = ?",
                          (row["household_id"],))
-        found = await tx.fetch_one("SELECT incident_id FROM checkins WHERE id = ?", (row["id"],))
-        return found is not None and found["incident_id"] is not None
+        found = await tx.fetch_one("SELECT incident_id, context FROM checkins WHERE id = ?",
+                                   (row["id"],))
+        return found is not None and (found["incident_id"] is not None
+                                      or found["context"] is not None)
 
     async def _open(self, tx: Transaction, row: Row, outcome: str, now: datetime) -> int:
         """Open the check-in's ``missed_checkin`` incident and queue its alert."""

@@ -51,8 +51,12 @@ async def test_report_figures_pdf_and_delivery(
                                          temperatures={"张三": 38.2, "李四": 36.6}),
                           actor="wang", rule=FeverRule(threshold_c=37.3))
     asked = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
+    # Somebody went out during the second, on a permitted leave: not a missed one.
+    allowed = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
     async with db.transaction() as tx:
         await tx.execute("UPDATE checkins SET outcome = 'absent' WHERE id = ?", (asked[0],))
+        await tx.execute("UPDATE checkins SET outcome = 'left', context = 'leave' WHERE id = ?",
+                         (allowed[0],))
     watch = DeviceWatch(db, settings, clock)
     await feeder.heartbeat("door-1", now)
     await watch.tick()  # armed; the heartbeat reports no camera frames: the camera is blind
@@ -67,7 +71,7 @@ async def test_report_figures_pdf_and_delivery(
     zh = _text(render_report_pdf(report, "zh_CN", ZONE))
     for expected in ("网格日报", "grid-door-1", "违规外出", "随访发热", "张三", "38.2",
                      "随访 1/1 户次", "发热 1 人次", "监测覆盖率 0.0%", "摄像头",
-                     "在家签到 1 次：通过 0 次，未通过 1 次"):
+                     "在家签到 2 次：通过 0 次，未通过 1 次"):
         assert expected in zh, expected
     en = _text(render_report_pdf(report, "en", ZONE))
     for expected in ("Daily grid report", "Breach: someone left", "Fevers: 1 readings",
