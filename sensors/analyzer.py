@@ -69,7 +69,9 @@ that walked alone (:mod:`sensors.people`). Against it a blob's area and
 width say how many people it holds (both must: a bag or a shadow adds area,
 not width; with hysteresis and a cap; tracks carried through a merge count
 themselves; people already reported nearby are not counted again), so
-people abreast in one blob yield one passage each (a crossing seen before
+people abreast in one blob yield one passage each (counted as the crossing
+is decided and again as it is reported, on the new side: one of a pair who
+merged with the other while still in the band is counted there; a crossing seen before
 the size was known is recounted once it is: ``_recount``); a blob much
 smaller than a person there is a fragment (someone half out of the
 picture) and decides no side; and the side margin scales with one person
@@ -251,6 +253,8 @@ class _LineState:
     against: int = 0
     elongation: float | None = None
     start: tuple[float, float] | None = None
+    # The track's size (the larger of its box's sides) where ``start`` was taken.
+    start_size: float = 0.0
     travel: float = 0.0
     d_min: float = float("inf")
     d_max: float = float("-inf")
@@ -476,7 +480,7 @@ class DoorwayAnalyzer:
         blob = track.blob
         sharing = self._sharing.get(id(blob), 1) if blob is not None else 1
         if state.start is None:
-            state.start = (cx, y)
+            state.start, state.start_size = (cx, y), max(track.w, h)
         if not track.shared:
             moved = math.hypot(cx - state.start[0], y - state.start[1])
             state.travel = max(state.travel, moved)
@@ -486,7 +490,11 @@ class DoorwayAnalyzer:
             state.own_travel = max(state.own_travel, own)
         # Only tracks that walked a body length and a tenth of the picture
         # teach the model: speckle and registration residue jitter in place.
-        walked = state.travel >= max(cfg.sample_travel * max(track.w, h),
+        # The body length is the one where it started: someone walking towards
+        # a camera facing the door grows as they come and would never walk
+        # their own, ever larger, height.
+        size = min(max(track.w, h), state.start_size or max(track.w, h))
+        walked = state.travel >= max(cfg.sample_travel * size,
                                      cfg.sample_reach * math.hypot(*self._size))
         # A camera watching a doorway sees a person at least a tenth of the
         # picture tall; smaller walking things are speckle or residue.
@@ -683,6 +691,7 @@ class DoorwayAnalyzer:
             cross_along=parent.cross_along, depth=parent.depth, closest=parent.closest,
             clear_frame=parent.clear_frame, clear_t=parent.clear_t,
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
+            start_size=parent.start_size,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
 
@@ -881,7 +890,9 @@ class DoorwayAnalyzer:
         near = [tid for frame, kind, along, tid, _, _ in self._recent
                 if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
                 and abs(along - pending.along) <= 2.0 * reach]
-        count = max(1, pending.count - len(near))
+        # People who merged into the blob just as it crossed (one of a pair a
+        # step behind, lost in the band) are counted on the new side too.
+        count = max(1, max(pending.count, state.count) - len(near))
         for i in range(count):
             self._recent.append(
                 (pending.frame, direction, pending.along, track.id, state.family, reach))
