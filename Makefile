@@ -17,10 +17,17 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/doorwatch demo $(if $(FOR),--for $(FOR),)
 
+# Most of the slow tests wait on real processes (brokers, servers, agents, a browser), not
+# on the CPU, so two workers shorten the run even on CI's two cores. Whole files go to a
+# worker (--dist loadfile): a module's costly fixture (a built .deb, fresh venvs, a
+# RabbitMQ cluster) is built once; in collection order (--no-loadscope-reorder), which
+# tests/conftest.py makes slow files first. PYTEST_WORKERS=0 runs all in one process.
+PYTEST_WORKERS ?= 2
+
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: venv
 	$(BIN)/ruff check .
