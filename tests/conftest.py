@@ -26,10 +26,10 @@ from tests.waiting import wait_until
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files holding a slow test first; each file's tests stay together, in their order.
 
-    ``make test`` hands whole files to two workers in this order (pytest-xdist with
-    ``--dist loadfile --no-loadscope-reorder``), so the long files start early and
-    the many short ones fill in at the end. xdist's own order (most tests first) put
-    the one-test files last: the RabbitMQ cluster's ~100 s ran with the other worker idle.
+    ``make test`` hands tests to two workers in this order (pytest-xdist with
+    ``--dist loadgroup --no-loadscope-reorder``), so the long ones start early and the
+    many short ones fill in at the end, when a long one left last would keep one worker
+    busy and the other idle.
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept within
