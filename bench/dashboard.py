@@ -11,7 +11,9 @@ and over the pages together, the number answered during the drain (more is
 better), and the drain itself (events/s from the first stored event to the
 last, and from the server's start until all are stored). The drain of 100,000
 events takes seconds, so one run gives a few dozen reads: ``samples_ms`` holds
-them, for pooling several runs into one p99.
+them, for pooling several runs into one p99. Once the drain is over the same
+reads are repeated on the idle server (``idle``), so that what the drain adds
+is told apart from what the pages cost by themselves.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = ["run_dashboard"]
 
 PAGES = ("/incidents", "/households", "/devices")
 HEALTH = "/healthz"
+IDLE_ROUNDS = 10  # each page this often once the drain is over
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -97,6 +100,7 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
     total = per_device * devices
     password = secrets.token_urlsafe(18)
     latencies: dict[str, list[float]] = {path: [] for path in (*PAGES, HEALTH)}
+    idle: dict[str, list[float]] = {path: [] for path in (*PAGES, HEALTH)}
     with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
         root = Path(tmp)
         with harness.mosquitto(root, ids) as broker, harness.database(kind, root) as db_url:
@@ -118,17 +122,21 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
             started = time.monotonic()
             server = harness.start_server(config, log)
             order = [path for page in PAGES for path in (page, HEALTH)]
-            deadline = time.monotonic() + 900
-            checked, turn, drained_s = 0.0, 0, 0.0
-            while time.monotonic() < deadline:
-                path = order[turn % len(order)]
-                turn += 1
+
+            def read(path: str) -> float:
                 began = time.perf_counter()
                 with opener.open(base + path, timeout=60) as answer:
                     answer.read()
                     if answer.geturl() != base + path:  # redirected: the session is gone
                         raise RuntimeError(f"{path} answered from {answer.geturl()}")
-                latencies[path].append(time.perf_counter() - began)
+                return time.perf_counter() - began
+
+            deadline = time.monotonic() + 900
+            checked, turn, drained_s = 0.0, 0, 0.0
+            while time.monotonic() < deadline:
+                path = order[turn % len(order)]
+                turn += 1
+                latencies[path].append(read(path))
                 if time.monotonic() - checked > 0.5:
                     checked = time.monotonic()
                     if asyncio.run(stored_events(db_url))[0] >= total:
@@ -136,6 +144,11 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
                         break
                 time.sleep(0.02)
             stored, span = asyncio.run(stored_events(db_url))
+            # The same reads on the idle server with the same data: what the drain adds.
+            for turn in range(IDLE_ROUNDS * len(order)):
+                path = order[turn % len(order)]
+                idle[path].append(read(path))
+                time.sleep(0.02)
             harness.stop(server)
     pages = [s for page in PAGES for s in latencies[page]]
     return {"backend": kind, "events": total, "stored": stored,
@@ -145,7 +158,9 @@ def run_dashboard(kind: str = "sqlite", events: int = 100_000, devices: int = 20
             **{path: _figures(values) for path, values in latencies.items()},
             # A drain gives a few dozen reads: runs are pooled for a p99 worth the name.
             "samples_ms": {path: [round(s * 1000, 1) for s in values]
-                           for path, values in latencies.items()}}
+                           for path, values in latencies.items()},
+            "idle": {"pages": _figures([s for page in PAGES for s in idle[page]]),
+                     **{path: _figures(values) for path, values in idle.items()}}}
 
 
 if __name__ == "__main__":

@@ -39,7 +39,10 @@ and the track must have been clearly on the side it came from
 (``origin_depth`` margins): someone entering the picture at its edge next
 to the line, or walking along the sill, never was; unless a track that
 followed someone from deep on that side was lost right there just before
-(people crossing or merging at the line swap tracks: ``_vouched``). A new
+(people crossing or merging at the line swap tracks: ``_vouched``), or
+its path spans the band widely, from where it was first seen (not at the
+edge) to well beyond the line (``_through``: someone hidden in a bigger
+blob with the door leaf until near the line). A new
 track that parts from a tracked blob (people who walked together
 separating), or starts where a track was lost a moment ago (its box
 jumped when blobs merged or parted, and it coasted off on that jump),
@@ -172,6 +175,12 @@ class AnalyzerConfig:
     handover_travel: float = 0.25
     view_window: float = 1.0
     origin_depth: float = 2.0
+    # A track that was clearly on its old side, though less than
+    # ``origin_depth`` deep (hidden in a bigger blob until near the line),
+    # still crossed when its path spans the band widely: this many margins
+    # from the deepest point before the crossing to the one after. Not for
+    # tracks born at the picture's edge (walking along the sill from there).
+    through_span: float = 4.0
     view_jump: float = 0.15
     view_flat: float = 0.5
     view_steep: float = 1.0
@@ -267,6 +276,8 @@ class _LineState:
     own_travel: float = 0.0
     # Whether this track has itself been clearly on a side since it was born.
     decided_own: bool = False
+    # Born touching the picture's edge (part of the person may be outside it).
+    edge_born: bool = False
     # The learned check's latest score of the track while a crossing was
     # pending, and the frame it was taken on (a track that ends coasting
     # reports without a region of its own to score).
@@ -581,7 +592,7 @@ class DoorwayAnalyzer:
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
             if (pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps
-                    and self._walked_itself(track, state)):
+                    and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
             return []
         # A track continuing another's history (``_born``) is that person's,
@@ -660,9 +671,11 @@ class DoorwayAnalyzer:
         if parent is None:
             parent = self._lost_here(track)
         if parent is None:
-            return _LineState(family=track.id)
+            return _LineState(family=track.id, edge_born=track.blob is not None
+                              and self._at_border(track.blob))
         return _LineState(
-            family=parent.family, fragment_born=self._fragment(track), inherited=True,
+            family=parent.family, edge_born=parent.edge_born,
+            fragment_born=self._fragment(track), inherited=True,
             split=track.parent is not None and parent is self._states.get(track.parent),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
@@ -672,6 +685,26 @@ class DoorwayAnalyzer:
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
+
+    def _through(self, state: _LineState, pending: _Pending) -> bool:
+        """Whether a crossing from less than ``origin_depth`` went through the band.
+
+        Someone hidden in a bigger blob until near the line (one blob with
+        the door leaf they opened, a fast walker) is first seen on their own
+        a little way from it; walking on well beyond it on the other side,
+        their path spans the band as no one walking along the sill or
+        appearing on it does. Only a track's first crossing, from where it
+        was first seen: one straight back is a step on the sill.
+        """
+        return (not state.edge_born and state.passages == 0 and pending.side != state.origin
+                and pending.came_from + state.depth >= self.config.through_span)
+
+    def _shallow(self, state: _LineState, pending: _Pending) -> bool:
+        """A crossing from less than ``origin_depth`` whose path may still
+        prove to go through the band (:meth:`_through`): wait for it."""
+        return (pending.came_from < self.config.origin_depth and not state.edge_born
+                and state.passages == 0 and pending.side != state.origin
+                and not self._through(state, pending))
 
     def _walked_itself(self, track: Track, state: _LineState) -> bool:
         """Whether a track that took over a group's history has moved on its own.
@@ -809,7 +842,8 @@ class DoorwayAnalyzer:
             return []
         if not self._walked_itself(track, state):
             return []
-        if pending.came_from < self.config.origin_depth and not self._vouched(pending):
+        if (pending.came_from < self.config.origin_depth and not self._through(state, pending)
+                and not self._vouched(pending)):
             # Never clearly on the side it came from: it appeared on the line
             # (at the picture's edge, a fragment) or walked along it.
             return []
