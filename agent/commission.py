@@ -284,7 +284,7 @@ class Commissioning:
             return self._result("server", False, self._t("server.skipped"),
                                 self._t("broker.fix_unreachable"))
         timeout = self.config.commission.server_timeout_s
-        outbox = Outbox(self.config.data_dir / "outbox.db")
+        outbox = await Outbox.connect(self.config.data_dir / "outbox.db")
         pings: asyncio.Queue[Command] = asyncio.Queue()
         device = self.config.device_id
 
@@ -302,7 +302,7 @@ class Commissioning:
         event_id = uuid4()
         try:
             sent = time.monotonic()
-            await asyncio.to_thread(outbox.append, device, topic, lambda s: encode(Event(
+            await outbox.append(device, topic, lambda s: encode(Event(
                 device_id=device, seq=s, event_id=event_id, time=utc_now(),
                 kind=EventKind.COMMISSIONING, armed=False, detail="commissioning test event",
                 snapshot=aim is not None, door_line=line)))
@@ -311,9 +311,8 @@ class Commissioning:
                 # the line drawn over it, and where the line can be redrawn.
                 snapshot = Snapshot(device_id=device, event_id=event_id, taken_at=utc_now(),
                                     jpeg_b64=base64.b64encode(aim).decode())
-                await asyncio.to_thread(outbox.append_unsequenced, device,
-                                        device_topic(device, Channel.SNAPSHOT), encode(snapshot),
-                                        Priority.SNAPSHOT)
+                await outbox.append_unsequenced(device, device_topic(device, Channel.SNAPSHOT),
+                                                encode(snapshot), Priority.SNAPSHOT)
             link.wake()
             try:
                 ping = await asyncio.wait_for(pings.get(), timeout)
@@ -322,19 +321,19 @@ class Commissioning:
                                     self._t("server.fix_timeout"))
             rtt = time.monotonic() - sent
             self._offset = (utc_now() - ping.issued_at).total_seconds()
-            await asyncio.to_thread(outbox.append, device, topic, lambda s: encode(CommandAck(
+            await outbox.append(device, topic, lambda s: encode(CommandAck(
                 device_id=device, seq=s, time=utc_now(), command_id=ping.command_id,
                 command="ping", ok=True)))
             link.wake()
             deadline = time.monotonic() + 5
-            while outbox.depth(device) and time.monotonic() < deadline:  # noqa: ASYNC110
+            while await outbox.depth(device) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             return self._result("server", True, self._t("server.ok", rtt=rtt))
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
             link.stop()
-            outbox.close()
+            await outbox.close()
 
     def _aim_jpeg(self) -> bytes | None:
         """The last camera frame as JPEG, without drawings (the dashboard draws the line)."""

@@ -96,7 +96,8 @@ class EarlyExitHost(Protocol):
         """Wall-clock time of a monotonic reading."""
         ...
 
-    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+    async def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *,
+                                keep: bool) -> int:
         """Send ``jpegs`` as evidence of ``event_id``; keep them on the device if ``keep``."""
         ...
 
@@ -173,7 +174,7 @@ class EarlyExits:
                                       "confidence": passage.confidence,
                                       "lag_s": round(time.monotonic() - mono, 3)})
         if jpegs:
-            await asyncio.to_thread(agent.publish_snapshots, event_id, jpegs, keep=True)
+            await agent.publish_snapshots(event_id, jpegs, keep=True)
 
     def _jpegs(self, mono: float) -> list[bytes]:
         """Evidence for the early exit: the frame kept for the crossing (blocking)."""

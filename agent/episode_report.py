@@ -62,7 +62,7 @@ class EpisodeReporter:
         if episode.found_open and verdict.kind not in _PASSAGE_KINDS:
             # The door was open before we watched: nobody was seen passing, so there is
             # nothing to report (a door left open is the stuck-open timer's business).
-            await asyncio.to_thread(drop_episode, self._outbox, episode)
+            await drop_episode(self._outbox, episode)
             log.info("door found open at start closed again; nobody passed",
                      extra={"device_id": device_id, "kind": verdict.kind.value})
             return
@@ -82,7 +82,7 @@ class EpisodeReporter:
                                         "passages": len(verdict.passages),
                                         "camera_problem": verdict.detail})
         if jpegs:
-            await asyncio.to_thread(self.publish_snapshots, event_id, jpegs, keep=True)
+            await self.publish_snapshots(event_id, jpegs, keep=True)
 
     @staticmethod
     def _evidence_jpegs(config: DeviceConfig, kind: EventKind,
@@ -93,16 +93,16 @@ class EpisodeReporter:
         chosen = best_frames(frames, settings.frames_per_event)
         return [evidence_jpeg(k, settings.jpeg_quality) for k in chosen]
 
-    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
-        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""
+    async def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``)."""
         if keep:
-            self._evidence.save(event_id, jpegs)
+            await asyncio.to_thread(self._evidence.save, event_id, jpegs)
         device_id = self._config().device_id
         sent = 0
         for jpeg in jpegs:
             snap = Snapshot(device_id=device_id, event_id=event_id, taken_at=utc_now(),
                             jpeg_b64=base64.b64encode(jpeg).decode())
-            if self._recorder.store_unsequenced(Channel.SNAPSHOT, encode(snap),
+            if await self._recorder.store_unsequenced(Channel.SNAPSHOT, encode(snap),
                                                 Priority.SNAPSHOT):
                 sent += 1
         return sent

@@ -87,10 +87,10 @@ class OpenEpisode:
         )
 
 
-def save_episode(outbox: Outbox, episode: OpenEpisode) -> bool:
+async def save_episode(outbox: Outbox, episode: OpenEpisode) -> bool:
     """Persist ``episode``; False (logged) when the disk refuses."""
     try:
-        outbox.put_state(episode.key, episode.dumps())
+        await outbox.put_state(episode.key, episode.dumps())
     except StorageError as exc:
         log.error("open episode not persisted", extra={"episode": str(episode.episode_id),
                                                        "reason": str(exc)})
@@ -98,23 +98,23 @@ def save_episode(outbox: Outbox, episode: OpenEpisode) -> bool:
     return True
 
 
-def drop_episode(outbox: Outbox, episode: OpenEpisode) -> None:
+async def drop_episode(outbox: Outbox, episode: OpenEpisode) -> None:
     """Forget ``episode`` without reporting it (logged when the disk refuses)."""
     try:
-        outbox.put_state(episode.key, None)
+        await outbox.put_state(episode.key, None)
     except StorageError as exc:
         log.error("open episode not removed", extra={"episode": str(episode.episode_id),
                                                      "reason": str(exc)})
 
 
-def load_open_episodes(outbox: Outbox) -> list[OpenEpisode]:
+async def load_open_episodes(outbox: Outbox) -> list[OpenEpisode]:
     """Every persisted episode, oldest first (unreadable ones are logged and dropped)."""
     found: list[OpenEpisode] = []
-    for key, value in outbox.state_items(PREFIX):
+    for key, value in await outbox.state_items(PREFIX):
         try:
             found.append(OpenEpisode.loads(value))
         except (ValueError, KeyError, TypeError) as exc:
             log.error("persisted episode unreadable; discarded", extra={"key": key,
                                                                        "reason": str(exc)})
-            outbox.put_state(key, None)
+            await outbox.put_state(key, None)
     return sorted(found, key=lambda e: e.started_at)

@@ -69,7 +69,8 @@ async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: fl
     interval = 1 / rate if rate > 0 else 0.0
     loop = asyncio.get_running_loop()
     next_at = loop.time()
-    remaining = {link.device_id: events - outbox.last_seq(link.device_id) for link in links}
+    remaining = {link.device_id: events - await outbox.last_seq(link.device_id)
+                 for link in links}
     by_id = {link.device_id: link for link in links}
     while any(n > 0 for n in remaining.values()):
         for device_id, left in remaining.items():
@@ -77,8 +78,7 @@ async def _produce(outbox: Outbox, links: list[AgentLink], events: int, rate: fl
                 continue
             kind = rng.choice(_KINDS)
             topic = device_topic(device_id, Channel.EVENT)
-            await asyncio.to_thread(outbox.append, device_id, topic,
-                                    functools.partial(_build, device_id, kind))
+            await outbox.append(device_id, topic, functools.partial(_build, device_id, kind))
             remaining[device_id] = left - 1
             produced += 1
             by_id[device_id].wake()
@@ -139,53 +139,54 @@ async def run_fleet(
     credential works on the broker's plaintext loopback listener).
     """
     _raise_open_files_limit(len(credentials) + 100)
-    outbox = Outbox(data_dir / "fleet-outbox.db", durable=False)
-    # With several broker nodes (a cluster), device i starts at node i: the fleet is
-    # spread over the nodes as real devices given rotated address lists would be.
-    nodes = [f"{host}:{port}", *(brokers or [])]
-    links = []
-    for index, (device_id, pw) in enumerate(sorted(credentials.items())):
-        first, *others = nodes[index % len(nodes):] + nodes[:index % len(nodes)]
-        first_host, _, first_port = first.rpartition(":")
-        settings = MqttLinkSettings(host=first_host, port=int(first_port),
-                                    password=SecretStr(pw), brokers=others,
-                                    tls=ca_file is not None, ca_file=ca_file)
-        links.append(AgentLink(device_id, settings, outbox, threaded=False))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for link in links:
-        link.start(loop)
-    beats = [0]
-    connected = 0
-    connect_s = 0.0
-    try:
-        async with asyncio.TaskGroup() as group:
-            pumps = [group.create_task(link.run(), name=f"link-{link.device_id}") for link in links]
-            if heartbeat_interval_s > 0:
-                pumps.append(group.create_task(_heartbeats(links, heartbeat_interval_s, beats),
-                                               name="heartbeats"))
-            produced = await _produce(outbox, links, events, rate, seed)
-            if duration_s > 0:
-                # Hold the whole fleet for the duration: count it from the moment every
-                # device is connected (thousands of connections take a while to open).
-                deadline = loop.time() + max(60.0, len(links) / 20)
-                while (not all(link.connected.is_set() for link in links)  # noqa: ASYNC110
-                       and loop.time() < deadline):
-                    await asyncio.sleep(0.5)
-                connect_s = loop.time() - started
-                await asyncio.sleep(duration_s)
-            deadline = loop.time() + drain_timeout_s
-            while outbox.depth() and loop.time() < deadline:  # noqa: ASYNC110 - polls a file
-                await asyncio.sleep(0.1)
-            connected = sum(link.connected.is_set() for link in links)
-            for pump in pumps:
-                pump.cancel()
-    finally:
+    async with Outbox(data_dir / "fleet-outbox.db", durable=False) as outbox:
+        # With several broker nodes (a cluster), device i starts at node i: the fleet is
+        # spread over the nodes as real devices given rotated address lists would be.
+        nodes = [f"{host}:{port}", *(brokers or [])]
+        links = []
+        for index, (device_id, pw) in enumerate(sorted(credentials.items())):
+            first, *others = nodes[index % len(nodes):] + nodes[:index % len(nodes)]
+            first_host, _, first_port = first.rpartition(":")
+            settings = MqttLinkSettings(host=first_host, port=int(first_port),
+                                        password=SecretStr(pw), brokers=others,
+                                        tls=ca_file is not None, ca_file=ca_file)
+            links.append(AgentLink(device_id, settings, outbox, threaded=False))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for link in links:
-            link.stop()
-    pending = outbox.depth()
-    outbox.close()
-    return FleetResult(devices=len(links), produced=produced,
-                       acked=sum(link.acked_total for link in links), pending=pending,
-                       heartbeats_sent=beats[0], connected_at_end=connected,
-                       connect_s=round(connect_s, 1))
+            link.start(loop)
+        beats = [0]
+        connected = 0
+        connect_s = 0.0
+        try:
+            async with asyncio.TaskGroup() as group:
+                pumps = [group.create_task(link.run(), name=f"link-{link.device_id}")
+                         for link in links]
+                if heartbeat_interval_s > 0:
+                    pumps.append(group.create_task(
+                        _heartbeats(links, heartbeat_interval_s, beats), name="heartbeats"))
+                produced = await _produce(outbox, links, events, rate, seed)
+                if duration_s > 0:
+                    # Hold the whole fleet for the duration: count it from the moment every
+                    # device is connected (thousands of connections take a while to open).
+                    deadline = loop.time() + max(60.0, len(links) / 20)
+                    while (not all(link.connected.is_set() for link in links)  # noqa: ASYNC110
+                           and loop.time() < deadline):
+                        await asyncio.sleep(0.5)
+                    connect_s = loop.time() - started
+                    await asyncio.sleep(duration_s)
+                deadline = loop.time() + drain_timeout_s
+                while (await outbox.depth()  # noqa: ASYNC110 - polls a file
+                       and loop.time() < deadline):
+                    await asyncio.sleep(0.1)
+                connected = sum(link.connected.is_set() for link in links)
+                for pump in pumps:
+                    pump.cancel()
+        finally:
+            for link in links:
+                link.stop()
+        pending = await outbox.depth()
+        return FleetResult(devices=len(links), produced=produced,
+                           acked=sum(link.acked_total for link in links), pending=pending,
+                           heartbeats_sent=beats[0], connected_at_end=connected,
+                           connect_s=round(connect_s, 1))

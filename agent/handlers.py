@@ -63,7 +63,8 @@ class CommandTarget(Protocol):
         """The camera, if the device has one."""
         ...
 
-    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
+    async def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *,
+                                keep: bool) -> int:
         """Send ``jpegs`` as evidence of ``event_id``; keep them on the device if ``keep``."""
         ...
 
@@ -158,7 +159,6 @@ class CommandHandlers:
             return False, str(exc), None
 
         async def send() -> None:
-            await asyncio.to_thread(agent.publish_snapshots, ack_id, [jpeg],
-                                    keep=agent.state.armed)
+            await agent.publish_snapshots(ack_id, [jpeg], keep=agent.state.armed)
 
         return True, None, send

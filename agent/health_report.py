@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from agent.camera import CameraPipeline
 from agent.evidence import EvidenceStore
@@ -58,19 +59,17 @@ class HealthReporter:
             found.append(f"camera_failed: {self._tamper.camera_alarm}"[:200])
         return found[:20]
 
-    def heartbeat(self) -> Heartbeat:
-        """The current health report (blocking: reads the disk)."""
+    async def heartbeat(self) -> Heartbeat:
+        """The current health report."""
         config = self._config()
-        try:
-            free: float | None = shutil.disk_usage(config.data_dir).free / 1e6
-        except OSError:
-            free = None
+        free, temperature = await asyncio.to_thread(_disk_and_temperature, config.data_dir)
         return Heartbeat(
             device_id=config.device_id, time=utc_now(),
             uptime_s=time.monotonic() - self._started, armed=self._state.armed,
-            last_seq=self._outbox.last_seq(config.device_id), outbox_depth=self._outbox.depth(),
+            last_seq=await self._outbox.last_seq(config.device_id),
+            outbox_depth=await self._outbox.depth(),
             camera_fps=round(self._camera.measured_fps, 2) if self._camera else None,
-            cpu_temp_c=cpu_temperature(), free_disk_mb=free,
+            cpu_temp_c=temperature, free_disk_mb=free,
             clock_offset_s=self.clock_offset_s,
             firmware_version=config.firmware_version, alarms=self.alarms(),
         )
@@ -78,14 +77,14 @@ class HealthReporter:
     async def heartbeat_loop(self) -> None:
         """Publish a heartbeat every interval until cancelled (stored while offline)."""
         while True:
-            beat = await asyncio.to_thread(self.heartbeat)
+            beat = await self.heartbeat()
             config = self._config()
             if self._link.connected.is_set():
                 self._link.publish_transient(Channel.HEARTBEAT, encode(beat))
             elif config.outbox.offline_heartbeats:
-                await asyncio.to_thread(
-                    self._recorder.store_unsequenced, Channel.HEARTBEAT, encode(beat),
-                    Priority.HEARTBEAT, config.outbox.offline_heartbeats)
+                await self._recorder.store_unsequenced(
+                    Channel.HEARTBEAT, encode(beat), Priority.HEARTBEAT,
+                    config.outbox.offline_heartbeats)
             await asyncio.sleep(config.heartbeat_interval_s)
 
     def healthy(self) -> bool:
@@ -98,4 +97,13 @@ class HealthReporter:
         """One line for ``systemctl status``."""
         return (f"{'armed' if self._state.armed else 'disarmed'}; "
                 f"{'connected' if self._link.connected.is_set() else 'offline'}; "
-                f"outbox {self._outbox.depth()}")
+                f"outbox {self._outbox.waiting}")
+
+
+def _disk_and_temperature(data_dir: Path) -> tuple[float | None, float | None]:
+    """Free MB on the data folder's file system and the CPU temperature (reads files)."""
+    try:
+        free: float | None = shutil.disk_usage(data_dir).free / 1e6
+    except OSError:
+        free = None
+    return free, cpu_temperature()

@@ -208,7 +208,7 @@ class AgentLink:
             if key is not None and self._inflight.pop(key, None) is not None:
                 keys.append(key)
         if keys:
-            await asyncio.to_thread(self._outbox.delete, keys)
+            await self._outbox.delete(keys)
             self.acked_total += len(keys)
 
     async def _hand_over(self) -> None:
@@ -221,8 +221,7 @@ class AgentLink:
         busy = list(self._inflight)
         if free <= 0:
             return
-        records = await asyncio.to_thread(
-            lambda: self._outbox.pending(free, busy, device_id=self.device_id))
+        records = await self._outbox.pending(free, busy, device_id=self.device_id)
         for record in records:
             info = self._client.publish(record.topic, record.payload, qos=1)
             key = (record.device_id, record.seq)

@@ -86,7 +86,7 @@ class Recorder:
             await self.flush()
             return None
         try:
-            seq = await asyncio.to_thread(self._append, pending)
+            seq = await self._append(pending)
         except StorageError as exc:
             self._disk_failed(exc)
             self._keep(pending)
@@ -94,9 +94,9 @@ class Recorder:
         self._link.wake()
         return seq
 
-    def _append(self, pending: _Pending) -> int:
+    async def _append(self, pending: _Pending) -> int:
         was = self.outbox.exhausted
-        seq = self.outbox.append(self.device_id, self._topic,
+        seq = await self.outbox.append(self.device_id, self._topic,
                                  lambda s: encode(pending.build(s)),
                                  clear_state=pending.clear_state, set_state=pending.set_state)
         if self.outbox.exhausted and not was:
@@ -104,11 +104,11 @@ class Recorder:
                       extra={"device_id": self.device_id, "bytes": self.outbox.stored_bytes})
         return seq
 
-    def store_unsequenced(self, channel: Channel, payload: bytes, priority: Priority,
-                          keep_last: int | None = None) -> bool:
-        """Store a heartbeat or snapshot (blocking; call on a thread); False if not kept."""
+    async def store_unsequenced(self, channel: Channel, payload: bytes, priority: Priority,
+                                keep_last: int | None = None) -> bool:
+        """Store a heartbeat or snapshot; False if not kept."""
         try:
-            kept = self.outbox.append_unsequenced(
+            kept = await self.outbox.append_unsequenced(
                 self.device_id, device_topic(self.device_id, channel), payload, priority,
                 keep_last=keep_last)
         except StorageError as exc:
@@ -137,7 +137,7 @@ class Recorder:
         while self._backlog:
             pending = self._backlog[0]
             try:
-                await asyncio.to_thread(self._append, pending)
+                await self._append(pending)
             except StorageError as exc:
                 self._disk_failed(exc)
                 return

@@ -1,6 +1,7 @@
 """The agent service: door episodes -> events -> durable outbox -> broker.
 
-One async context manager runs the named loops in a TaskGroup: the MQTT link
+:class:`Agent` coordinates the parts agent/wiring.py builds and connects. One
+async context manager runs the named loops in a TaskGroup: the MQTT link
 (publishes the outbox), the episode tracker (door transitions to episodes),
 heartbeats (:mod:`agent.health_report`), the clock-jump watch
 (:mod:`agent.tamper_report`), the systemd watchdog, the outbox retry loop and,
@@ -21,34 +22,18 @@ from typing import Any
 from uuid import UUID
 
 from agent.camera import CameraPipeline
-from agent.checkin import CheckinWatch
 from agent.classify import EpisodeClassifier, EpisodeEvidence, EpisodeWindow
-from agent.early_exit import EarlyExits
-from agent.episode_report import EpisodeReporter
 from agent.episode_store import OpenEpisode, load_open_episodes, save_episode
-from agent.episodes import EpisodeTracker
-from agent.evidence import EvidenceStore
-from agent.handlers import CommandHandlers
-from agent.health_report import HealthReporter
-from agent.link import AgentLink
-from agent.outbox import Outbox
-from agent.recorder import Recorder
-from agent.state import DeviceState
-from agent.tamper_report import TamperReporter
-from broker.messages import (
-    CheckinCommand,
-    utc_now,
-)
+from agent.wiring import build_parts
+from broker.messages import CheckinCommand, utc_now
 from firmware_config.device_config import DeviceConfig
 from ground.logs import get_logger
 from ground.sdnotify import ServiceNotifier, watchdog_pings
-from sensors.chime import Chime
-from sensors.door import DoorContact, DoorTransition
+from sensors.door import DoorTransition
 
 __all__ = ["Agent", "NoCamera", "running_agent"]
 
 log = get_logger(__name__)
-
 
 
 class NoCamera:
@@ -73,62 +58,35 @@ class Agent:
         self.config = config
         self.camera = camera
         self.classifier: EpisodeClassifier = classifier or camera or NoCamera()
-        if camera is not None and not config.door.fitted:
-            # No reed switch: movement in the doorway opens and closes the "door".
-            camera.on_doorway = self._door_changed
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             log.error("data folder unusable", extra={"device_id": config.device_id,
                                                      "reason": str(exc)})
-        self.outbox, degraded = Outbox.open_resilient(
-            config.data_dir / "outbox.db", budget_bytes=_mb(config.outbox.disk_budget_mb),
-            device_id=config.device_id)
-        self.state = DeviceState(config.data_dir / "state.json", config.armed_default)
-        self.link = AgentLink(config.device_id, config.mqtt, self.outbox,
-                              on_command=self._on_command)
-        self.recorder = Recorder(config.device_id, self.outbox, self.link,
-                                 backlog=config.outbox.memory_backlog, degraded=degraded)
-        self.evidence_store = EvidenceStore(
-            config.data_dir / "evidence", budget_bytes=_mb(config.evidence.disk_budget_mb),
-            keep_days=config.evidence.keep_days)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.tamper = TamperReporter(config.device_id, self.state, self.recorder, self._spawn)
-        if camera is not None and camera.on_tamper is None:
-            camera.on_tamper = self.tamper.camera_finding
-        self.health = HealthReporter(
-            lambda: self.config, state=self.state, outbox=self.outbox, recorder=self.recorder,
-            evidence=self.evidence_store, link=self.link, tamper=self.tamper, camera=camera)
-        self.episodes = EpisodeTracker(
-            config.door.quiet_s, self._episode_ended, max_open_s=config.door.max_open_s,
-            stuck_open_s=config.door.stuck_open_s, on_start=self._episode_started,
-            # Long movement in front of the camera is no disconnected sensor.
-            **({"on_stuck": self.tamper.door_stuck} if config.door.fitted else {}))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.door: DoorContact | None = None
-        if config.door.fitted:
-            self.door = DoorContact(
-                config.door.gpio_pin, pin_factory=pin_factory, pull_up=config.door.pull_up,
-                bounce_s=config.door.bounce_s, on_change=self._door_changed)
         self._started = time.monotonic()
         self._wall_at_start = utc_now()
         self.open_episode: OpenEpisode | None = None
         self._restored: EpisodeEvidence | None = None
         # Held while the open episode's persisted state is written (progress, early exit).
         self.episode_lock = asyncio.Lock()
-        self.reporter = EpisodeReporter(
-            lambda: self.config, state=self.state, recorder=self.recorder, outbox=self.outbox,
-            evidence=self.evidence_store,
-            report_final=lambda episode: self.early.report_final(episode))
-        self.early = EarlyExits(self)
-        if camera is not None:
-            camera.on_passage = self.early.passage_seen
-        self.commands = CommandHandlers(self)
-        self.chime: Chime | None = None
-        if config.chime.fitted:
-            self.chime = Chime(config.chime.gpio_pin, pin_factory=pin_factory,
-                               beeps=config.chime.beeps, beep_s=config.chime.beep_s)
-        self.checkins = CheckinWatch(config.device_id, self.state, self.recorder, self.chime)
+        # Every part, and how they are connected, in agent/wiring.py.
+        parts = build_parts(config, self, pin_factory=pin_factory, camera=camera)
+        self.outbox = parts.outbox  # opened by :meth:`open`, on the event loop
+        self.state = parts.state
+        self.link = parts.link
+        self.recorder = parts.recorder
+        self.evidence_store = parts.evidence_store
+        self.tamper = parts.tamper
+        self.health = parts.health
+        self.episodes = parts.episodes
+        self.door = parts.door
+        self.reporter = parts.reporter
+        self.early = parts.early
+        self.commands = parts.commands
+        self.chime = parts.chime
+        self.checkins = parts.checkins
 
     @property
     def device_id(self) -> str:
@@ -161,22 +119,24 @@ class Agent:
 
     # door and episodes
 
-    def _door_changed(self, transition: DoorTransition) -> None:
-        # gpiozero's thread (or the camera's): hop onto the event loop.
+    def door_changed(self, transition: DoorTransition) -> None:
+        """The door opened or closed (gpiozero's or the camera's thread): hop onto the loop."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.episodes.feed, transition)
 
-    async def _episode_started(self, started: float) -> None:
+    async def episode_started(self, started: float) -> None:
+        """Begin the episode's record and the camera's keyframes."""
         if self.camera is not None:
             self.camera.begin_episode()
         episode = OpenEpisode.new(self.wall(started), door_sensor=self.door is not None,
                                   found_open=self.episodes.found_open)
         self.open_episode = episode
-        await asyncio.to_thread(save_episode, self.outbox, episode)
+        await save_episode(self.outbox, episode)
         log.info("door episode started", extra={"device_id": self.device_id,
                                                 "episode": str(episode.episode_id)})
 
-    async def _episode_ended(self, window: EpisodeWindow) -> None:
+    async def episode_ended(self, window: EpisodeWindow) -> None:
+        """Judge the ended episode with the camera's evidence and report it."""
         await self.early.settle()
         async with self.episode_lock:
             episode = self.open_episode or OpenEpisode.new(
@@ -188,12 +148,13 @@ class Agent:
         self._restored = None
         frames = self.camera.end_episode() if self.camera is not None else []
         ended = replace_end(episode.with_evidence(evidence), self.wall(window.ended))
-        await asyncio.to_thread(save_episode, self.outbox, ended)
+        await save_episode(self.outbox, ended)
         await self.reporter.report(ended, frames)
 
-    def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *, keep: bool) -> int:
-        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``); blocking."""
-        return self.reporter.publish_snapshots(event_id, jpegs, keep=keep)
+    async def publish_snapshots(self, event_id: UUID, jpegs: list[bytes], *,
+                                keep: bool) -> int:
+        """Queue snapshots of ``event_id`` (and keep them locally when ``keep``)."""
+        return await self.reporter.publish_snapshots(event_id, jpegs, keep=keep)
 
     async def persist_progress(self) -> None:
         """Every second of an open episode, store the evidence so far (restart safety)."""
@@ -219,11 +180,11 @@ class Agent:
                             p for p in current.evidence.passages
                             if p not in evidence.passages)))
                     self.open_episode = current.with_evidence(evidence)
-                    await asyncio.to_thread(save_episode, self.outbox, self.open_episode)
+                    await save_episode(self.outbox, self.open_episode)
 
     async def restore_episodes(self) -> None:
         """Report episodes that ended before a restart; resume the one still open."""
-        stored = await asyncio.to_thread(load_open_episodes, self.outbox)
+        stored = await load_open_episodes(self.outbox)
         for episode in stored:
             if episode.ended_at is not None or episode is not stored[-1]:
                 ended = episode if episode.ended_at else replace_end(episode, utc_now())
@@ -242,7 +203,8 @@ class Agent:
             log.info("resumed the episode open before the restart",
                      extra={"device_id": self.device_id, "episode": str(episode.episode_id)})
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` in the background, kept until it ends."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -253,11 +215,12 @@ class Agent:
         """Begin a presence check-in (agent/checkin.py) in the background."""
         if self.camera is None:
             return False, "no camera on this device"
-        self._spawn(self.checkins.run(command, self.camera.timeline))
+        self.spawn(self.checkins.run(command, self.camera.timeline))
         return True, None
 
-    def _on_command(self, command: Any) -> None:
-        self._spawn(self.commands.handle(command))
+    def on_command(self, command: Any) -> None:
+        """Handle a command from the server in the background."""
+        self.spawn(self.commands.handle(command))
 
     # lifecycle
 
@@ -272,7 +235,12 @@ class Agent:
         if self.camera is not None and new.camera.scene and new.camera.scene != old.camera.scene:
             self.camera.set_scene(new.camera.scene)
 
-    def close(self) -> None:
+    async def open(self) -> None:
+        """Open the outbox (in memory, with a health alarm, when the disk refuses)."""
+        degraded = await self.outbox.open_resilient(self.device_id)
+        self.recorder.degraded = self.recorder.storage_error = degraded
+
+    async def close(self) -> None:
         """Release the pins (door contact, buzzer), the camera and the outbox."""
         if self.door is not None:
             self.door.close()
@@ -282,7 +250,7 @@ class Agent:
             self.chime.close()
         if self.camera is not None:
             self.camera.stop()
-        self.outbox.close()
+        await self.outbox.close()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the running loop, start the camera threads and the MQTT link."""
@@ -309,16 +277,17 @@ def replace_end(episode: OpenEpisode, ended_at: datetime) -> OpenEpisode:
     return replace(episode, ended_at=ended_at)
 
 
-def _mb(value: float) -> int:
-    return int(value * 1_000_000)
-
-
 @asynccontextmanager
 async def running_agent(
     agent: Agent, extra: dict[str, Callable[[], Awaitable[None]]] | None = None
 ) -> AsyncIterator[Agent]:
     """Run ``agent``'s loops (plus ``extra`` named loops) for the ``async with`` block."""
-    await agent.restore_episodes()
+    await agent.open()
+    try:
+        await agent.restore_episodes()
+    except BaseException:
+        await agent.outbox.close()  # its connection's thread would keep the process alive
+        raise
     agent.attach(asyncio.get_running_loop())
     notifier = ServiceNotifier()
     try:
@@ -344,7 +313,7 @@ async def running_agent(
                     task.cancel()
     finally:
         agent.link.stop()
-        agent.close()
+        await agent.close()
 
 
 async def _as_coro(fn: Callable[[], Awaitable[None]]) -> None:

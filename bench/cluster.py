@@ -169,7 +169,7 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 async def _failover(cluster: LocalRabbitCluster, password: str, webhook: _Webhook,
                     root: Path, rounds: int) -> list[float]:
-    outbox = Outbox(root / "device-outbox.db", durable=False)
+    outbox = await Outbox.connect(root / "device-outbox.db", durable=False)
     first, *others = cluster.mqtt_addresses
     settings = MqttLinkSettings(host=first[0], port=first[1], password=SecretStr(password),
                                 keepalive_s=10, brokers=[f"{h}:{p}" for h, p in others])
@@ -192,7 +192,7 @@ async def _failover(cluster: LocalRabbitCluster, password: str, webhook: _Webhoo
             seen = len(webhook.arrivals)
             victim.kill()
             killed_at = time.time()
-            outbox.append(WATCHED, topic, lambda seq: encode(Event(
+            await outbox.append(WATCHED, topic, lambda seq: encode(Event(
                 device_id=WATCHED, seq=seq, time=utc_now(), kind=EventKind.EXIT, armed=True)))
             link.wake()
             arrived = await asyncio.to_thread(webhook.wait, seen + 1, 60)
@@ -202,7 +202,7 @@ async def _failover(cluster: LocalRabbitCluster, password: str, webhook: _Webhoo
     finally:
         pump.cancel()
         link.stop()
-        outbox.close()
+        await outbox.close()
     return latencies
 
 

@@ -39,7 +39,10 @@ and the track must have been clearly on the side it came from
 (``origin_depth`` margins): someone entering the picture at its edge next
 to the line, or walking along the sill, never was; unless a track that
 followed someone from deep on that side was lost right there just before
-(people crossing or merging at the line swap tracks: ``_vouched``). A new
+(people crossing or merging at the line swap tracks: ``_vouched``), or
+its path spans the band widely, from where it was first seen (not at the
+edge) to well beyond the line (``_through``: someone hidden in a bigger
+blob with the door leaf until near the line). A new
 track that parts from a tracked blob (people who walked together
 separating), or starts where a track was lost a moment ago (its box
 jumped when blobs merged or parted, and it coasted off on that jump),
@@ -81,7 +84,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,11 +96,16 @@ from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.people import PersonSizeConfig, PersonSizeModel
+from sensors.personnet import PersonNet
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
-__all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary"]
+__all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary", "Verifier"]
 
 Side = Literal["inside", "outside", "unknown"]
+
+# Scores a crossing about to be reported, 0..1: (working gray image, its
+# foreground mask, the track's box x, y, w, h there, track id, crossing frame).
+Verifier = Callable[[GrayImage, GrayImage, tuple[float, float, float, float], int, int], float]
 
 
 class Passage(BaseModel):
@@ -167,12 +175,26 @@ class AnalyzerConfig:
     handover_travel: float = 0.25
     view_window: float = 1.0
     origin_depth: float = 2.0
+    # A track that was clearly on its old side, though less than
+    # ``origin_depth`` deep (hidden in a bigger blob until near the line),
+    # still crossed when its path spans the band widely: this many margins
+    # from the deepest point before the crossing to the one after. Not for
+    # tracks born at the picture's edge (walking along the sill from there).
+    through_span: float = 4.0
     view_jump: float = 0.15
     view_flat: float = 0.5
     view_steep: float = 1.0
     view_evidence: float = 0.3
     recount_horizon: float = 120.0
     inherit_time: float = 0.5
+    # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
+    # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
+    # none; a crossing whose track's region scores below ``person_gate`` is
+    # not reported. Off: on the tuning split it turns down none of the
+    # analyzer's wrong passages (sensors/models/README.md).
+    person_model: str | None = None
+    person_gate: float = 0.5
+    person_every: float = 0.2
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -254,6 +276,13 @@ class _LineState:
     own_travel: float = 0.0
     # Whether this track has itself been clearly on a side since it was born.
     decided_own: bool = False
+    # Born touching the picture's edge (part of the person may be outside it).
+    edge_born: bool = False
+    # The learned check's latest score of the track while a crossing was
+    # pending, and the frame it was taken on (a track that ends coasting
+    # reports without a region of its own to score).
+    person_score: float | None = None
+    person_frame: int = -1
     # The last frame it stood at the door from the inside (``TrackSummary.at_door``), and
     # how far (track heights) it walked towards the line from the inside to get there:
     # measured over runs of frames whose box did not jump (``far_run``: the farthest of
@@ -261,6 +290,14 @@ class _LineState:
     at_door: int | None = None
     approach: float = 0.0
     far_run: float = 0.0
+
+
+def _net_verifier(net: PersonNet) -> Verifier:
+    """The network as a :data:`Verifier`."""
+    def verify(gray: GrayImage, mask: GrayImage, box: tuple[float, float, float, float],
+               track: int, frame: int) -> float:
+        return net.score(gray, mask, box)
+    return verify
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -277,11 +314,17 @@ class DoorwayAnalyzer:
     tracks; ``tracks`` the live ones (for drawing).
     """
 
-    def __init__(self, scene: Scene, fps: float, config: AnalyzerConfig | None = None) -> None:
-        """Prepare for a stream at ``fps`` frames per second viewing ``scene``."""
+    def __init__(self, scene: Scene, fps: float, config: AnalyzerConfig | None = None,
+                 verifier: Verifier | None = None) -> None:
+        """Prepare for a stream at ``fps`` frames per second viewing ``scene``;
+        ``verifier`` (else the config's ``person_model``, if any) checks crossings."""
         self.scene = scene
         self.fps = fps
         self.config = config or AnalyzerConfig()
+        if verifier is None and self.config.person_model is not None:
+            verifier = _net_verifier(PersonNet(self.config.person_model))
+        self._verifier = verifier
+        self._gray: GrayImage | None = None
         self._background = BackgroundModel(fps, self.config.background)
         self._tracker = Tracker(fps, self.config.tracker)
         self._line: PixelLine | None = None
@@ -339,6 +382,7 @@ class DoorwayAnalyzer:
         gray = self._prepare(frame.gray)
         seg = self._background.apply(gray, self._protected(gray.shape))
         self._last_mask = seg.mask
+        self._gray = gray
         self.blobs = [] if seg.relearned else find_blobs(
             seg.mask, self.config.blobs, self._person_height)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
@@ -548,7 +592,7 @@ class DoorwayAnalyzer:
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
             if (pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps
-                    and self._walked_itself(track, state)):
+                    and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
             return []
         # A track continuing another's history (``_born``) is that person's,
@@ -575,6 +619,8 @@ class DoorwayAnalyzer:
             sizes=tuple(state.sizes),
         )
         state.depth = abs(d) / margin
+        state.person_score = None
+        self._check_person(track, state, cross_frame, self.frames)
         return []
 
     def _approach(self, track: Track, state: _LineState, d: float) -> None:
@@ -625,9 +671,11 @@ class DoorwayAnalyzer:
         if parent is None:
             parent = self._lost_here(track)
         if parent is None:
-            return _LineState(family=track.id)
+            return _LineState(family=track.id, edge_born=track.blob is not None
+                              and self._at_border(track.blob))
         return _LineState(
-            family=parent.family, fragment_born=self._fragment(track), inherited=True,
+            family=parent.family, edge_born=parent.edge_born,
+            fragment_born=self._fragment(track), inherited=True,
             split=track.parent is not None and parent is self._states.get(track.parent),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
@@ -637,6 +685,26 @@ class DoorwayAnalyzer:
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
+
+    def _through(self, state: _LineState, pending: _Pending) -> bool:
+        """Whether a crossing from less than ``origin_depth`` went through the band.
+
+        Someone hidden in a bigger blob until near the line (one blob with
+        the door leaf they opened, a fast walker) is first seen on their own
+        a little way from it; walking on well beyond it on the other side,
+        their path spans the band as no one walking along the sill or
+        appearing on it does. Only a track's first crossing, from where it
+        was first seen: one straight back is a step on the sill.
+        """
+        return (not state.edge_born and state.passages == 0 and pending.side != state.origin
+                and pending.came_from + state.depth >= self.config.through_span)
+
+    def _shallow(self, state: _LineState, pending: _Pending) -> bool:
+        """A crossing from less than ``origin_depth`` whose path may still
+        prove to go through the band (:meth:`_through`): wait for it."""
+        return (pending.came_from < self.config.origin_depth and not state.edge_born
+                and state.passages == 0 and pending.side != state.origin
+                and not self._through(state, pending))
 
     def _walked_itself(self, track: Track, state: _LineState) -> bool:
         """Whether a track that took over a group's history has moved on its own.
@@ -774,7 +842,8 @@ class DoorwayAnalyzer:
             return []
         if not self._walked_itself(track, state):
             return []
-        if pending.came_from < self.config.origin_depth and not self._vouched(pending):
+        if (pending.came_from < self.config.origin_depth and not self._through(state, pending)
+                and not self._vouched(pending)):
             # Never clearly on the side it came from: it appeared on the line
             # (at the picture's edge, a fragment) or walked along it.
             return []
@@ -794,6 +863,12 @@ class DoorwayAnalyzer:
                 # (A piece that broke off a person is that person wherever
                 # it crosses, when the rest of them was reported already.)
                 return []
+        if track.missed == 0:
+            self._check_person(track, state, pending.frame, self.frames)
+        if state.person_score is not None and state.person_score < self.config.person_gate:
+            # Not a whole person by the learned check: a piece of someone
+            # reported already, a shadow, a door leaf.
+            return []
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
         box = self._box_at(track, pending.frame)
         state.passages += 1
@@ -826,6 +901,17 @@ class DoorwayAnalyzer:
                 confidence=confidence, reported=count + len(near), sizes=pending.sizes,
                 box=box))
         return found
+
+    def _check_person(self, track: Track, state: _LineState, crossing: int, now: int) -> None:
+        """Score the region around the track (measured on this frame) with the
+        learned check, at most every ``person_every`` seconds."""
+        if (self._verifier is None or self._gray is None or self._last_mask is None
+                or (state.person_score is not None
+                    and now - state.person_frame < self.config.person_every * self.fps)):
+            return
+        state.person_score = self._verifier(self._gray, self._last_mask, track.box, track.id,
+                                            crossing)
+        state.person_frame = now
 
     def live_box(self, track_id: int) -> tuple[float, float, float, float] | None:
         """The latest box of live track ``track_id`` (normalized like ``Passage.box``), if any."""

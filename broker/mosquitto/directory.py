@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from broker.messages import MAX_PAYLOAD_BYTES
 from broker.mosquitto.passwords import hash_password, new_secret
 from broker.mosquitto.tls import check_key_pair
-from broker.tls_dir import TlsFiles
+from broker.mosquitto.tls_dir import TlsFiles
 from broker.topics import is_valid_device_id
 from ground.errors import ConfigError
 from ground.files import check_private, write_private

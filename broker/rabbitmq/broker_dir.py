@@ -35,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from broker.mosquitto.directory import RESERVED_USERS, SERVER_USER, BrokerState
 from broker.mosquitto.passwords import new_secret
 from broker.mosquitto.tls import check_key_pair
+from broker.mosquitto.tls_dir import TlsFiles
 from broker.rabbitmq.definitions import definitions, device_definitions
 from broker.rabbitmq.local import RABBIT_BIN, node_config
-from broker.tls_dir import TlsFiles
 from broker.topics import is_valid_device_id
 from ground.errors import ConfigError, DoorwatchError
 from ground.files import check_private, write_private

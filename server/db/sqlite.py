@@ -1,13 +1,18 @@
 """SQLite backend in WAL mode: the embedded default.
 
-One writing connection, owned by one thread. Why not aiosqlite for it (which
-is that thread and a queue): each statement is a round trip to the event loop,
-and while the loop validates the next batch each trip waits for it. A
-transaction's statements still take a hop each (they run on the event loop,
-as all the server's code does), but ingest's batch writer
-(server/ingest/sqlite_writer.py) does its whole bulk write in one hop through
-:meth:`SqliteTransaction.run_sync`, synchronous code on the database thread,
-and commits in that same hop when the batch needs nothing else.
+One writing connection, owned by one thread of our own: the one place in
+doorwatch where SQLite is driven through plain ``sqlite3`` on a thread instead
+of aiosqlite (which the agent's outbox and this module's read connection use),
+and this is the reason, written here once. aiosqlite is that same thread with
+a queue, but it takes one round trip to the event loop per statement and has no
+public way to run a function of ours on its thread; during a backlog drain the
+loop is busy validating the next batch, so every trip waits for it, and the
+bulk write of a batch is about ten of them. Owning the thread lets ingest's
+batch writer (server/ingest/sqlite_writer.py) do its whole bulk write in one
+hop through :meth:`SqliteTransaction.run_sync`, synchronous code on the
+database thread, and commit in that same hop when the batch needs nothing
+else. The rest of a transaction's statements take a hop each, as they would
+with aiosqlite (they run on the event loop, as all the server's code does).
 
 Reads outside a transaction (:meth:`SqliteDatabase.fetch_all`: the dashboard,
 the API, the periodic jobs' scans) go to a second, read-only connection through

@@ -20,6 +20,7 @@ from server.config import EscalationSettings, NotifySettings, ServerSettings
 from server.db.base import Transaction
 from server.domain.ack_links import ack_secret, new_ack_link
 from server.domain.audit import audit
+from server.domain.checkins import checkin_during, during_checkin_text
 from server.domain.common import loads_dict, loads_list
 from server.domain.roster import first_responders
 from server.domain.silences import silence_for_incident
@@ -146,6 +147,10 @@ async def queue_notifications(
     # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
     # link of their own (acknowledging as them); a withdrawal asks for nothing.
     secret = await ack_secret(tx) if purpose in _ASKS_FOR_ACK else None
+    # Somebody went out during a presence check-in: this incident is the check-in's too
+    # (or was: a withdrawal says the check-in is withdrawn with it).
+    checkin_asked = (await checkin_during(tx, incident_id, incident["kind"])
+                     if purpose in _ASKS_FOR_ACK or purpose is Purpose.WITHDRAWN else None)
     rows = []
     for person in people:
         language = person["language"]
@@ -182,6 +187,8 @@ async def queue_notifications(
         if incident["visitor_context"] and purpose in _ASKS_FOR_ACK:
             body += "\n" + visitor_context_text(incident["visitor_context"], language,
                                                 context.timezone)
+        if checkin_asked is not None:
+            body += "\n" + during_checkin_text(checkin_asked, language, context.timezone)
         rows += [(incident_id, int(person["id"]), url, title, body, due, created,
                   purpose.value) for url in loads_list(person["apprise_urls"])]
     await tx.executemany(

@@ -1,12 +1,11 @@
 """Ingest's batch writer on SQLite: synchronous, on the database thread, in one hop.
 
-Why synchronous and in one hop: SQLite's work per batch is done on its own
-thread, and every hop back to the event loop waits while the loop validates
-the next batch. Why packed JSON instead of rows: Python's sqlite3 gives up
-and retakes the GIL around every ``sqlite3_step``, so a query or
-``RETURNING`` of a thousand rows waits a thousand times for the event loop's
-thread to let go of it; one row holding them all as a JSON array waits once
-(figures in bench/NOTES.md).
+Why synchronous and in one hop, on a thread of our own rather than
+aiosqlite's: server/db/sqlite.py. Why packed JSON instead of rows: Python's
+sqlite3 gives up and retakes the GIL around every ``sqlite3_step``, so a query
+or ``RETURNING`` of a thousand rows waits a thousand times for the event
+loop's thread to let go of it; one row holding them all as a JSON array waits
+once (figures in bench/NOTES.md).
 """
 
 from __future__ import annotations

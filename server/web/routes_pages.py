@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ground.i18n import t
+from server.domain.checkins import checkin_during, during_checkin_text
 from server.domain.incident_opening import IncidentKind, IncidentState
 from server.domain.notification_outbox import NotificationContext, visitor_context_text
 from server.web import actions
@@ -108,15 +109,17 @@ async def incident_page(request: Request, db: Db, user: Casework, incident_id: i
     # Events and audit entries interleaved by time, in the reader's language.
     language = language_of(request, user)
     steps = timeline(detail["events"], detail["history"], language)
-    extra = await db.fetch_one("SELECT detail, visitor_context FROM incidents WHERE id = ?",
+    extra = await db.fetch_one("SELECT kind, detail, visitor_context FROM incidents WHERE id = ?",
                                (incident_id,))
-    visitor_note = (visitor_context_text(extra["visitor_context"], language,
-                                         request.app.state.settings.notify.timezone)
+    zone = request.app.state.settings.notify.timezone
+    visitor_note = (visitor_context_text(extra["visitor_context"], language, zone)
                     if extra and extra["visitor_context"] else None)
+    taken = await checkin_during(db, incident_id, extra["kind"]) if extra else None
+    checkin_note = during_checkin_text(taken, language, zone) if taken else None
     return render(request, "incident.html", user, outcomes=list(actions.Outcome),
                   error=request.query_params.get("error"), timeline=steps,
                   incident_detail_text=extra["detail"] if extra else None,
-                  visitor_note=visitor_note, **detail)
+                  visitor_note=visitor_note, checkin_note=checkin_note, **detail)
 
 
 @router.get("/incidents/{incident_id}/snapshots/{event_id}.jpg")

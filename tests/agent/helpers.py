@@ -97,17 +97,23 @@ class ServerSide:
         self.client.loop_stop()
 
 
-def outbox_records(agent: Agent) -> list[dict[str, Any]]:
+async def outbox_records(agent: Agent) -> list[dict[str, Any]]:
     """Every record waiting in the agent's durable outbox, decoded."""
-    return [json.loads(r.payload) for r in agent.outbox.pending(1000)]
+    return [json.loads(r.payload) for r in await agent.outbox.pending(1000)]
 
 
 async def records_until(agent: Agent, which: Any, count: int, what: str,
                         limit_s: float = 30.0) -> list[dict[str, Any]]:
-    """Wait until ``which(agent)`` (a list of outbox records) has ``count``; return it."""
-    await wait_until_async(lambda: len(which(agent)) >= count, f"{count} {what} in the outbox",
-                           limit_s, detail=lambda: f"outbox: {outbox_records(agent)}")
-    result: list[dict[str, Any]] = which(agent)
+    """Wait until ``await which(agent)`` (a list of outbox records) has ``count``; return it."""
+    outbox: list[dict[str, Any]] = []  # as last read, for the message on a timeout
+
+    async def enough() -> bool:
+        outbox[:] = await outbox_records(agent)
+        return len(await which(agent)) >= count
+
+    await wait_until_async(enough, f"{count} {what} in the outbox", limit_s,
+                           detail=lambda: f"outbox: {outbox}")
+    result: list[dict[str, Any]] = await which(agent)
     return result
 
 

@@ -17,6 +17,7 @@ file system that really loses unsynced writes, that must lose something).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -42,34 +43,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("events", type=int)
     parser.add_argument("--unsafe", action="store_true")
     args = parser.parse_args(argv)
-    outbox, degraded = Outbox.open_resilient(args.data_dir / "outbox.db", budget_bytes=6000,
-                                             device_id=DEVICE)
+    asyncio.run(_write(args.data_dir, args.events, unsafe=args.unsafe))
+
+
+async def _write(data_dir: Path, events: int, *, unsafe: bool) -> None:
+    outbox = Outbox(data_dir / "outbox.db", budget_bytes=6000)
+    degraded = await outbox.open_resilient(DEVICE)
     assert degraded is None, degraded
-    if args.unsafe:
-        outbox._conn.execute("PRAGMA synchronous=OFF")
-    state = DeviceState(args.data_dir / "state.json", armed_default=True)
-    _say(opened=True, last_seq=outbox.last_seq(DEVICE))
-    for i in range(args.events):
+    try:
+        if unsafe:
+            await outbox._conn.execute("PRAGMA synchronous=OFF")
+        await _stream(outbox, DeviceState(data_dir / "state.json", armed_default=True), events)
+    finally:
+        # Also after the cut: the connection's thread would keep this process alive.
+        await outbox.close()
+    _say(done=True)
+
+
+async def _stream(outbox: Outbox, state: DeviceState, events: int) -> None:
+    _say(opened=True, last_seq=await outbox.last_seq(DEVICE))
+    for i in range(events):
         episode = OpenEpisode.new(datetime.now(UTC), door_sensor=True)
-        if not save_episode(outbox, episode):
+        if not await save_episode(outbox, episode):
             raise SystemExit("episode not saved")
         _say(episode_saved=episode.key)
         episode = episode.with_evidence(EpisodeEvidence(tracks=1, frames=30 + i))
-        if not save_episode(outbox, episode):
+        if not await save_episode(outbox, episode):
             raise SystemExit("episode not saved")
         payload = {"kind": "exit", "episode": str(episode.episode_id), "pad": "x" * 200}
-        seq = outbox.append(DEVICE, f"doorwatch/v1/dev/{DEVICE}/event",
-                            lambda s, p=payload: json.dumps({**p, "seq": s}).encode(),
-                            clear_state=episode.key)
+        seq = await outbox.append(DEVICE, f"doorwatch/v1/dev/{DEVICE}/event",
+                                  lambda s, p=payload: json.dumps({**p, "seq": s}).encode(),
+                                  clear_state=episode.key)
         _say(stored=seq, episode_closed=episode.key)
         if i % 2 == 0:
-            outbox.append_unsequenced(DEVICE, f"doorwatch/v1/dev/{DEVICE}/heartbeat",
-                                      b"h" * 300, Priority.HEARTBEAT, keep_last=3)
+            await outbox.append_unsequenced(DEVICE, f"doorwatch/v1/dev/{DEVICE}/heartbeat",
+                                            b"h" * 300, Priority.HEARTBEAT, keep_last=3)
         if i % 5 == 4:
             # PUBACK for everything but the newest two events.
-            pending = [r for r in outbox.pending(100, device_id=DEVICE) if r.seq > 0]
+            pending = [r for r in await outbox.pending(100, device_id=DEVICE) if r.seq > 0]
             acked = [r.seq for r in pending[:-2]]
-            outbox.delete((DEVICE, s) for s in acked)
+            await outbox.delete((DEVICE, s) for s in acked)
             _say(acked=acked)
         if i % 7 == 3:
             _say(arming=not state.armed)
@@ -77,8 +90,6 @@ def main(argv: list[str] | None = None) -> None:
             if state.write_error is not None:
                 raise SystemExit(f"state not saved: {state.write_error}")
             _say(armed=state.armed)
-    outbox.close()
-    _say(done=True)
 
 
 if __name__ == "__main__":

@@ -90,15 +90,18 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto, str]]:
 
 async def _produce(outbox: Outbox, link: AgentLink, count: int) -> None:
     for _ in range(count):
-        outbox.append(DEVICE, device_topic(DEVICE, Channel.EVENT), lambda seq: encode(
+        await outbox.append(DEVICE, device_topic(DEVICE, Channel.EVENT), lambda seq: encode(
             Event(device_id=DEVICE, seq=seq, time=utc_now(), kind=EventKind.DOOR_OPEN,
                   armed=True)))
     link.wake()
 
 
 async def _drained(outbox: Outbox, limit_s: float) -> bool:
-    return bool(await wait_until_async(lambda: not outbox.depth(), "the outbox drained",
-                                       limit_s, detail=lambda: f"depth {outbox.depth()}"))
+    async def empty() -> bool:
+        return not await outbox.depth()
+
+    return bool(await wait_until_async(empty, "the outbox drained", limit_s,
+                                       detail=lambda: f"depth {outbox.waiting}"))
 
 
 @pytest.mark.parametrize("threaded", [True, False], ids=["paho-thread", "event-loop"])
@@ -107,7 +110,7 @@ async def test_link_moves_to_the_next_node_without_loss(
 ) -> None:
     a, b, password = two_nodes
     seen_a, seen_b = _Seqs(a), _Seqs(b)
-    outbox = Outbox(tmp_path / "outbox.db", durable=False)
+    outbox = await Outbox.connect(tmp_path / "outbox.db", durable=False)
     # Over TLS, as devices connect (no device credential works on the loopback
     # listener); the two nodes have CAs of their own, so the device trusts both.
     cas = tmp_path / "nodes-ca.pem"
@@ -137,6 +140,7 @@ async def test_link_moves_to_the_next_node_without_loss(
     finally:
         pump.cancel()
         link.stop()
+        await outbox.close()
         for seen in (seen_a, seen_b):
             seen.close()
     assert sorted(set(seen_a.seqs)) == list(range(1, 101))

@@ -18,8 +18,8 @@ from tests.agent.helpers import device_config, make_agent, outbox_records, recor
 from tests.waiting import wait_until_async
 
 
-def _events(agent: Agent) -> list[dict[str, Any]]:
-    return [r for r in outbox_records(agent) if r.get("type") == "event"]
+async def _events(agent: Agent) -> list[dict[str, Any]]:
+    return [r for r in await outbox_records(agent) if r.get("type") == "event"]
 
 
 async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
@@ -29,17 +29,19 @@ async def _until(agent: Agent, count: int) -> list[dict[str, Any]]:
 
 async def _found_open(agent: Agent) -> None:
     """Wait until the agent has begun (and stored) the episode of the door found open."""
-    await wait_until_async(lambda: agent.episodes.found_open
-                           and agent.outbox.state_items("episode:"),
-                           "the found-open episode begun and stored")
+    async def begun() -> bool:
+        return agent.episodes.found_open and bool(await agent.outbox.state_items("episode:"))
+
+    await wait_until_async(begun, "the found-open episode begun and stored")
 
 
 async def _episode_over(agent: Agent) -> None:
     """Wait until the open episode has ended and been judged (its stored copy is gone,
     so the classifier has given its verdict)."""
-    await wait_until_async(lambda: agent.episodes.started is None
-                           and not agent.outbox.state_items("episode:"),
-                           "the found-open episode ended and judged")
+    async def judged() -> bool:
+        return agent.episodes.started is None and not await agent.outbox.state_items("episode:")
+
+    await wait_until_async(judged, "the found-open episode ended and judged")
 
 
 def _agent(tmp_path: Path, device_id: str, **door: Any) -> tuple[Agent, ScriptedClassifier]:
@@ -69,7 +71,7 @@ async def test_door_open_at_start_that_closes_reports_nothing(tmp_path: Path) ->
         classifier.script(EventKind.HANDOVER)
         await _open_and_close(agent)  # a real opening afterwards is reported as usual
         events = await _until(agent, 1)
-        assert agent.outbox.state_items("episode:") == []
+        assert await agent.outbox.state_items("episode:") == []
     assert [e["kind"] for e in events] == ["handover"]
 
 

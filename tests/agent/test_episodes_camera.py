@@ -24,23 +24,29 @@ def _camera_config(tmp_path: Path, device_id: str) -> DeviceConfig:
                          door={"quiet_s": 0.8})
 
 
-def _records(agent: Agent) -> list[dict[str, object]]:
-    return outbox_records(agent)
+async def _records(agent: Agent) -> list[dict[str, object]]:
+    return await outbox_records(agent)
 
 
-def _episodes(agent: Agent) -> list[dict[str, object]]:
-    return [r for r in _records(agent)
+async def _episodes(agent: Agent) -> list[dict[str, object]]:
+    return [r for r in await _records(agent)
             if r.get("type") == "event" and r.get("episode") is not None]
 
 
-def _ended(agent: Agent) -> bool:
+async def _ended(agent: Agent) -> bool:
     """The episode's own end is in the outbox (not only an early exit)."""
-    return any(e.get("report") != "early" for e in _episodes(agent))
+    return any(e.get("report") != "early" for e in await _episodes(agent))
 
 
 async def _until_ended(agent: Agent) -> None:
-    await wait_until_async(lambda: _ended(agent), "the episode's own end in the outbox", 30,
-                           detail=lambda: f"outbox: {_records(agent)}")
+    outbox: list[dict[str, object]] = []  # as last read, for the message on a timeout
+
+    async def ended() -> bool:
+        outbox[:] = await _records(agent)
+        return await _ended(agent)
+
+    await wait_until_async(ended, "the episode's own end in the outbox", 30,
+                           detail=lambda: f"outbox: {outbox}")
 
 
 async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
@@ -55,7 +61,7 @@ async def _run_episode(tmp_path: Path, device_id: str, kind: EventKind,
         await analysed_for(agent, 1.5)  # the background model learns the empty corridor
         await household.open_once(kind, side=side)
         await _until_ended(agent)
-        return _records(agent)
+        return await _records(agent)
 
 
 async def test_exit_is_classified_from_the_camera(tmp_path: Path) -> None:
@@ -111,20 +117,20 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
         await analysed_for(first, 1.5)
         opened = asyncio.create_task(household.open_once(EventKind.EXIT, side=1))
 
-        def through() -> bool:
+        async def through() -> bool:
             """The early exit is out and the passage so far is on disk."""
-            stored = first.outbox.state_items("episode:")
-            return (any(e.get("report") == "early" for e in _episodes(first))
+            stored = await first.outbox.state_items("episode:")
+            return (any(e.get("report") == "early" for e in await _episodes(first))
                     and len(stored) == 1 and "out" in stored[0][1]
                     and json.loads(stored[0][1]).get("early_event_id") is not None)
 
         # The person is through the door; the door is still open.
         await wait_until_async(through, "the early exit reported and the passage on disk", 30)
         assert first.episodes.door_open
-        stored = first.outbox.state_items("episode:")
+        stored = await first.outbox.state_items("episode:")
         assert len(stored) == 1
         assert "out" in stored[0][1]  # the passage so far is on disk
-        early = [e for e in _episodes(first) if e.get("report") == "early"]
+        early = [e for e in await _episodes(first) if e.get("report") == "early"]
         assert len(early) == 1  # reported while the door is open
         assert json.loads(stored[0][1])["early_event_id"] == early[0]["event_id"]
         opened.cancel()
@@ -135,12 +141,12 @@ async def test_restart_mid_episode_loses_nothing(tmp_path: Path) -> None:
     again.door.pin.drive_low()
     async with running_agent(again):
         await _until_ended(again)
-        events = _episodes(again)
+        events = await _episodes(again)
         # One early exit (before the restart) and its verdict (after): never a second exit.
         assert [(e["report"], e.get("verdict")) for e in events] == [
             ("early", None), ("final", "confirmed")]
         assert events[0]["episode_id"] == events[1]["episode_id"]
-        assert again.outbox.state_items("episode:") == []
+        assert await again.outbox.state_items("episode:") == []
 
 
 async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path: Path) -> None:
@@ -163,10 +169,10 @@ async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path:
         while asyncio.get_running_loop().time() - opened_at < 9.0:
             await asyncio.sleep(0.05)
             early_seen_while_open = early_seen_while_open or any(
-                e.get("report") == "early" for e in _episodes(agent))
+                e.get("report") == "early" for e in await _episodes(agent))
         agent.door.pin.drive_low()
         await _until_ended(agent)
-        events = _episodes(agent)
+        events = await _episodes(agent)
     assert early_seen_while_open
     assert [(e["kind"], e["report"], e.get("verdict")) for e in events] == [
         ("exit", "early", None), ("handover", "final", "reentry")]

@@ -22,9 +22,9 @@ from tests.agent.helpers import (
 )
 
 
-def _episodes(agent: Agent) -> list[dict[str, Any]]:
+async def _episodes(agent: Agent) -> list[dict[str, Any]]:
     """Each episode's own event at its end (an exit reported early is not one)."""
-    return [r for r in outbox_records(agent) if r.get("type") == "event" and r.get("episode")
+    return [r for r in await outbox_records(agent) if r.get("type") == "event" and r.get("episode")
             and r.get("report") != "early"]
 
 

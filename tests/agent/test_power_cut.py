@@ -21,6 +21,7 @@ file system, which shows the layer really drops unsynced data.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -112,6 +113,19 @@ def _run(tmp: Path, name: str, cut_after: int | None, *, unsafe: bool = False) -
     return Run(reports, int(count.read_text() or 0) if count.exists() else 0, backing)
 
 
+async def _reopened(db: Path) -> tuple[dict[int, bytes], int, set[str]]:
+    """The outbox after the cut, as the agent reopens it: its device's records, the next
+    seq it hands out and the open episodes."""
+    outbox = await Outbox.connect(db)
+    try:
+        pending = {r.seq: r.payload for r in await outbox.pending(10_000, device_id=DEVICE)}
+        new_seq = await outbox.append(DEVICE, "t", lambda s: b"{}")
+        episodes = {e.key for e in await load_open_episodes(outbox)}
+    finally:
+        await outbox.close()
+    return pending, new_seq, episodes
+
+
 def _losses(run: Run) -> list[str]:
     """What the disk after the cut lacks of what the agent counted as stored."""
     stored = [int(str(r["stored"])) for r in run.reports if "stored" in r]
@@ -127,29 +141,23 @@ def _losses(run: Run) -> list[str]:
         verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
     if verdict != "ok":
         problems.append(f"outbox corrupt: {verdict}")
-    outbox = Outbox(db)
-    try:
-        pending = {r.seq: r.payload for r in outbox.pending(10_000, device_id=DEVICE)}
-        missing = sorted(s for s in stored if s not in acked and s not in pending)
-        if missing:
-            problems.append(f"events counted as stored are gone: seq {missing}")
-        top = max(stored, default=0)
-        new_seq = outbox.append(DEVICE, "t", lambda s: b"{}")
-        if new_seq <= top:
-            problems.append(f"seq reused: next seq {new_seq} after {top} was handed out")
-        episodes = {e.key for e in load_open_episodes(outbox)}
-        reported_in = {json.loads(p).get("episode") for p in pending.values()
-                       if p.startswith(b"{") and b"episode" in p}
-        for key in saved:
-            in_event = key.removeprefix("episode:") in reported_in
-            if key in closed and key in episodes:
-                problems.append(f"{key} reported and open again")
-            elif key not in closed and key not in episodes and not in_event:
-                problems.append(f"{key} lost: neither open nor in an event")
-            if key in episodes and in_event:
-                problems.append(f"{key} both open and reported")
-    finally:
-        outbox.close()
+    pending, new_seq, episodes = asyncio.run(_reopened(db))
+    missing = sorted(s for s in stored if s not in acked and s not in pending)
+    if missing:
+        problems.append(f"events counted as stored are gone: seq {missing}")
+    top = max(stored, default=0)
+    if new_seq <= top:
+        problems.append(f"seq reused: next seq {new_seq} after {top} was handed out")
+    reported_in = {json.loads(p).get("episode") for p in pending.values()
+                   if p.startswith(b"{") and b"episode" in p}
+    for key in saved:
+        in_event = key.removeprefix("episode:") in reported_in
+        if key in closed and key in episodes:
+            problems.append(f"{key} reported and open again")
+        elif key not in closed and key not in episodes and not in_event:
+            problems.append(f"{key} lost: neither open nor in an event")
+        if key in episodes and in_event:
+            problems.append(f"{key} both open and reported")
     if armed:
         try:
             on_disk = json.loads((run.backing / "state.json").read_text(encoding="utf-8"))["armed"]

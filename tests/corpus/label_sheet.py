@@ -10,6 +10,7 @@ Usage:
         [--reference feet|centre]
     python tests/corpus/label_sheet.py check VIDEO --line x1,y1,x2,y2 FRAME:POS[:NOTE] ...
         [--offsets=-16,-8,-4,0,4,8,16] [--crop-size 0.22,0.4] [--out check.png]
+    python tests/corpus/label_sheet.py similar CLIP ... --against VIDEO ... [--samples 60]
 
 `sheet` tiles frames START..STOP (every N-th, decode order, every frame decoded
 because OpenCV's seeking and frame counts are wrong for some containers), each
@@ -27,7 +28,12 @@ with `sheet` or `check`. `suggest` lists candidate crossings found on those
 strips (a worklist, never labels). `check` draws one row per candidate
 ``FRAME:POS`` (POS = 0..1 along the line): crops around that point of the line
 at the given frame offsets, the candidate's own frame outlined, so frame and
-direction can be read by eye for many candidates at once.  A tool for people; nothing in the
+direction can be read by eye for many candidates at once. `similar` tells
+whether a candidate clip is footage the issue keeps back (another encoding,
+size or cut of it): it prints, per clip, the best correlation of its frames,
+shrunk to 32x18 grey, with those of the reference videos and the share of its
+frames that match one (> 0.97) — numbers only, the references are never shown;
+a copy scores ~1.0, unrelated footage below ~0.6.  A tool for people; nothing in the
 product imports it.
 """
 
@@ -330,6 +336,42 @@ def check(args: argparse.Namespace) -> None:
     print(args.out)
 
 
+def _thumbnails(video: Path, samples: int) -> NDArray[np.float32]:
+    """Up to ``samples`` evenly spaced frames, 32x18 grey, each of zero mean and unit std."""
+    cap = cv2.VideoCapture(str(video))
+    small: list[NDArray[np.float32]] = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        gray = cv2.cvtColor(cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2GRAY)
+        small.append(gray.astype(np.float32).ravel())
+    cap.release()
+    if not small:
+        return np.zeros((0, 32 * 18), np.float32)
+    chosen = np.linspace(0, len(small) - 1, min(samples, len(small))).astype(int)
+    picked = np.stack([small[i] for i in chosen])
+    picked -= picked.mean(axis=1, keepdims=True)
+    picked /= picked.std(axis=1, keepdims=True) + 1e-6
+    return picked
+
+
+def similar(args: argparse.Namespace) -> None:
+    """Print, per clip, how closely its frames match any reference video (a copy scores ~1)."""
+    refs = {Path(p).name: _thumbnails(Path(p), args.samples) for p in args.against}
+    for clip in args.clips:
+        mine = _thumbnails(Path(clip), args.samples)
+        best = (0.0, 0.0, "-")
+        for name, theirs in refs.items():
+            if not len(mine) or not len(theirs):
+                continue
+            corr = mine @ theirs.T / mine.shape[1]
+            per_frame = corr.max(axis=1)
+            best = max(best, (float(per_frame.max()), float((per_frame > 0.97).mean()), name))
+        print(f"{Path(clip).name}: best {best[0]:.3f}, frames matched {best[1]:.2f} ({best[2]})")
+
+
 def main() -> None:
     """Parse arguments and run one subcommand."""
     parser = argparse.ArgumentParser(
@@ -390,6 +432,11 @@ def main() -> None:
     c.add_argument("--width", type=int, default=160, help="width of each crop tile")
     c.add_argument("--out", default="check.png")
     c.set_defaults(func=check)
+    d = sub.add_parser("similar")
+    d.add_argument("clips", nargs="+")
+    d.add_argument("--against", nargs="+", required=True, help="reference videos (kept back)")
+    d.add_argument("--samples", type=int, default=60, help="frames compared per video")
+    d.set_defaults(func=similar)
     args = parser.parse_args()
     args.func(args)
 

@@ -48,7 +48,7 @@ def test_ground_imports_nothing_of_ours() -> None:
 
 @pytest.mark.parametrize("path", [
     p for p in sorted(REPO_ROOT.glob("*/**/__init__.py"))
-    if p.relative_to(REPO_ROOT).parts[0] in OURS and "migrations" not in p.parts
+    if p.relative_to(REPO_ROOT).parts[0] in OURS
 ])
 def test_package_init_files_hold_only_a_docstring(path: Path) -> None:
     # Touching a package must not load its modules (server.web must not pull in FastAPI).
@@ -161,3 +161,62 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 def test_no_import_cycles_among_our_modules() -> None:
     assert _cycles(_import_graph()) == []
+
+
+CONTRACT = ("broker.topics", "broker.messages", "broker.door_line")
+
+
+def test_the_contract_is_apart_from_broker_operations() -> None:
+    # broker/'s top holds the contract (and the part's CLI); Mosquitto and RabbitMQ
+    # operations live in their folders, and the contract never loads them.
+    top = {p.stem for p in (REPO_ROOT / "broker").glob("*.py")} - {"__init__"}
+    assert top == {name.removeprefix("broker.") for name in CONTRACT} | {"cli"}
+    loaded = _modules_loaded("\n".join(f"import {m}" for m in CONTRACT))
+    assert "broker.messages" in loaded
+    assert _ours(loaded, "broker") == sorted({"broker", *CONTRACT})
+
+
+# Each package and the packages below it that it may import (README's layout table,
+# top to bottom): an import only ever goes down.
+FLOORS = {
+    "doorwatch": {"agent", "server", "sensors", "firmware_config", "broker", "ground"},
+    "agent": {"sensors", "firmware_config", "broker", "ground"},
+    "server": {"firmware_config", "broker", "ground"},
+    "sensors": {"firmware_config", "ground"},
+    "firmware_config": {"broker", "ground"},
+    "broker": {"ground"},
+    "ground": set(),
+}
+
+
+def test_imports_only_go_down_the_floors() -> None:
+    assert set(FLOORS) == set(OURS)
+    upward = sorted(
+        f"{module} -> {target}" for module, targets in _import_graph().items()
+        for target in targets
+        if target.split(".")[0] != module.split(".")[0]
+        and target.split(".")[0] not in FLOORS[module.split(".")[0]])
+    assert upward == []
+
+
+def _sources_mentioning(*needles: str) -> list[str]:
+    """``path: needle`` for each of our source files (tests and bench too) using a needle."""
+    found = []
+    for package in (*OURS, "bench", "tests"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            if path == Path(__file__).resolve():
+                continue
+            text = path.read_text(encoding="utf-8")
+            found += [f"{path.relative_to(REPO_ROOT)}: {n}" for n in needles if n in text]
+    return found
+
+
+def test_the_interpreter_is_tuned_in_one_place() -> None:
+    uses = _sources_mentioning("setswitchinterval", "gc.set_threshold", "gc.freeze")
+    assert uses == ["server/interpreter.py: setswitchinterval",
+                    "server/interpreter.py: gc.set_threshold", "server/interpreter.py: gc.freeze"]
+
+
+def test_only_pydantics_public_api() -> None:
+    assert _sources_mentioning("__pydantic_core_schema__", "__pydantic_validator__",
+                               "__pydantic_serializer__") == []
