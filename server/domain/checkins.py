@@ -20,7 +20,9 @@ incident either. When the breach that took a check-in is withdrawn by the
 episode's verdict (a handover, or the person came straight back in), the
 check-in is withdrawn with it (``context`` = the verdict,
 :func:`withdraw_exit`): it no longer counts as missed, and the withdrawal's
-notification and the incident's page say so.
+notification and the incident's page say so. Nobody answering while the household
+has a permitted leave in force is no missed check-in either (``context`` ``leave``,
+server/jobs/checkin_watch.py).
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ class GridReport(BaseModel):
     checkins_asked: int = 0  # presence check-ins asked in the window (one per device)
     checkins_present: int = 0
     checkins_missed: int = 0  # absent, left or unanswered (not an allowed or withdrawn exit)
+    checkins_on_leave: int = 0  # not present, during a permitted leave: not missed
     coverage: list[CoverageLine]
     coverage_armed_s: float
     coverage_blind_s: float
@@ -205,5 +206,8 @@ async def build_grid_report(
         checkins_missed=sum(1 for c in checkins
                             if c["outcome"] is not None and c["outcome"] != "present"
                             and c["context"] is None),
+        checkins_on_leave=sum(1 for c in checkins
+                              if c["outcome"] is not None and c["outcome"] != "present"
+                              and c["context"] == "leave"),
         coverage_armed_s=sum(c.armed_s for c in coverage),
         coverage_blind_s=sum(c.blind_s for c in coverage))

@@ -19,7 +19,12 @@ Every tick:
   (or the household is not armed, so no breach comes) does it open a
   ``missed_checkin`` incident of its own; an exit that was allowed (a
   permitted leave, a registered visitor leaving: ``checkins.context``) opens
-  none.
+  none;
+* a check-in nobody answered (``absent``, ``no_answer``), or a ``left`` one no
+  breach took, while the household had a permitted leave in force (its window
+  overlaps the check-in's, not cancelled) opens no incident either: a leave
+  is the household's, so nobody need be home; the check-in gets ``context``
+  ``leave`` and is listed with that reason (docs/server-domain.md).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from server.config import ServerSettings
 from server.db.base import Database, Row, Transaction
 from server.domain.checkins import request_checkin
 from server.domain.incident_opening import IncidentKind, open_incident
+from server.domain.leaves import leave_overlapping
 from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.jobs.followup_reminder import next_reminder
 from server.jobs.periodic import claim_due_run, run_periodically
@@ -156,7 +162,7 @@ class CheckinJob:
         """A ``left`` check-in no breach took nor allowed exit explained: its own
         ``missed_checkin`` incident."""
         async with self._db.transaction() as tx:
-            if await self._taken(tx, row):
+            if await self._taken(tx, row) or await self._on_leave(tx, row, "left"):
                 return
             incident_id = await self._open(tx, row, "left", now)
         log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": "left",
@@ -182,6 +188,8 @@ class CheckinJob:
                                    "AND outcome IS NULL", (outcome, to_ts(now), row["id"]))
             if not won or not missed or taken:
                 return int(bool(won))
+            if await self._on_leave(tx, row, outcome):
+                return 1
             incident_id = await self._open(tx, row, outcome, now)
         log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": outcome,
                                               "incident_id": incident_id})
@@ -200,6 +208,26 @@ class CheckinJob:
                                    (row["id"],))
         return found is not None and (found["incident_id"] is not None
                                       or found["context"] is not None)
+
+    @staticmethod
+    async def _on_leave(tx: Transaction, row: Row, outcome: str) -> bool:
+        """Whether the household had a permitted leave in force during the check-in; if so
+        the check-in records it (``context`` ``leave``) and opens no incident.
+
+        A leave names no member and lets every exit in its window through, so the server
+        cannot know that anybody stayed in: nobody at the door then is what the worker who
+        granted it expects, not an alarm (docs/server-domain.md). Called after
+        :meth:`_taken`, in the same transaction, so the household's row is held."""
+        leave = await leave_overlapping(tx, int(row["household_id"]), row["requested_at"],
+                                        row["deadline_at"])
+        if leave is None:
+            return False
+        await tx.execute("UPDATE checkins SET context = 'leave' WHERE id = ? "
+                         "AND context IS NULL", (row["id"],))
+        log.info("check-in during a permitted leave",
+                 extra={"device_id": row["device_id"], "outcome": outcome,
+                        "leave_id": leave["id"], "checkin_id": row["id"]})
+        return True
 
     async def _open(self, tx: Transaction, row: Row, outcome: str, now: datetime) -> int:
         """Open the check-in's ``missed_checkin`` incident and queue its alert."""

@@ -30,7 +30,9 @@ from tests.paths import REPO_ROOT
 from tests.requirements import need
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.broker]
+pytestmark = [pytest.mark.slow, pytest.mark.broker,
+              # One worker runs the module (make test): the venvs are built once.
+              pytest.mark.xdist_group("profiles")]
 
 # What each profile must not have: the other side's libraries.
 ABSENT = {

@@ -16,7 +16,7 @@ from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
 from server.domain.checkins import request_checkin
-from server.domain.leaves import LeaveIn, grant_leave
+from server.domain.leaves import LeaveIn, cancel_leave, grant_leave
 from server.domain.visits import VisitIn, register_visit
 from server.jobs.checkin_watch import CheckinJob
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
@@ -301,3 +301,82 @@ async def test_a_withdrawn_exit_during_a_check_in_withdraws_the_missed_check_in_
     assert "so that check-in is missed too" in bodies["alert"]
     assert "does not count as missed" in bodies["withdrawn"]
     assert "is missed too" not in bodies["withdrawn"]
+
+
+async def _leave(db: Database, household: int, starts: datetime, ends: datetime) -> int:
+    return await grant_leave(db, LeaveIn(household_id=household, starts_at=starts,
+                                         ends_at=ends, reason="hospital"), actor="east")
+
+
+@pytest.mark.parametrize("outcome", ["absent", "no_answer"])
+async def test_nobody_home_during_a_permitted_leave_is_no_missed_check_in(
+    db: Database, database_url: str, outcome: str
+) -> None:
+    """A leave is the household's (it names no member): while one is in force nobody need be
+    home, so a check-in nobody answered is recorded with that reason and opens no incident.
+    A leave cancelled, or over before the check-in, excuses nothing."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    now = clock.now()
+    on_leave = await seed(db)
+    cancelled = await seed(db, device="door-2")
+    over = await seed(db, device="door-3")
+    # In force from 30 s into the check-in's window (the household set off meanwhile).
+    await _leave(db, on_leave.household, now + timedelta(seconds=30), now + timedelta(hours=3))
+    await cancel_leave(db, await _leave(db, cancelled.household, now - timedelta(hours=1),
+                                        now + timedelta(hours=2)), actor="east")
+    await _leave(db, over.household, now - timedelta(hours=3), now - timedelta(minutes=1))
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    homes = (on_leave, cancelled, over)
+    commands = [await _asked(db, job, clock, home.household) for home in homes]
+    clock.advance(seconds=10)
+    if outcome == "absent":
+        for home, command in zip(homes, commands, strict=True):
+            await feeder.send(home.device, EventKind.CHECKIN, clock.now(), checkin="absent",
+                              command_id=command)
+    clock.advance(seconds=60 + 30 + 1)  # past the deadline and its grace
+    assert (await job.tick()).missed == 3
+    assert (await job.tick()).missed == 0
+    assert [(r["household_id"], r["kind"], r["detail"]) for r in await rows(
+        db, "SELECT household_id, kind, detail FROM incidents ORDER BY household_id")] == [
+        (cancelled.household, "missed_checkin", outcome),
+        (over.household, "missed_checkin", outcome)]
+    found = await rows(db, "SELECT household_id, outcome, context, incident_id FROM checkins "
+                           "ORDER BY household_id")
+    assert [(r["household_id"], r["outcome"], r["context"], r["incident_id"] is None)
+            for r in found] == [(on_leave.household, outcome, "leave", True),
+                                (cancelled.household, outcome, None, False),
+                                (over.household, outcome, None, False)]
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications n JOIN incidents i "
+                            "ON i.id = n.incident_id WHERE i.household_id = ?",
+                        (on_leave.household,)) == 0
+
+
+async def test_going_out_with_no_breach_during_a_permitted_leave_is_no_missed_check_in(
+    db: Database, database_url: str
+) -> None:
+    """Somebody went out during a check-in and no breach took it (the household is not
+    armed, or the exit was never reported), but the household had a leave in force: the
+    ``left`` check-in is recorded with that reason, no incident."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    armed = await seed(db)
+    unarmed = await seed(db, device="door-2", armed=False)
+    for home in (armed, unarmed):
+        await _leave(db, home.household, clock.now() - timedelta(minutes=5),
+                     clock.now() + timedelta(hours=2))
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    commands = [await _asked(db, job, clock, home.household) for home in (armed, unarmed)]
+    clock.advance(seconds=10)
+    for home, command in zip((armed, unarmed), commands, strict=True):
+        await feeder.send(home.device, EventKind.CHECKIN, clock.now(), checkin="left",
+                          command_id=command)
+    await job.tick()
+    clock.advance(seconds=60 + 30 + 1)
+    await job.tick()
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 0
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications") == 0
+    assert await rows(db, "SELECT outcome, context, incident_id FROM checkins ORDER BY id") == [
+        {"outcome": "left", "context": "leave", "incident_id": None}] * 2
