@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/doorwatch demo $(if $(FOR),--for $(FOR),)
 
+# Most of the slow tests wait on real processes (brokers, servers, agents, a browser), not
+# on the CPU, so two workers shorten the run even on CI's two cores. Tests are handed out
+# one at a time in collection order (tests/conftest.py puts files holding a slow test
+# first); a module marked xdist_group (a built .deb, fresh venvs, a RabbitMQ node, a
+# fuzz rig) goes whole to one worker, so its module fixture is built once.
+# PYTEST_WORKERS=0 runs everything in this one process.
+PYTEST_WORKERS ?= 2
+
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: venv
 	$(BIN)/ruff check .

@@ -254,14 +254,12 @@ class Outbox:
         return True
 
     async def _next(self, counter: str) -> int:
-        rows = await self._fetch("SELECT last_seq FROM seqs WHERE device_id = ?", (counter,))
-        seq = (rows[0][0] if rows else 0) + 1
-        await self._execute(
-            "INSERT INTO seqs (device_id, last_seq) VALUES (?, ?) "
-            "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq",
-            (counter, seq),
-        )
-        return int(seq)
+        # One statement (one trip to the connection's thread): 1 for a new counter.
+        rows = await self._fetch(
+            "INSERT INTO seqs (device_id, last_seq) VALUES (?, 1) "
+            "ON CONFLICT (device_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+            (counter,))
+        return int(rows[0][0])
 
     async def _insert(self, device_id: str, seq: int, topic: str, payload: bytes,
                       priority: Priority) -> None:

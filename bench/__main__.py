@@ -2,11 +2,13 @@
 
 Each benchmark starts its own Mosquitto, server and load on loopback and
 stops by itself. Run it on a quiet machine: the figures are wall-clock rates.
-``python -m bench ingest latency`` runs a subset.
+``python -m bench ingest latency`` runs a subset; ``python -m bench --help``
+lists them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -65,6 +67,22 @@ def _script(name: str, result: str) -> Callable[[], dict[str, Any]]:
 
     return run
 
+
+# What each benchmark measures, for --help (same keys as BENCHMARKS).
+ABOUT: dict[str, str] = {
+    "ingest": "durable ingest from Mosquitto into SQLite and PostgreSQL (1 and 2 server "
+              "instances) against a bare mosquitto_sub",
+    "latency": "door event -> worker's notification under background load",
+    "crossing": "person crosses -> worker's webhook, agent with the synthetic camera",
+    "ack_link": "one-tap acknowledge link: tap -> incident acknowledged",
+    "dashboard": "dashboard reads while a backlog drains",
+    "devices": "connected devices with heartbeats this machine holds with no loss",
+    "analyzer": "analysis frames/s on one thread, 320x240 and 640x480",
+    "agent": "agent CPU and RSS, idle and with motion",
+    "corpus": "detection quality on every labelled clip (needs DOORWATCH_CORPUS_DIR)",
+    "frigate": "analyzer speed beside Frigate's motion stage",
+    "cluster": "3-node RabbitMQ cluster: breach latency across node kills, ingest",
+}
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
@@ -183,20 +201,51 @@ def _table(results: dict[str, Any]) -> list[str]:
     return rows
 
 
-def main(names: list[str]) -> None:
-    """Run the named benchmarks (all by default) and write their results.
+def _parser() -> argparse.ArgumentParser:
+    width = max(len(name) for name in BENCHMARKS)
+    listed = "\n".join(f"  {name:<{width}}  {ABOUT[name]}" for name in BENCHMARKS)
+    return argparse.ArgumentParser(
+        prog="python -m bench",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run benchmarks (all by default), write bench/results/NAME.json and "
+                    "rewrite BENCHMARKS.md. Each starts its own Mosquitto, server and load on "
+                    "loopback; run on a quiet machine.",
+        epilog=f"benchmarks:\n{listed}\n\nexamples:\n"
+               "  python -m bench ingest            run one\n"
+               "  python -m bench ingest latency    run these, in this order\n"
+               "  python -m bench --table           only rewrite BENCHMARKS.md from "
+               "bench/results")
 
-    ``--table`` only rewrites BENCHMARKS.md from the JSON files already in
-    bench/results (after running benchmarks one by one).
-    """
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line: ``names`` (every benchmark when none is given) and ``table``.
+    An unknown name exits with status 2 before anything runs."""
+    parser = _parser()
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="benchmarks to run (default: all; listed below)")
+    parser.add_argument("--table", action="store_true",
+                        help="run nothing; rewrite BENCHMARKS.md from the JSON files already "
+                             "in bench/results (after running benchmarks one by one)")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from "
+                     f"{', '.join(BENCHMARKS)})")
+    if args.table and args.names:
+        parser.error("--table runs nothing: give no benchmark names with it")
+    args.names = args.names or ([] if args.table else list(BENCHMARKS))
+    return args
+
+
+def main(argv: list[str]) -> None:
+    """Run the benchmarks the command line names (see :func:`parse_args`) and write their
+    results; with ``--table`` only rewrite BENCHMARKS.md from bench/results."""
+    args = parse_args(argv)
     results: dict[str, Any] = {}
-    if names == ["--table"]:
+    if args.table:
         for path in sorted(RESULTS.glob("*.json")):
             results[path.stem] = json.loads(path.read_text())
-        names = []
-        chosen: list[str] = []
-    else:
-        chosen = names or list(BENCHMARKS)
+    chosen: list[str] = args.names
     for name in chosen:
         started = time.monotonic()
         print(f"== {name}", flush=True)

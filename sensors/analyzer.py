@@ -39,7 +39,10 @@ and the track must have been clearly on the side it came from
 (``origin_depth`` margins): someone entering the picture at its edge next
 to the line, or walking along the sill, never was; unless a track that
 followed someone from deep on that side was lost right there just before
-(people crossing or merging at the line swap tracks: ``_vouched``). A new
+(people crossing or merging at the line swap tracks: ``_vouched``), or
+its path spans the band widely, from where it was first seen (not at the
+edge) to well beyond the line (``_through``: someone hidden in a bigger
+blob with the door leaf until near the line). A new
 track that parts from a tracked blob (people who walked together
 separating), or starts where a track was lost a moment ago (its box
 jumped when blobs merged or parted, and it coasted off on that jump),
@@ -66,7 +69,9 @@ that walked alone (:mod:`sensors.people`). Against it a blob's area and
 width say how many people it holds (both must: a bag or a shadow adds area,
 not width; with hysteresis and a cap; tracks carried through a merge count
 themselves; people already reported nearby are not counted again), so
-people abreast in one blob yield one passage each (a crossing seen before
+people abreast in one blob yield one passage each (counted as the crossing
+is decided and again as it is reported, on the new side: one of a pair who
+merged with the other while still in the band is counted there; a crossing seen before
 the size was known is recounted once it is: ``_recount``); a blob much
 smaller than a person there is a fragment (someone half out of the
 picture) and decides no side; and the side margin scales with one person
@@ -172,6 +177,12 @@ class AnalyzerConfig:
     handover_travel: float = 0.25
     view_window: float = 1.0
     origin_depth: float = 2.0
+    # A track that was clearly on its old side, though less than
+    # ``origin_depth`` deep (hidden in a bigger blob until near the line),
+    # still crossed when its path spans the band widely: this many margins
+    # from the deepest point before the crossing to the one after. Not for
+    # tracks born at the picture's edge (walking along the sill from there).
+    through_span: float = 4.0
     view_jump: float = 0.15
     view_flat: float = 0.5
     view_steep: float = 1.0
@@ -242,6 +253,8 @@ class _LineState:
     against: int = 0
     elongation: float | None = None
     start: tuple[float, float] | None = None
+    # The track's size (the larger of its box's sides) where ``start`` was taken.
+    start_size: float = 0.0
     travel: float = 0.0
     d_min: float = float("inf")
     d_max: float = float("-inf")
@@ -267,6 +280,8 @@ class _LineState:
     own_travel: float = 0.0
     # Whether this track has itself been clearly on a side since it was born.
     decided_own: bool = False
+    # Born touching the picture's edge (part of the person may be outside it).
+    edge_born: bool = False
     # The learned check's latest score of the track while a crossing was
     # pending, and the frame it was taken on (a track that ends coasting
     # reports without a region of its own to score).
@@ -465,7 +480,7 @@ class DoorwayAnalyzer:
         blob = track.blob
         sharing = self._sharing.get(id(blob), 1) if blob is not None else 1
         if state.start is None:
-            state.start = (cx, y)
+            state.start, state.start_size = (cx, y), max(track.w, h)
         if not track.shared:
             moved = math.hypot(cx - state.start[0], y - state.start[1])
             state.travel = max(state.travel, moved)
@@ -475,7 +490,11 @@ class DoorwayAnalyzer:
             state.own_travel = max(state.own_travel, own)
         # Only tracks that walked a body length and a tenth of the picture
         # teach the model: speckle and registration residue jitter in place.
-        walked = state.travel >= max(cfg.sample_travel * max(track.w, h),
+        # The body length is the one where it started: someone walking towards
+        # a camera facing the door grows as they come and would never walk
+        # their own, ever larger, height.
+        size = min(max(track.w, h), state.start_size or max(track.w, h))
+        walked = state.travel >= max(cfg.sample_travel * size,
                                      cfg.sample_reach * math.hypot(*self._size))
         # A camera watching a doorway sees a person at least a tenth of the
         # picture tall; smaller walking things are speckle or residue.
@@ -581,7 +600,7 @@ class DoorwayAnalyzer:
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
             if (pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps
-                    and self._walked_itself(track, state)):
+                    and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
             return []
         # A track continuing another's history (``_born``) is that person's,
@@ -660,9 +679,11 @@ class DoorwayAnalyzer:
         if parent is None:
             parent = self._lost_here(track)
         if parent is None:
-            return _LineState(family=track.id)
+            return _LineState(family=track.id, edge_born=track.blob is not None
+                              and self._at_border(track.blob))
         return _LineState(
-            family=parent.family, fragment_born=self._fragment(track), inherited=True,
+            family=parent.family, edge_born=parent.edge_born,
+            fragment_born=self._fragment(track), inherited=True,
             split=track.parent is not None and parent is self._states.get(track.parent),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
             last_frame=parent.last_frame, last_t=parent.last_t,
@@ -670,8 +691,29 @@ class DoorwayAnalyzer:
             cross_along=parent.cross_along, depth=parent.depth, closest=parent.closest,
             clear_frame=parent.clear_frame, clear_t=parent.clear_t,
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
+            start_size=parent.start_size,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,
         )
+
+    def _through(self, state: _LineState, pending: _Pending) -> bool:
+        """Whether a crossing from less than ``origin_depth`` went through the band.
+
+        Someone hidden in a bigger blob until near the line (one blob with
+        the door leaf they opened, a fast walker) is first seen on their own
+        a little way from it; walking on well beyond it on the other side,
+        their path spans the band as no one walking along the sill or
+        appearing on it does. Only a track's first crossing, from where it
+        was first seen: one straight back is a step on the sill.
+        """
+        return (not state.edge_born and state.passages == 0 and pending.side != state.origin
+                and pending.came_from + state.depth >= self.config.through_span)
+
+    def _shallow(self, state: _LineState, pending: _Pending) -> bool:
+        """A crossing from less than ``origin_depth`` whose path may still
+        prove to go through the band (:meth:`_through`): wait for it."""
+        return (pending.came_from < self.config.origin_depth and not state.edge_born
+                and state.passages == 0 and pending.side != state.origin
+                and not self._through(state, pending))
 
     def _walked_itself(self, track: Track, state: _LineState) -> bool:
         """Whether a track that took over a group's history has moved on its own.
@@ -809,7 +851,8 @@ class DoorwayAnalyzer:
             return []
         if not self._walked_itself(track, state):
             return []
-        if pending.came_from < self.config.origin_depth and not self._vouched(pending):
+        if (pending.came_from < self.config.origin_depth and not self._through(state, pending)
+                and not self._vouched(pending)):
             # Never clearly on the side it came from: it appeared on the line
             # (at the picture's edge, a fragment) or walked along it.
             return []
@@ -847,7 +890,9 @@ class DoorwayAnalyzer:
         near = [tid for frame, kind, along, tid, _, _ in self._recent
                 if kind == direction and tid != track.id and abs(frame - pending.frame) <= window
                 and abs(along - pending.along) <= 2.0 * reach]
-        count = max(1, pending.count - len(near))
+        # People who merged into the blob just as it crossed (one of a pair a
+        # step behind, lost in the band) are counted on the new side too.
+        count = max(1, max(pending.count, state.count) - len(near))
         for i in range(count):
             self._recent.append(
                 (pending.frame, direction, pending.along, track.id, state.family, reach))

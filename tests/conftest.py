@@ -23,6 +23,18 @@ from tests.requirements import need
 from tests.waiting import wait_until
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a slow test first; each file's tests stay together, in their order.
+
+    ``make test`` hands tests to two workers in this order (pytest-xdist with
+    ``--dist loadgroup --no-loadscope-reorder``), so the long ones start early and the
+    many short ones fill in at the end, when a long one left last would keep one worker
+    busy and the other idle.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept within
+
+
 @dataclass
 class Mosquitto:
     """A private Mosquitto started with the project's generated configuration."""

@@ -45,6 +45,7 @@ def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[
     from server.config import load_server_settings
     from server.db.connect import open_database
     from server.domain.errors import UnknownDeviceError
+    from server.domain.provisioning import RotationInProgressError
 
     require_config(config)
     # The folder tells the profile: Mosquitto's files, or a RabbitMQ cluster's.
@@ -65,6 +66,9 @@ def _run(config: Path | None, broker_dir: Path, action: Callable[..., Awaitable[
         return asyncio.run(main())
     except UnknownDeviceError as exc:
         typer.echo(t("cli.device_unknown", _lang(), device=exc.device_id), err=True)
+        raise typer.Exit(1) from None
+    except RotationInProgressError as exc:
+        typer.echo(t("device.rotation_in_progress", _lang(), device=exc.device_id), err=True)
         raise typer.Exit(1) from None
     except DoorwatchError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ground.errors import ConfigError
 from server.db.base import Database
-from server.db.migrations import migrate
+from server.db.migrate import migrate
 from server.db.postgres import PostgresDatabase
 from server.db.sqlite import SqliteDatabase
 

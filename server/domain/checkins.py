@@ -10,12 +10,26 @@ Somebody going out during a check-in is one incident, not two: the exit's
 breach (the rules, :func:`link_exit`) takes the check-in and says so in its
 notifications and page (:func:`during_checkin_text`); a ``left`` outcome opens a
 ``missed_checkin`` incident of its own only if no breach took the check-in by
-its deadline (the household was not armed, the exit was on a permitted leave).
+its deadline and no allowed exit explained it (the household was not armed,
+or the exit was never reported).
+
+Going out may be allowed: an exit on a permitted leave, or a registered
+visitor leaving, opens no breach; it records why on the check-in in progress
+(``context`` ``leave`` / ``visit``, :func:`cover_exit`), which then opens no
+incident either. When the breach that took a check-in is withdrawn by the
+episode's verdict (a handover, or the person came straight back in), the
+check-in is withdrawn with it (``context`` = the verdict,
+:func:`withdraw_exit`): it no longer counts as missed, and the withdrawal's
+notification and the incident's page say so. Nobody answering while the household
+has a permitted leave in force is no missed check-in either (``context`` ``leave``,
+server/jobs/checkin_watch.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -25,8 +39,11 @@ from server.db.base import Database, Row, Transaction
 from server.domain.audit import audit
 from server.domain.errors import InvalidChangeError, NotFoundError
 
-__all__ = ["checkin_during", "during_checkin_text", "link_exit", "list_checkins",
-           "request_checkin"]
+__all__ = ["CheckinTaken", "Covered", "checkin_during", "cover_exit", "during_checkin_text",
+           "link_exit", "list_checkins", "request_checkin", "withdraw_exit"]
+
+# Why an exit during a check-in is allowed: a permitted leave, a registered visitor leaving.
+Covered = Literal["leave", "visit"]
 
 
 async def request_checkin(db: Database, household_id: int, *, actor: str, window_s: float,
@@ -63,11 +80,9 @@ async def list_checkins(db: Database, household_id: int, limit: int = 30) -> lis
         "LIMIT ?", (household_id, limit))
 
 
-async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_id: int,
-                    grace_s: float) -> int | None:
-    """Give the check-in in progress on ``device_id`` when somebody went out at ``crossed``
-    to that exit's breach ``incident_id`` (the one incident the worker acts on); return the
-    check-in's id, or None when none was in progress.
+async def _in_progress(tx: Transaction, device_id: str, crossed: str,
+                       grace_s: float) -> int | None:
+    """The check-in in progress on ``device_id`` when somebody went out at ``crossed``.
 
     In progress: sent, asked before the crossing, and the crossing before its deadline
     (plus ``grace_s``: the device's window starts when the command reaches it), not yet
@@ -79,25 +94,72 @@ async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_i
         "AND requested_at <= ? AND deadline_at >= ? AND incident_id IS NULL "
         "AND (outcome IS NULL OR outcome = 'left') ORDER BY id DESC LIMIT 1",
         (device_id, crossed, latest))
-    if row is None:
+    return None if row is None else int(row["id"])
+
+
+async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_id: int,
+                    grace_s: float) -> int | None:
+    """Give the check-in in progress on ``device_id`` when somebody went out at ``crossed``
+    to that exit's breach ``incident_id`` (the one incident the worker acts on); return the
+    check-in's id, or None when none was in progress (see :func:`_in_progress`)."""
+    checkin = await _in_progress(tx, device_id, crossed, grace_s)
+    if checkin is None:
         return None
     await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ? AND incident_id IS NULL",
-                     (incident_id, row["id"]))
-    return int(row["id"])
+                     (incident_id, checkin))
+    return checkin
 
 
-async def checkin_during(tx: Transaction, incident_id: int, kind: str) -> str | None:
-    """When the check-in was asked during which incident ``incident_id`` (of ``kind``, a
-    breach) happened, or None when it did not (see :func:`link_exit`)."""
+async def cover_exit(tx: Transaction, *, device_id: str, crossed: str, grace_s: float,
+                     context: Covered) -> int | None:
+    """Record on the check-in in progress on ``device_id`` that the exit at ``crossed`` was
+    allowed (``context``), so that its ``left`` outcome opens no incident; return the
+    check-in's id, or None when none was in progress."""
+    checkin = await _in_progress(tx, device_id, crossed, grace_s)
+    if checkin is None:
+        return None
+    await tx.execute("UPDATE checkins SET context = ? WHERE id = ? AND context IS NULL",
+                     (context, checkin))
+    return checkin
+
+
+async def withdraw_exit(tx: Transaction, incident_id: int, verdict: str) -> None:
+    """The breach ``incident_id`` was withdrawn (``verdict``: nobody left): so is the
+    check-in it took, which then no longer counts as missed."""
+    await tx.execute("UPDATE checkins SET context = ? WHERE incident_id = ? AND context IS NULL",
+                     (verdict, incident_id))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinTaken:
+    """The check-in a breach took: when it was asked, and whether it was withdrawn since
+    (``context`` ``handover`` / ``reentry``)."""
+
+    asked: str
+    context: str | None = None
+
+    @property
+    def withdrawn(self) -> bool:
+        """Whether the breach was withdrawn, and the check-in with it."""
+        return self.context in ("handover", "reentry")
+
+
+async def checkin_during(conn: Database | Transaction, incident_id: int,
+                         kind: str) -> CheckinTaken | None:
+    """The check-in during which incident ``incident_id`` (of ``kind``, a breach) happened,
+    or None when it did not (see :func:`link_exit`)."""
     if kind == "missed_checkin":
         return None  # its own text is about the check-in
-    row = await tx.fetch_one("SELECT requested_at FROM checkins WHERE incident_id = ? "
-                             "ORDER BY id LIMIT 1", (incident_id,))
-    return None if row is None else str(row["requested_at"])
+    row = await conn.fetch_one("SELECT requested_at, context FROM checkins "
+                               "WHERE incident_id = ? ORDER BY id LIMIT 1", (incident_id,))
+    if row is None:
+        return None
+    return CheckinTaken(str(row["requested_at"]), row["context"])
 
 
-def during_checkin_text(asked: str, language: str | None, timezone: str) -> str:
-    """The sentence telling a worker that this incident happened during the check-in asked
-    at ``asked`` (and that it is that check-in's incident too)."""
-    local = from_ts(asked).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
-    return t("notify.during_checkin", language, time=local)
+def during_checkin_text(taken: CheckinTaken, language: str | None, timezone: str) -> str:
+    """The sentence telling a worker that this incident happened during the check-in
+    ``taken`` (and that it is that check-in's incident too, or was, until withdrawn)."""
+    local = from_ts(taken.asked).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
+    key = "notify.during_checkin.withdrawn" if taken.withdrawn else "notify.during_checkin"
+    return t(key, language, time=local)

@@ -6,7 +6,8 @@ notify at once, as for any exit. When the episode ends the device sends its
 verdict (``report = 'final'``, same ``episode_id``), which only *updates*
 that incident: confirmed (audited, nobody is disturbed again) or withdrawn as
 a handover or a re-entry (audited; the incident drops to low severity, stops
-escalating and everyone notified of it is told). The verdict never goes
+escalating and everyone notified of it is told; a presence check-in it took is
+withdrawn with it, :func:`server.domain.checkins.withdraw_exit`). The verdict never goes
 through the exit rule, so it cannot open a second breach.
 
 ``episode_reports`` holds both halves, whichever arrives first (a redelivery
@@ -26,6 +27,7 @@ from ground.logs import get_logger
 from ground.timeutil import to_ts, utcnow
 from server.db.base import Transaction
 from server.domain.audit import audit
+from server.domain.checkins import withdraw_exit
 from server.domain.incident_opening import IncidentState, Severity
 from server.domain.notification_outbox import NotificationContext, Purpose, queue_notifications
 
@@ -125,6 +127,7 @@ async def _apply(
         return
     await audit(tx, "system", "incident.withdraw", subject,
                 verdict + (f": {detail}" if detail else ""))
+    await withdraw_exit(tx, incident_id, verdict)  # before the notifications, which say so
     notified = await tx.fetch_all(
         "SELECT DISTINCT worker_id FROM notifications WHERE incident_id = ? "
         "AND worker_id IS NOT NULL ORDER BY worker_id", (incident_id,))

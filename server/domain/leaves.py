@@ -29,6 +29,7 @@ __all__ = [
     "end_leave",
     "get_leave",
     "grant_leave",
+    "leave_overlapping",
     "list_leaves",
     "update_leave",
 ]
@@ -205,4 +206,16 @@ async def active_leave(tx: Transaction, household_id: int, at: str) -> Row | Non
         "SELECT * FROM leaves WHERE household_id = ? AND starts_at <= ? AND ends_at > ? "
         "AND state IN (?, ?, ?) ORDER BY starts_at DESC LIMIT 1",
         (household_id, at, at, *_USABLE),
+    )
+
+
+async def leave_overlapping(tx: Transaction, household_id: int, start: str,
+                            end: str) -> Row | None:
+    """A leave of the household in force at some time between ``start`` and ``end`` (stored
+    times): its window overlaps them and it was not cancelled (an ended leave's window ends
+    when it was ended; an overdue one's was in force until its end), if any."""
+    return await tx.fetch_one(
+        "SELECT * FROM leaves WHERE household_id = ? AND starts_at < ? AND ends_at > ? "
+        "AND state != ? ORDER BY starts_at DESC, id DESC LIMIT 1",
+        (household_id, end, start, LeaveState.CANCELLED.value),
     )

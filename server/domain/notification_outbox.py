@@ -147,9 +147,10 @@ async def queue_notifications(
     # Alerts, reminders and escalations ask for an acknowledgement: each recipient gets a
     # link of their own (acknowledging as them); a withdrawal asks for nothing.
     secret = await ack_secret(tx) if purpose in _ASKS_FOR_ACK else None
-    # Somebody went out during a presence check-in: this incident is the check-in's too.
+    # Somebody went out during a presence check-in: this incident is the check-in's too
+    # (or was: a withdrawal says the check-in is withdrawn with it).
     checkin_asked = (await checkin_during(tx, incident_id, incident["kind"])
-                     if purpose in _ASKS_FOR_ACK else None)
+                     if purpose in _ASKS_FOR_ACK or purpose is Purpose.WITHDRAWN else None)
     rows = []
     for person in people:
         language = person["language"]

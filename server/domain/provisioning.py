@@ -16,11 +16,24 @@ Rotation never loses events and never locks a device out (see
    whatever was in flight (its outbox deletes a record only on PUBACK).
 
 If the device does not acknowledge in time nothing changes on the broker.
+
+One rotation of a device at a time: a second one while the first runs (two
+operators, a retry in another terminal) would send the device another password
+and race the first to the broker's password file. It is refused at once
+(:class:`RotationInProgressError`), by a lock file per device in the broker
+directory, which the kernel releases if the rotating process dies. Rotations
+of different devices take turns on the broker connection: the broker names
+every client by its username (``use_username_as_clientid``), so two admin
+connections at once would take over each other's session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +55,7 @@ from server.mqtt.admin_client import AdminLink
 
 __all__ = [
     "ProvisioningError",
+    "RotationInProgressError",
     "RotationResult",
     "provision_device",
     "revoke_device",
@@ -55,6 +69,31 @@ class ProvisioningError(DoorwatchError, ValueError):
     def __init__(self, device_id: str, message: str):
         self.device_id = device_id
         super().__init__(f"device {device_id}: {message}")
+
+
+class RotationInProgressError(ProvisioningError):
+    """Another rotation of the same device is running; nothing was changed."""
+
+    def __init__(self, device_id: str):
+        # Not ProvisioningError's "device X: ..." form: this sentence names the device itself.
+        self.device_id = device_id
+        DoorwatchError.__init__(self, f"a rotation is already in progress for device {device_id}")
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block; yields whether
+    it was had (False only when ``wait`` is False and another holder has it)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # released with the descriptor, also when the process dies
+    finally:
+        os.close(fd)
 
 
 def _check_id(device_id: str) -> None:
@@ -161,6 +200,16 @@ async def rotate_device(
     seen back online with the new password within ``reconnect_timeout_s``.
     """
     _check_id(device_id)
+    with _locked(broker.path / f".rotate-{device_id}.lock", wait=False) as mine:
+        if not mine:
+            raise RotationInProgressError(device_id)
+        return await _rotate(db, broker, device_id, ack_timeout_s=ack_timeout_s,
+                             reconnect_timeout_s=reconnect_timeout_s, actor=actor)
+
+
+async def _rotate(db: Database, broker: AnyBrokerDir, device_id: str, *, ack_timeout_s: float,
+                  reconnect_timeout_s: float, actor: str) -> RotationResult:
+    """:func:`rotate_device` once the device is ours to rotate."""
     await get_device(db, device_id)
     if device_id not in broker.users():
         raise ProvisioningError(device_id, "has no broker credentials (provision it first)")
@@ -169,7 +218,9 @@ async def rotate_device(
                                        password=password)
 
     def exchange() -> tuple[bool, bool]:
-        with AdminLink(broker, device_id) as link:
+        # Other devices' rotations wait here for the one admin connection (module doc).
+        with _locked(broker.path / ".admin-link.lock", wait=True), \
+                AdminLink(broker, device_id) as link:
             link.send(command)
             ack = link.wait_ack(command.command_id, ack_timeout_s)
             if ack is None or not ack.ok:

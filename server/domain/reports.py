@@ -98,7 +98,8 @@ class GridReport(BaseModel):
     fevers: list[FeverLine]
     checkins_asked: int = 0  # presence check-ins asked in the window (one per device)
     checkins_present: int = 0
-    checkins_missed: int = 0  # absent, left or unanswered
+    checkins_missed: int = 0  # absent, left or unanswered (not an allowed or withdrawn exit)
+    checkins_on_leave: int = 0  # not present, during a permitted leave: not missed
     coverage: list[CoverageLine]
     coverage_armed_s: float
     coverage_blind_s: float
@@ -188,7 +189,7 @@ async def build_grid_report(
             household_id=household_id, household=names[household_id], armed_s=cov.armed_s,
             blind_s=cov.blind_s, share=cov.share, spells=len(cov.spells), parts=parts))
     checkins = await db.fetch_all(
-        "SELECT c.outcome FROM checkins c JOIN households h ON h.id = c.household_id "
+        "SELECT c.outcome, c.context FROM checkins c JOIN households h ON h.id = c.household_id "
         "WHERE h.grid_id = ? AND c.requested_at >= ? AND c.requested_at < ?",
         (grid_id, to_ts(start), to_ts(end)))
     armed_homes = sum(1 for h in homes if h["armed"])
@@ -203,6 +204,10 @@ async def build_grid_report(
         checkins_asked=len(checkins),
         checkins_present=sum(1 for c in checkins if c["outcome"] == "present"),
         checkins_missed=sum(1 for c in checkins
-                            if c["outcome"] is not None and c["outcome"] != "present"),
+                            if c["outcome"] is not None and c["outcome"] != "present"
+                            and c["context"] is None),
+        checkins_on_leave=sum(1 for c in checkins
+                              if c["outcome"] is not None and c["outcome"] != "present"
+                              and c["context"] == "leave"),
         coverage_armed_s=sum(c.armed_s for c in coverage),
         coverage_blind_s=sum(c.blind_s for c in coverage))

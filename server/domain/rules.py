@@ -20,7 +20,10 @@ household that is armed (in quarantine):
 * ``tamper`` -> tamper incident;
 * an ``exit`` that is a breach during a presence check-in on its device takes
   that check-in (:func:`server.domain.checkins.link_exit`): one incident for
-  one person going out, whose notifications say it was during the check-in.
+  one person going out, whose notifications say it was during the check-in;
+  an allowed ``exit`` (permitted leave, registered visitor leaving) records
+  why on that check-in (:func:`server.domain.checkins.cover_exit`), so it is
+  no missed check-in either.
 
 Events of one household close together fold into its open incident.
 Timers (device offline, overdue return, escalation) live in their own loops.
@@ -38,7 +41,7 @@ from ground.timeutil import from_ts, to_ts, utcnow
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
-from server.domain.checkins import link_exit
+from server.domain.checkins import Covered, cover_exit, link_exit
 from server.domain.common import dumps
 from server.domain.episode_reports import crossed_at, early_reported, final_reported, is_final
 from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold
@@ -246,6 +249,19 @@ async def apply_rules(
     return opened
 
 
+async def _allowed_exit(tx: Transaction, settings: ServerSettings, event: Event, at: str,
+                        context: Covered) -> None:
+    """An exit that opens no breach: the check-in in progress, if any, is told why."""
+    if event.kind is not EventKind.EXIT:
+        return  # an unjudged door opening is no passage out: no check-in said ``left``
+    checkin = await cover_exit(tx, device_id=event.device_id, crossed=crossed_at(event) or at,
+                               grace_s=settings.checkins.answer_grace_s, context=context)
+    if checkin is not None:
+        log.info("allowed exit during a check-in",
+                 extra={"device_id": event.device_id, "checkin_id": checkin,
+                        "context": context})
+
+
 async def _apply_one(
     tx: Transaction, settings: ServerSettings, stored: StoredEvent,
     context: NotificationContext, now: datetime,
@@ -275,12 +291,14 @@ async def _apply_one(
         if leave_id is not None:
             log.info("exit during a permitted leave",
                      extra={"device_id": event.device_id, "leave_id": leave_id})
+            await _allowed_exit(tx, settings, event, at, "leave")
             return None, None
     if event.kind is EventKind.EXIT:
         visit = await planned_exit(tx, household_id, stored.row_id, at)
         if visit is not None:
             log.info("registered visitor left",
                      extra={"device_id": event.device_id, "visit_id": visit})
+            await _allowed_exit(tx, settings, event, at, "visit")
             return None, None
     if event.kind is EventKind.ENTRY:
         if await _back_from_leave(tx, household_id, at):

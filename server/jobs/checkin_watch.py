@@ -17,7 +17,14 @@ Every tick:
   so the worker gets one incident, not two. The outcome is recorded at once;
   only if no breach has taken the check-in by ``deadline + answer_grace_s``
   (or the household is not armed, so no breach comes) does it open a
-  ``missed_checkin`` incident of its own.
+  ``missed_checkin`` incident of its own; an exit that was allowed (a
+  permitted leave, a registered visitor leaving: ``checkins.context``) opens
+  none;
+* a check-in nobody answered (``absent``, ``no_answer``), or a ``left`` one no
+  breach took, while the household had a permitted leave in force (its window
+  overlaps the check-in's, not cancelled) opens no incident either: a leave
+  is the household's, so nobody need be home; the check-in gets ``context``
+  ``leave`` and is listed with that reason (docs/server-domain.md).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from server.config import ServerSettings
 from server.db.base import Database, Row, Transaction
 from server.domain.checkins import request_checkin
 from server.domain.incident_opening import IncidentKind, open_incident
+from server.domain.leaves import leave_overlapping
 from server.domain.notification_outbox import NotificationContext, queue_alert
 from server.jobs.followup_reminder import next_reminder
 from server.jobs.periodic import claim_due_run, run_periodically
@@ -127,7 +135,8 @@ class CheckinJob:
         open_rows = await self._db.fetch_all(
             "SELECT c.*, h.armed FROM checkins c JOIN households h ON h.id = c.household_id "
             "WHERE c.published_at IS NOT NULL AND (c.outcome IS NULL "
-            "OR (c.outcome = 'left' AND c.incident_id IS NULL)) ORDER BY c.id")
+            "OR (c.outcome = 'left' AND c.incident_id IS NULL AND c.context IS NULL)) "
+            "ORDER BY c.id")
         grace = timedelta(seconds=self._settings.checkins.answer_grace_s)
         for row in open_rows:
             over = now >= from_ts(row["deadline_at"]) + grace
@@ -150,9 +159,10 @@ class CheckinJob:
                 result.missed += await self._record(row, outcome, now, missed=True)
 
     async def _own_incident(self, row: Row, now: datetime) -> None:
-        """A ``left`` check-in no breach took: its own ``missed_checkin`` incident."""
+        """A ``left`` check-in no breach took nor allowed exit explained: its own
+        ``missed_checkin`` incident."""
         async with self._db.transaction() as tx:
-            if await self._taken(tx, row):
+            if await self._taken(tx, row) or await self._on_leave(tx, row, "left"):
                 return
             incident_id = await self._open(tx, row, "left", now)
         log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": "left",
@@ -178,6 +188,8 @@ class CheckinJob:
                                    "AND outcome IS NULL", (outcome, to_ts(now), row["id"]))
             if not won or not missed or taken:
                 return int(bool(won))
+            if await self._on_leave(tx, row, outcome):
+                return 1
             incident_id = await self._open(tx, row, outcome, now)
         log.warning("check-in missed", extra={"device_id": row["device_id"], "outcome": outcome,
                                               "incident_id": incident_id})
@@ -186,13 +198,36 @@ class CheckinJob:
     @staticmethod
     async def _taken(tx: Transaction, row: Row) -> bool:
         """Whether a breach took the check-in (somebody went out during it: that incident
-        is the worker's one). Takes the household's row first, as the rules do
-        (rules._lock_households), so an exit being stored meanwhile has either taken it
-        already or waits for this transaction."""
+        is the worker's one), or an allowed exit explained it (``context``: no incident).
+        Takes the household's row first, as the rules do (rules._lock_households), so an
+        exit being stored meanwhile has either done so already or waits for this
+        transaction."""
         await tx.execute("UPDATE households SET armed = armed WHERE id = ?",
                          (row["household_id"],))
-        found = await tx.fetch_one("SELECT incident_id FROM checkins WHERE id = ?", (row["id"],))
-        return found is not None and found["incident_id"] is not None
+        found = await tx.fetch_one("SELECT incident_id, context FROM checkins WHERE id = ?",
+                                   (row["id"],))
+        return found is not None and (found["incident_id"] is not None
+                                      or found["context"] is not None)
+
+    @staticmethod
+    async def _on_leave(tx: Transaction, row: Row, outcome: str) -> bool:
+        """Whether the household had a permitted leave in force during the check-in; if so
+        the check-in records it (``context`` ``leave``) and opens no incident.
+
+        A leave names no member and lets every exit in its window through, so the server
+        cannot know that anybody stayed in: nobody at the door then is what the worker who
+        granted it expects, not an alarm (docs/server-domain.md). Called after
+        :meth:`_taken`, in the same transaction, so the household's row is held."""
+        leave = await leave_overlapping(tx, int(row["household_id"]), row["requested_at"],
+                                        row["deadline_at"])
+        if leave is None:
+            return False
+        await tx.execute("UPDATE checkins SET context = 'leave' WHERE id = ? "
+                         "AND context IS NULL", (row["id"],))
+        log.info("check-in during a permitted leave",
+                 extra={"device_id": row["device_id"], "outcome": outcome,
+                        "leave_id": leave["id"], "checkin_id": row["id"]})
+        return True
 
     async def _open(self, tx: Transaction, row: Row, outcome: str, now: datetime) -> int:
         """Open the check-in's ``missed_checkin`` incident and queue its alert."""

@@ -51,7 +51,8 @@ def summary_lines(report: GridReport, language: str) -> list[str]:
           expected=report.expected_visits, records=report.followups),
         t("report.line.fevers", language, n=len(report.fevers), c=report.fever_c),
         t("report.line.checkins", language, asked=report.checkins_asked,
-          present=report.checkins_present, missed=report.checkins_missed),
+          present=report.checkins_present, missed=report.checkins_missed,
+          leave=report.checkins_on_leave),
         t("report.line.coverage", language, share=share_text(report.coverage_share, language),
           armed=duration(report.coverage_armed_s, language),
           blind=duration(report.coverage_blind_s, language))

@@ -89,6 +89,8 @@ class IncidentOut(_Out):
     resolved_by: str | None
     outcome: str | None
     note: str | None
+    # A grouped offline incident's member households the reader may see (empty otherwise).
+    group_households: list[int] = Field(default_factory=list)
 
 
 class IncidentDetailOut(_Out):

@@ -14,7 +14,7 @@ from server.db.base import Database, Row
 from server.db.event_key import event_key_of_text
 from server.domain.incident_opening import IncidentKind, IncidentState
 from server.notify.privacy import private_url
-from server.web.scope import household_scope
+from server.web.scope import household_scope, incident_scope
 from server.web.users import User
 
 __all__ = [
@@ -64,7 +64,7 @@ _INCIDENT_COLUMNS = (
     "i.id, i.household_id, i.device_id, i.kind, i.severity, i.state, i.opened_at, i.updated_at, "
     "i.acknowledged_at, i.acknowledged_by, i.resolved_at, i.resolved_by, i.outcome, i.note, "
     "h.name AS household, h.address, h.worker_id, h.grid_id, w.name AS worker, g.name AS grid, "
-    "i.group_id, i.silence_id, rw.name AS responder, bw.name AS backup"
+    "i.group_id, i.group_key, i.silence_id, rw.name AS responder, bw.name AS backup"
 )
 _INCIDENT_FROM = (
     "FROM incidents i LEFT JOIN households h ON h.id = i.household_id "
@@ -77,9 +77,48 @@ def _local_day_start(day: date, zone: str) -> str:
     return to_ts(datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)))
 
 
+# A grouped offline incident (server/domain/storms.py) is filed under its first member's
+# household, but is every member's: its members are the device-offline incidents pointing
+# at it, and a household or grid filter finds it through any of them.
+_GROUPS_OF_HOUSEHOLD = ("i.id IN (SELECT gm.group_id FROM incidents gm WHERE gm.household_id = ? "
+                        "AND gm.group_id IS NOT NULL)")
+_GROUPS_OF_GRID = ("i.id IN (SELECT gm.group_id FROM incidents gm JOIN households gh "
+                   "ON gh.id = gm.household_id WHERE gh.grid_id = ? AND gm.group_id IS NOT NULL)")
+
+
+async def _with_group_members(db: Database, user: User, rows: list[Row]) -> list[Row]:
+    """Give each grouped offline incident its place (building, or grid name), how many
+    member households it has, and those of them the user may see (``group_households``:
+    ids, ``group_members``: id and name); other incidents get empty ones."""
+    groups = [int(r["id"]) for r in rows if r["kind"] == IncidentKind.OFFLINE_GROUP.value]
+    members: dict[int, list[Row]] = {}
+    counts: dict[int, int] = {}
+    if groups:
+        scope, params = household_scope(user, "gh")
+        marks = ",".join("?" for _ in groups)
+        found = await db.fetch_all(
+            "SELECT DISTINCT gm.group_id, gh.id, gh.name, "  # noqa: S608 - marks and scope are ours
+            f"CASE WHEN {scope} THEN 1 ELSE 0 END AS visible FROM incidents gm "
+            f"JOIN households gh ON gh.id = gm.household_id WHERE gm.group_id IN ({marks}) "
+            "ORDER BY gm.group_id, gh.id", [*params, *groups])
+        for member in found:
+            group_id = int(member["group_id"])
+            counts[group_id] = counts.get(group_id, 0) + 1
+            if member["visible"]:
+                members.setdefault(group_id, []).append(
+                    {"id": int(member["id"]), "name": member["name"]})
+    for row in rows:
+        row["group_members"] = members.get(int(row["id"]), [])
+        row["group_households"] = [int(m["id"]) for m in row["group_members"]]
+        row["group_count"] = counts.get(int(row["id"]), 0)
+        by, _, name = str(row.get("group_key") or "").partition(":")
+        row["group_place"] = (name if by == "building" else row["grid"] or name) if by else None
+    return rows
+
+
 async def incident_rows(db: Database, user: User, flt: IncidentFilter, zone: str) -> list[Row]:
     """Incidents the user may see, filtered and sorted."""
-    scope, params = household_scope(user)
+    scope, params = incident_scope(user)
     where = [scope]
     if flt.state:
         where.append("i.state = ?")
@@ -88,11 +127,11 @@ async def incident_rows(db: Database, user: User, flt: IncidentFilter, zone: str
         where.append("i.kind = ?")
         params.append(flt.kind.value)
     if flt.grid is not None:
-        where.append("h.grid_id = ?")
-        params.append(flt.grid)
+        where.append(f"(h.grid_id = ? OR {_GROUPS_OF_GRID})")
+        params += [flt.grid, flt.grid]
     if flt.household is not None:
-        where.append("i.household_id = ?")
-        params.append(flt.household)
+        where.append(f"(i.household_id = ? OR {_GROUPS_OF_HOUSEHOLD})")
+        params += [flt.household, flt.household]
     if flt.date_from:
         where.append("i.opened_at >= ?")
         params.append(_local_day_start(flt.date_from, zone))
@@ -101,18 +140,18 @@ async def incident_rows(db: Database, user: User, flt: IncidentFilter, zone: str
         params.append(_local_day_start(flt.date_to + timedelta(days=1), zone))
     sql = (f"SELECT {_INCIDENT_COLUMNS} {_INCIDENT_FROM} WHERE {' AND '.join(where)} "
            f"ORDER BY {_ORDER[flt.sort]} LIMIT {flt.limit}")
-    return await db.fetch_all(sql, params)
+    return await _with_group_members(db, user, await db.fetch_all(sql, params))
 
 
 async def incidents_since(
     db: Database, user: User, after_id: int, limit: int = 100
 ) -> list[Row]:
     """Incidents newer than ``after_id`` that the user may see (for the live feed)."""
-    scope, params = household_scope(user)
-    return await db.fetch_all(
+    scope, params = incident_scope(user)
+    return await _with_group_members(db, user, await db.fetch_all(
         f"SELECT {_INCIDENT_COLUMNS} {_INCIDENT_FROM} WHERE i.id > ? AND {scope} "
         f"ORDER BY i.id LIMIT {int(limit)}", [after_id, *params],
-    )
+    ))
 
 
 async def latest_incident_id(db: Database) -> int:
@@ -123,13 +162,14 @@ async def latest_incident_id(db: Database) -> int:
 
 async def incident_detail(db: Database, user: User, incident_id: int) -> dict[str, Any] | None:
     """One incident with its events, snapshots, notifications and history, or None if hidden."""
-    scope, params = household_scope(user)
+    scope, params = incident_scope(user)
     incident = await db.fetch_one(
         f"SELECT {_INCIDENT_COLUMNS} {_INCIDENT_FROM} WHERE i.id = ? AND {scope}",
         [incident_id, *params],
     )
     if incident is None:
         return None
+    [incident] = await _with_group_members(db, user, [incident])
     events = await db.fetch_all(
         "SELECT e.id, e.device_id, e.seq, e.event_id, e.kind, e.device_time, e.received_at, "
         "e.payload, s.event_id AS snapshot FROM incident_events ie "
@@ -196,8 +236,10 @@ async def household_rows(db: Database, user: User, zone: str) -> list[Row]:
         "SELECT h.id, h.name, h.address, h.armed, h.worker_id, h.grid_id, "  # noqa: S608
         "h.quarantine_start, h.quarantine_end, h.ended_early_at, w.name AS worker, "
         "g.name AS grid, "
-        "(SELECT COUNT(*) FROM incidents i WHERE i.household_id = h.id AND i.state != 'resolved')"
-        " AS open_incidents, "
+        # A grouped offline incident is filed under one member household; each member
+        # counts its own device-offline incident in it, so none counts the group as well.
+        "(SELECT COUNT(*) FROM incidents i WHERE i.household_id = h.id AND i.state != 'resolved'"
+        " AND i.kind != 'offline_group') AS open_incidents, "
         "(SELECT COUNT(*) FROM followups f WHERE f.household_id = h.id AND f.day = ?)"
         " AS followups_today "
         "FROM households h LEFT JOIN workers w ON w.id = h.worker_id "

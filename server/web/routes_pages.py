@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ground.i18n import t
-from server.domain.checkins import during_checkin_text
+from server.domain.checkins import checkin_during, during_checkin_text
 from server.domain.incident_opening import IncidentKind, IncidentState
 from server.domain.notification_outbox import NotificationContext, visitor_context_text
 from server.web import actions
@@ -114,10 +114,8 @@ async def incident_page(request: Request, db: Db, user: Casework, incident_id: i
     zone = request.app.state.settings.notify.timezone
     visitor_note = (visitor_context_text(extra["visitor_context"], language, zone)
                     if extra and extra["visitor_context"] else None)
-    asked = await db.fetch_one("SELECT requested_at FROM checkins WHERE incident_id = ? "
-                               "ORDER BY id LIMIT 1", (incident_id,))
-    checkin_note = (during_checkin_text(str(asked["requested_at"]), language, zone)
-                    if asked and extra and extra["kind"] != "missed_checkin" else None)
+    taken = await checkin_during(db, incident_id, extra["kind"]) if extra else None
+    checkin_note = during_checkin_text(taken, language, zone) if taken else None
     return render(request, "incident.html", user, outcomes=list(actions.Outcome),
                   error=request.query_params.get("error"), timeline=steps,
                   incident_detail_text=extra["detail"] if extra else None,

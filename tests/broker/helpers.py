@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,30 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.service import Agent
+from broker.messages import Event, EventKind, encode, utc_now
+from broker.topics import Channel, device_topic
 from tests.conftest import Mosquitto
 from tests.waiting import wait_until
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "outbox_empty", "produce_rotation_events"]
+
+
+async def produce_rotation_events(agent: Agent, total: int) -> None:
+    """``total`` tamper events ``rotation-0``.. from ``agent``'s device, one every 5 ms."""
+    device_id = agent.device_id
+    topic = device_topic(device_id, Channel.EVENT)
+    for i in range(total):
+        await agent.outbox.append(device_id, topic, lambda s, i=i: encode(Event(
+            device_id=device_id, seq=s, time=utc_now(), kind=EventKind.TAMPER, armed=False,
+            detail=f"rotation-{i}")))
+        agent.link.wake()
+        await asyncio.sleep(0.005)  # not a wait: the device produces over time
+
+
+async def outbox_empty(agent: Agent) -> bool:
+    """Whether everything ``agent`` stored has been acknowledged by the broker."""
+    return await agent.outbox.depth() == 0
 
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import stat
@@ -115,3 +116,31 @@ def _stored(path: Path) -> str:
     value = json.loads(path.read_text())["current"]
     assert isinstance(value, str)
     return value
+
+
+def test_a_second_rotate_of_a_device_being_rotated_says_so(
+    running: Mosquitto, tmp_path: Path
+) -> None:
+    """`device rotate` while another rotation of that device holds it (its lock in the broker
+    directory, held here as that other process would): refused at once, in both languages,
+    with nothing changed."""
+    config = tmp_path / "server.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "server.db"}"\n')
+    common = ("--broker-dir", str(running.broker.path), "--config", str(config))
+    done = doorwatch("device", "provision", "--id", "door-c",
+                     "--out", str(tmp_path / "door-c.bundle.json"), *common)
+    assert done.returncode == 0, done.stderr
+    before = (running.broker.path / "passwd").read_bytes()
+    fd = os.open(running.broker.path / ".rotate-door-c.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for language, said in (
+                ("en", "A rotation is already in progress for device door-c"),
+                ("zh_CN", "设备 door-c 正在更换密码")):
+            second = doorwatch("--lang", language, "device", "rotate", "door-c",
+                               "--timeout", "30", *common)
+            assert second.returncode == 1, second.stdout
+            assert said in second.stderr
+    finally:
+        os.close(fd)
+    assert (running.broker.path / "passwd").read_bytes() == before

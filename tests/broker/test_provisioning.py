@@ -26,12 +26,13 @@ from server.db.base import Database
 from server.db.connect import open_database
 from server.domain.provisioning import (
     ProvisioningError,
+    RotationInProgressError,
     provision_device,
     revoke_device,
     rotate_device,
 )
 from server.service import serve
-from tests.broker.helpers import connect
+from tests.broker.helpers import connect, outbox_empty, produce_rotation_events
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import server_settings
 from tests.waiting import wait_until_async
@@ -139,28 +140,15 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
         config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
         agent = Agent(config, pin_factory=make_pin_factory("mock"),
                       classifier=ScriptedClassifier())
-        topic = device_topic("door-r", Channel.EVENT)
         total = 300
-
-        async def append(i: int) -> None:
-            await agent.outbox.append("door-r", topic, lambda s: encode(Event(
-                device_id="door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER, armed=False,
-                detail=f"rotation-{i}")))
-
-        async def produce() -> None:
-            for i in range(total):
-                await append(i)
-                agent.link.wake()
-                await asyncio.sleep(0.005)  # not a wait: the device produces over time
-
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected")
-            producer = asyncio.create_task(produce())
+            producer = asyncio.create_task(produce_rotation_events(agent, total))
             # Rotate while events are flowing: some are stored, more are being produced.
             await wait_until_async(lambda: _stored(db, "door-r", 20), "20 events stored")
             result = await rotate_device(db, mosquitto.broker, "door-r", ack_timeout_s=20)
             await producer
-            await wait_until_async(lambda: _outbox_empty(agent), "the outbox drained", 30)
+            await wait_until_async(lambda: outbox_empty(agent), "the outbox drained", 30)
             last = await agent.outbox.last_seq("door-r")
             await wait_until_async(lambda: _stored(db, "door-r", last), f"{last} events stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'door-r'")
@@ -222,10 +210,6 @@ async def test_payload_speaking_for_another_device_is_rejected_and_audited(
     assert rejected == [{"device_id": "door-a", "reason": audit[0]["detail"].split(": ", 1)[1]}]
 
 
-async def _outbox_empty(agent: Agent) -> bool:
-    return await agent.outbox.depth() == 0
-
-
 async def _stored(db: Database, device_id: str, count: int) -> bool:
     row = await db.fetch_one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?", (device_id,))
     return row is not None and int(row["n"]) >= count
@@ -233,3 +217,63 @@ async def _stored(db: Database, device_id: str, count: int) -> bool:
 
 async def _has_row(db: Database, sql: str) -> bool:
     return await db.fetch_one(sql) is not None
+
+
+async def test_two_rotations_of_one_device_at_once_the_second_is_refused(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Two `device rotate` of one device at once (two operators): they would kick each
+    other's admin connection and race to set the broker's password. The second is refused
+    at once, naming the device; the first completes and the device keeps working."""
+    async with serve(tls_server_settings(tmp_path, mosquitto)) as server:
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
+        db = server.db
+        config = await provision_and_install(db, mosquitto, tmp_path, "door-c")
+        config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
+        agent = Agent(config, pin_factory=make_pin_factory("mock"),
+                      classifier=ScriptedClassifier())
+        async with running_agent(agent):
+            await wait_until_async(agent.link.connected.is_set, "the agent connected")
+            first = asyncio.create_task(
+                rotate_device(db, mosquitto.broker, "door-c", ack_timeout_s=20))
+            await asyncio.sleep(0)  # the first has taken the device
+            with pytest.raises(RotationInProgressError,
+                               match="a rotation is already in progress for device door-c"):
+                await rotate_device(db, mosquitto.broker, "door-c", ack_timeout_s=20)
+            result = await first
+            assert (result.reloaded, result.reconnected) == (True, True)
+            # Once it is over, the device can be rotated again.
+            again = await rotate_device(db, mosquitto.broker, "door-c", ack_timeout_s=20)
+            assert again.reconnected
+        rotations = await db.fetch_all("SELECT detail FROM audit_log "
+                                       "WHERE action = 'device.rotate'")
+    assert rotations == [{"detail": "reconnected"}] * 2
+    fresh = connect(mosquitto, "door-c", stored_password(config))
+    assert not fresh.refused
+    fresh.close()
+
+
+async def test_rotations_of_two_devices_at_once_take_turns(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The broker names every admin connection by its username: two rotations of different
+    devices at once would take over each other's session (and miss their acknowledgements).
+    They take turns instead, and both complete."""
+    async with serve(tls_server_settings(tmp_path, mosquitto)) as server:
+        assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
+        db = server.db
+        agents = []
+        for device in ("door-d", "door-e"):
+            config = await provision_and_install(db, mosquitto, tmp_path, device)
+            config = config.model_copy(update={"pin_factory": "mock",
+                                               "heartbeat_interval_s": 0.5})
+            agents.append(Agent(config, pin_factory=make_pin_factory("mock"),
+                                classifier=ScriptedClassifier()))
+        async with running_agent(agents[0]), running_agent(agents[1]):
+            for agent in agents:
+                await wait_until_async(agent.link.connected.is_set, "the agents connected")
+            results = await asyncio.gather(
+                rotate_device(db, mosquitto.broker, "door-d", ack_timeout_s=20),
+                rotate_device(db, mosquitto.broker, "door-e", ack_timeout_s=20))
+    assert [(r.device_id, r.reloaded, r.reconnected) for r in results] == [
+        ("door-d", True, True), ("door-e", True, True)]

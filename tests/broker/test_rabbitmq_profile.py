@@ -20,7 +20,6 @@ import pytest
 from agent.classify import ScriptedClassifier
 from agent.credentials import CREDENTIALS_FILE, CredentialStore, install_bundle
 from agent.service import Agent, running_agent
-from broker.messages import Event, EventKind, encode, utc_now
 from broker.rabbitmq.broker_dir import RabbitBrokerDir, RabbitNode
 from broker.rabbitmq.local import LocalRabbitCluster, rabbitmq_available
 from broker.topics import Channel, device_topic
@@ -36,11 +35,13 @@ from server.domain.provisioning import (
     rotate_device,
 )
 from server.service import serve
-from tests.broker.helpers import connect
+from tests.broker.helpers import connect, outbox_empty, produce_rotation_events
 from tests.requirements import need
 from tests.waiting import wait_until_async
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow,
+              # One worker runs the module (make test): the node is started once.
+              pytest.mark.xdist_group("rabbitmq_profile")]
 
 
 @dataclass
@@ -90,10 +91,6 @@ async def _provision(db: Database, node: _Node, tmp_path: Path, device_id: str) 
     installed = install_bundle(bundle, tmp_path / "etc" / device_id,
                                data_dir=tmp_path / "data" / device_id)
     return load_device_config(installed.config_file)
-
-
-async def _outbox_empty(agent: Agent) -> bool:
-    return await agent.outbox.depth() == 0
 
 
 def _password(config: DeviceConfig) -> str:
@@ -173,19 +170,7 @@ async def test_rotation_through_the_cluster_loses_no_event(
         config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
         agent = Agent(config, pin_factory=make_pin_factory("mock"),
                       classifier=ScriptedClassifier())
-        topic = device_topic("rb-door-r", Channel.EVENT)
         total = 200
-
-        async def append(i: int) -> None:
-            await agent.outbox.append("rb-door-r", topic, lambda s: encode(Event(
-                device_id="rb-door-r", seq=s, time=utc_now(), kind=EventKind.TAMPER,
-                armed=False, detail=f"rotation-{i}")))
-
-        async def produce() -> None:
-            for i in range(total):
-                await append(i)
-                agent.link.wake()
-                await asyncio.sleep(0.005)  # not a wait: the device produces over time
 
         async def count_stored(count: int) -> bool:
             row = await db.fetch_one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?",
@@ -197,12 +182,12 @@ async def test_rotation_through_the_cluster_loses_no_event(
 
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected", 30)
-            producer = asyncio.create_task(produce())
+            producer = asyncio.create_task(produce_rotation_events(agent, total))
             # Rotate while events are flowing: some are stored, more are being produced.
             await wait_until_async(lambda: count_stored(20), "20 events stored", 30)
             result = await rotate_device(db, node.broker, "rb-door-r", ack_timeout_s=30)
             await producer
-            await wait_until_async(lambda: _outbox_empty(agent), "the outbox drained", 30)
+            await wait_until_async(lambda: outbox_empty(agent), "the outbox drained", 30)
             await wait_until_async(stored, "every produced event stored", 30)
         rows = await db.fetch_all("SELECT seq, payload FROM events WHERE device_id = 'rb-door-r'")
     assert result.reconnected

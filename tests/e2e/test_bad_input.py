@@ -15,7 +15,7 @@ from broker.topics import Channel, device_topic
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -66,10 +66,11 @@ async def test_each_kind_of_bad_message_is_recorded_with_its_reason(
         other.publish(device_topic("door-399", Channel.EVENT), _good("door-399", 1),
                       qos=1).wait_for_publish(5)
         expected_rejections = len(bad_payloads) + 1
-        assert await poll_until_async(lambda: _at_least(
-            count(db, "SELECT COUNT(*) FROM rejected_messages"), expected_rejections))
-        assert await poll_until_async(
-            lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1))
+        await wait_until_async(lambda: _at_least(
+            count(db, "SELECT COUNT(*) FROM rejected_messages"), expected_rejections),
+            f"{expected_rejections} rejections recorded")
+        await wait_until_async(
+            lambda: _at_least(count(db, "SELECT COUNT(*) FROM events"), 1), "the good event stored")
         rejected = await db.fetch_all(
             "SELECT topic, device_id, reason, payload_size FROM rejected_messages ORDER BY id")
         stored = await db.fetch_all("SELECT device_id, seq FROM events")

@@ -15,7 +15,7 @@ from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings
 from tests.e2e.test_end_to_end import _eq, make_agent
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -35,18 +35,23 @@ async def test_events_made_while_the_broker_is_down_arrive_once_it_is_up(
         agent.door.pin.drive_low()
         async with running_agent(agent):
             await household.open_once(EventKind.EXIT)
-            assert await poll_until_async(lambda: _depth(agent), limit_s=10)
-            await asyncio.sleep(1.5)
+            await wait_until_async(lambda: _depth(agent), "the exit in the agent's outbox", 10)
+
+            def unreachable_said() -> list[logging.LogRecord]:
+                return [r for r in caplog.records if "cannot reach the broker" in r.getMessage()
+                        or "events stay in the outbox" in r.getMessage()]
+
             # Both sides said plainly that the broker cannot be reached.
-            unreachable = [r for r in caplog.records if "cannot reach the broker" in r.getMessage()
-                           or "events stay in the outbox" in r.getMessage()]
+            await wait_until_async(unreachable_said, "'cannot reach the broker' logged",
+                                   detail=lambda: str([r.getMessage() for r in caplog.records]))
+            unreachable = unreachable_said()
             assert unreachable, [r.getMessage() for r in caplog.records]
             assert await count(db, "SELECT COUNT(*) FROM events") == 0
             mosquitto.start()
-            assert await poll_until_async(
-                lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1), limit_s=60)
+            await wait_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1),
+                                   "the exit stored once the broker is up", 60)
             assert await asyncio.to_thread(receiver.wait_for, 1, 30)
-            assert await poll_until_async(lambda: _empty(agent), limit_s=10)
+            await wait_until_async(lambda: _empty(agent), "the agent's outbox emptied", 10)
     rows = await _rows(tmp_path)
     assert rows == [("door-401", 1, "exit")]
 

@@ -21,7 +21,7 @@ import pytest
 
 from broker.mosquitto.runner import find_mosquitto
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,8 @@ def test_demo_stops_its_children_on_a_signal(tmp_path: Path, signum: signal.Sign
             assert demo.poll() is None, out.read_text()
             return "Press Ctrl-C" in out.read_text()
 
-        poll_until(ready, 90, every=0.1)
+        wait_until(ready, "the demo's 'Press Ctrl-C' line", 90, every=0.1,
+                   detail=lambda: out.read_text()[-3000:])
         text = out.read_text()
         assert "Press Ctrl-C" in text, text
         port = int(re.search(r"Dashboard: http://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]

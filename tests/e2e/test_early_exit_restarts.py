@@ -24,6 +24,7 @@ from server.db.connect import open_database
 from tests.conftest import Mosquitto, Receiver, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household, tls_agent_config
 from tests.e2e.test_restarts import _server_config, _start_server
+from tests.waiting import wait_until
 
 # Folding would hide a second breach inside the first incident: off, so it would show.
 _NO_FOLDING = '\n[rules]\nfold_window_s = 0.0\n'
@@ -51,15 +52,6 @@ def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
         return list(conn.execute(sql).fetchall())
 
 
-def _wait(check: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_agent_and_server_killed_between_early_exit_and_verdict(
     tmp_path: Path, mosquitto: Mosquitto, receiver: Receiver
 ) -> None:
@@ -83,8 +75,9 @@ def test_agent_and_server_killed_between_early_exit_and_verdict(
         # ... once the broker has it (the outbox keeps a record until its PUBACK; over
         # TLS that takes a moment longer than the log line).
         outbox = tmp_path / "agent-data" / "outbox.db"
-        assert _wait(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
-                                            "'%/event'")[0][0] == 0, 10)
+        wait_until(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
+                                          "'%/event'")[0][0] == 0,
+                   "the early exit acknowledged by the broker", 10, every=0.1)
         _kill(agent)
         assert '"msg": "door episode verdict"' not in agent_log.read_text()
         # The alert reaches the phone; then the server dies too.
@@ -96,13 +89,16 @@ def test_agent_and_server_killed_between_early_exit_and_verdict(
         agent = _start_agent(agent_config, agent_log, password, mean_interval=1e9)
         assert wait_for_log(agent_log, '"msg": "door episode verdict"', timeout=60,
                             after=offset), agent_log.read_text()[offset:]
-        assert _wait(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
-                                            "'%/event'")[0][0] == 0, 30)
+        wait_until(lambda: _query(outbox, "SELECT COUNT(*) FROM outbox WHERE topic LIKE "
+                                          "'%/event'")[0][0] == 0,
+                   "the verdict acknowledged by the broker", 30, every=0.1)
         _kill(agent)
         server = _start_server(tmp_path, server_config)
         db = tmp_path / "server.db"
-        assert _wait(lambda: _query(db, "SELECT verdict FROM incidents")[0][0] is not None, 30)
-        time.sleep(1.0)  # a second alert, if one were (wrongly) queued, would go out now
+        wait_until(lambda: _query(db, "SELECT verdict FROM incidents")[0][0] is not None,
+                   "the verdict on the incident", 30, every=0.1)
+        # A window, not a wait: a second alert, if one were (wrongly) queued, would go out now.
+        time.sleep(1.0)
     finally:
         for proc in (agent, server):
             if proc.poll() is None:

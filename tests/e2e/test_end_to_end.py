@@ -16,7 +16,7 @@ from sensors.door import make_pin_factory
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count, seed_household, server_settings
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -48,9 +48,10 @@ async def test_door_exit_becomes_one_event_one_incident_one_notification(
         async with running_agent(agent):
             await household.open_once(EventKind.EXIT)
             assert await asyncio.to_thread(receiver.wait_for, 1)
-            assert await poll_until_async(
+            await wait_until_async(
                 lambda: _eq(count(db, "SELECT COUNT(*) FROM notifications "
-                                      "WHERE state = 'delivered'"), 1))
+                                      "WHERE state = 'delivered'"), 1),
+                "the notification marked delivered")
         events = await db.fetch_all("SELECT device_id, seq, kind FROM events")
         incidents = await db.fetch_all("SELECT kind, state, device_id FROM incidents")
         delivered = await db.fetch_all("SELECT state, attempts FROM notifications")
@@ -79,9 +80,11 @@ async def test_handover_and_disarmed_exit_notify_nobody(
         async with running_agent(agent):
             await household.open_once(EventKind.HANDOVER)
             # The next opening must not fall into the first episode's quiet time.
-            assert await poll_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1))
+            await wait_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 1),
+                                   "the handover stored")
             await household.open_once(EventKind.EXIT)
-            assert await poll_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 2))
+            await wait_until_async(lambda: _eq(count(db, "SELECT COUNT(*) FROM events"), 2),
+                                   "the disarmed exit stored")
         assert await count(db, "SELECT COUNT(*) FROM incidents") == 0
         assert await count(db, "SELECT COUNT(*) FROM notifications") == 0
     assert receiver.received == []

@@ -45,7 +45,7 @@ from server.notify.evidence import crossing_region
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver, doorwatch_process
 from tests.e2e.helpers import seed_household, server_settings, tls_agent_config
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -80,7 +80,7 @@ def publish_exit_then_snapshot(broker: Mosquitto, device_id: str, password: str,
                           confidence=0.93))
         client.publish(device_topic(device_id, Channel.EVENT), encode(event),
                        qos=1).wait_for_publish(10)
-        time.sleep(delay_s)  # the snapshot comes after the event, as on the device
+        time.sleep(delay_s)  # not a wait: the snapshot comes after the event, as on the device
         snap = Snapshot(device_id=device_id, event_id=event.event_id, taken_at=now,
                         jpeg_b64=base64.b64encode(jpeg).decode())
         client.publish(device_topic(device_id, Channel.SNAPSHOT), encode(snap),
@@ -115,7 +115,8 @@ async def test_the_alert_carries_the_cropped_snapshot_or_a_link(
         async def both() -> bool:
             return len(receiver.received) >= 2
 
-        assert await poll_until_async(both, 30)
+        await wait_until_async(both, "both channels' notifications at the receiver", 30,
+                               detail=lambda: f"received {receiver.received}")
     json_posts = receiver.to("/phone")
     assert len(json_posts) == 1
     attachments = json_posts[0]["attachments"]
@@ -166,8 +167,9 @@ async def test_a_simulated_agents_alert_is_cropped_around_the_person(
             async def alerted() -> bool:
                 return any(body.get("attachments") for body in receiver.received)
 
-            assert await poll_until_async(alerted, 90), (
-                receiver.received, (tmp_path / "agent.log").read_text()[-3000:])
+            await wait_until_async(alerted, "an alert with the snapshot attached", 90,
+                                   detail=lambda: (receiver.received,
+                                                   (tmp_path / "agent.log").read_text()[-3000:]))
         finally:
             agent.send_signal(signal.SIGKILL)
             agent.wait(timeout=10)

@@ -24,7 +24,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ from broker.mosquitto.runner import find_mosquitto
 from ground.ports import free_ports
 from tests.paths import REPO_ROOT
 from tests.requirements import need
+from tests.waiting import poll_until, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -112,18 +112,17 @@ def test_readme_runs_as_a_script(tmp_path: Path) -> None:
         assert "All 6 checks passed" in output, output[-4000:]
         db = root / "var/lib/doorwatch-server/doorwatch.db"
         # The commissioning event is stored; the running agent's heartbeats keep arriving.
-        deadline = time.monotonic() + 60
-        counts = (0, 0)
-        while time.monotonic() < deadline:
+        def stored() -> tuple[int, int]:
             with sqlite3.connect(db) as conn:
-                counts = (
+                return (
                     conn.execute("SELECT COUNT(*) FROM events WHERE device_id = 'door-0101' "
                                  "AND kind = 'commissioning'").fetchone()[0],
                     conn.execute("SELECT COUNT(*) FROM devices WHERE device_id = 'door-0101' "
                                  "AND last_heartbeat_at IS NOT NULL").fetchone()[0])
-            if counts == (1, 1):
-                break
-            time.sleep(0.5)
+
+        wait_until(lambda: stored() == (1, 1), "the commissioning event and a heartbeat stored",
+                   60, every=0.5, detail=lambda: str(stored()))
+        counts = stored()
         assert counts == (1, 1), counts
         # Visible: a dashboard user (as the README's server.toml says: doorwatch user add)
         # sees the device's aim picture.
@@ -155,12 +154,14 @@ def test_readme_runs_as_a_script(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGTERM)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(script_process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(script_process.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
+        if not poll_until(lambda: not _group_alive(script_process.pid), 20, every=0.2):
             os.killpg(script_process.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -27,7 +27,7 @@ from server.domain.silences import SilenceIn, silence_household
 from server.service import serve
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import server_settings
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -85,7 +85,7 @@ async def test_power_cut_in_a_building_is_one_notification(
             row = await db.fetch_one("SELECT COUNT(*) AS n FROM devices WHERE status = 'online'")
             return row is not None and int(row["n"]) == len(names)
 
-        assert await poll_until_async(online, 20)
+        await wait_until_async(online, "every device online", 20)
         for client in clients:
             cut_power(client)
 
@@ -94,9 +94,10 @@ async def test_power_cut_in_a_building_is_one_notification(
                                      "NOT NULL")
             return row is not None and int(row["n"]) == 4
 
-        assert await poll_until_async(grouped, 30)
+        await wait_until_async(grouped, "the four offline incidents grouped", 30)
         assert await asyncio.to_thread(receiver.wait_for, 1, 20)
-        # The single alerts were held 3 s: wait past that; nothing more may arrive.
+        # A window, not a wait: the single alerts were held 3 s; past that, nothing more
+        # may arrive.
         await asyncio.sleep(settings.storm.hold_s + 2)
         incidents = await db.fetch_all("SELECT kind, device_id, group_id, silence_id "
                                        "FROM incidents ORDER BY id")

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from broker.mosquitto.directory import SERVER_USER
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
 from tests.faults.proxy import CuttableProxy
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
@@ -71,15 +72,31 @@ class Rig:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def wait_stored(self, at_least: int, timeout: float = 120) -> None:
-        poll_until(lambda: self.stored() >= at_least, timeout, every=0.2)
+        wait_until(lambda: self.stored() >= at_least, f"{at_least} events stored", timeout,
+                   every=0.2, detail=lambda: f"{self.stored()} stored")
 
     def restart_broker(self) -> None:
         self.broker.restart()
 
+    def _server_connected(self) -> bool:
+        """Whether the broker holds a connection of the server's account (its log since it
+        last started: the broker names a client by its user name)."""
+        log = self.broker.broker.log_file.read_text(errors="replace")
+        connected = False
+        for line in log[log.rfind(" running"):].splitlines():
+            if f" as {SERVER_USER} (" in line:
+                connected = True
+            elif f"Client {SERVER_USER} " in line:  # closed, disconnected, timed out
+                connected = False
+        return connected
+
     def kill_server(self) -> None:
         self.server.kill()
         self.server.wait()
-        time.sleep(0.5)
+        # The next server starts once the broker has let go of the killed one's connection
+        # (it may have had none: reconnecting after a broker restart).
+        wait_until(lambda: not self._server_connected(),
+                   "the broker to see the killed server's socket close")
         self.server = self._server()
 
     def kill_agents(self) -> None:
@@ -89,7 +106,7 @@ class Rig:
 
     def cut_network(self) -> None:
         self.proxy.cut()
-        time.sleep(3)
+        time.sleep(3)  # not a wait: the fault itself, a network down for three seconds
         self.proxy.restore()
 
     def stop(self) -> None:

@@ -34,7 +34,7 @@ from broker.topics import Channel, device_topic
 from ground.timeutil import utcnow
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
@@ -258,8 +258,10 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
         published = time.monotonic() - started
         assert acked == TOTAL, "the broker did not acknowledge every publish"
 
-        poll_until(lambda: server.poll() is not None or sum(_counts(db)) >= TOTAL, 150,
-                   every=0.2)
+        # Returns early if the server died: the next line says so with its log.
+        wait_until(lambda: server.poll() is not None or sum(_counts(db)) >= TOTAL,
+                   f"all {TOTAL} flood messages stored or rejected", 150, every=0.2,
+                   detail=lambda: f"(stored, rejected) = {_counts(db)}")
         ingested = time.monotonic() - started
         assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
 
@@ -273,7 +275,9 @@ def test_hundred_thousand_malformed_payloads_are_each_rejected_and_the_server_li
                       json.dumps(_event(registered, VALID + 1)).encode(), True))
         assert _publish_all(mosquitto, {registered: passwords[registered]}, after,
                             "after") == len(after)
-        poll_until(lambda: sum(_counts(db)) >= TOTAL + len(after), 30, every=0.1)
+        wait_until(lambda: sum(_counts(db)) >= TOTAL + len(after),
+                   "the messages sent after the flood stored or rejected", 30, every=0.1,
+                   detail=lambda: f"(stored, rejected) = {_counts(db)}")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

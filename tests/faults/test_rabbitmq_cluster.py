@@ -33,6 +33,7 @@ from server.db.connect import open_database
 from tests.conftest import Receiver, doorwatch_process, wait_for_log
 from tests.e2e.helpers import seed_household
 from tests.requirements import need
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 
@@ -101,14 +102,10 @@ def _counts(db_url: str) -> tuple[int, int, int]:
 
 
 def _wait_stored(db_url: str, at_least: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    stored = 0
-    while time.monotonic() < deadline:
-        stored = _counts(db_url)[0]
-        if stored >= at_least:
-            break
-        time.sleep(0.5)
-    return stored
+    """Wait until ``at_least`` events are stored; return how many are."""
+    wait_until(lambda: _counts(db_url)[0] >= at_least, f"{at_least} events stored", timeout,
+               every=0.5, detail=lambda: f"(stored, distinct, gaps) = {_counts(db_url)}")
+    return _counts(db_url)[0]
 
 
 def _register(db_url: str, devices: list[str], apprise_url: str) -> None:

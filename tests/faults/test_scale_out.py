@@ -13,7 +13,7 @@ import tomli_w
 from server.db.connect import open_database
 from tests.conftest import Mosquitto, doorwatch_process, wait_for_log
 from tests.faults.conftest import provision_fleet
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 
@@ -57,11 +57,6 @@ def _counts(db_url: str) -> tuple[int, int, int]:
     return asyncio.run(query())
 
 
-def _wait(db_url: str, at_least: int, timeout: float = 90) -> int:
-    poll_until(lambda: _counts(db_url)[0] >= at_least, timeout, every=0.3)
-    return _counts(db_url)[0]
-
-
 def _explain(db_url: str) -> str:
     async def query() -> str:
         db = await open_database(db_url)
@@ -74,6 +69,13 @@ def _explain(db_url: str) -> str:
         return f"gaps={gaps} rejected={rejected}"
 
     return asyncio.run(query())
+
+
+def _wait(db_url: str, at_least: int, timeout: float = 90) -> int:
+    """Wait until ``at_least`` events are stored; return how many are."""
+    wait_until(lambda: _counts(db_url)[0] >= at_least, f"{at_least} events stored", timeout,
+               every=0.3, detail=lambda: f"{_counts(db_url)}; {_explain(db_url)}")
+    return _counts(db_url)[0]
 
 
 def test_one_instance_killed_the_other_carries_on_exactly_once(

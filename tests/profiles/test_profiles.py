@@ -28,9 +28,11 @@ import tomli_w
 from tests.conftest import Mosquitto, wait_for_log
 from tests.paths import REPO_ROOT
 from tests.requirements import need
-from tests.waiting import poll_until
+from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.broker]
+pytestmark = [pytest.mark.slow, pytest.mark.broker,
+              # One worker runs the module (make test): the venvs are built once.
+              pytest.mark.xdist_group("profiles")]
 
 # What each profile must not have: the other side's libraries.
 ABSENT = {
@@ -265,7 +267,8 @@ def test_agent_and_server_from_their_own_venvs_store_an_event_end_to_end(
             server_log.read_text()[-2000:] + agent_log.read_text()[-2000:])
         return _stored_events(db) > 0
 
-    poll_until(stored, 90, every=0.2)
+    wait_until(stored, "the agent's first event stored by the server", 90, every=0.2,
+               detail=lambda: server_log.read_text()[-2000:] + agent_log.read_text()[-2000:])
     assert _stored_events(db) > 0, server_log.read_text()[-2000:] + agent_log.read_text()[-2000:]
     with sqlite3.connect(db, timeout=10) as conn:
         (device,) = conn.execute("SELECT DISTINCT device_id FROM events").fetchone()

@@ -4,16 +4,23 @@ path, a missed or unanswered check-in opens one incident. SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from uuid import uuid4
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from broker.messages import EventKind, decode_command
 from ground.timeutil import utcnow
 from server.clock import ManualClock
 from server.db.base import Database
 from server.domain.checkins import request_checkin
+from server.domain.leaves import LeaveIn, cancel_leave, grant_leave
+from server.domain.visits import VisitIn, register_visit
 from server.jobs.checkin_watch import CheckinJob
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
+from tests.server.test_early_exit import _early, _final
 from tests.server.test_timers import Recorder
 
 ZONE = "Asia/Shanghai"
@@ -202,3 +209,174 @@ async def test_going_out_with_no_breach_is_its_own_missed_check_in(
                                                  "n.purpose = 'alert' AND w.role != 'supervisor'")]
     assert titles == ["【签到未通过】张三家：有人外出"] * 2
     assert await scalar(db, "SELECT COUNT(*) FROM checkins WHERE incident_id IS NULL") == 0
+
+
+Before = Callable[[Database, EventFeeder, int, datetime], Awaitable[None]]
+
+
+async def _left_during_check_in(db: Database, database_url: str, *, exit_first: bool,
+                                before: Before) -> None:
+    """A check-in asked of an armed household, somebody going out during it (its exit and
+    its ``left`` outcome, in the order given), after ``before`` (a leave, a visit)."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    home = await seed(db)
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    await before(db, feeder, home.household, clock.now())
+    command = await _asked(db, job, clock, home.household)
+    clock.advance(seconds=10)
+    sends = [lambda: feeder.send("door-1", EventKind.EXIT, clock.now() - timedelta(seconds=2)),
+             lambda: feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin="left",
+                                 command_id=command)]
+    for send in sends if exit_first else reversed(sends):
+        await send()
+        await job.tick()
+    clock.advance(seconds=60 + 30 + 1)  # past the deadline and its grace
+    assert (await job.tick()).missed == 0
+
+
+async def _on_leave(db: Database, feeder: EventFeeder, household: int, now: datetime) -> None:
+    await grant_leave(db, LeaveIn(household_id=household, starts_at=now,
+                                         ends_at=now + timedelta(hours=2), reason="hospital"),
+                             actor="east")
+
+
+async def _visitor_inside(db: Database, feeder: EventFeeder, household: int, now: datetime) -> None:
+    await register_visit(db, VisitIn(
+        household_id=household, starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1), visitor="刘护士", organisation="社区卫生服务站",
+        purpose="核酸采样"), actor="east")
+    await feeder.send("door-1", EventKind.ENTRY, now - timedelta(minutes=1))  # came in
+
+
+@pytest.mark.parametrize("exit_first", [True, False], ids=["exit-first", "outcome-first"])
+@pytest.mark.parametrize(("before", "context"), [(_on_leave, "leave"),
+                                                 (_visitor_inside, "visit")],
+                         ids=["permitted-leave", "registered-visit"])
+async def test_going_out_when_leaving_is_allowed_is_no_missed_check_in(
+    db: Database, database_url: str, exit_first: bool,
+    before: Before, context: str,
+) -> None:
+    """During a permitted leave or a registered visit going out is allowed: the ``left``
+    check-in is recorded with why, and neither it nor the exit opens an incident."""
+    await _left_during_check_in(db, database_url, exit_first=exit_first, before=before)
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 0
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications") == 0
+    assert await rows(db, "SELECT outcome, context, incident_id FROM checkins") == [
+        {"outcome": "left", "context": context, "incident_id": None}]
+
+
+async def test_a_withdrawn_exit_during_a_check_in_withdraws_the_missed_check_in_too(
+    db: Database, database_url: str
+) -> None:
+    """The breach that took a check-in is withdrawn (the person came straight back in): the
+    check-in no longer counts as missed, and the worker is told so with the withdrawal."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    home = await seed(db, worker_language="en")
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    command = await _asked(db, job, clock, home.household)
+    clock.advance(seconds=10)
+    episode, started = uuid4(), clock.now() - timedelta(seconds=3)
+    await feeder.send("door-1", EventKind.EXIT, clock.now(),
+                      **_early(episode, started, clock.now()))
+    await feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin="left",
+                      command_id=command)
+    await job.tick()
+    clock.advance(seconds=5)
+    await feeder.send("door-1", EventKind.HANDOVER, clock.now(),
+                      **_final(episode, started, clock.now(), "reentry"))
+    clock.advance(seconds=120)
+    await job.tick()
+    [incident] = await rows(db, "SELECT id, kind, severity, verdict FROM incidents")
+    assert (incident["kind"], incident["severity"], incident["verdict"]) == (
+        "breach", "low", "reentry")
+    assert await rows(db, "SELECT outcome, context, incident_id FROM checkins") == [
+        {"outcome": "left", "context": "reentry", "incident_id": incident["id"]}]
+    bodies = {n["purpose"]: n["body"] for n in await rows(
+        db, "SELECT n.purpose, n.body FROM notifications n JOIN workers w "
+            "ON w.id = n.worker_id WHERE w.role != 'supervisor'")}
+    assert "so that check-in is missed too" in bodies["alert"]
+    assert "does not count as missed" in bodies["withdrawn"]
+    assert "is missed too" not in bodies["withdrawn"]
+
+
+async def _leave(db: Database, household: int, starts: datetime, ends: datetime) -> int:
+    return await grant_leave(db, LeaveIn(household_id=household, starts_at=starts,
+                                         ends_at=ends, reason="hospital"), actor="east")
+
+
+@pytest.mark.parametrize("outcome", ["absent", "no_answer"])
+async def test_nobody_home_during_a_permitted_leave_is_no_missed_check_in(
+    db: Database, database_url: str, outcome: str
+) -> None:
+    """A leave is the household's (it names no member): while one is in force nobody need be
+    home, so a check-in nobody answered is recorded with that reason and opens no incident.
+    A leave cancelled, or over before the check-in, excuses nothing."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    now = clock.now()
+    on_leave = await seed(db)
+    cancelled = await seed(db, device="door-2")
+    over = await seed(db, device="door-3")
+    # In force from 30 s into the check-in's window (the household set off meanwhile).
+    await _leave(db, on_leave.household, now + timedelta(seconds=30), now + timedelta(hours=3))
+    await cancel_leave(db, await _leave(db, cancelled.household, now - timedelta(hours=1),
+                                        now + timedelta(hours=2)), actor="east")
+    await _leave(db, over.household, now - timedelta(hours=3), now - timedelta(minutes=1))
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    homes = (on_leave, cancelled, over)
+    commands = [await _asked(db, job, clock, home.household) for home in homes]
+    clock.advance(seconds=10)
+    if outcome == "absent":
+        for home, command in zip(homes, commands, strict=True):
+            await feeder.send(home.device, EventKind.CHECKIN, clock.now(), checkin="absent",
+                              command_id=command)
+    clock.advance(seconds=60 + 30 + 1)  # past the deadline and its grace
+    assert (await job.tick()).missed == 3
+    assert (await job.tick()).missed == 0
+    assert [(r["household_id"], r["kind"], r["detail"]) for r in await rows(
+        db, "SELECT household_id, kind, detail FROM incidents ORDER BY household_id")] == [
+        (cancelled.household, "missed_checkin", outcome),
+        (over.household, "missed_checkin", outcome)]
+    found = await rows(db, "SELECT household_id, outcome, context, incident_id FROM checkins "
+                           "ORDER BY household_id")
+    assert [(r["household_id"], r["outcome"], r["context"], r["incident_id"] is None)
+            for r in found] == [(on_leave.household, outcome, "leave", True),
+                                (cancelled.household, outcome, None, False),
+                                (over.household, outcome, None, False)]
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications n JOIN incidents i "
+                            "ON i.id = n.incident_id WHERE i.household_id = ?",
+                        (on_leave.household,)) == 0
+
+
+async def test_going_out_with_no_breach_during_a_permitted_leave_is_no_missed_check_in(
+    db: Database, database_url: str
+) -> None:
+    """Somebody went out during a check-in and no breach took it (the household is not
+    armed, or the exit was never reported), but the household had a leave in force: the
+    ``left`` check-in is recorded with that reason, no incident."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    armed = await seed(db)
+    unarmed = await seed(db, device="door-2", armed=False)
+    for home in (armed, unarmed):
+        await _leave(db, home.household, clock.now() - timedelta(minutes=5),
+                     clock.now() + timedelta(hours=2))
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    commands = [await _asked(db, job, clock, home.household) for home in (armed, unarmed)]
+    clock.advance(seconds=10)
+    for home, command in zip((armed, unarmed), commands, strict=True):
+        await feeder.send(home.device, EventKind.CHECKIN, clock.now(), checkin="left",
+                          command_id=command)
+    await job.tick()
+    clock.advance(seconds=60 + 30 + 1)
+    await job.tick()
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 0
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications") == 0
+    assert await rows(db, "SELECT outcome, context, incident_id FROM checkins ORDER BY id") == [
+        {"outcome": "left", "context": "leave", "incident_id": None}] * 2

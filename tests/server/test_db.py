@@ -9,7 +9,7 @@ import pytest
 from ground.errors import ConfigError
 from server.db.base import Database
 from server.db.connect import open_database
-from server.db.migrations import migrate, migrations
+from server.db.migrate import migrate, migrations
 from server.db.postgres import translate_placeholders
 
 

@@ -15,7 +15,7 @@ from broker.topics import Channel, device_topic
 from server.admin import register_device
 from server.db.base import Database
 from server.db.event_key import event_key
-from server.db.migrations import migrate
+from server.db.migrate import migrate
 from server.db.postgres import PostgresDatabase
 from server.db.sqlite import SqliteDatabase
 from server.ingest.ingestor import Ingestor

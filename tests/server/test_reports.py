@@ -51,8 +51,16 @@ async def test_report_figures_pdf_and_delivery(
                                          temperatures={"张三": 38.2, "李四": 36.6}),
                           actor="wang", rule=FeverRule(threshold_c=37.3))
     asked = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
+    # Somebody went out during the second, on a permitted leave: not a missed one; nobody
+    # came to the third, during a permitted leave: not a missed one either.
+    allowed = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
+    on_leave = await request_checkin(db, s.household, actor="wang", window_s=60, now=now)
     async with db.transaction() as tx:
         await tx.execute("UPDATE checkins SET outcome = 'absent' WHERE id = ?", (asked[0],))
+        await tx.execute("UPDATE checkins SET outcome = 'left', context = 'leave' WHERE id = ?",
+                         (allowed[0],))
+        await tx.execute("UPDATE checkins SET outcome = 'absent', context = 'leave' "
+                         "WHERE id = ?", (on_leave[0],))
     watch = DeviceWatch(db, settings, clock)
     await feeder.heartbeat("door-1", now)
     await watch.tick()  # armed; the heartbeat reports no camera frames: the camera is blind
@@ -63,15 +71,19 @@ async def test_report_figures_pdf_and_delivery(
     assert (report.visited, report.expected_visits, report.followups) == (1, 1, 1)
     assert [(f.member, f.temperature_c) for f in report.fevers] == [("张三", 38.2)]
     assert report.coverage_share == 0.0  # armed 30 min, camera never verified
+    assert (report.checkins_asked, report.checkins_present, report.checkins_missed,
+            report.checkins_on_leave) == (3, 0, 1, 2)
 
     zh = _text(render_report_pdf(report, "zh_CN", ZONE))
     for expected in ("网格日报", "grid-door-1", "违规外出", "随访发热", "张三", "38.2",
                      "随访 1/1 户次", "发热 1 人次", "监测覆盖率 0.0%", "摄像头",
-                     "在家签到 1 次：通过 0 次，未通过 1 次"):
+                     "在家签到 3 次：通过 0 次，未通过 1 次，准假外出期间 2 次（不计为未通过）"):
         assert expected in zh, expected
     en = _text(render_report_pdf(report, "en", ZONE))
     for expected in ("Daily grid report", "Breach: someone left", "Fevers: 1 readings",
-                     "Follow-ups: 1 of 1 household-days", "Monitoring coverage 0.0%"):
+                     "Follow-ups: 1 of 1 household-days", "Monitoring coverage 0.0%",
+                     "Presence check-ins: 3 asked, 0 present, 1 missed, 2 during a permitted "
+                     "leave (not missed)"):
         assert expected in en, expected
 
     # The job at 08:00 the next morning: the previous day's report, once across instances.

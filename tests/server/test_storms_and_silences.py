@@ -19,6 +19,8 @@ from server.domain.incident_opening import IncidentOutcome
 from server.domain.incidents import resolve_incident
 from server.domain.silences import SilenceIn, lift_silence, list_silences, silence_household
 from server.jobs.device_watch import DeviceWatch
+from server.web.queries import IncidentFilter, incident_detail, incident_rows
+from server.web.users import Role, User
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
 
 
@@ -216,3 +218,36 @@ def test_silence_cli(database_url: str) -> None:
     assert "already over" in cli("silence", "lift", "1", ok=False) or "silence_over" in cli(
         "silence", "lift", "1", ok=False)
     assert cli.rows("SELECT building FROM households") == [{"building": "1号楼"}]
+
+
+async def test_a_grouped_incident_is_found_from_every_member_household_and_grid(
+    db: Database, settings: ServerSettings
+) -> None:
+    """The dashboard's queries (SQLite and PostgreSQL): a building's grouped incident, filed
+    under its first member's household, is found by any member household or grid, and a
+    worker of a member household in another grid sees it with their household only."""
+    clock = ManualClock(utcnow())
+    _, first = await block(db, 2, first=1)
+    other_worker, other = await block(db, 2, first=3)  # same building, another grid
+    feeder = EventFeeder(db, settings)
+    await power_cut(feeder, clock, range(1, 5))
+    clock.advance(seconds=61)
+    assert (await DeviceWatch(db, settings, clock).tick()).groups_opened == 1
+    group = await scalar(db, "SELECT id FROM incidents WHERE kind = 'offline_group'")
+    other_grid = await scalar(db, "SELECT grid_id FROM households WHERE id = ?", (other[0],))
+    boss = User(id=1, username="李主任", role=Role.SUPERVISOR, language="zh_CN", worker_id=None)
+    worker = User(id=2, username="王", role=Role.WORKER, language="zh_CN",
+                  worker_id=other_worker)
+    for flt in (IncidentFilter(household=other[1]), IncidentFilter(grid=other_grid),
+                IncidentFilter(household=first[0])):
+        assert group in [r["id"] for r in await incident_rows(db, boss, flt, "UTC")], flt
+    [seen] = [r for r in await incident_rows(db, worker, IncidentFilter(), "UTC")
+              if r["kind"] == "offline_group"]
+    assert (seen["id"], seen["group_place"], seen["group_count"]) == (group, "3号楼", 4)
+    assert seen["group_households"] == other
+    detail = await incident_detail(db, worker, group)
+    assert detail is not None
+    assert detail["incident"]["group_households"] == other
+    # The other grid's households' own outages stay theirs.
+    assert [r["kind"] for r in await incident_rows(
+        db, worker, IncidentFilter(household=first[0]), "UTC")] == ["offline_group"]

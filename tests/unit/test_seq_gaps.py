@@ -3,9 +3,12 @@ runs the same plan, server/ingest/seq_gaps.py, in tests/server/test_batch_writer
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +16,20 @@ from server.db.connect import open_database
 from server.ingest.sqlite_writer import SqliteBatchWriter
 
 record_seqs = SqliteBatchWriter().record_seqs
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly migrated database file that each example copies: migrating once per
+    example was most of the property test's time."""
+    path = tmp_path_factory.mktemp("seq-gaps") / "template.db"
+
+    async def build() -> None:
+        db = await open_database(f"sqlite:///{path}")
+        await db.close()
+
+    asyncio.run(build())
+    return path
 
 
 async def _gaps(db: object) -> list[tuple[int, int]]:
@@ -41,7 +58,9 @@ async def test_gaps_open_shrink_split_and_close(tmp_path: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-async def test_gaps_are_exactly_the_missing_seqs_below_the_highest(data: st.DataObject) -> None:
+async def test_gaps_are_exactly_the_missing_seqs_below_the_highest(
+    migrated: Path, data: st.DataObject
+) -> None:
     """Any arrival order in any batches (several late records per batch, as with two
     instances sharing the subscription): the gaps are the seqs not yet stored below the
     highest one, as ranges, and none remain once all have arrived."""
@@ -50,6 +69,7 @@ async def test_gaps_are_exactly_the_missing_seqs_below_the_highest(data: st.Data
     cuts = sorted(data.draw(st.sets(st.integers(1, count), max_size=8)))
     batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, count], strict=True)]
     folder = tempfile.TemporaryDirectory()
+    shutil.copy(migrated, Path(folder.name) / "s.db")
     db = await open_database(f"sqlite:///{Path(folder.name) / 's.db'}")
     try:
         async with db.transaction() as tx:

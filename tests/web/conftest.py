@@ -23,6 +23,7 @@ from server.db.base import Database
 from server.db.connect import open_database
 from server.web.app import create_app
 from server.web.runner import WebServer, _bind
+from tests.waiting import wait_until_async
 from tests.web.helpers import Seed, seed
 
 
@@ -94,11 +95,13 @@ async def served(db: Database, settings: ServerSettings) -> AsyncIterator[Served
     web = WebServer(app, _bind("127.0.0.1", 0))
     task = asyncio.create_task(web.run())
     async with httpx.AsyncClient() as probe:
-        for _ in range(200):
+
+        async def healthy() -> bool:
             with contextlib.suppress(httpx.TransportError):
-                if (await probe.get(f"{web.url}/healthz")).status_code == 200:
-                    break
-            await asyncio.sleep(0.02)
+                return (await probe.get(f"{web.url}/healthz")).status_code == 200
+            return False
+
+        await wait_until_async(healthy, "the dashboard's /healthz", every=0.02)
     yield Served(web.url, app)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -24,7 +24,7 @@ from agent.wiring import build_camera, synthetic_source
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import count
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 from tests.web.helpers import Live, live_server, logged_in_page
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
@@ -104,7 +104,7 @@ async def test_supervisor_administers_households_and_devices(
             return await count(db, "SELECT COUNT(*) FROM snapshots WHERE device_id = ?",
                                (DEVICE,)) >= 1
 
-        assert await poll_until_async(pictured, 30)
+        await wait_until_async(pictured, "the requested snapshot stored", 30)
         await page.reload()
         await expect(page.locator("#snapshot-status")).to_contain_text("设备已采用")
         picture = page.locator("#requested-snapshot")
@@ -115,19 +115,18 @@ async def test_supervisor_administers_households_and_devices(
         await page.fill("#settings-form input[name=heartbeat_interval_s]", "10")
         await page.click("[data-testid=send-settings]")
 
-        async def taken() -> bool:
-            await asyncio.sleep(0)
+        def taken() -> bool:
             return (agent.config.camera.min_passage_confidence == 0.7
                     and agent.config.heartbeat_interval_s == 10)
 
-        assert await poll_until_async(taken, 30)
+        await wait_until_async(taken, "the agent to take the new settings", 30)
 
         async def acknowledged() -> bool:
             return await count(db, "SELECT COUNT(*) FROM events WHERE device_id = ? AND "
                                    "type = 'command_ack' AND payload LIKE "
                                    "'%\"command\":\"config_update\"%'", (DEVICE,)) == 1
 
-        assert await poll_until_async(acknowledged, 30)
+        await wait_until_async(acknowledged, "the device's ack of config_update", 30)
         await page.reload()
         await expect(page.locator("#settings-status")).to_contain_text("设备已采用")
         await page.click("[data-testid=lang-en]")

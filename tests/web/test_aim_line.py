@@ -31,7 +31,7 @@ from server.db.event_key import event_key
 from server.web.app import create_app
 from tests.conftest import Mosquitto, doorwatch_process
 from tests.e2e.helpers import count
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 from tests.web.helpers import Live, live_server, logged_in_page, login
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
@@ -100,8 +100,9 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
          "--simulate", "--aim", str(tmp_path / "aim.png")],
         capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **env})
     assert "[PASS] Test event reaches the server" in commission.stdout, commission.stdout
-    assert await poll_until_async(lambda: count(
-        server.db, "SELECT COUNT(*) FROM snapshots WHERE device_id = ?", (DEVICE,)))
+    await wait_until_async(lambda: count(
+        server.db, "SELECT COUNT(*) FROM snapshots WHERE device_id = ?", (DEVICE,)),
+        "the commissioning aim picture stored")
     reported = json.loads(str((await server.db.fetch_one(
         "SELECT payload FROM events WHERE device_id = ? AND kind = 'commissioning'",
         (DEVICE,)))["payload"]))["door_line"]  # type: ignore[index]
@@ -139,17 +140,19 @@ async def test_installer_redraws_the_door_line_and_the_device_takes_it(
             scene = _override(tmp_path).get("camera", {}).get("scene")  # type: ignore[union-attr]
             return bool(scene)
 
-        assert await poll_until_async(taken, 30), (tmp_path / "agent.log").read_text()[-3000:]
+        await wait_until_async(taken, "the line in the device's remote configuration", 30,
+                               detail=lambda: (tmp_path / "agent.log").read_text()[-3000:])
         scene = _override(tmp_path)["camera"]["scene"]  # type: ignore[index]
         flat = [v for point in scene["threshold"] for v in point]
         assert flat == pytest.approx([0.10, 0.80, 0.90, 0.80], abs=0.01)
         assert scene["inside_point"] == pytest.approx([0.50, 0.30], abs=0.01)
         assert "fitter" in scene["description"]
-        for _ in range(100):
+        async def shown_applied() -> bool:
             await page.reload()
-            if "applied" in (await page.locator("#line-status").inner_text()):
-                break
-            await asyncio.sleep(0.2)
+            return "applied" in (await page.locator("#line-status").inner_text())
+
+        await wait_until_async(shown_applied, "the page to show the line applied", 30,
+                               every=0.2)
         await expect(page.locator("#line-status")).to_contain_text("the device applied it")
         await expect(page.locator("#line-status")).to_contain_text("drawn by fitter")
         drawn = page.locator("#current-line line").first

@@ -21,7 +21,7 @@ from broker.topics import Channel, device_topic
 from tests.conftest import Mosquitto
 from tests.e2e.helpers import count
 from tests.e2e.test_storm import connect
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 from tests.web.helpers import Live, live_server, logged_in_page
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
@@ -60,8 +60,9 @@ async def test_grid_view_and_household_page_show_blind_spells(
                 and await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = ? "
                                     "AND part != 'armed' AND ended_at IS NULL", (east,)) == 0
 
-        assert await poll_until_async(armed_and_verified, 20)
-        await asyncio.sleep(1.0)  # some verified armed time before the camera is covered
+        await wait_until_async(armed_and_verified, "an open armed spell, nothing else", 20)
+        # Not a wait: a second of verified armed time, before the camera is covered.
+        await asyncio.sleep(1.0)
         tamper = Event(device_id="door-east", seq=2, time=utc_now(), kind=EventKind.TAMPER,
                        armed=True, tamper=TamperKind.CAMERA_COVERED, detail="lens covered")
         await asyncio.to_thread(_publish, client, "door-east", Channel.EVENT, encode(tamper))
@@ -70,7 +71,7 @@ async def test_grid_view_and_household_page_show_blind_spells(
             return await count(db, "SELECT COUNT(*) FROM coverage_spells WHERE household_id = ? "
                                    "AND part = 'camera' AND ended_at IS NULL", (east,)) == 1
 
-        assert await poll_until_async(camera_blind, 20)
+        await wait_until_async(camera_blind, "an open camera spell", 20)
     finally:
         client.loop_stop()
         client.disconnect()

@@ -20,7 +20,7 @@ from server.admin import register_device
 from tests.agent.helpers import device_config, make_agent
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
@@ -54,12 +54,11 @@ async def test_supervisor_releases_a_household_and_its_device_disarms(
     agent = make_agent(device_config(tmp_path, mosquitto, "door-gate", password,
                                      armed_default=False))
 
-    async def armed(value: bool) -> bool:
-        await asyncio.sleep(0)
+    def armed(value: bool) -> bool:
         return agent.state.armed is value
 
     async with running_agent(agent):
-        assert await poll_until_async(lambda: armed(True), 30)
+        await wait_until_async(lambda: armed(True), "the agent armed", 30)
 
         page = await logged_in_page(browser, base, "super", viewport={"width": 1280, "height": 900})
         await page.goto(f"{base}/households/{east}")
@@ -76,14 +75,14 @@ async def test_supervisor_releases_a_household_and_its_device_disarms(
         await page.screenshot(path=str(ARTIFACTS / "release.png"), full_page=True)
 
         # The device took the retained disarm and acknowledged it.
-        assert await poll_until_async(lambda: armed(False), 30)
+        await wait_until_async(lambda: armed(False), "the agent disarmed", 30)
 
         async def disarm_acked() -> bool:
             return await count(db, "SELECT COUNT(*) FROM events WHERE device_id = 'door-gate' "
                                    "AND type = 'command_ack' AND payload LIKE "
                                    "'%\"command\":\"disarm\"%'") == 1
 
-        assert await poll_until_async(disarm_acked, 30)
+        await wait_until_async(disarm_acked, "the device's ack of disarm", 30)
 
     assert await asyncio.to_thread(receiver.wait_for, 1)
     told = receiver.received[0]

@@ -21,7 +21,7 @@ import pytest
 from server.admin import add_household, register_device
 from server.domain import people
 from tests.conftest import Mosquitto, Receiver
-from tests.waiting import poll_until
+from tests.waiting import wait_until_async
 from tests.web.helpers import (
     Live,
     csrf_from,
@@ -99,9 +99,9 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
     def arrived(path: str, count: int = 1) -> bool:
         return len(receiver.to(path)) >= count
 
-    assert await asyncio.to_thread(poll_until, lambda: arrived("/duty"), 30)
-    assert await asyncio.to_thread(poll_until, lambda: arrived("/backup"), 30)
-    assert await asyncio.to_thread(poll_until, lambda: arrived("/chief"), 30)
+    await wait_until_async(lambda: arrived("/duty"), "the on-duty worker's alert", 30)
+    await wait_until_async(lambda: arrived("/backup"), "the backup's alert", 30)
+    await wait_until_async(lambda: arrived("/chief"), "the supervisor's escalation", 30)
     assert "违规外出" in _titles(receiver, "/duty")[0]
     assert "转交备班" in _titles(receiver, "/backup")[0]
     assert _titles(receiver, "/chief")[0].startswith("[Escalated]")
@@ -114,8 +114,9 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
         response = await http.post(urlparse(link.group(1)).path)
     assert response.status_code == 200
     assert 'data-state="acknowledged"' in response.text
-    assert await asyncio.to_thread(poll_until, lambda: arrived("/duty", 2) and
-                                   arrived("/chief", 2), 30)
+    await wait_until_async(lambda: arrived("/duty", 2) and arrived("/chief", 2),
+                           "the acknowledgement told to the on-duty worker and the supervisor",
+                           30)
     assert "已确认" in _titles(receiver, "/duty")[1]
     assert "备班乙" in _titles(receiver, "/duty")[1]
     assert _titles(receiver, "/chief")[1].startswith("[Acknowledged]")
@@ -133,8 +134,8 @@ async def test_roster_set_in_the_dashboard_drives_the_escalation(
     answer = await page.request.post(f"{base}/incidents/{incident['id']}/resolve", form={
         "csrf_token": csrf, "outcome": "false_alarm", "note": "快递员"})
     assert answer.ok
-    assert await asyncio.to_thread(poll_until, lambda: arrived("/duty", 3) and
-                                   arrived("/backup", 2) and arrived("/chief", 3), 30)
+    await wait_until_async(lambda: arrived("/duty", 3) and arrived("/backup", 2)
+                           and arrived("/chief", 3), "the outcome told to all three", 30)
     assert "已处理" in _titles(receiver, "/backup")[1]
     assert "快递员" in str(receiver.to("/backup")[1]["message"])
     assert receiver.to("/own") == []

@@ -28,7 +28,7 @@ from server.clock import ManualClock
 from server.jobs.visit_watch import VisitWatch
 from tests.conftest import Mosquitto, Receiver
 from tests.e2e.helpers import count
-from tests.waiting import poll_until_async
+from tests.waiting import wait_until_async
 from tests.web.helpers import Live, live_server, logged_in_page, notify_worker_at
 from tests.web.test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
@@ -96,7 +96,7 @@ async def test_registered_visit_is_planned_and_an_unregistered_one_is_explained(
     async def both_logged() -> bool:
         return await count(db, "SELECT COUNT(*) FROM visit_events") == 2
 
-    assert await poll_until_async(both_logged, 20)
+    await wait_until_async(both_logged, "the handover and the entry logged to the visit", 20)
     await page.reload()
     await expect(row).to_contain_text("访客在内")
     await expect(row.locator("[data-testid=visit-counts]")).to_have_text(
