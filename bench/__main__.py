@@ -186,6 +186,11 @@ def _table(results: dict[str, Any]) -> list[str]:
                              f"{r['input']}",
                              f"{r['doorwatch_fps']:.0f} / {r['frigate_fps']:.0f} = "
                              f"{r['ratio']:.2f}x", ">= 1.0x"))
+            if "cpu_ratio" in r:
+                rows.append(_row(f"the same by thread CPU time (waits for the core left out): "
+                                 f"{r['input']}",
+                                 f"{r['doorwatch_cpu_fps']:.0f} / {r['frigate_cpu_fps']:.0f} = "
+                                 f"{r['cpu_ratio']:.2f}x", ">= 1.0x"))
     agent = results.get("agent")
     if agent:
         for phase in ("idle", "motion"):

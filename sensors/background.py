@@ -143,6 +143,15 @@ class BackgroundModel:
         # was trimmed.
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None
         self._edges: np.ndarray | None = None
+        # The frame's float32 copies: the current one and the previous (kept
+        # for absorption) or the background (after a relearn) hold one each,
+        # so a third is free on every frame; and 8-bit scratch for the
+        # background mask, the absorption candidates and the half-size frame.
+        # Fresh arrays of these sizes on every frame went through the
+        # allocator (and page faults whenever the heap was trimmed).
+        self._floats: list[np.ndarray] = []
+        self._bytes: tuple[np.ndarray, np.ndarray] | None = None
+        self._small: np.ndarray | None = None
         self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
         self._since_shake = self._shake_frames
 
@@ -182,7 +191,7 @@ class BackgroundModel:
             # must be learned afresh (tamper.py reports the condition itself).
             self._bg = None
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
-        frame = gray.astype(np.float32)
+        frame = self._float(gray)
         picture: np.ndarray = gray
         shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
         valid: tuple[int, int, int, int] | None = None
@@ -194,7 +203,7 @@ class BackgroundModel:
             # The float copy is moved, not the 8-bit frame converted again:
             # moving whole pixels (border replicated) commutes with the
             # conversion, and a copy costs less than a second conversion.
-            frame = _translate(frame, -round(shift[0]), -round(shift[1]), True)
+            frame = self._translated(frame, -round(shift[0]), -round(shift[1]))
             picture = frame
             x0, y0 = math.ceil(max(0.0, -shift[0])), math.ceil(max(0.0, -shift[1]))
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
@@ -251,6 +260,40 @@ class BackgroundModel:
             out = np.asarray(_translate(mask, round(shift[0]), round(shift[1]), False), np.uint8)
         return Segmentation(out, shift, gain, False)
 
+    def _free_float(self, shape: tuple[int, ...], busy: np.ndarray | None = None) -> np.ndarray:
+        """A float32 buffer of ``shape`` that is neither the background, the
+        previous frame nor ``busy``."""
+        for buf in self._floats:
+            if (buf is not self._bg and buf is not self._prev and buf is not busy
+                    and buf.shape == shape):
+                return buf
+        self._floats = [b for b in self._floats if b.shape == shape]
+        buf = np.empty(shape, np.float32)
+        self._floats.append(buf)
+        return buf
+
+    def _float(self, gray: GrayImage) -> np.ndarray:
+        """``gray.astype(np.float32)`` into a free buffer."""
+        buf = self._free_float(gray.shape)
+        np.copyto(buf, gray, casting="unsafe")
+        return buf
+
+    def _translated(self, frame: np.ndarray, tx: int, ty: int) -> np.ndarray:
+        """``_translate(frame, tx, ty, True)`` into a free buffer other than ``frame``."""
+        h, w = frame.shape[:2]
+        if abs(tx) >= w or abs(ty) >= h:
+            return _translate(frame, tx, ty, True)
+        buf = self._free_float(frame.shape, busy=frame)
+        crop = frame[max(0, -ty):h - max(0, ty), max(0, -tx):w - max(0, tx)]
+        cv2.copyMakeBorder(crop, max(0, ty), max(0, -ty), max(0, tx), max(0, -tx),
+                           cv2.BORDER_REPLICATE, dst=buf)
+        return buf
+
+    def _scratch_bytes(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if self._bytes is None or self._bytes[0].shape != shape:
+            self._bytes = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+        return self._bytes
+
     def _unusable(self, gray: GrayImage) -> bool:
         """Whether the picture is too dark, too bright or too uniform to use:
         the mean and standard deviation of a 32 x 24 area-averaged copy."""
@@ -283,7 +326,7 @@ class BackgroundModel:
     def _update(self, frame: np.ndarray, diff: np.ndarray, mask: GrayImage) -> None:
         assert self._bg is not None
         assert self._dev is not None
-        background = cv2.bitwise_not(mask)
+        background = cv2.bitwise_not(mask, dst=self._scratch_bytes(mask.shape)[0])
         cv2.accumulateWeighted(frame, self._bg, self._a_bg, background)
         cv2.accumulateWeighted(frame, self._bg, self._a_fg, mask)
         cv2.accumulateWeighted(diff, self._dev, self._a_dev, background)
@@ -318,18 +361,20 @@ class BackgroundModel:
         assert self._scratch is not None
         change = cv2.absdiff(frame, prev, dst=self._scratch[0])
         half = np.multiply(thr, self._cfg.still_fraction, out=thr)
-        still = cv2.compare(change, half, cv2.CMP_LT)
-        candidates = cv2.bitwise_and(mask, still)
+        # (The background mask in the first 8-bit scratch was spent by ``_update``.)
+        candidates, ready = self._scratch_bytes(mask.shape)
+        cv2.compare(change, half, cv2.CMP_LT, dst=candidates)
+        cv2.bitwise_and(mask, candidates, dst=candidates)
         if protect is not None:
             # Both are 0/255: a saturating subtraction is AND NOT in one pass.
-            candidates = cv2.subtract(candidates, protect)
+            cv2.subtract(candidates, protect, dst=candidates)
         if self._ones is None or self._ones.shape != mask.shape:
             self._ones = np.ones(mask.shape, np.uint8)
         # uint8 counters saturate at 255; absorb_frames is capped below that.
-        self._still = np.asarray(
-            cv2.bitwise_and(cv2.add(self._still, self._ones), candidates), np.uint8
-        )
-        _, ready = cv2.threshold(self._still, self._absorb_frames - 0.5, 255, cv2.THRESH_BINARY)
+        # In place: ``_still`` is this model's own array, handed to nobody.
+        cv2.add(self._still, self._ones, dst=self._still)
+        cv2.bitwise_and(self._still, candidates, dst=self._still)
+        cv2.threshold(self._still, self._absorb_frames - 0.5, 255, cv2.THRESH_BINARY, dst=ready)
         if cv2.countNonZero(ready):
             cv2.copyTo(frame, ready, self._bg)
             # Restart the absorbed counters: the same pixels as ``ready``
@@ -372,7 +417,10 @@ class BackgroundModel:
         if self._small_bg is None or self._tiny_bg is None:
             self._small_bg = cv2.pyrDown(self._bg)
             self._tiny_bg = self._small_bg
-        small = cv2.pyrDown(frame)
+        size = ((frame.shape[1] + 1) // 2, (frame.shape[0] + 1) // 2)
+        if self._small is None or self._small.shape != (size[1], size[0]):
+            self._small = np.empty((size[1], size[0]), np.float32)
+        small = cv2.pyrDown(frame, dst=self._small, dstsize=size)
         tiny = small
         best = self._shift
         cells = self._residual(tiny, best)
