@@ -20,7 +20,7 @@ demo: venv
 # Most of the slow tests wait on real processes (brokers, servers, agents, a browser), not
 # on the CPU, so two workers shorten the run even on CI's two cores. Tests are handed out
 # one at a time in collection order (tests/conftest.py puts files holding a slow test
-# first); a module marked xdist_group (a built .deb, fresh venvs, a RabbitMQ node, a
+# first); a file in its WHOLE_FILES (a built .deb, fresh venvs, a RabbitMQ node, a
 # fuzz rig) goes whole to one worker, so its module fixture is built once.
 # PYTEST_WORKERS=0 runs everything in this one process.
 PYTEST_WORKERS ?= 2

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -21,6 +22,37 @@ from broker.mosquitto.runner import find_mosquitto, start_mosquitto
 from ground.ports import free_ports
 from tests.requirements import need
 from tests.waiting import wait_until
+
+# Files one worker runs whole under ``make test`` (pytest-xdist): their module fixture is
+# costly or shared by their tests (the built .deb, the profile venvs, the RabbitMQ
+# profile's node, the fuzz rigs), so it is built once.
+WHOLE_FILES = frozenset({
+    "tests/agent/test_deb_package.py",
+    "tests/broker/test_rabbitmq_profile.py",
+    "tests/fuzz/test_api_fuzz.py",
+    "tests/fuzz/test_config_fuzz.py",
+    "tests/fuzz/test_ingest_fuzz.py",
+    "tests/profiles/test_profiles.py",
+})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup``: tests one at a time, each of WHOLE_FILES as one unit.
+
+    xdist's own loadgroup (``xdist_group`` marks) does nothing under pytest 9: it renames
+    ``item._nodeid``, which pytest 9 no longer has, so every test went alone and the
+    .deb, the venvs and the RabbitMQ node were each built on both workers.
+    """
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in WHOLE_FILES else nodeid
+
+    return WholeFiles(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

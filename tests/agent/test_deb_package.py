@@ -19,8 +19,6 @@ import pytest
 from tests.requirements import need
 
 ROOT = Path(__file__).resolve().parents[2]
-# One worker runs the module (make test): the package is built once.
-pytestmark = pytest.mark.xdist_group("deb_package")
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,7 @@ from tests.broker.helpers import connect, outbox_empty, produce_rotation_events
 from tests.requirements import need
 from tests.waiting import wait_until_async
 
-pytestmark = [pytest.mark.slow,
-              # One worker runs the module (make test): the node is started once.
-              pytest.mark.xdist_group("rabbitmq_profile")]
+pytestmark = [pytest.mark.slow]
 
 
 @dataclass

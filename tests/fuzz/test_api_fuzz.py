@@ -28,9 +28,6 @@ from server.web.app import create_app
 from tests.fuzz.strategies import FUZZ, json_values, mutated
 from tests.web.helpers import PASSWORD, seed
 
-# One worker runs the module (make test): its examples share one seeded app (api).
-pytestmark = pytest.mark.xdist_group("api_fuzz")
-
 OK = {200, 201, 204}
 REFUSED = {400, 401, 403, 404, 409, 422}
 

@@ -31,9 +31,6 @@ from ground.errors import ConfigError
 from server.config import load_server_settings
 from tests.fuzz.strategies import FUZZ, json_values, mutated
 
-# One worker runs the module (make test): its examples share a folder and environment.
-pytestmark = pytest.mark.xdist_group("config_fuzz")
-
 T = TypeVar("T")
 
 # TOML can hold these (no nulls); tomli_w writes them.

@@ -30,9 +30,6 @@ from server.mqtt.inbound import InboundMessage
 from tests.e2e.helpers import seed_household
 from tests.fuzz.strategies import FUZZ, any_bytes, mutated, valid_for_channel
 
-# One worker runs the module (make test): its examples share one database (rig).
-pytestmark = pytest.mark.xdist_group("ingest_fuzz")
-
 KNOWN = "door-fz1"
 UNKNOWN = "door-fz9"
 

@@ -30,9 +30,7 @@ from tests.paths import REPO_ROOT
 from tests.requirements import need
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.broker,
-              # One worker runs the module (make test): the venvs are built once.
-              pytest.mark.xdist_group("profiles")]
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 # What each profile must not have: the other side's libraries.
 ABSENT = {

@@ -15,7 +15,7 @@ import pytest
 
 from ground.timeutil import now_ts
 from server.clock import ManualClock
-from server.db import migrations as migration_package
+from server.db import migrate as migration_package
 from server.db.base import Database
 from server.db.connect import open_database
 from server.domain import households, people
