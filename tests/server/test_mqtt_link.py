@@ -30,12 +30,20 @@ def _settings(mosquitto: Mosquitto, **overrides: Any) -> MqttSettings:
     return MqttSettings(**base)
 
 
+def _broker_log(mosquitto: Mosquitto) -> str:
+    return mosquitto.broker.log_file.read_text(errors="replace")
+
+
 def _disconnects(mosquitto: Mosquitto, settings: MqttSettings) -> int:
-    """Clean DISCONNECTs of the link's client the broker has logged (on the TLS listener
-    the client id is the user name)."""
-    log = mosquitto.broker.log_file.read_text(errors="replace")
-    return sum(log.count(f"Client {name} disconnected.")
-               for name in {settings.client_id, settings.username})
+    """Ends of the link's connections the broker has logged (on the TLS listener the client
+    id is the user name): a DISCONNECT (with or without a reason), the socket closed or a
+    keepalive timeout. Each comes after the broker has handled every packet sent before it
+    on that connection, which is all the callers need."""
+    log = _broker_log(mosquitto)
+    return sum(log.count(f"Client {name} {end}")
+               for name in {settings.client_id, settings.username}
+               for end in ("disconnected", "closed its connection.",
+                           "has exceeded timeout"))
 
 
 @asynccontextmanager
@@ -54,7 +62,8 @@ async def _running(mosquitto: Mosquitto,
         link.stop()
         if connected:
             await wait_until_async(lambda: _disconnects(mosquitto, settings) > before,
-                                   "the broker to log the link's DISCONNECT")
+                                   "the broker to log the end of the link's connection", 40,
+                                   detail=lambda: _broker_log(mosquitto)[-1500:])
 
 
 def _device(mosquitto: Mosquitto, device_id: str, inflight: int = 20) -> paho.Client:

@@ -113,7 +113,10 @@ async def test_supervisor_administers_households_and_devices(
 
         await page.fill("#settings-form input[name=min_passage_confidence]", "0.7")
         await page.fill("#settings-form input[name=heartbeat_interval_s]", "10")
-        await page.click("[data-testid=send-settings]")
+        # The form posts and redirects back: let that navigation finish before the reload
+        # below, or a slow redirect is still in flight when the page is reloaded.
+        async with page.expect_navigation():
+            await page.click("[data-testid=send-settings]")
 
         def taken() -> bool:
             return (agent.config.camera.min_passage_confidence == 0.7
