@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -113,6 +114,20 @@ async def _asked(db: Database, job: CheckinJob, clock: ManualClock, household: i
     return str(latest["command_id"])
 
 
+async def _checkin_underway(db: Database, database_url: str, **seeded: Any
+                            ) -> tuple[CheckinJob, EventFeeder, ManualClock, str]:
+    """One seeded household whose check-in was asked and sent 10 s ago: the job, an event
+    feeder, the clock and the check-in's command id."""
+    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
+    clock = ManualClock(utcnow())
+    home = await seed(db, **seeded)
+    job = CheckinJob(db, settings, Recorder(), clock)
+    feeder = EventFeeder(db, settings)
+    command = await _asked(db, job, clock, home.household)
+    clock.advance(seconds=10)
+    return job, feeder, clock, command
+
+
 async def _one_incident_for_one_exit(db: Database) -> int:
     """The household's only incident is the breach, which took the check-in and whose alert
     says it happened during it; returns its id."""
@@ -132,13 +147,7 @@ async def _one_incident_for_one_exit(db: Database) -> int:
 async def test_going_out_during_a_check_in_is_one_incident_exit_reported_first(
     db: Database, database_url: str
 ) -> None:
-    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
-    clock = ManualClock(utcnow())
-    home = await seed(db)
-    job = CheckinJob(db, settings, Recorder(), clock)
-    feeder = EventFeeder(db, settings)
-    command = await _asked(db, job, clock, home.household)
-    clock.advance(seconds=10)
+    job, feeder, clock, command = await _checkin_underway(db, database_url)
     await feeder.send("door-1", EventKind.EXIT, clock.now())  # the breach, as it happens
     await feeder.send("door-1", EventKind.CHECKIN, clock.now() + timedelta(seconds=1),
                       checkin="left", command_id=command)
@@ -152,13 +161,7 @@ async def test_going_out_during_a_check_in_is_one_incident_exit_reported_first(
 async def test_going_out_during_a_check_in_is_one_incident_outcome_reported_first(
     db: Database, database_url: str
 ) -> None:
-    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
-    clock = ManualClock(utcnow())
-    home = await seed(db)
-    job = CheckinJob(db, settings, Recorder(), clock)
-    feeder = EventFeeder(db, settings)
-    command = await _asked(db, job, clock, home.household)
-    clock.advance(seconds=10)
+    job, feeder, clock, command = await _checkin_underway(db, database_url)
     # The exit's event comes after the check-in's (a v1 exit is sent when the door shut).
     await feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin="left",
                       command_id=command)
@@ -272,13 +275,8 @@ async def test_a_withdrawn_exit_during_a_check_in_withdraws_the_missed_check_in_
 ) -> None:
     """The breach that took a check-in is withdrawn (the person came straight back in): the
     check-in no longer counts as missed, and the worker is told so with the withdrawal."""
-    settings = settings_for(database_url, checkins={"window_s": 60, "answer_grace_s": 30})
-    clock = ManualClock(utcnow())
-    home = await seed(db, worker_language="en")
-    job = CheckinJob(db, settings, Recorder(), clock)
-    feeder = EventFeeder(db, settings)
-    command = await _asked(db, job, clock, home.household)
-    clock.advance(seconds=10)
+    job, feeder, clock, command = await _checkin_underway(db, database_url,
+                                                          worker_language="en")
     episode, started = uuid4(), clock.now() - timedelta(seconds=3)
     await feeder.send("door-1", EventKind.EXIT, clock.now(),
                       **_early(episode, started, clock.now()))
