@@ -154,16 +154,19 @@ class Outbox:
             return None
         except (StorageError, OSError) as exc:
             reason = str(exc)
-        last = 0
+        last, seq_note = 0, "continued from the file"
         try:
             async with aiosqlite.connect(f"file:{self.path}?immutable=1", uri=True) as ro:
                 rows = list(await ro.execute_fetchall(
                     "SELECT last_seq FROM seqs WHERE device_id = ?", (device_id,)))
                 last = int(rows[0][0]) if rows else 0
-        except sqlite3.Error:
-            pass  # nothing readable: the server will see the seq restart as a gap/duplicate
+        except sqlite3.Error as exc:
+            # Nothing readable: seq restarts at 1, which the server sees as a restart (its
+            # gap/duplicate check), so say so here where the cause is known.
+            seq_note = f"restarted at 1: last seq unreadable ({exc})"
         log.error("outbox not writable; keeping records in memory only",
-                  extra={"device_id": device_id, "path": str(self.path), "reason": reason})
+                  extra={"device_id": device_id, "path": str(self.path), "reason": reason,
+                         "seq": seq_note})
         self.path, self._start_seq = Path(":memory:"), {device_id: last}
         await self.open()
         return reason

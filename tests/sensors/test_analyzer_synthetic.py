@@ -33,13 +33,18 @@ from sensors.source_synthetic import (
 Outcome = tuple[list[Passage], list[TrackSummary], list[ExpectedPassage]]
 
 
-def _run(name: str, seed: int = 0) -> Outcome:
-    source = SyntheticSource(SCENARIOS[name], seed=seed)
+def _analysed(source: SyntheticSource) -> tuple[list[Passage], DoorwayAnalyzer]:
+    """Every frame of ``source`` through a fresh analyzer: its passages, and the analyzer."""
     analyzer = DoorwayAnalyzer(source.scene, source.fps)
     passages: list[Passage] = []
     while (frame := source.read()) is not None:
         passages += analyzer.feed(frame)
-    passages += analyzer.finish()
+    return passages + analyzer.finish(), analyzer
+
+
+def _run(name: str, seed: int = 0) -> Outcome:
+    source = SyntheticSource(SCENARIOS[name], seed=seed)
+    passages, analyzer = _analysed(source)
     return passages, analyzer.summaries, source.expected_passages()
 
 
@@ -216,11 +221,7 @@ def test_a_pair_merging_before_the_sill_gives_two_passages(seed: int) -> None:
     it); the pair merges as the second of them is still in the band, so its
     blob is counted as two once on the far side."""
     source = SyntheticSource(_singles_then_pair(0.05), seed=seed)
-    analyzer = DoorwayAnalyzer(source.scene, source.fps)
-    passages: list[Passage] = []
-    while (frame := source.read()) is not None:
-        passages += analyzer.feed(frame)
-    passages += analyzer.finish()
+    passages, _ = _analysed(source)
     expected = source.expected_passages()
     assert len(expected) == 5
     assert _same(passages, expected), (passages, expected)
@@ -237,11 +238,7 @@ def test_walking_along_just_outside_the_sill_gives_no_passage(
     part-body blob first falls."""
     walk = Walk("pass", 0.5, duration=4.0, side=side, row=SILL_Y + row + 1e-6)
     source = SyntheticSource(Scenario((walk,), 5.0), seed=seed)
-    analyzer = DoorwayAnalyzer(source.scene, source.fps)
-    passages: list[Passage] = []
-    while (frame := source.read()) is not None:
-        passages += analyzer.feed(frame)
-    passages += analyzer.finish()
+    passages, _ = _analysed(source)
     assert passages == []
 
 
@@ -444,11 +441,7 @@ def test_exits_are_still_found_after_minutes_of_exits() -> None:
     fragment that decides no side, and after ~4 minutes (32 exits) every exit was
     lost, the episode looking like a handover (bench.crossing, session 6)."""
     source = SyntheticSource(_household_leaving(7, 7.0), seed=0)
-    analyzer = DoorwayAnalyzer(source.scene, source.fps)
-    passages: list[Passage] = []
-    while (frame := source.read()) is not None:
-        passages += analyzer.feed(frame)
-    passages += analyzer.finish()
+    passages, _ = _analysed(source)
     expected = source.expected_passages()
     assert len(expected) > 45
     missed = [round(e.t) for e in expected
@@ -467,11 +460,7 @@ def test_people_walking_past_do_not_hide_the_doorway(seed: int) -> None:
     people = (person("exit", 21.0) + person("entry", 29.0, side=1, shade=70)
               + person("exit", 37.0, side=-1))
     source = SyntheticSource(Scenario(walks + people, 47.0), seed=seed)
-    analyzer = DoorwayAnalyzer(source.scene, source.fps)
-    passages: list[Passage] = []
-    while (frame := source.read()) is not None:
-        passages += analyzer.feed(frame)
-    passages += analyzer.finish()
+    passages, analyzer = _analysed(source)
     assert analyzer._people is not None
     assert analyzer._people.at(0.78 * 240) is not None  # the corridor was learned
     assert _same(passages, source.expected_passages())
