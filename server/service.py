@@ -137,7 +137,7 @@ async def serve(
                 for task in tasks:
                     task.cancel()
     finally:
-        link.stop()
+        await link.close()
         await db.close()
         log.info("server stopped", extra={"stored": consumer.totals.stored,
                                           "rejected": consumer.totals.rejected})

@@ -65,6 +65,8 @@ _RESUME_READING_AT = _RECEIVE_MAXIMUM // 2
 # Our own QoS 1 publishes awaiting PUBACK; Mosquitto's default receive maximum is larger.
 _MAX_OUTGOING_INFLIGHT = 100
 _CONNECT_TIMEOUT_S = 15.0
+# How long a clean stop waits for the broker to close its end after our DISCONNECT.
+_CLOSE_GRACE_S = 3.0
 _SUBSCRIBE_ID = 1
 
 
@@ -77,12 +79,16 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # The socket itself is gone (``closed`` is set earlier, when we decide to drop it).
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.connack: asyncio.Future[tuple[bool, int, str]] = (
             asyncio.get_running_loop().create_future())
         self.seen_packet = False
         # Reading paused because the consumer is behind (MqttLink.received).
         self.paused = False
         self.pause_logged = False
+        # DISCONNECT sent: what still arrives is read and dropped until the broker closes.
+        self.finishing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -91,6 +97,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Split the bytes into packets and hand them on."""
+        if self.finishing:
+            return
         buf = self._buf
         buf += data
         self.seen_packet = True
@@ -139,12 +147,41 @@ class _Connection(asyncio.Protocol):
         """Drop the connection (the link reconnects)."""
         if not self.closed.done():
             self.closed.set_result(reason)
-        # A transport already closing is flushing our DISCONNECT: let it finish.
-        if self.transport is not None and not self.transport.is_closing():
+        # A connection being finished is flushing our DISCONNECT: let it end by itself.
+        if (self.transport is not None and not self.finishing
+                and not self.transport.is_closing()):
             self.transport.abort()
+
+    def finish(self) -> None:
+        """Send DISCONNECT and end the connection without losing what we wrote before it.
+
+        Closing a TCP socket that still holds unread bytes from the broker (a PINGRESP,
+        a message) makes the kernel answer with RST, and the broker then drops whatever
+        of ours it had not read yet, acknowledgements included: it logged "disconnected:
+        Broken pipe" and sent four acknowledged messages again on the next session. So
+        half-close instead, read and drop until the broker closes its end (it does on
+        DISCONNECT), and only close after a grace period if it does not.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.finishing:
+            return
+        self.finishing = True
+        self.write(encode_disconnect())
+        if self.paused:
+            self.paused = False
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, transport.close)
+        else:
+            # TLS: asyncio's SSL transport already sends close_notify and reads until
+            # the broker's own before it closes the socket.
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Tell the link the connection is gone."""
+        if not self.lost.done():
+            self.lost.set_result(None)
         if not self.closed.done():
             self.closed.set_result(str(exc) if exc else "connection closed")
         if not self.connack.done():
@@ -180,14 +217,28 @@ class MqttLink:
         self._task = loop.create_task(self._run(), name="mqtt")
 
     def stop(self) -> None:
-        """Disconnect cleanly (the persistent session stays on the broker)."""
+        """Disconnect cleanly (the persistent session stays on the broker).
+
+        Returns at once; :meth:`close` also waits until the broker has closed its end.
+        """
+        self._finish()
+
+    async def close(self) -> None:
+        """Disconnect cleanly and wait (a few seconds at most) until the broker has read
+        everything we sent, acknowledgements included, and closed the connection."""
+        conn = self._finish()
+        if conn is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.lost), _CLOSE_GRACE_S + 1)
+
+    def _finish(self) -> _Connection | None:
         if self._task is not None:
             self._task.cancel()
         conn = self._conn
-        if conn is not None and conn.transport is not None:
-            conn.write(encode_disconnect())
-            conn.transport.close()  # flushes the DISCONNECT first
+        if conn is not None:
+            conn.finish()
         self._gone()
+        return conn
 
     # -- receiving ---------------------------------------------------------------
 

@@ -59,7 +59,7 @@ async def _running(mosquitto: Mosquitto,
     finally:
         connected = link.connected.is_set()
         before = _disconnects(mosquitto, settings)
-        link.stop()
+        await link.close()
         if connected:
             await wait_until_async(lambda: _disconnects(mosquitto, settings) > before,
                                    "the broker to log the end of the link's connection", 40,
