@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,16 @@ log = get_logger(__name__)
 CommandHandler = Callable[[Command], None]
 # CONNACK reasons meaning "wrong credentials" (MQTT 3.1.1 codes 4 and 5 map to these).
 _AUTH_REFUSED = (134, 135)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """paho's socket-open callback: send each packet at once (TCP_NODELAY).
+
+    paho never sets it; with Nagle's algorithm the tail of a larger event waited
+    for the broker's delayed ACK, ~45 ms per larger device message in the field.
+    """
+    if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class AgentLink:
@@ -108,6 +119,7 @@ class AgentLink:
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay  # PahoLoopDriver calls it from its own
         return client
 
     @property

@@ -43,6 +43,8 @@ class PahoLoopDriver:
         self._loop = loop
         self._name = name
         self._fd: int | None = None
+        # The client's own socket-open callback (the agent's TCP_NODELAY) still runs.
+        self._also_opened = client.on_socket_open
         client.on_socket_open = self._opened
         client.on_socket_close = self._closed
         client.on_socket_register_write = self._want_write
@@ -57,7 +59,9 @@ class PahoLoopDriver:
     # paho socket callbacks: may come from the connecting worker thread, so every
     # change to the loop's selector goes through call_soon_threadsafe.
 
-    def _opened(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    def _opened(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._also_opened is not None:
+            self._also_opened(client, userdata, sock)
         fd = sock.fileno()
         self._loop.call_soon_threadsafe(self._add_reader, fd)
 
