@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.credentials import CredentialStore
 from agent.outbox import Outbox
 from agent.paho_loop import PahoLoopDriver
+from agent.reach import BrokerReach, current_error
 from broker.messages import (
     Command,
     DeviceState,
@@ -96,6 +97,8 @@ class AgentLink:
         self._node = 0
         self._driver: PahoLoopDriver | None = None
         self._driver_task: asyncio.Task[None] | None = None
+        # Failed connection attempts, logged sparingly (paho retries in silence).
+        self.reach = BrokerReach(device_id)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -158,7 +161,8 @@ class AgentLink:
         self._loop = loop
         if not self._threaded:
             self._driver = PahoLoopDriver(self._client, self._addresses,
-                                          self._settings.keepalive_s, loop, self.device_id)
+                                          self._settings.keepalive_s, loop, self.device_id,
+                                          reach=self.reach)
             self._driver_task = loop.create_task(self._driver.run(), name=f"mqtt-{self.device_id}")
             return
         self._client.connect_async(
@@ -275,11 +279,13 @@ class AgentLink:
         client.publish(device_topic(self.device_id, Channel.STATUS), encode(online), 1, True)
         client.subscribe(command_subscription(self.device_id), qos=1)
         self.connected.set()
-        log.info("connected to broker", extra={"device_id": self.device_id, "broker": self.where})
+        log.info("connected to broker", extra={"device_id": self.device_id, "broker": self.where,
+                                               **self.reach.reached()})
         self.wake()
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        if self._threaded:  # the event-loop driver moves on by itself
+        if self._threaded:  # the event-loop driver reports and moves on by itself
+            self.reach.failed(self.where, current_error())
             self._next_node(client)
 
     def _on_disconnect(
