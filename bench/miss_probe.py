@@ -71,7 +71,8 @@ class ProbedAnalyzer(DoorwayAnalyzer):
         state = self._states.get(track.id)
         if state is None or not track.history or track.history[-1][0] != frame.index:
             return found
-        assert self._line is not None and self._people is not None
+        assert self._line is not None
+        assert self._people is not None
         _, cx, cy, w, h = track.history[-1]
         y = cy + h / 2.0 - self._anchor_probe(track, state) * h
         d = self._line.signed_distance(cx, y)
