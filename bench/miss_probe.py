@@ -95,7 +95,7 @@ class ProbedAnalyzer(DoorwayAnalyzer):
         state.elongation = saved
         return value
 
-    def _emit(self, track: Track, state: _LineState) -> list[Passage]:
+    def _emit(self, track: Track, state: _LineState, ending: bool = False) -> list[Passage]:
         pending = state.pending
         reason = "?"
         if pending is None:
@@ -111,7 +111,7 @@ class ProbedAnalyzer(DoorwayAnalyzer):
             reason = (f"shallow origin (came_from {pending.came_from:.2f}, depth "
                       f"{state.depth:.2f}, edge_born {state.edge_born}, passages "
                       f"{state.passages}, origin {state.origin})")
-        found = super()._emit(track, state)
+        found = super()._emit(track, state, ending)
         if pending is not None:
             if found:
                 reason = f"reported x{len(found)}"
