@@ -225,6 +225,8 @@ class _Pending:
     count: int
     confident: bool
     came_from: float = 0.0
+    # The side margin (pixels) where the crossing was decided.
+    margin: float = 0.0
     known: bool = True
     sizes: tuple[tuple[int, float, float, float], ...] = ()
 
@@ -672,6 +674,7 @@ class DoorwayAnalyzer:
             count=_typical(c for _, c in state.counts),
             confident=confident,
             came_from=state.depth,
+            margin=margin,
             known=person is not None,
             sizes=tuple(state.sizes),
         )
@@ -755,7 +758,24 @@ class DoorwayAnalyzer:
         was first seen: one straight back is a step on the sill.
         """
         return (not state.edge_born and state.passages == 0 and pending.side != state.origin
-                and pending.came_from + state.depth >= self.config.through_span)
+                and self._span(state, pending) >= self.config.through_span)
+
+    @staticmethod
+    def _span(state: _LineState, pending: _Pending) -> float:
+        """How wide the track's path spans the band, in margins: from the
+        deepest point before the crossing to the deepest after.
+
+        Each point's depth is measured against the margin where it stood, and
+        also the whole path (pixels) against the margin at the crossing: seen
+        by a camera facing the door, someone walking towards it grows, and
+        so does the margin around them, so their depth in their own margins
+        stays low however far they walk; measured at the line, where the
+        band is, their path leaves it far behind.
+        """
+        own = pending.came_from + state.depth
+        if pending.margin <= 0.0 or state.d_max < state.d_min:
+            return own
+        return max(own, (state.d_max - state.d_min) / pending.margin)
 
     def _shallow(self, state: _LineState, pending: _Pending) -> bool:
         """A crossing from less than ``origin_depth`` whose path may still
