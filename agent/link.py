@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.credentials import CredentialStore
 from agent.outbox import Outbox
 from agent.paho_loop import PahoLoopDriver
+from agent.reach import BrokerReach, current_error
 from broker.messages import (
     Command,
     DeviceState,
@@ -45,6 +47,16 @@ log = get_logger(__name__)
 CommandHandler = Callable[[Command], None]
 # CONNACK reasons meaning "wrong credentials" (MQTT 3.1.1 codes 4 and 5 map to these).
 _AUTH_REFUSED = (134, 135)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """paho's socket-open callback: send each packet at once (TCP_NODELAY).
+
+    paho never sets it; with Nagle's algorithm the tail of a larger event waited
+    for the broker's delayed ACK, ~45 ms per larger device message in the field.
+    """
+    if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class AgentLink:
@@ -85,6 +97,8 @@ class AgentLink:
         self._node = 0
         self._driver: PahoLoopDriver | None = None
         self._driver_task: asyncio.Task[None] | None = None
+        # Failed connection attempts, logged sparingly (paho retries in silence).
+        self.reach = BrokerReach(device_id)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -108,6 +122,7 @@ class AgentLink:
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay  # PahoLoopDriver calls it from its own
         return client
 
     @property
@@ -146,7 +161,8 @@ class AgentLink:
         self._loop = loop
         if not self._threaded:
             self._driver = PahoLoopDriver(self._client, self._addresses,
-                                          self._settings.keepalive_s, loop, self.device_id)
+                                          self._settings.keepalive_s, loop, self.device_id,
+                                          reach=self.reach)
             self._driver_task = loop.create_task(self._driver.run(), name=f"mqtt-{self.device_id}")
             return
         self._client.connect_async(
@@ -263,11 +279,13 @@ class AgentLink:
         client.publish(device_topic(self.device_id, Channel.STATUS), encode(online), 1, True)
         client.subscribe(command_subscription(self.device_id), qos=1)
         self.connected.set()
-        log.info("connected to broker", extra={"device_id": self.device_id, "broker": self.where})
+        log.info("connected to broker", extra={"device_id": self.device_id, "broker": self.where,
+                                               **self.reach.reached()})
         self.wake()
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        if self._threaded:  # the event-loop driver moves on by itself
+        if self._threaded:  # the event-loop driver reports and moves on by itself
+            self.reach.failed(self.where, current_error())
             self._next_node(client)
 
     def _on_disconnect(

@@ -17,11 +17,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ground.logs import get_logger
+from agent.reach import BrokerReach
 
 __all__ = ["PahoLoopDriver"]
-
-log = get_logger(__name__)
 
 # Packets handled per readiness callback: fewer wake-ups at high rates.
 _PACKETS_PER_READ = 50
@@ -32,8 +30,9 @@ class PahoLoopDriver:
 
     def __init__(self, client: mqtt.Client, addresses: list[tuple[str, int]], keepalive: int,
                  loop: asyncio.AbstractEventLoop, name: str,
-                 connect_kwargs: dict[str, Any] | None = None):
+                 connect_kwargs: dict[str, Any] | None = None, reach: BrokerReach | None = None):
         self._client = client
+        self._reach = reach or BrokerReach(name)
         self._connect_kwargs = connect_kwargs or {}
         # Broker nodes in order; after a failed connect or a lost connection the
         # next one is tried (a clustered broker), the same as the threaded link.
@@ -43,6 +42,8 @@ class PahoLoopDriver:
         self._loop = loop
         self._name = name
         self._fd: int | None = None
+        # The client's own socket-open callback (the agent's TCP_NODELAY) still runs.
+        self._also_opened = client.on_socket_open
         client.on_socket_open = self._opened
         client.on_socket_close = self._closed
         client.on_socket_register_write = self._want_write
@@ -57,7 +58,9 @@ class PahoLoopDriver:
     # paho socket callbacks: may come from the connecting worker thread, so every
     # change to the loop's selector goes through call_soon_threadsafe.
 
-    def _opened(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    def _opened(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._also_opened is not None:
+            self._also_opened(client, userdata, sock)
         fd = sock.fileno()
         self._loop.call_soon_threadsafe(self._add_reader, fd)
 
@@ -108,9 +111,7 @@ class PahoLoopDriver:
                 failures += 1
                 # Back off only once every node has been tried in this round.
                 pause = delay if failures % len(self._addresses) == 0 else 0.2
-                log.warning("cannot reach the broker; retrying",
-                            extra={"client_id": self._name, "broker": f"{host}:{port}",
-                                   "error": str(exc), "retry_s": pause})
+                self._reach.failed(f"{host}:{port}", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)
                 if pause == delay:
                     delay = min(delay * 2, 30.0)

@@ -35,6 +35,9 @@ __all__ = ["Agent", "NoCamera", "running_agent"]
 
 log = get_logger(__name__)
 
+# How long a clean stop waits for the outbox to empty (systemd allows TimeoutStopSec=20).
+_DELIVER_ON_STOP_S = 3.0
+
 
 class NoCamera:
     """Classifier of a device without a camera: nothing can be verified."""
@@ -304,16 +307,40 @@ async def running_agent(
                     notifier, status=agent.health.status_line, healthy=agent.health.healthy),
                 **(extra or {}),
             }
-            tasks: list[asyncio.Task[None]] = [
-                group.create_task(_as_coro(fn), name=name) for name, fn in loops.items()]
+            tasks: dict[str, asyncio.Task[None]] = {
+                name: group.create_task(_as_coro(fn), name=name) for name, fn in loops.items()}
             try:
                 yield agent
             finally:
-                for task in tasks:
+                publisher = tasks.pop("publisher")
+                for task in tasks.values():
                     task.cancel()
+                await _deliver_before_stopping(agent)
+                publisher.cancel()
     finally:
         agent.link.stop()
         await agent.close()
+
+
+async def _deliver_before_stopping(agent: Agent) -> None:
+    """On a clean stop (an update, a reboot), give the link a moment to deliver what
+    waits in the outbox, so the server has it now rather than when the agent is back.
+    Nothing depends on it: what is left stays in the outbox and goes at the next start.
+    Only while connected, and well inside systemd's TimeoutStopSec."""
+    deadline = time.monotonic() + _DELIVER_ON_STOP_S
+    pending = 0
+    while agent.link.connected.is_set() and time.monotonic() < deadline:
+        try:
+            pending = await agent.outbox.depth()
+        except Exception:  # a failing outbox must not hold up the shutdown
+            return
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    if pending:
+        log.info("stopping with records still in the outbox; they go at the next start",
+                 extra={"device_id": agent.device_id, "pending": pending,
+                        "connected": agent.link.connected.is_set()})
 
 
 async def _as_coro(fn: Callable[[], Awaitable[None]]) -> None:

@@ -79,7 +79,9 @@ there, not with a merged or truncated blob.
 
 Static foreground absorption (:mod:`sensors.background`) turns an opened
 door leaf into background within a second; boxes of tracks that have walked
-towards or away from the line are protected from it.
+towards or away from the line are protected from it, unless the track stands
+still on a ghost (its outline an edge of the background, not of the picture:
+someone on the sill when the picture was first learned; ``_ghost``).
 """
 
 from __future__ import annotations
@@ -194,6 +196,13 @@ class AnalyzerConfig:
     # none; a crossing whose track's region scores below ``person_gate`` is
     # not reported. Off: on the tuning split it turns down none of the
     # analyzer's wrong passages (sensors/models/README.md).
+    # A still track whose outline is an edge of the background rather than of
+    # the picture (ratio below ``ghost_evidence``) is a ghost, and is no longer
+    # protected from static absorption (``DoorwayAnalyzer._ghost``).
+    ghost_still: float = 0.5
+    ghost_jitter: float = 0.05
+    ghost_every: float = 0.2
+    ghost_evidence: float = 0.5
     person_model: str | None = None
     person_gate: float = 0.5
     person_every: float = 0.2
@@ -216,6 +225,8 @@ class _Pending:
     count: int
     confident: bool
     came_from: float = 0.0
+    # The side margin (pixels) where the crossing was decided.
+    margin: float = 0.0
     known: bool = True
     sizes: tuple[tuple[int, float, float, float], ...] = ()
 
@@ -294,6 +305,9 @@ class _LineState:
     at_door: int | None = None
     approach: float = 0.0
     far_run: float = 0.0
+    # Whether it stands on a ghost (``DoorwayAnalyzer._ghost``), and when that was looked at.
+    ghost: bool = False
+    ghost_frame: int = -(10**9)
 
 
 def _net_verifier(net: PersonNet) -> Verifier:
@@ -384,7 +398,7 @@ class DoorwayAnalyzer:
     def feed(self, frame: Frame) -> list[Passage]:
         """Analyse one frame; return the passages decided on it."""
         gray = self._prepare(frame.gray)
-        seg = self._background.apply(gray, self._protected(gray.shape))
+        seg = self._background.apply(gray, self._protected(gray))
         self._last_mask = seg.mask
         self._gray = gray
         self.blobs = [] if seg.relearned else find_blobs(
@@ -413,13 +427,16 @@ class DoorwayAnalyzer:
         self._tracker.tracks = []
         return passages
 
-    def _protected(self, shape: tuple[int, ...]) -> GrayImage | None:
+    def _protected(self, gray: GrayImage) -> GrayImage | None:
         """Boxes of confirmed tracks that have moved towards or away from the
         line: people, whom static absorption must leave alone (a door leaf
-        swings in place and never does)."""
+        swings in place and never does) -- unless the track stands still on
+        a ghost (``_ghost``)."""
+        shape = gray.shape
         moving = [t for t in self._tracker.tracks if self._tracker.is_confirmed(t)
                   and (s := self._states.get(t.id)) is not None
-                  and s.d_max - s.d_min >= self.config.protect_travel * t.h]
+                  and s.d_max - s.d_min >= self.config.protect_travel * t.h
+                  and not self._ghost(t, s, gray)]
         if not moving:
             return None
         protect = np.zeros(shape[:2], np.uint8)
@@ -427,6 +444,40 @@ class DoorwayAnalyzer:
             x, y, w, h = t.box
             cv2.rectangle(protect, (int(x), int(y)), (int(x + w), int(y + h)), 255, -1)
         return protect
+
+    def _ghost(self, track: Track, state: _LineState, gray: GrayImage) -> bool:
+        """Whether a track standing still is on a ghost: the background still
+        holds what was there (someone at the door when the picture was first
+        learned, a door leaf absorbed shut that has opened since), so the
+        outline is an edge of the background, not of the picture.
+
+        The track walked (its person left the place, the track stayed on
+        the imprint), so it is protected from absorption, and the ghost would
+        stay foreground for good, merging with whoever comes by: it must be
+        let go. Looked at only once the box has stood still a while, and
+        then every ``ghost_every`` seconds.
+        """
+        cfg = self.config
+        if track.missed:
+            # Not seen on the last frame: the verdict stands until it is.
+            return state.ghost
+        k = max(2, round(cfg.ghost_still * self.fps))
+        history = track.history
+        if len(history) <= k or history[-1][0] - history[-1 - k][0] != k or track.shared:
+            state.ghost = False
+            return False
+        _, cx, cy, w, h = history[-1]
+        _, cx0, cy0, w0, h0 = history[-1 - k]
+        size = max(w, h, 1.0)
+        if max(abs(cx - cx0), abs(cy - cy0), abs(w - w0), abs(h - h0)) > cfg.ghost_jitter * size:
+            state.ghost = False
+            return False
+        if self._last_mask is not None and (
+                self.frames - state.ghost_frame >= cfg.ghost_every * self.fps):
+            state.ghost_frame = self.frames
+            evidence = self._background.contour_evidence(gray, self._last_mask, track.box)
+            state.ghost = evidence is not None and evidence < cfg.ghost_evidence
+        return state.ghost
 
     def _prepare(self, gray: GrayImage) -> GrayImage:
         h, w = gray.shape[:2]
@@ -623,6 +674,7 @@ class DoorwayAnalyzer:
             count=_typical(c for _, c in state.counts),
             confident=confident,
             came_from=state.depth,
+            margin=margin,
             known=person is not None,
             sizes=tuple(state.sizes),
         )
@@ -706,7 +758,24 @@ class DoorwayAnalyzer:
         was first seen: one straight back is a step on the sill.
         """
         return (not state.edge_born and state.passages == 0 and pending.side != state.origin
-                and pending.came_from + state.depth >= self.config.through_span)
+                and self._span(state, pending) >= self.config.through_span)
+
+    @staticmethod
+    def _span(state: _LineState, pending: _Pending) -> float:
+        """How wide the track's path spans the band, in margins: from the
+        deepest point before the crossing to the deepest after.
+
+        Each point's depth is measured against the margin where it stood, and
+        also the whole path (pixels) against the margin at the crossing: seen
+        by a camera facing the door, someone walking towards it grows, and
+        so does the margin around them, so their depth in their own margins
+        stays low however far they walk; measured at the line, where the
+        band is, their path leaves it far behind.
+        """
+        own = pending.came_from + state.depth
+        if pending.margin <= 0.0 or state.d_max < state.d_min:
+            return own
+        return max(own, (state.d_max - state.d_min) / pending.margin)
 
     def _shallow(self, state: _LineState, pending: _Pending) -> bool:
         """A crossing from less than ``origin_depth`` whose path may still
@@ -844,12 +913,16 @@ class DoorwayAnalyzer:
         cfg = self.config
         return min(1.0, max(0.0, (slope - cfg.view_flat) / (cfg.view_steep - cfg.view_flat)))
 
-    def _emit(self, track: Track, state: _LineState) -> list[Passage]:
-        """Report a pending crossing (once per person the blob holds)."""
+    def _emit(self, track: Track, state: _LineState, ending: bool = False) -> list[Passage]:
+        """Report a pending crossing (once per person the blob holds); ``ending``:
+        the track has ended."""
         pending, state.pending = state.pending, None
         if pending is None or not pending.confident or not self._tracker.is_confirmed(track):
             return []
-        if not self._walked_itself(track, state):
+        if not self._walked_itself(track, state) and not (ending and state.ghost):
+            # (A track that ends as its ghost is absorbed was the imprint of
+            # someone there when the picture was learned: the history it took
+            # over is that person's, who did walk.)
             return []
         if (pending.came_from < self.config.origin_depth and not self._through(state, pending)
                 and not self._vouched(pending)):
@@ -1033,7 +1106,7 @@ class DoorwayAnalyzer:
             return []
         found: list[Passage] = []
         if state.pending is not None and state.side == state.pending.side:
-            found = self._emit(track, state)
+            found = self._emit(track, state, ending=True)
         if state.last_d is not None and state.passages == 0:
             horizon = state.last_frame - round(self.config.tracker.coast_time * self.fps) * 2
             self._vanished = [s for s in self._vanished if s.last_frame >= horizon]

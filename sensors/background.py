@@ -160,6 +160,39 @@ class BackgroundModel:
         """The current background image (reference coordinates), for tamper checks."""
         return None if self._bg is None else self._bg.astype(np.uint8)
 
+    def contour_evidence(self, gray: GrayImage, mask: GrayImage,
+                         box: tuple[float, float, float, float]) -> float | None:
+        """How much more the outline of the foreground in ``box`` is an edge of
+        ``gray`` than of the background (mean gradient along the mask's
+        boundary, frame over background); ``None`` if there is no outline.
+
+        Something really there has its outline in the picture; a *ghost*, a
+        place where the background still holds what has gone (a person
+        standing there when the background was first learned, a door leaf the
+        background absorbed shut that has since opened), has it in the
+        background and none in the picture: well below 1. Only a box's
+        pixels are looked at, for the few tracks that stand still.
+        """
+        if self._bg is None or self._bg.shape != gray.shape:
+            return None
+        rows, cols = gray.shape[:2]
+        x, y, w, h = box
+        x0, y0 = max(0, int(x) - 2), max(0, int(y) - 2)
+        x1, y1 = min(cols, int(x + w) + 3), min(rows, int(y + h) + 3)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        # The mask's outline, one pixel either side of its edge.
+        outline = cv2.morphologyEx(mask[y0:y1, x0:x1], cv2.MORPH_GRADIENT,
+                                   np.ones((3, 3), np.uint8))
+        if not cv2.countNonZero(outline):
+            return None
+        sums = []
+        for image in (np.asarray(gray[y0:y1, x0:x1], np.float32), self._bg[y0:y1, x0:x1]):
+            gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+            gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+            sums.append(cv2.mean(cv2.add(np.abs(gx), np.abs(gy)), outline)[0])
+        return sums[0] / max(sums[1], 1.0)
+
     def reset(self, gray: GrayImage) -> None:
         """Forget everything and take ``gray`` as the new background."""
         self._bg = gray.astype(np.float32)

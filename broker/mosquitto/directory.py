@@ -230,11 +230,13 @@ class BrokerDir(TlsFiles):
 
         Called by ``broker run``: a broker directory from before the loopback
         listener had its own password file gets it (and the per-listener config)
-        here. Returns whether anything was rewritten.
+        here, and one from before ``set_tcp_nodelay`` gets that. Returns whether
+        anything was rewritten.
         """
         state = self.state()
-        if (self.local_password_file.exists()
-                and "per_listener_settings true" in self.config_file.read_text()):
+        config = self.config_file.read_text()
+        if (self.local_password_file.exists() and "per_listener_settings true" in config
+                and "set_tcp_nodelay true" in config):
             return False
         self._write_config(state)
         return True

@@ -97,6 +97,16 @@ class AmqpLink:
                 asyncio.get_running_loop().create_task(connection.close())
         self._gone()
 
+    async def close(self) -> None:
+        """Stop consuming and wait (a few seconds at most) for the connection to close."""
+        if self._task is not None:
+            self._task.cancel()
+        connection = self._connection
+        self._gone()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 5)
+
     # -- receiving -------------------------------------------------------------------
 
     def _on_message(self, message: DeliveredMessage, generation: int) -> None:

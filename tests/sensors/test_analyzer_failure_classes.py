@@ -107,15 +107,19 @@ def test_someone_who_came_in_before_the_start_adds_no_passage_later(seed: int) -
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
 
-@pytest.mark.parametrize("seed", [
-    0,
-    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
-        "class 3 of issue 14: with this noise the resident's exit 7.8 s later is "
-        "missed (the entry at the start is found)"))),
-])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_someone_crossing_in_as_the_recording_starts_then_a_resident_leaves(
     seed: int,
 ) -> None:
+    """Class 3 of issue 14: the background is learned from a first frame with
+    the visitor on the sill, so their imprint stays foreground where they
+    stood (a ghost). Its track had walked (it took over the visitor's
+    fragments), so it was protected from static absorption for good, and the
+    resident leaving 7.8 s later merged with it: one compact blob whose floor
+    point stayed inside until it parted (seed 1: the exit dated 1.2 s late).
+    A still track whose outline is an edge of the background rather than of
+    the picture is a ghost and is let go; the entry it took over is reported
+    as it ends."""
     scenario = Scenario((DoorOpen(-1.0, 6.0), Walk("entry", -2.0, duration=4.0),
                          *person("exit", 6.0)), 12.0)
     passages, expected = _run(scenario, seed)
