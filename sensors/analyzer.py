@@ -965,7 +965,14 @@ class DoorwayAnalyzer:
                 and abs(along - pending.along) <= 2.0 * reach]
         # People who merged into the blob just as it crossed (one of a pair a
         # step behind, lost in the band) are counted on the new side too.
-        count = max(1, max(pending.count, state.count) - len(near))
+        # Only soon after the decision, though: a report that waited (a path
+        # still proving it went through the band) comes where the track's blob
+        # is no longer measured near the line; seen by a camera facing the door,
+        # someone walking towards it is by then far bigger than the person size
+        # learned for that row, and one person would count as two or three.
+        soon = track.last_frame - pending.decided <= (
+            self.config.settle_time + self.config.count_window) * self.fps
+        count = max(1, max(pending.count, state.count if soon else 1) - len(near))
         for i in range(count):
             self._recent.append(
                 (pending.frame, direction, pending.along, track.id, state.family, reach))
