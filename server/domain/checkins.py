@@ -11,7 +11,9 @@ breach (the rules, :func:`link_exit`) takes the check-in and says so in its
 notifications and page (:func:`during_checkin_text`); a ``left`` outcome opens a
 ``missed_checkin`` incident of its own only if no breach took the check-in by
 its deadline and no allowed exit explained it (the household was not armed,
-or the exit was never reported).
+or the exit was never reported). An exit delivered late, after the check-in
+opened its own incident, takes that incident over (:func:`take_missed`): it
+becomes the breach, still one incident.
 
 Going out may be allowed: an exit on a permitted leave, or a registered
 visitor leaving, opens no breach; it records why on the check-in in progress
@@ -40,7 +42,7 @@ from server.domain.audit import audit
 from server.domain.errors import InvalidChangeError, NotFoundError
 
 __all__ = ["CheckinTaken", "Covered", "checkin_during", "cover_exit", "during_checkin_text",
-           "link_exit", "list_checkins", "request_checkin", "withdraw_exit"]
+           "link_exit", "list_checkins", "request_checkin", "take_missed", "withdraw_exit"]
 
 # Why an exit during a check-in is allowed: a permitted leave, a registered visitor leaving.
 Covered = Literal["leave", "visit"]
@@ -110,6 +112,32 @@ async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_i
     return checkin
 
 
+async def take_missed(tx: Transaction, *, device_id: str, crossed: str, grace_s: float,
+                      at: str) -> int | None:
+    """The check-in on ``device_id`` during which somebody went out at ``crossed`` but that
+    was settled as missed before the exit arrived (a device offline delivers its exit
+    late): return its own ``missed_checkin`` incident, which the exit's breach now takes
+    over (one incident for one person going out), marking the check-in taken late at
+    ``at``. None when there is no such check-in, or its incident is already resolved (the
+    worker closed it: the breach is news of its own).
+
+    The caller holds the household's row (rules._lock_households, as the check-in watch
+    does before it opens that incident), so the two never both decide.
+    """
+    latest = to_ts(from_ts(crossed) - timedelta(seconds=grace_s))
+    row = await tx.fetch_one(
+        "SELECT c.id, c.incident_id FROM checkins c JOIN incidents i ON i.id = c.incident_id "
+        "WHERE c.device_id = ? AND c.published_at IS NOT NULL AND c.requested_at <= ? "
+        "AND c.deadline_at >= ? AND c.context IS NULL "
+        "AND c.outcome IN ('absent', 'no_answer', 'left') "
+        "AND i.kind = 'missed_checkin' AND i.state != 'resolved' ORDER BY c.id DESC LIMIT 1",
+        (device_id, crossed, latest))
+    if row is None:
+        return None
+    await tx.execute("UPDATE checkins SET taken_late_at = ? WHERE id = ?", (at, row["id"]))
+    return int(row["incident_id"])
+
+
 async def cover_exit(tx: Transaction, *, device_id: str, crossed: str, grace_s: float,
                      context: Covered) -> int | None:
     """Record on the check-in in progress on ``device_id`` that the exit at ``crossed`` was
@@ -126,17 +154,21 @@ async def cover_exit(tx: Transaction, *, device_id: str, crossed: str, grace_s: 
 async def withdraw_exit(tx: Transaction, incident_id: int, verdict: str) -> None:
     """The breach ``incident_id`` was withdrawn (``verdict``: nobody left): so is the
     check-in it took, which then no longer counts as missed."""
-    await tx.execute("UPDATE checkins SET context = ? WHERE incident_id = ? AND context IS NULL",
-                     (verdict, incident_id))
+    # Not one taken late: nobody answered it before the exit was known, which a withdrawn
+    # exit does not explain.
+    await tx.execute("UPDATE checkins SET context = ? WHERE incident_id = ? AND context IS NULL "
+                     "AND taken_late_at IS NULL", (verdict, incident_id))
 
 
 @dataclass(frozen=True, slots=True)
 class CheckinTaken:
-    """The check-in a breach took: when it was asked, and whether it was withdrawn since
-    (``context`` ``handover`` / ``reentry``)."""
+    """The check-in a breach took: when it was asked, whether it was withdrawn since
+    (``context`` ``handover`` / ``reentry``), and whether the breach took it late (after
+    it had opened and notified its own missed-check-in incident: :func:`take_missed`)."""
 
     asked: str
     context: str | None = None
+    late: bool = False
 
     @property
     def withdrawn(self) -> bool:
@@ -150,16 +182,18 @@ async def checkin_during(conn: Database | Transaction, incident_id: int,
     or None when it did not (see :func:`link_exit`)."""
     if kind == "missed_checkin":
         return None  # its own text is about the check-in
-    row = await conn.fetch_one("SELECT requested_at, context FROM checkins "
+    row = await conn.fetch_one("SELECT requested_at, context, taken_late_at FROM checkins "
                                "WHERE incident_id = ? ORDER BY id LIMIT 1", (incident_id,))
     if row is None:
         return None
-    return CheckinTaken(str(row["requested_at"]), row["context"])
+    return CheckinTaken(str(row["requested_at"]), row["context"],
+                        row["taken_late_at"] is not None)
 
 
 def during_checkin_text(taken: CheckinTaken, language: str | None, timezone: str) -> str:
     """The sentence telling a worker that this incident happened during the check-in
     ``taken`` (and that it is that check-in's incident too, or was, until withdrawn)."""
     local = from_ts(taken.asked).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M:%S")
-    key = "notify.during_checkin.withdrawn" if taken.withdrawn else "notify.during_checkin"
+    key = ("notify.during_checkin.withdrawn" if taken.withdrawn
+           else "notify.during_checkin.late" if taken.late else "notify.during_checkin")
     return t(key, language, time=local)

@@ -27,6 +27,7 @@ __all__ = [
     "initial_deadlines",
     "open_incident",
     "open_or_fold",
+    "take_over",
 ]
 
 
@@ -211,3 +212,26 @@ async def open_or_fold(
                          (at, incident_id, at))
     await _attach(tx, incident_id, event_row_id)
     return OpenedIncident(incident_id=incident_id, created=False, upgraded=upgraded)
+
+
+async def take_over(
+    tx: Transaction,
+    *,
+    incident_id: int,
+    kind: IncidentKind,
+    event_row_id: int,
+    at: str,
+) -> None:
+    """Make the unresolved incident ``incident_id`` the ``kind`` incident of the event
+    ``event_row_id``: a late exit's breach taking over the missed check-in it explains
+    (server/domain/checkins.py, ``take_missed``). Its escalation ladder goes on as it was:
+    the worker was already asked about this moment."""
+    row = await tx.fetch_one("SELECT kind FROM incidents WHERE id = ?", (incident_id,))
+    assert row is not None
+    await tx.execute(
+        "UPDATE incidents SET kind = ?, severity = ?, updated_at = CASE WHEN updated_at < ? "
+        "THEN ? ELSE updated_at END WHERE id = ?",
+        (kind.value, SEVERITY_OF[kind].value, at, at, incident_id))
+    await audit(tx, "system", "incident.upgrade", f"incident:{incident_id}",
+                f"{row['kind']} -> {kind.value}")
+    await _attach(tx, incident_id, event_row_id)

@@ -23,7 +23,13 @@ household that is armed (in quarantine):
   one person going out, whose notifications say it was during the check-in;
   an allowed ``exit`` (permitted leave, registered visitor leaving) records
   why on that check-in (:func:`server.domain.checkins.cover_exit`), so it is
-  no missed check-in either.
+  no missed check-in either;
+* an ``exit`` that is a breach arriving after its check-in was settled as missed
+  (its device was offline and delivers the exit late, with the crossing's time
+  inside the check-in) takes over the check-in's own incident, which becomes the
+  breach (:func:`server.domain.checkins.take_missed`): still one incident, and
+  those already told of the missed check-in are told once that it was somebody
+  going out.
 
 Events of one household close together fold into its open incident.
 Timers (device offline, overdue return, escalation) live in their own loops.
@@ -41,12 +47,18 @@ from ground.timeutil import from_ts, to_ts, utcnow
 from server.clock import Clock, SystemClock
 from server.config import ServerSettings
 from server.db.base import Transaction
-from server.domain.checkins import Covered, cover_exit, link_exit
+from server.domain.checkins import Covered, cover_exit, link_exit, take_missed
 from server.domain.common import dumps
 from server.domain.episode_reports import crossed_at, early_reported, final_reported, is_final
-from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold
+from server.domain.incident_opening import SEVERITY_OF, IncidentKind, open_or_fold, take_over
 from server.domain.leaves import LeaveState, active_leave
-from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.notification_outbox import (
+    NotificationContext,
+    Purpose,
+    notified_workers,
+    queue_alert,
+    queue_notifications,
+)
 from server.domain.visits import planned_entry, planned_exit, planned_handover
 
 __all__ = ["ACTED_ON", "HANDOVER", "StoredEvent", "apply_rules", "devices_expecting_visits",
@@ -312,12 +324,19 @@ async def _apply_one(
         if await _back_after_exit(tx, household_id, stored, at):
             await _attach_to_recent(tx, household_id, stored, at, settings.rules.fold_window_s)
             return None, None
+    crossed = crossed_at(event)
+    if kind is IncidentKind.BREACH:
+        missed = await take_missed(tx, device_id=event.device_id, crossed=crossed or at,
+                                   grace_s=settings.checkins.answer_grace_s, at=to_ts(now))
+        if missed is not None:
+            await _breach_after_missed(tx, stored, household_id, missed, crossed or at,
+                                       context, settings, now)
+            return missed, "upgraded"
     result = await open_or_fold(
         tx, household_id=household_id, device_id=event.device_id, kind=kind,
         severity=SEVERITY_OF[kind].value, event_row_id=stored.row_id, at=at,
         fold_window_s=settings.rules.fold_window_s, escalation=settings.escalation, now=now,
     )
-    crossed = crossed_at(event)
     if kind is IncidentKind.BREACH:
         # Before the alert is queued, so that it says so.
         await link_exit(tx, device_id=event.device_id, crossed=crossed or at,
@@ -341,3 +360,34 @@ async def _apply_one(
                "kind": kind.value, "notifications": queued},
     )
     return result.incident_id, "opened" if result.created else "upgraded"
+
+
+async def _breach_after_missed(
+    tx: Transaction, stored: StoredEvent, household_id: int, incident_id: int, crossed: str,
+    context: NotificationContext, settings: ServerSettings, now: datetime,
+) -> None:
+    """The late exit ``stored`` takes over the missed check-in's incident ``incident_id``.
+
+    Everyone already asked about that incident hears once that it is a breach during the
+    check-in (the alert says the earlier missed-check-in alert was the same event); the
+    escalation ladder goes on as it was. When nobody was asked (no responder on shift, a
+    silence), it is alerted as any breach would be.
+    """
+    at = to_ts(stored.event.time)
+    await take_over(tx, incident_id=incident_id, kind=IncidentKind.BREACH,
+                    event_row_id=stored.row_id, at=at)
+    await tx.execute("UPDATE incidents SET crossed_at = ? WHERE id = ?", (crossed, incident_id))
+    context_of_exit = await visitor_context(tx, household_id, stored, at)
+    if context_of_exit is not None:
+        await tx.execute("UPDATE incidents SET visitor_context = ? WHERE id = ?",
+                         (dumps(context_of_exit), incident_id))
+    told = await notified_workers(tx, incident_id)
+    if told:
+        queued = await queue_notifications(tx, incident_id=incident_id, recipients=told,
+                                           purpose=Purpose.ALERT, context=context)
+    else:
+        queued = await queue_alert(tx, incident_id=incident_id, household_id=household_id,
+                                   context=context, escalation=settings.escalation, now=now)
+    log.info("late exit took over a missed check-in",
+             extra={"device_id": stored.event.device_id, "incident_id": incident_id,
+                    "notifications": queued})

@@ -47,13 +47,19 @@ class CsrfError(Exception):
     """An unsafe request without the session's CSRF token: 403."""
 
 
-def get_db(request: Request) -> Database:
+# The dependencies are coroutines, trivial as they are: FastAPI runs a plain function on
+# its thread pool, a round trip that waits for the event loop, which during a backlog
+# drain is busy validating batches (bench/NOTES.md, "Dashboard reads during a drain,
+# diagnosed").
+
+
+async def get_db(request: Request) -> Database:
     """The server's database handle."""
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     """The server's settings."""
     settings: ServerSettings = request.app.state.settings
     return settings
@@ -99,7 +105,7 @@ async def current_user(request: Request) -> User:
     if isinstance(cached, User):
         return cached
     token = request.session.get("sid")
-    user = await session_user(get_db(request), token if isinstance(token, str) else None)
+    user = await session_user(await get_db(request), token if isinstance(token, str) else None)
     if user is None:
         raise NotLoggedInError
     request.state.user = user

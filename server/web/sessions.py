@@ -15,7 +15,7 @@ from datetime import timedelta
 from ground.timeutil import now_ts, to_ts, utcnow
 from server.db.base import Database, Transaction
 from server.domain.audit import audit
-from server.web.users import User, get_user
+from server.web.users import User, get_user_with_id_from
 
 __all__ = [
     "end_session",
@@ -70,11 +70,9 @@ async def session_user(db: Database, token: str | None) -> User | None:
     """
     if not token:
         return None
-    row = await db.fetch_one(
-        "SELECT user_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?",
-        (_digest(token), now_ts()),
-    )
-    return await get_user(db, int(row["user_id"])) if row else None
+    return await get_user_with_id_from(
+        db, "SELECT user_id FROM web_sessions WHERE token_hash = ? AND expires_at > ?",
+        (_digest(token), now_ts()))
 
 
 async def end_session(db: Database, token: str, user: User) -> None:

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ground.errors import DoorwatchError
 from ground.i18n import normalize_language
 from ground.timeutil import now_ts
-from server.db.base import Database, Row
+from server.db.base import Database, Params, Row
 from server.domain.audit import audit
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "create_user",
     "get_user",
     "get_user_by_name",
+    "get_user_with_id_from",
     "hash_password",
     "list_users",
     "set_language",
@@ -151,6 +152,17 @@ def check_password(password: str) -> None:
 async def get_user(db: Database, user_id: int) -> User | None:
     """The user with ``user_id`` if they may log in (user and linked worker active)."""
     row = await db.fetch_one(f"SELECT u.* {_ACTIVE} AND u.id = ?", (user_id,))
+    return User.from_row(row) if row else None
+
+
+async def get_user_with_id_from(db: Database, id_select: str, params: Params) -> User | None:
+    """The user whose id the one-column query ``id_select`` gives, if they may log in.
+
+    One read where reading the id first and then :func:`get_user` would be two: a
+    session's user is looked up on every request, and during a backlog drain each
+    read waits for the busy event loop (bench/NOTES.md).
+    """
+    row = await db.fetch_one(f"SELECT u.* {_ACTIVE} AND u.id = ({id_select})", params)
     return User.from_row(row) if row else None
 
 

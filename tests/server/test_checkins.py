@@ -378,3 +378,48 @@ async def test_going_out_with_no_breach_during_a_permitted_leave_is_no_missed_ch
     assert await scalar(db, "SELECT COUNT(*) FROM notifications") == 0
     assert await rows(db, "SELECT outcome, context, incident_id FROM checkins ORDER BY id") == [
         {"outcome": "left", "context": "leave", "incident_id": None}] * 2
+
+
+@pytest.mark.parametrize("answer", ["no_answer", "absent", "left"])
+async def test_an_exit_delivered_after_the_check_in_was_missed_is_still_one_incident(
+    db: Database, database_url: str, answer: str
+) -> None:
+    """The device delivers its exit late (it was offline; the crossing's own time is inside
+    the check-in), after the check-in opened its own missed-check-in incident: that incident
+    becomes the breach, one incident and one ladder for one person going out. The worker
+    already told of the missed check-in is told once that it was somebody going out."""
+    job, feeder, clock, command = await _checkin_underway(db, database_url)
+    crossed = clock.now() - timedelta(seconds=5)
+    if answer != "no_answer":
+        await feeder.send("door-1", EventKind.CHECKIN, clock.now(), checkin=answer,
+                          command_id=command)
+        await job.tick()
+    clock.advance(seconds=60 + 30 + 1)  # past the deadline and its grace
+    await job.tick()
+    [missed] = await rows(db, "SELECT id, kind, detail FROM incidents")
+    assert (missed["kind"], missed["detail"]) == ("missed_checkin", answer)
+    clock.advance(seconds=600)
+    late_exit = feeder.event("door-1", EventKind.EXIT, crossed)
+    await feeder.ingestor.process([late_exit])  # the backlog arrives
+    await job.tick()
+    found = await rows(db, "SELECT id, kind, severity, crossed_at, state FROM incidents")
+    assert [(i["id"], i["kind"], i["severity"], i["state"]) for i in found] == [
+        (missed["id"], "breach", "high", "open")]
+    assert found[0]["crossed_at"] is not None
+    assert await rows(db, "SELECT outcome, incident_id FROM checkins") == [
+        {"outcome": answer, "incident_id": missed["id"]}]
+    assert await scalar(db, "SELECT COUNT(*) FROM incident_events WHERE incident_id = ?",
+                        (missed["id"],)) == 1
+    alerts = await rows(db, "SELECT n.title, n.body FROM notifications n JOIN workers w "
+                            "ON w.id = n.worker_id WHERE n.purpose = 'alert' "
+                            "AND w.role != 'supervisor' ORDER BY n.id")
+    assert len(alerts) == 2
+    assert "签到未通过" in alerts[0]["title"]
+    assert "签到未通过" not in alerts[1]["title"]
+    assert "此前“签到未通过”的通知说的就是这件事" in alerts[1]["body"]
+    # Redelivered, the exit changes nothing (exactly-once ingest).
+    sent = await scalar(db, "SELECT COUNT(*) FROM notifications")
+    await feeder.ingestor.process([late_exit])
+    await job.tick()
+    assert await scalar(db, "SELECT COUNT(*) FROM incidents") == 1
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications") == sent

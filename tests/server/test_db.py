@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,7 @@ from server.db.base import Database
 from server.db.connect import open_database
 from server.db.migrate import migrate, migrations
 from server.db.postgres import translate_placeholders
+from server.db.sqlite import SqliteDatabase
 
 
 def test_placeholders_translate_outside_quotes_only() -> None:
@@ -84,3 +88,40 @@ async def test_several_instances_migrating_at_once(database_url: str) -> None:
     finally:
         for database in opened:
             await database.close()
+
+
+async def test_a_sqlite_read_wakes_the_event_loop_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read outside a transaction is one trip to SQLite's read connection and back.
+
+    During a backlog drain every wake of the event loop from the reader's thread waits
+    for the loop, busy validating batches, so a page's latency grows with the trips its
+    reads take (bench/NOTES.md); aiosqlite's cursor made three per read."""
+    db = await open_database(f"sqlite:///{tmp_path}/reads.db")
+    try:
+        assert isinstance(db, SqliteDatabase)
+        async with db.transaction() as tx:
+            for name in ("g1", "g2"):
+                await tx.execute("INSERT INTO grids (name, created_at) VALUES (?, ?)",
+                                 (name, "t"))
+        loop = asyncio.get_running_loop()
+        wakes: list[str] = []
+        wake = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            wakes.append(threading.current_thread().name)
+            return wake(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+        rows = await db.fetch_all(
+            "SELECT g.name, g.name AS again, 1 AS one FROM grids g ORDER BY g.name")
+        assert rows == [{"name": "g1", "again": "g1", "one": 1},
+                        {"name": "g2", "again": "g2", "one": 1}]
+        assert len(wakes) == 1
+        assert await db.fetch_all("SELECT name FROM grids WHERE name = ?", ("none",)) == []
+        assert await db.fetch_one("SELECT COUNT(*) AS n FROM grids") == {"n": 2}
+        assert len(wakes) == 3
+    finally:
+        monkeypatch.undo()
+        await db.close()
