@@ -273,6 +273,8 @@ class _LineState:
     counts: list[tuple[int, int]] = field(default_factory=list)
     sizes: list[tuple[int, float, float, float]] = field(default_factory=list)
     solo_since: int = 0
+    # The end of the last window ``_view_sample`` looked at.
+    view_end: int = -1
     last_along: float = 0.5
     last_h: float = 0.0
     vouched: bool = False
@@ -861,10 +863,26 @@ class DoorwayAnalyzer:
             return
         k = max(2, round(cfg.view_window * self.fps))
         solo = index - state.solo_since
-        if solo < k or solo % k or len(track.history) <= k:
+        if solo < k:
             return
-        f0, _, cy0, _, h0 = track.history[-1 - k]
-        if f0 != index - k or not self._tracker.is_confirmed(track):
+        # Windows of k frames from ``solo_since`` on, one sample each. The device
+        # drops frames when analysis falls behind (agent/camera.py), so neither
+        # the window's last frame nor its first need have been seen: the sample
+        # is taken on the first frame at or after the window's end, from the
+        # latest measurement at least k frames earlier. (Demanding exactly k
+        # frames starved the view of samples under CPU load; the anchor then
+        # fell back on blob shape, a walker with their shadow was dated a third
+        # of their height above the feet, and the corridor's person size
+        # poisoned the doorway's: every exit lost after a few minutes.)
+        end = state.solo_since + solo // k * k
+        if end <= state.view_end:
+            return
+        state.view_end = end
+        past = next((m for m in reversed(track.history) if m[0] <= index - k), None)
+        if past is None or past[0] < max(state.solo_since, index - 2 * k):
+            return
+        _, _, cy0, _, h0 = past
+        if not self._tracker.is_confirmed(track):
             return
         # A blob cut by the picture's edge has a fixed top or bottom there.
         rows = self._size[1]

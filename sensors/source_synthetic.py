@@ -246,6 +246,7 @@ class SyntheticSource:
         self._last: GrayImage | None = None
         self._lock = threading.Lock()
         self._t0_wall: float | None = None
+        self._t0_epoch = 0.0
         self._closed = False
 
     @property
@@ -267,11 +268,26 @@ class SyntheticSource:
             description="synthetic corridor door",
         )
 
-    def schedule(self, action: Action, *, delay: float = 0.0) -> None:
-        """Add an action starting ``delay`` seconds after the current frame (thread-safe)."""
-        now = self._index / self._fps
+    def schedule(self, action: Action, *, delay: float = 0.0) -> float:
+        """Add an action starting ``delay`` seconds after the current frame
+        (thread-safe); returns its start on the script clock."""
+        start = self._index / self._fps + delay
         with self._lock:
-            self._actions.append(_delayed(action, now + delay))
+            self._actions.append(_delayed(action, start))
+        return start
+
+    def wall_time(self, t: float) -> float | None:
+        """When a realtime source shows script time ``t``, on the wall clock
+        (``time.time()``); ``None`` before the first frame or when not realtime.
+
+        Frames are paced from the first one read, so this is when the frame
+        is due. A source that fell behind (its reader starved of CPU) renders
+        late and then catches up, so *now* on the script clock may be behind
+        the wall clock's now: an action scheduled then happens at this time,
+        not ``delay`` seconds after the wall clock's now."""
+        if self._t0_wall is None:
+            return None
+        return self._t0_epoch + t
 
     def expected_passages(self) -> list[ExpectedPassage]:
         """Every crossing of the sill the script contains, in time order."""
@@ -342,6 +358,7 @@ class SyntheticSource:
         now = time.monotonic()
         if self._t0_wall is None:
             self._t0_wall = now - t
+            self._t0_epoch = time.time() - t
         wait = self._t0_wall + t - now
         if wait > 0:
             time.sleep(wait)

@@ -9,6 +9,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from agent.service import Agent, running_agent
 from agent.simulation import CameraHousehold, HouseholdScript
 from agent.wiring import build_camera, synthetic_source
@@ -177,3 +179,40 @@ async def test_going_out_and_straight_back_in_withdraws_the_early_exit(tmp_path:
     assert [(e["kind"], e["report"], e.get("verdict")) for e in events] == [
         ("exit", "early", None), ("handover", "final", "reentry")]
     assert events[0]["episode_id"] == events[1]["episode_id"]
+
+
+class _LateSource:
+    """A synthetic source 1.5 s behind the wall clock: its script clock says the
+    walk starts at 10.0 s, due on the wall clock at 5010.0."""
+
+    def __init__(self) -> None:
+        self.actions: list[object] = []
+
+    def schedule(self, action: object, *, delay: float = 0.0) -> float:
+        self.actions.append(action)
+        return 9.2 + delay
+
+    def wall_time(self, t: float) -> float:
+        return 5000.0 + t
+
+
+class _Pin:
+    def drive_high(self) -> None: ...
+
+    def drive_low(self) -> None: ...
+
+
+def test_household_dates_the_crossing_by_the_cameras_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latency bench's ground truth is when the camera shows the feet on the sill:
+    the source's own pacing, not the wall clock at scheduling plus the walk's share
+    (a source behind under load catches up and shows the walk early, so exits
+    seemed reported before they happened)."""
+    import agent.simulation as simulation
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(simulation.asyncio, "sleep", no_wait)
+    household = CameraHousehold(_Pin(), _LateSource(), HouseholdScript(seed=3))  # type: ignore[arg-type]
+    asyncio.run(household.open_once(EventKind.EXIT, walk_s=4.0))
+    assert household.crossings == [pytest.approx(5000.0 + 10.0 + 0.45 * 4.0)]

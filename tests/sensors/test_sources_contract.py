@@ -130,3 +130,44 @@ def test_synthetic_schedule_adds_a_walk_while_running() -> None:
     [passage] = src.expected_passages()
     assert passage.direction == "out"
     assert passage.t == pytest.approx(10 / 25 + 1.0 + 0.45 * 4.0)
+
+
+class _Clock:
+    """Stands in for the ``time`` module: the source's pacing on a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now + 4000.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def test_synthetic_walk_happens_when_the_paced_clock_says_not_the_wall_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A realtime source whose reader was starved of CPU for 2 s is 2 s behind; a walk
+    scheduled 0.8 s after its current frame shows up 0.8 s after that frame's due time
+    once the reader catches up, which is 1.2 s *before* the wall clock's now + 0.8 s."""
+    import sensors.source_synthetic as synthetic
+    from sensors.source_synthetic import Scenario, Walk
+
+    clock = _Clock()
+    monkeypatch.setattr(synthetic, "time", clock)
+    src = SyntheticSource(Scenario((), duration=None), size=(160, 120), realtime=True)
+    assert src.wall_time(0.0) is None  # not paced yet
+    src.read()
+    clock.now += 2.0
+    start = src.schedule(Walk("exit", 0.0), delay=0.8)
+    assert start == pytest.approx(1 / 25 + 0.8)
+    [passage] = src.expected_passages()
+    due = src.wall_time(passage.t)
+    assert due == pytest.approx(5000.0 + 1 / 25 + 0.8 + 0.45 * 4.0)
+    assert due < clock.time() + 0.8 + 0.45 * 4.0 - 1.9
+    while (frame := src.read()) is not None and frame.index < passage.frame:
+        pass
+    assert clock.time() == pytest.approx(due, abs=1 / 25)  # shown when due, caught up
