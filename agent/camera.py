@@ -52,6 +52,8 @@ log = get_logger(__name__)
 _BLINDING = frozenset({"covered", "blinded", "frozen", "moved"})
 # An episode whose window got fewer than this share of the expected frames is unverified.
 _MIN_FRAME_SHARE = 0.5
+# At most one "frames dropped" line per this many seconds.
+_DROP_LOG_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,9 @@ class CameraPipeline:
         self.source: FrameSource | None = None
         self.dropped = 0
         self.captured = 0
+        # Dropped frames already logged, and when ("frames dropped" lines).
+        self._drops_logged = 0
+        self._drops_logged_at: float | None = None
         self._capture_times: collections.deque[float] = collections.deque(maxlen=200)
         self._new_scene: Scene | None = None
         self.failed: str | None = None
@@ -291,6 +296,17 @@ class CameraPipeline:
                 self._queue.put_nowait((mono, frame))
             except queue.Full:
                 self.dropped += 1
+                self._log_drops(mono)
+
+    def _log_drops(self, mono: float) -> None:
+        """Say that analysis fell behind (at once, then at most every ``_DROP_LOG_S``):
+        the analyzer's decisions differ on a thinned stream, and nothing else shows it."""
+        if self._drops_logged_at is not None and mono - self._drops_logged_at < _DROP_LOG_S:
+            return
+        log.warning("camera frames dropped: analysis behind", extra={
+            "dropped": self.dropped - self._drops_logged, "dropped_total": self.dropped,
+            "captured_total": self.captured})
+        self._drops_logged, self._drops_logged_at = self.dropped, mono
 
     def _fail(self, detail: str) -> None:
         if self.failed is None:

@@ -7,11 +7,13 @@ frame is encoded instead, so an event never loses its evidence.
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Self
 
 import cv2
 import numpy as np
+import pytest
 
 from agent.camera import CameraPipeline, evidence_jpeg
 from sensors.analyzer import DoorwayAnalyzer
@@ -123,3 +125,29 @@ def test_a_main_stream_passage_box_also_covers_where_the_person_is_when_it_is_de
     assert widened[2] >= crossing[2]
     assert widened[3] >= crossing[3]
     assert widened[3] > crossing[3] + 0.02  # the person walked on, down the picture
+
+
+class _Frames:
+    """A source of ``n`` frames that stops the pipeline after the last one (nothing
+    analyses them: the analysis queue fills and the rest are dropped)."""
+
+    def __init__(self, pipeline: CameraPipeline, n: int) -> None:
+        self.pipeline, self.n, self.i = pipeline, n, 0
+
+    def read(self) -> Frame | None:
+        self.i += 1
+        if self.i == self.n:
+            self.pipeline._stop.set()
+        return Frame(index=self.i, t=self.i / 10.0, gray=np.zeros((24, 32), np.uint8))
+
+
+def test_frames_dropped_because_analysis_is_behind_are_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Said at once, then not again for a while (one line, not one per frame)."""
+    pipeline = CameraPipeline(lambda: FakeSource(), None, fps=10.0)
+    caplog.set_level(logging.WARNING, logger="agent.camera")
+    pipeline._read_all(_Frames(pipeline, 100))  # type: ignore[arg-type]
+    assert pipeline.dropped == 100 - 20  # the queue holds 2 s of frames
+    [line] = [r for r in caplog.records if "frames dropped" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.__dict__["dropped"] == 1
