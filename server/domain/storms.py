@@ -11,10 +11,17 @@ looks at the unresolved device-offline incidents opened within
   those left over: when ``storm.threshold`` or more are found, one grouped
   incident (kind ``offline_group``) is opened for them, their held alerts are
   withdrawn (``notifications.state = 'grouped'``, never sent) and their own
-  deadlines cleared, and the grouped incident is notified once, through the
-  duty roster of the first household's grid;
+  deadlines cleared, and the grouped incident is notified once to the duty
+  chain of **every member grid** (a building may span grids): each grid's first
+  responder by the roster (:func:`server.domain.roster.first_responders` for
+  its first member household) gets one alert, a worker responding for two
+  grids one; the chains are kept in ``incident_chains``, so the escalation job
+  tells every chain's backup and every member grid's supervisor. It is still
+  one incident: the first to acknowledge it ends the reminders for everyone,
+  and everyone told hears of the acknowledgement and the resolution;
 * a device of that building or grid going offline while the grouped incident
-  is unresolved (and was last joined within the window) joins it quietly.
+  is unresolved (and was last joined within the window) joins it quietly,
+  unless its grid was not told yet: then that grid's chain gets the alert.
 
 Members keep their own incident (the device's outage and its return are
 still recorded per device) pointing at the group (``incidents.group_id``);
@@ -37,7 +44,14 @@ from server.config import EscalationSettings, StormSettings
 from server.db.base import Database, Row, Transaction
 from server.domain.audit import audit
 from server.domain.incident_opening import IncidentKind, open_incident
-from server.domain.notification_outbox import NotificationContext, queue_alert
+from server.domain.notification_outbox import (
+    NotificationContext,
+    Purpose,
+    notified_workers,
+    queue_alert,
+    queue_notifications,
+)
+from server.domain.roster import first_responders
 
 __all__ = ["StormResult", "group_offline"]
 
@@ -144,7 +158,58 @@ async def _group(tx: Transaction, key: str, members: list[Row], storm: StormSett
     if created:
         await queue_alert(tx, incident_id=group_id, household_id=int(members[0]["household_id"]),
                           context=context, escalation=escalation, now=now)
-    else:
+        first = await tx.fetch_one("SELECT responder_id, backup_id, silence_id FROM incidents "
+                                   "WHERE id = ?", (group_id,))
+        assert first is not None
+        if first["silence_id"] is not None:
+            return group_id, created  # recorded, told nobody (server/domain/silences.py)
+        await _chain(tx, group_id, members[0], first["responder_id"], first["backup_id"], at)
+    await _tell_member_grids(tx, group_id, members, context, escalation, now)
+    if not created:
         await audit(tx, "system", "incident.group_joined", f"incident:{group_id}",
                     ", ".join(str(m["device_id"]) for m in members))
     return group_id, created
+
+
+async def _chain(tx: Transaction, group_id: int, member: Row, responder: int | None,
+                 backup: int | None, at: str) -> None:
+    await tx.execute(
+        "INSERT INTO incident_chains (incident_id, grid_id, household_id, responder_id, "
+        "backup_id, told_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (group_id, member["grid_id"], member["household_id"], responder, backup, at))
+
+
+async def _tell_member_grids(tx: Transaction, group_id: int, members: list[Row],
+                             context: NotificationContext,
+                             escalation: EscalationSettings | None, now: datetime) -> None:
+    """Alert the duty chain of each member grid not told yet (once each: a worker already
+    asked about the group is not asked again), and keep it for the escalation job."""
+    group = await tx.fetch_one("SELECT silence_id, escalate_at, remind_at FROM incidents "
+                               "WHERE id = ?", (group_id,))
+    if group is None or group["silence_id"] is not None:
+        return
+    chains = await tx.fetch_all("SELECT grid_id, household_id FROM incident_chains "
+                                "WHERE incident_id = ?", (group_id,))
+    grids = {int(c["grid_id"]) for c in chains if c["grid_id"] is not None}
+    homes = {int(c["household_id"]) for c in chains}
+    at = to_ts(now)
+    for member in members:
+        grid = None if member["grid_id"] is None else int(member["grid_id"])
+        if (grid in grids) if grid is not None else int(member["household_id"]) in homes:
+            continue
+        who = await first_responders(tx, int(member["household_id"]), now, context.timezone)
+        await _chain(tx, group_id, member, who.responder, who.backup, at)
+        if grid is not None:
+            grids.add(grid)
+        homes.add(int(member["household_id"]))
+        if who.responder is not None and who.responder not in await notified_workers(
+                tx, group_id):
+            await queue_notifications(tx, incident_id=group_id, recipients=[who.responder],
+                                      purpose=Purpose.ALERT, context=context)
+        if who.backup is not None and escalation is not None and (
+                group["escalate_at"] is not None or group["remind_at"] is not None):
+            # The first grid may have had no backup: this one's is told when it is due.
+            await tx.execute(
+                "UPDATE incidents SET backup_at = COALESCE(backup_at, ?) WHERE id = ? "
+                "AND backup_notified_at IS NULL",
+                (to_ts(now + timedelta(seconds=escalation.backup_after_s)), group_id))

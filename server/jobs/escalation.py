@@ -4,7 +4,8 @@ The ladder follows the duty roster (:mod:`server.domain.roster`): the first
 alert goes to the incident's first responder (``responder_id``: the assigned
 worker on shift, else the on-duty one); unacknowledged, they are reminded
 every ``remind_every_s``; at ``backup_at`` the shift's backup worker is told;
-at ``escalate_at`` the supervisor. Every reminder goes to everyone told so
+at ``escalate_at`` the supervisor (for a grouped offline incident, every member
+grid's backup and supervisor: ``incident_chains``). Every reminder goes to everyone told so
 far (responder, backup, supervisor), repeating until somebody acknowledges;
 :func:`server.domain.notification_outbox.queue_closure` then tells them all
 when it is acknowledged and when resolved.
@@ -103,9 +104,17 @@ class Escalator:
             "WHERE id = ? AND state = 'open' AND backup_at = ?",
             (now, now, row["id"], row["backup_at"]),
         )
-        if not won or row["backup_id"] is None:
+        if not won:
             return 0
-        recipients = [int(row["backup_id"])]
+        recipients = [] if row["backup_id"] is None else [int(row["backup_id"])]
+        # A grouped offline incident: every member grid's shift backup (storms.py).
+        for chain in await tx.fetch_all("SELECT backup_id FROM incident_chains "
+                                        "WHERE incident_id = ? AND backup_id IS NOT NULL "
+                                        "ORDER BY id", (row["id"],)):
+            if int(chain["backup_id"]) not in recipients:
+                recipients.append(int(chain["backup_id"]))
+        if not recipients:
+            return 0
         queued = await queue_notifications(tx, incident_id=int(row["id"]), recipients=recipients,
                                            purpose=Purpose.BACKUP, context=self._context)
         await audit(tx, "system", "incident.backup", f"incident:{row['id']}",
@@ -124,6 +133,12 @@ class Escalator:
         if not won:
             return 0  # another instance did it, or it was acknowledged meanwhile
         recipients = await supervisors_for(tx, int(row["household_id"]))
+        # A grouped offline incident: every member grid's supervisor too (storms.py).
+        for chain in await tx.fetch_all("SELECT household_id FROM incident_chains "
+                                        "WHERE incident_id = ? ORDER BY id", (row["id"],)):
+            for supervisor in await supervisors_for(tx, int(chain["household_id"])):
+                if supervisor not in recipients:
+                    recipients.append(supervisor)
         queued = await queue_notifications(tx, incident_id=int(row["id"]), recipients=recipients,
                                            purpose=Purpose.ESCALATION, context=self._context)
         await audit(tx, "system", "incident.escalate", f"incident:{row['id']}",

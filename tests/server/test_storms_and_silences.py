@@ -16,9 +16,11 @@ from server.db.connect import open_database
 from server.domain import devices, households, people
 from server.domain.errors import InvalidChangeError
 from server.domain.incident_opening import IncidentOutcome
-from server.domain.incidents import resolve_incident
+from server.domain.incidents import acknowledge_incident, resolve_incident
+from server.domain.roster import ShiftIn, add_shift
 from server.domain.silences import SilenceIn, lift_silence, list_silences, silence_household
 from server.jobs.device_watch import DeviceWatch
+from server.jobs.escalation import Escalator
 from server.web.queries import IncidentFilter, incident_detail, incident_rows
 from server.web.users import Role, User
 from tests.server.helpers import EventFeeder, rows, scalar, seed, settings_for
@@ -56,7 +58,7 @@ async def test_a_buildings_power_cut_is_one_incident_and_one_notification(
     db: Database, settings: ServerSettings
 ) -> None:
     clock = ManualClock(utcnow())
-    await block(db, 6)
+    worker, _ = await block(db, 6)
     feeder = EventFeeder(db, settings)
     watch = DeviceWatch(db, settings, clock)
     await power_cut(feeder, clock, range(1, 7))
@@ -79,13 +81,28 @@ async def test_a_buildings_power_cut_is_one_incident_and_one_notification(
     assert "6: door-1, door-2" in sent[0]["body"]
     assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE state = 'grouped'") == 6
 
-    # A seventh device of the building going offline joins quietly.
-    await block(db, 1, first=7)
+    # A seventh device of the building going offline joins; its household is in a grid
+    # not told yet (block makes a grid each time), so that grid's worker is told, once.
+    seventh, _ = await block(db, 1, first=7)
     await power_cut(feeder, clock, range(7, 8))
     clock.advance(seconds=61)
     result = await watch.tick()
     assert (result.offline, result.groups_opened, result.grouped) == (1, 0, 1)
-    assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE state = 'pending'") == 1
+    assert await rows(db, "SELECT incident_id, worker_id FROM notifications "
+                          "WHERE state = 'pending' ORDER BY id") == [
+        {"incident_id": group[0]["id"], "worker_id": worker},
+        {"incident_id": group[0]["id"], "worker_id": seventh}]
+    # An eighth, of a grid already told, joins quietly.
+    await households.add_household(db, households.HouseholdIn(
+        name="户8", address="幸福路 8 号 8室", grid_id=await scalar(
+            db, "SELECT grid_id FROM households WHERE name = '户7'"), worker_id=seventh,
+        building="3号楼"), actor="t")
+    await devices.register_device(db, "door-8", household_id=await scalar(
+        db, "SELECT id FROM households WHERE name = '户8'"), actor="t")
+    await power_cut(feeder, clock, range(8, 9))
+    clock.advance(seconds=61)
+    assert (await watch.tick()).grouped == 1
+    assert await scalar(db, "SELECT COUNT(*) FROM notifications WHERE state = 'pending'") == 2
     # Resolving the group resolves its members.
     await resolve_incident(db, int(group[0]["id"]), actor="李主任",
                            outcome=IncidentOutcome.DEVICE_FAULT, note="停电，已恢复")
@@ -251,3 +268,61 @@ async def test_a_grouped_incident_is_found_from_every_member_household_and_grid(
     # The other grid's households' own outages stay theirs.
     assert [r["kind"] for r in await incident_rows(
         db, worker, IncidentFilter(household=first[0]), "UTC")] == ["offline_group"]
+
+
+async def test_a_power_cut_across_grids_tells_every_member_grids_duty_chain_once(
+    db: Database, settings: ServerSettings
+) -> None:
+    """A building shared by two grids loses power: the one grouped incident goes to each
+    grid's first responder by its roster (grid 1: its worker, no roster; grid 2: the
+    on-duty worker, not the off-shift assigned one), then each grid's backup and
+    supervisor; the first acknowledgement ends the reminders for everyone."""
+    clock = ManualClock(utcnow())
+    supervisors = [await people.add_worker(db, people.WorkerIn(
+        name=f"主任{n}", role=people.Role.SUPERVISOR, apprise_urls=[f"json://127.0.0.1:9/s{n}"]),
+        actor="t") for n in (1, 2)]
+    grids = [await people.add_grid(db, people.GridIn(name=f"网格{n}", supervisor_id=s),
+                                   actor="t") for n, s in zip((1, 2), supervisors, strict=True)]
+
+    async def worker(name: str, grid: int) -> int:
+        return await people.add_worker(db, people.WorkerIn(
+            name=name, apprise_urls=[f"json://127.0.0.1:9/{name}"], grid_id=grid), actor="t")
+
+    first, assigned = await worker("w1", grids[0]), await worker("w2", grids[1])
+    duty, backup = await worker("duty2", grids[1]), await worker("backup2", grids[1])
+    await add_shift(db, ShiftIn(grid_id=grids[1], worker_id=duty, backup_id=backup,
+                                starts="00:00", ends="00:00"), actor="t")
+    for n in range(1, 5):
+        grid, own = (grids[0], first) if n <= 2 else (grids[1], assigned)
+        home = await households.add_household(db, households.HouseholdIn(
+            name=f"户{n}", address=f"幸福路 8 号 {n}室", grid_id=grid, worker_id=own,
+            building="3号楼"), actor="t")
+        await devices.register_device(db, f"door-{n}", household_id=home, actor="t")
+    feeder = EventFeeder(db, settings)
+    await power_cut(feeder, clock, range(1, 5))
+    clock.advance(seconds=61)
+    assert (await DeviceWatch(db, settings, clock).tick()).groups_opened == 1
+    [group] = await rows(db, "SELECT id FROM incidents WHERE kind = 'offline_group'")
+    group_id = int(group["id"])
+
+    async def told(purpose: str) -> list[int]:
+        return [int(r["worker_id"]) for r in await rows(
+            db, "SELECT worker_id FROM notifications WHERE incident_id = ? AND purpose = ? "
+                "ORDER BY id", (group_id, purpose))]
+
+    assert await told("alert") == [first, duty]
+    escalator = Escalator(db, settings, clock)
+    clock.advance(seconds=421)  # the backups (grid 1 has none), and a reminder to both
+    await escalator.tick()
+    assert await told("backup") == [backup]
+    assert sorted(await told("reminder")) == sorted([first, duty])
+    clock.advance(seconds=180)  # the supervisors of both grids
+    await escalator.tick()
+    assert sorted(await told("escalation")) == sorted(supervisors)
+    await acknowledge_incident(db, group_id, actor="duty2", clock=clock, worker_id=duty)
+    reminders = len(await told("reminder"))
+    clock.advance(hours=1)
+    await escalator.tick()
+    assert len(await told("reminder")) == reminders  # acknowledged once, for everyone
+    assert sorted(await told("acknowledged")) == sorted([first, backup, *supervisors])
+    assert assigned not in await told("alert") + await told("reminder")
