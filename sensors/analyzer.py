@@ -465,11 +465,17 @@ class DoorwayAnalyzer:
             return state.ghost
         k = max(2, round(cfg.ghost_still * self.fps))
         history = track.history
-        if len(history) <= k or history[-1][0] - history[-1 - k][0] != k or track.shared:
+        # Still for k frames: compared with the latest measurement at least k (at most
+        # 2k) frames earlier, not exactly k entries back, because the device drops
+        # frames when analysis falls behind (as in ``_view_sample``); demanding k
+        # consecutive frames never let a ghost go under CPU load.
+        last = history[-1][0] if history else 0
+        before = next((entry for entry in reversed(history) if last - entry[0] >= k), None)
+        if before is None or last - before[0] > 2 * k or track.shared:
             state.ghost = False
             return False
         _, cx, cy, w, h = history[-1]
-        _, cx0, cy0, w0, h0 = history[-1 - k]
+        _, cx0, cy0, w0, h0 = before
         size = max(w, h, 1.0)
         if max(abs(cx - cx0), abs(cy - cy0), abs(w - w0), abs(h - h0)) > cfg.ghost_jitter * size:
             state.ghost = False

@@ -127,6 +127,29 @@ def test_someone_crossing_in_as_the_recording_starts_then_a_resident_leaves(
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
 
+@pytest.mark.parametrize(("seed", "every"), [(0, 4), (1, 4), (0, 3), (1, 3)])
+def test_a_ghost_is_let_go_when_frames_are_dropped(seed: int, every: int) -> None:
+    """The same scene on a device that drops every ``every``-th frame because
+    analysis falls behind (agent/camera.py). The ghost check asked for a box
+    still over exactly k consecutive frames, so the ghost was never let go:
+    the resident's exit came 2.8 s early (every 4th dropped) or not at all
+    (every 3rd). The entry at the very start is not asserted here: with a third
+    of the frames gone it is lost or dated late (left for later, session 8)."""
+    scenario = Scenario((DoorOpen(-1.0, 6.0), Walk("entry", -2.0, duration=4.0),
+                         *person("exit", 6.0)), 12.0)
+    source = SyntheticSource(scenario, seed=seed)
+    analyzer = DoorwayAnalyzer(source.scene, source.fps)
+    passages: list[Passage] = []
+    while (frame := source.read()) is not None:
+        if frame.index % every != every - 1:
+            passages += analyzer.feed(frame)
+    passages += analyzer.finish()
+    exits = [p for p in passages if p.direction == "out"]
+    expected = [e for e in _expected_in_video(source.expected_passages())
+                if e.direction == "out"]
+    assert _matches(exits, expected), (passages, expected)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_part_left_in_the_doorway_by_two_people_leaving_does_not_come_back_in(
     seed: int,
