@@ -104,12 +104,7 @@ async def link_exit(tx: Transaction, *, device_id: str, crossed: str, incident_i
     """Give the check-in in progress on ``device_id`` when somebody went out at ``crossed``
     to that exit's breach ``incident_id`` (the one incident the worker acts on); return the
     check-in's id, or None when none was in progress (see :func:`_in_progress`)."""
-    checkin = await _in_progress(tx, device_id, crossed, grace_s)
-    if checkin is None:
-        return None
-    await tx.execute("UPDATE checkins SET incident_id = ? WHERE id = ? AND incident_id IS NULL",
-                     (incident_id, checkin))
-    return checkin
+    return await _mark_in_progress(tx, device_id, crossed, grace_s, "incident_id", incident_id)
 
 
 async def take_missed(tx: Transaction, *, device_id: str, crossed: str, grace_s: float,
@@ -143,11 +138,19 @@ async def cover_exit(tx: Transaction, *, device_id: str, crossed: str, grace_s: 
     """Record on the check-in in progress on ``device_id`` that the exit at ``crossed`` was
     allowed (``context``), so that its ``left`` outcome opens no incident; return the
     check-in's id, or None when none was in progress."""
+    return await _mark_in_progress(tx, device_id, crossed, grace_s, "context", context)
+
+
+async def _mark_in_progress(tx: Transaction, device_id: str, crossed: str, grace_s: float,
+                            column: Literal["incident_id", "context"],
+                            value: int | str) -> int | None:
+    """Set ``column`` (if still unset) on the check-in in progress when somebody went out
+    at ``crossed``; its id, or None when none was in progress."""
     checkin = await _in_progress(tx, device_id, crossed, grace_s)
     if checkin is None:
         return None
-    await tx.execute("UPDATE checkins SET context = ? WHERE id = ? AND context IS NULL",
-                     (context, checkin))
+    await tx.execute(f"UPDATE checkins SET {column} = ? WHERE id = ? "  # noqa: S608 - a Literal
+                     f"AND {column} IS NULL", (value, checkin))
     return checkin
 
 

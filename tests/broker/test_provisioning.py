@@ -61,6 +61,13 @@ async def provision_and_install(
     return load_device_config(installed.config_file)
 
 
+def scripted_agent(config: DeviceConfig) -> Agent:
+    """The installed device as an agent on mock pins with a scripted classifier,
+    heartbeating every 0.5 s."""
+    config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
+    return Agent(config, pin_factory=make_pin_factory("mock"), classifier=ScriptedClassifier())
+
+
 def stored_password(config: DeviceConfig) -> str:
     """The password the device keeps in its credentials file."""
     assert config.mqtt.credentials_file is not None
@@ -137,9 +144,7 @@ async def test_rotation_loses_no_event(mosquitto: Mosquitto, tmp_path: Path) -> 
         db = server.db
         config = await provision_and_install(db, mosquitto, tmp_path, "door-r")
         old_password = stored_password(config)
-        config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
-        agent = Agent(config, pin_factory=make_pin_factory("mock"),
-                      classifier=ScriptedClassifier())
+        agent = scripted_agent(config)
         total = 300
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected")
@@ -229,9 +234,7 @@ async def test_two_rotations_of_one_device_at_once_the_second_is_refused(
         assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         db = server.db
         config = await provision_and_install(db, mosquitto, tmp_path, "door-c")
-        config = config.model_copy(update={"pin_factory": "mock", "heartbeat_interval_s": 0.5})
-        agent = Agent(config, pin_factory=make_pin_factory("mock"),
-                      classifier=ScriptedClassifier())
+        agent = scripted_agent(config)
         async with running_agent(agent):
             await wait_until_async(agent.link.connected.is_set, "the agent connected")
             first = asyncio.create_task(
@@ -262,13 +265,8 @@ async def test_rotations_of_two_devices_at_once_take_turns(
     async with serve(tls_server_settings(tmp_path, mosquitto)) as server:
         assert await asyncio.to_thread(server.mqtt.subscribed.wait, 10)
         db = server.db
-        agents = []
-        for device in ("door-d", "door-e"):
-            config = await provision_and_install(db, mosquitto, tmp_path, device)
-            config = config.model_copy(update={"pin_factory": "mock",
-                                               "heartbeat_interval_s": 0.5})
-            agents.append(Agent(config, pin_factory=make_pin_factory("mock"),
-                                classifier=ScriptedClassifier()))
+        agents = [scripted_agent(await provision_and_install(db, mosquitto, tmp_path, device))
+                  for device in ("door-d", "door-e")]
         async with running_agent(agents[0]), running_agent(agents[1]):
             for agent in agents:
                 await wait_until_async(agent.link.connected.is_set, "the agents connected")
