@@ -101,6 +101,7 @@ from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.people import PersonSizeConfig, PersonSizeModel
 from sensors.personnet import PersonNet
+from sensors.pixelpass import AreaReducer
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
 __all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary", "Verifier"]
@@ -350,6 +351,9 @@ class DoorwayAnalyzer:
         self._line: PixelLine | None = None
         self._size = (0, 0)
         self._scale = 1.0
+        # The frame size the reduction was prepared for, and the compiled one
+        # (None: OpenCV's resize, already fast for whole factors).
+        self._reducer: tuple[tuple[int, int], AreaReducer | None] | None = None
         self._states: dict[int, _LineState] = {}
         self.summaries: list[TrackSummary] = []
         self.frames = 0
@@ -493,7 +497,15 @@ class DoorwayAnalyzer:
             self._scale = min(1.0, self.config.working_width / w)
         if self._scale < 1.0:
             size = (round(w * self._scale), round(h * self._scale))
-            gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
+            if self._reducer is None or self._reducer[0] != (w, h):
+                # OpenCV's INTER_AREA, compiled where OpenCV runs it as a scalar
+                # loop (factors that are not whole, 384 -> 320 px).
+                self._reducer = ((w, h), AreaReducer((w, h), size)
+                                 if AreaReducer.applies((w, h), size) else None)
+            if self._reducer[1] is not None:
+                gray = self._reducer[1](gray)
+            else:
+                gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
             self._people = PersonSizeModel(gray.shape[0], self.config.people)
