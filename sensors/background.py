@@ -239,7 +239,7 @@ class BackgroundModel:
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
             (x0, x1, _), (y0, y1, _) = slice(x0, x1).indices(w), slice(y0, y1).indices(h)
             valid = (x0, y0, max(x0, x1), max(y0, y1))
-        gain = self._gain(self._sample(source, moved))
+        gain = self._gain(source, moved)
         self._since_shake = 0 if shift != (0.0, 0.0) else self._since_shake + 1
         edges: np.ndarray | None = None
         if self._since_shake < self._shake_frames:
@@ -254,9 +254,15 @@ class BackgroundModel:
             edges = self._edges
         frame = self._free_float(gray.shape)
         mask: GrayImage = np.empty(gray.shape, np.uint8)
+        # The mask in the frame's own coordinates (moved back), for the caller.
+        out = mask
+        back = None
+        if shift != (0.0, 0.0):
+            out = np.empty(gray.shape, np.uint8)
+            back = (out, (round(shift[0]), round(shift[1])))
         found = pixelpass.foreground(source, moved, 1.0 / gain, self._bg, self._dev, edges,
                                      cfg.deviation_factor, cfg.base_threshold, valid,
-                                     frame, mask)
+                                     frame, mask, back)
         if found > cfg.relearn_fraction * mask.size:
             self._bg = frame
             self._edges = None
@@ -280,22 +286,7 @@ class BackgroundModel:
             self._small_bg = None
             self._tiny_bg = None
             self._edges = None
-        out = mask
-        if shift != (0.0, 0.0):
-            out = np.asarray(_translate(mask, round(shift[0]), round(shift[1]), False), np.uint8)
         return Segmentation(out, shift, gain, False)
-
-    @staticmethod
-    def _sample(gray: GrayImage, moved: tuple[int, int]) -> GrayImage:
-        """Every 4th pixel of every 4th row of ``gray`` moved by ``moved`` into the
-        background's coordinates (``[y, x]`` is ``gray[y + dy, x + dx]``, border
-        replicated): enough for one global lighting factor."""
-        if moved == (0, 0):
-            return np.ascontiguousarray(gray[::4, ::4])
-        h, w = gray.shape
-        rows = np.clip(np.arange(0, h, 4) + moved[1], 0, h - 1)
-        cols = np.clip(np.arange(0, w, 4) + moved[0], 0, w - 1)
-        return np.ascontiguousarray(gray[np.ix_(rows, cols)])
 
     def _free_float(self, shape: tuple[int, ...], busy: np.ndarray | None = None) -> np.ndarray:
         """A float32 buffer of ``shape`` that is neither the background, the
@@ -343,18 +334,14 @@ class BackgroundModel:
     # door stays foreground for tens of seconds and merges with everyone who
     # walks past it.
 
-    def _gain(self, sample: GrayImage) -> float:
-        """Lighting factor of the picture (``sample``: its every 4th pixel of every
-        4th row, in background coordinates) against the background, or 1.0 when
-        it is within 2 %."""
+    def _gain(self, gray: GrayImage, moved: tuple[int, int]) -> float:
+        """Lighting factor of the picture (``gray`` moved by ``moved`` into the
+        background's coordinates) against the background, on pixels that were
+        background in the previous frame, or 1.0 when it is within 2 %."""
         assert self._bg is not None
         assert self._prev_mask is not None
         # Every 4th pixel of every 4th row is plenty for one global factor.
-        quiet = cv2.bitwise_not(self._prev_mask[::4, ::4])
-        # cv2.mean sums 8-bit pixels exactly in integers (the float32 frame's
-        # whole values, summed in double, gave the same mean).
-        f = cv2.mean(sample, quiet)[0]
-        b = cv2.mean(np.ascontiguousarray(self._bg[::4, ::4]), quiet)[0]
+        f, b = pixelpass.lighting(gray, moved, self._bg, self._prev_mask, 4)
         if b < 8.0 or f < 8.0:
             return 1.0
         gain = f / b
@@ -429,13 +416,11 @@ class BackgroundModel:
         sx, sy = round(shift[0] / 2.0), round(shift[1] / 2.0)
         # The border is where a shift brings in pixels from outside the picture.
         b = max(1, w // 16)
-        h = tiny.shape[0]
-        if abs(sx) <= b and abs(sy) <= b:
-            # The translated image's interior is a view of the image itself
-            # (no replicated border pixel reaches it): take the view and skip
-            # the copy, which ran once or twice per frame on a shaking camera.
-            moved = tiny[b + sy:h - b + sy, b + sx:w - b + sx]
-        else:
-            moved = _translate(tiny, -sx, -sy, replicate=True)[b:-b, b:-b]
-        diff = cv2.absdiff(moved, self._tiny_bg[b:-b, b:-b])
+        if abs(sx) >= w or abs(sy) >= tiny.shape[0]:
+            # Moved wholly out of the picture (only a picture over five times
+            # wider than tall can be shifted that far): nothing of it is left.
+            tiny, sx, sy = np.zeros_like(tiny), 0, 0
+        # cv2.absdiff of the moved image (border replicated), compiled: no
+        # moved copy of the image.
+        diff = pixelpass.absdiff_moved(tiny, self._tiny_bg, (sx, sy), b)
         return np.asarray(cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), np.float32)

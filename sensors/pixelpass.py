@@ -37,7 +37,8 @@ from numba.extending import intrinsic
 
 from sensors.frames import GrayImage
 
-__all__ = ["AreaReducer", "foreground", "pyr_down", "strip_stats", "update", "warm_up"]
+__all__ = ["AreaReducer", "absdiff_moved", "foreground", "lighting", "pyr_down", "strip_stats",
+           "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -84,12 +85,20 @@ def _foreground(gray: GrayImage, sx: int, sy: int, inv_gain: np.float32,  # prag
                 bg: Floats, dev: Floats, edges: Floats | None,
                 factor: np.float32, base: np.float32,
                 x0: int, y0: int, x1: int, y1: int,
-                frame: Floats, mask: GrayImage) -> int:
+                frame: Floats, mask: GrayImage,
+                back: GrayImage | None, bx: int, by: int) -> int:
     h, w = gray.shape
     # Columns x with 0 <= x + sx < w read their own source pixel; those left of
     # ``a`` and from ``b`` on read the replicated first or last one.
     a = min(max(-sx, 0), w)
     b = max(min(w - sx, w), a)
+    # ``back`` rows no mask row lands on, and the columns of the others, are 0.
+    lo = min(max(bx, 0), w)
+    hi = max(min(w + bx, w), lo)
+    if back is not None:
+        for y in range(h):
+            if not 0 <= y - by < h:
+                back[y, :] = 0
     count = 0
     for y in range(h):
         src = gray[min(max(y + sy, 0), h - 1)]
@@ -105,29 +114,35 @@ def _foreground(gray: GrayImage, sx: int, sy: int, inv_gain: np.float32,  # prag
         for x in range(right.shape[0]):
             right[x] = np.float32(src[w - 1]) * inv_gain
         row_in = (y0 <= y) & (y < y1)
-        back = bg[y]
+        ref = bg[y]
         d = dev[y]
         m = mask[y]
         if edges is None:
             for x in range(w):
                 t = _threshold(d[x], factor, base)
-                hit = (abs(out[x] - back[x]) > t) & row_in & (x0 <= x) & (x < x1)
+                hit = (abs(out[x] - ref[x]) > t) & row_in & (x0 <= x) & (x < x1)
                 m[x] = np.uint8(255) if hit else np.uint8(0)
                 count += hit
         else:
             e = edges[y]
             for x in range(w):
                 t = _threshold(d[x], factor, base) + e[x]
-                hit = (abs(out[x] - back[x]) > t) & row_in & (x0 <= x) & (x < x1)
+                hit = (abs(out[x] - ref[x]) > t) & row_in & (x0 <= x) & (x < x1)
                 m[x] = np.uint8(255) if hit else np.uint8(0)
                 count += hit
+        if back is not None and 0 <= y + by < h:
+            row = back[y + by]
+            row[:lo] = 0
+            row[hi:] = 0
+            row[lo:hi] = m[lo - bx:hi - bx]
     return count
 
 
 def foreground(gray: GrayImage, shift: tuple[int, int], inv_gain: float,
                bg: Floats, dev: Floats, edges: Floats | None,
                factor: float, base: float, valid: tuple[int, int, int, int],
-               frame: Floats, mask: GrayImage) -> int:
+               frame: Floats, mask: GrayImage,
+               back: tuple[GrayImage, tuple[int, int]] | None = None) -> int:
     """The frame in background coordinates, and its foreground; one pass.
 
     ``frame[y, x] = gray[y + sy, x + sx] * inv_gain`` (border replicated: the
@@ -135,12 +150,16 @@ def foreground(gray: GrayImage, shift: tuple[int, int], inv_gain: float,
     (0/255) is where ``|frame - bg|`` exceeds ``factor * dev + base`` (plus
     ``edges`` if given), inside the ``valid`` rectangle ``(x0, y0, x1, y1)``
     only (rows ``y0 <= y < y1``, columns ``x0 <= x < x1``). Returns the number of
-    foreground pixels. ``frame`` and ``mask`` are written, nothing else.
+    foreground pixels. ``frame`` and ``mask`` are written, nothing else, but
+    ``back = (image, (dx, dy))``: the mask moved back, ``image[y + dy, x + dx] =
+    mask[y, x]`` and 0 where no mask pixel lands.
     """
+    image, (bx, by) = (None, (0, 0)) if back is None else back
     return int(_foreground(np.ascontiguousarray(gray), int(shift[0]), int(shift[1]),
                            np.float32(inv_gain), bg, dev, edges,
                            np.float32(factor), np.float32(base),
-                           valid[0], valid[1], valid[2], valid[3], frame, mask))
+                           valid[0], valid[1], valid[2], valid[3], frame, mask,
+                           image, int(bx), int(by)))
 
 
 @_compiled
@@ -267,7 +286,7 @@ def _area(src: GrayImage, xi: np.ndarray, xa: Floats,  # pragma: no cover
     # OpenCV's ResizeArea_Invoker: per source row, buf[dx] = sum of its weighted
     # source pixels (taps in table order); per destination row, the sum of
     # beta * buf over its source rows, in table order; then rounded.
-    ow = dst.shape[1]
+    ow = xi.shape[1]
     taps = xi.shape[0]
     rowf = np.empty(src.shape[1], np.float32)
     buf = np.empty(ow, np.float32)
@@ -276,10 +295,7 @@ def _area(src: GrayImage, xi: np.ndarray, xa: Floats,  # pragma: no cover
     row = yd[0]
     for j in range(yd.shape[0]):
         if yd[j] != row:
-            out = dst[row]
-            for x in range(ow):
-                out[x] = _round_u8(acc[x])
-                acc[x] = 0.0
+            _store(acc, dst, row)
             row = yd[j]
         if ys[j] != last:
             s = src[ys[j]]
@@ -296,9 +312,15 @@ def _area(src: GrayImage, xi: np.ndarray, xa: Floats,  # pragma: no cover
         beta = ya[j]
         for x in range(ow):
             acc[x] = acc[x] + beta * buf[x]
+    _store(acc, dst, row)
+
+
+@_inline
+def _store(acc: Floats, dst: GrayImage, row: int) -> None:
     out = dst[row]
-    for x in range(ow):
+    for x in range(acc.shape[0]):
         out[x] = _round_u8(acc[x])
+        acc[x] = 0.0
 
 
 def _area_table(ssize: int, dsize: int, scale: float) -> list[tuple[int, int, float]]:
@@ -367,23 +389,97 @@ class AreaReducer:
     def __call__(self, gray: GrayImage) -> GrayImage:
         """The reduced image (a new array)."""
         dst = np.empty((self.dst_size[1], self.dst_size[0]), np.uint8)
-        _area(np.ascontiguousarray(gray), self._xi, self._xa, self._yd, self._ys, self._ya, dst)
+        _area(np.ascontiguousarray(gray), self._xi, self._xa, self._yd, self._ys, self._ya,
+              dst)
         return dst
+
+
+@_compiled
+def _absdiff_moved(image: Floats, bg: Floats, sx: int, sy: int, border: int,  # pragma: no cover
+                   out: Floats) -> None:
+    h, w = image.shape
+    oh, ow = out.shape
+    # Output columns x read source column x + border + sx: from ``a`` to ``b``
+    # inside the image, the first or last one replicated outside.
+    shift = border + sx
+    a = min(max(-shift, 0), ow)
+    b = max(min(w - shift, ow), a)
+    for y in range(oh):
+        src = image[min(max(y + border + sy, 0), h - 1)]
+        ref = bg[y + border, border:border + ow]
+        o = out[y]
+        for x in range(a):
+            o[x] = abs(src[0] - ref[x])
+        # (Slices: numba checks a signed index for wrap-around on every use.)
+        seg, ref_in, o_in = src[a + shift:b + shift], ref[a:b], o[a:b]
+        for x in range(b - a):
+            o_in[x] = abs(seg[x] - ref_in[x])
+        for x in range(b, ow):
+            o[x] = abs(src[w - 1] - ref[x])
+
+
+def absdiff_moved(image: Floats, bg: Floats, shift: tuple[int, int], border: int) -> Floats:
+    """``|image moved - bg|`` inside a ``border``-pixel frame: ``[y, x]`` is
+    ``|image[y + b + sy, x + b + sx] - bg[y + b, x + b]|``, the image's border
+    replicated where that falls outside it."""
+    h, w = image.shape
+    out = np.empty((h - 2 * border, w - 2 * border), np.float32)
+    _absdiff_moved(np.ascontiguousarray(image), bg, int(shift[0]), int(shift[1]),
+                   int(border), out)
+    return out
+
+
+@_compiled
+def _lighting(gray: GrayImage, sx: int, sy: int, bg: Floats,  # pragma: no cover
+              prev_mask: GrayImage, step: int) -> tuple[float, float]:
+    h, w = gray.shape
+    picture = np.int64(0)
+    background = 0.0
+    quiet = 0
+    for y in range(0, h, step):
+        src = gray[min(max(y + sy, 0), h - 1)]
+        back = bg[y]
+        was = prev_mask[y]
+        for x in range(0, w, step):
+            if was[x] != 255:
+                picture += np.int64(src[min(max(x + sx, 0), w - 1)])
+                background += np.float64(back[x])
+                quiet += 1
+    if quiet == 0:
+        return 0.0, 0.0
+    scale = 1.0 / quiet
+    return picture * scale, background * scale
+
+
+def lighting(gray: GrayImage, shift: tuple[int, int], bg: Floats, prev_mask: GrayImage,
+             step: int) -> tuple[float, float]:
+    """Mean of the picture and of ``bg`` over every ``step``-th pixel of every
+    ``step``-th row where ``prev_mask`` is not 255 (0.0 if there is none), the
+    picture read in background coordinates as in :func:`foreground`.
+
+    As ``cv2.mean(image, mask)``: the pixels summed in row order in double (in
+    integers for 8 bits), times the reciprocal of their count.
+    """
+    picture, background = _lighting(np.ascontiguousarray(gray), int(shift[0]), int(shift[1]),
+                                    bg, prev_mask, int(step))
+    return float(picture), float(background)
 
 
 @_compiled
 def _strips(gray: GrayImage, count: int) -> tuple[float, float]:  # pragma: no cover
     h, w = gray.shape
     width = w // count
-    sums = np.zeros(count, np.int64)
+    # Column sums first (whole rows at a time), then the strips' sums.
+    columns = np.zeros(w, np.int32)
     for y in range(h):
         row = gray[y]
-        for k in range(count):
-            part = row[k * width:(k + 1) * width]
-            total = np.int64(0)
-            for x in range(width):
-                total += np.int64(part[x])
-            sums[k] += total
+        for x in range(w):
+            columns[x] += np.int32(row[x])
+    sums = np.zeros(count, np.int64)
+    for k in range(count):
+        part = columns[k * width:(k + 1) * width]
+        for x in range(width):
+            sums[k] += part[x]
     mean = 0.0
     for k in range(count):
         mean += sums[k]
@@ -409,12 +505,15 @@ def warm_up() -> None:
     gray = np.zeros((6, 8), np.uint8)
     floats = np.zeros(gray.shape, np.float32)
     for edges in (None, floats):
-        foreground(gray, (0, 0), 1.0, floats, floats.copy(), edges, 3.0, 14.0,
-                   (0, 0, 8, 6), floats.copy(), np.empty_like(gray))
+        for back in (None, (np.empty_like(gray), (1, -1))):
+            foreground(gray, (0, 0), 1.0, floats, floats.copy(), edges, 3.0, 14.0,
+                       (0, 0, 8, 6), floats.copy(), np.empty_like(gray), back)
         for prev in (None, floats):
             for protect in (None, gray):
                 update(floats.copy(), prev, floats.copy(), floats.copy(), edges, 3.0, 14.0,
                        gray, protect, gray.copy(), (0.1, 0.01, 0.1), 0.5, 25)
     pyr_down(gray, np.empty((3, 4), np.float32))
     strip_stats(gray, 4)
+    lighting(gray, (0, 0), floats, gray, 4)
     AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
+    absdiff_moved(floats, floats, (1, 0), 1)

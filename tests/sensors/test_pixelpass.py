@@ -17,6 +17,7 @@ import pytest
 
 from sensors import pixelpass
 from sensors.analyzer import DoorwayAnalyzer
+from sensors.background import _translate
 from sensors.evaluate import load_labels
 from sensors.source_opencv import OpenCVSource
 from tests.paths import SHARED_DATA
@@ -94,14 +95,17 @@ class _Checked:
 
     def foreground(self, gray: Any, shift: Any, inv_gain: float, bg: Any, dev: Any,
                    edges: Any, factor: float, base: float, valid: Any, frame: Any,
-                   mask: Any) -> int:
+                   mask: Any, back: Any = None) -> int:
         want_frame, want_mask, want_count = _reference_foreground(
             gray, shift, inv_gain, bg, dev, edges, factor, base, valid)
         count = pixelpass.foreground(gray, shift, inv_gain, bg, dev, edges, factor, base,
-                                     valid, frame, mask)
+                                     valid, frame, mask, back)
         np.testing.assert_array_equal(frame, want_frame)
         np.testing.assert_array_equal(mask, want_mask)
         assert count == want_count
+        if back is not None:
+            # The mask moved back into the frame's coordinates, as cv2.copyMakeBorder did.
+            np.testing.assert_array_equal(back[0], _translate(mask, *back[1], False))
         self._note("frames")
         self._note("shifted", shift != (0, 0))
         self._note("gain", inv_gain != 1.0)
@@ -124,6 +128,31 @@ class _Checked:
         self._note("absorbed", absorbed > 0)
         return absorbed
 
+    def lighting(self, gray: Any, shift: Any, bg: Any, prev_mask: Any, step: int) -> Any:
+        h, w = gray.shape
+        rows = np.clip(np.arange(0, h, step) + shift[1], 0, h - 1)
+        cols = np.clip(np.arange(0, w, step) + shift[0], 0, w - 1)
+        quiet = cv2.bitwise_not(prev_mask[::step, ::step])
+        want = (cv2.mean(np.ascontiguousarray(gray[np.ix_(rows, cols)]), quiet)[0],
+                cv2.mean(np.ascontiguousarray(bg[::step, ::step]), quiet)[0])
+        got = pixelpass.lighting(gray, shift, bg, prev_mask, step)
+        assert got == want
+        return got
+
+    def absdiff_moved(self, image: Any, bg: Any, shift: Any, border: int) -> Any:
+        sx, sy = shift
+        h, w = image.shape
+        b = border
+        if abs(sx) <= b and abs(sy) <= b:
+            moved = image[b + sy:h - b + sy, b + sx:w - b + sx]
+        else:
+            moved = _translate(image, -sx, -sy, replicate=True)[b:-b, b:-b]
+        want = cv2.absdiff(moved, bg[b:-b, b:-b])
+        got = pixelpass.absdiff_moved(image, bg, shift, border)
+        np.testing.assert_array_equal(got, want)
+        self._note("residual")
+        return got
+
     def pyr_down(self, gray: Any, out: Any) -> Any:
         want = cv2.pyrDown(gray.astype(np.float32))
         got = pixelpass.pyr_down(gray, out)
@@ -133,7 +162,8 @@ class _Checked:
 
 @pytest.mark.parametrize(("name", "frames", "expected"), [
     # A shaking camera: shifts, the edge term, people protected, still parts absorbed.
-    ("kiwan_old-building.mp4", 900, {"shifted", "edges", "protected", "absorbed", "gain"}),
+    ("kiwan_old-building.mp4", 900,
+     {"shifted", "edges", "protected", "absorbed", "gain", "residual"}),
     # 384 x 288, reduced to the 320-px working width by the compiled INTER_AREA.
     ("caviar_OneLeaveShopReenter1front.mpg", 390, {"protected", "absorbed"}),
 ])
@@ -192,3 +222,14 @@ def test_strip_stats_are_the_strip_means_spread() -> None:
     pixels = 240.0 * 10
     got = pixelpass.strip_stats(gray, 32)
     assert got == pytest.approx((mean.item() / pixels, std.item() / pixels), abs=1e-9)
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (3, -2), (-12, 5), (14, 13), (-30, -9)])
+def test_absdiff_moved_replicates_the_border_as_cv2(shift: tuple[int, int]) -> None:
+    rng = np.random.default_rng(13)
+    image = (rng.random((60, 80)) * 200).astype(np.float32)
+    bg = (rng.random((60, 80)) * 200).astype(np.float32)
+    b = 5
+    moved = _translate(image, -shift[0], -shift[1], replicate=True)[b:-b, b:-b]
+    np.testing.assert_array_equal(pixelpass.absdiff_moved(image, bg, shift, b),
+                                  cv2.absdiff(moved, bg[b:-b, b:-b]))
