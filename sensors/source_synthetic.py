@@ -51,15 +51,16 @@ DOOR_X0, DOOR_X1, DOOR_Y0, SILL_Y = 0.40, 0.60, 0.12, 0.55
 _HORIZON = 0.20
 _INSIDE_Y = 0.42
 _CORRIDOR_Y = 0.78
-WalkKind = Literal["exit", "entry", "handover", "pass"]
+WalkKind = Literal["exit", "entry", "handover", "call", "pass"]
 
 
 @dataclass(frozen=True, slots=True)
 class Walk:
     """A person: ``exit`` (out of the door, then along the corridor), ``entry``
-    (the reverse), ``handover`` (steps up to the sill, waits, goes back in)
-    or ``pass`` (walks across the picture along the corridor, never through
-    the door).
+    (the reverse), ``handover`` (steps up to the sill, waits, goes back in),
+    ``call`` (a visitor who comes up to the sill from the corridor, waits
+    and goes back the way they came) or ``pass`` (walks across the picture
+    along the corridor, never through the door).
 
     ``lane`` shifts the path sideways (normalized); ``side`` is the corridor
     direction (-1 left, +1 right); ``shade`` is the clothing gray level;
@@ -165,6 +166,16 @@ def _path(w: Walk) -> list[tuple[float, float, float]]:
         return out_path
     if w.kind == "entry":
         return [(1.0 - f, x, y) for f, x, y in reversed(out_path)]
+    if w.kind == "call":
+        near = cx + 0.05 * w.side
+        return [
+            (0.0, off, _CORRIDOR_Y),
+            (0.3, near, _CORRIDOR_Y),
+            (0.4, cx, SILL_Y + 0.03),
+            (0.6, cx, SILL_Y + 0.03),
+            (0.7, near, _CORRIDOR_Y),
+            (1.0, off, _CORRIDOR_Y),
+        ]
     return [
         (0.0, hidden, _INSIDE_Y - 0.02),
         (0.2, cx, _INSIDE_Y),
