@@ -181,6 +181,7 @@ class CameraPipeline:
         on_tamper: Callable[[TamperFinding | CameraFailure], None] | None = None,
         main_stream: bool = False,
         on_doorway: Callable[[DoorTransition], None] | None = None,
+        device_id: str | None = None,
     ) -> None:
         """Prepare (nothing runs before :meth:`start`).
 
@@ -190,7 +191,10 @@ class CameraPipeline:
         ``on_doorway``: called (on the analysis thread) with "door opened" /
         "door closed" transitions from movement in the doorway, for devices
         without a reed switch (:mod:`agent.doorway`).
+        ``device_id``: named in every log line the pipeline writes, so an operator
+        reading a fleet's logs knows which door's camera failed or fell behind.
         """
+        self._log_device = {"device_id": device_id} if device_id is not None else {}
         self._main_stream = main_stream
         self.on_doorway = on_doorway
         # Told of every passage as soon as the analyzer returns it (analysis thread), with
@@ -304,14 +308,14 @@ class CameraPipeline:
         if self._drops_logged_at is not None and mono - self._drops_logged_at < _DROP_LOG_S:
             return
         log.warning("camera frames dropped: analysis behind", extra={
-            "dropped": self.dropped - self._drops_logged, "dropped_total": self.dropped,
-            "captured_total": self.captured})
+            **self._log_device, "dropped": self.dropped - self._drops_logged,
+            "dropped_total": self.dropped, "captured_total": self.captured})
         self._drops_logged, self._drops_logged_at = self.dropped, mono
 
     def _fail(self, detail: str) -> None:
         if self.failed is None:
             self.failed = detail
-            log.error("camera failure", extra={"detail": detail})
+            log.error("camera failure", extra={**self._log_device, "detail": detail})
             self.timeline.problem_started(time.monotonic(), "failed")
             if self.on_tamper is not None:
                 self.on_tamper(CameraFailure(active=True, detail=detail))
@@ -432,7 +436,7 @@ class CameraPipeline:
                     jpeg = source.snapshot_jpeg()
                 except Exception as exc:
                     log.warning("main-stream evidence failed; using the analysis frame",
-                                extra={"reason": str(exc)})
+                                extra={**self._log_device, "reason": str(exc)})
         return KeyFrame(mono, frame, reason, score, jpeg)
 
     # episodes and evidence
@@ -476,7 +480,8 @@ class CameraPipeline:
             try:
                 return source.snapshot_jpeg()
             except Exception as exc:
-                log.warning("snapshot from the source failed", extra={"reason": str(exc)})
+                log.warning("snapshot from the source failed",
+                            extra={**self._log_device, "reason": str(exc)})
         if not self._ring:
             raise HardwareError("no camera frame available", device="camera")
         return encode_jpeg(self._ring[-1][1], quality)

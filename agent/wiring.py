@@ -189,4 +189,4 @@ def build_camera(config: DeviceConfig, synthetic: SyntheticSource | None = None,
         ring_s=config.evidence.pre_event_s, analysis_wait_s=config.camera.analysis_wait_s,
         tamper_checks=config.tamper.camera,
         # picamera2's main stream (main_width x main_height) for evidence pictures.
-        main_stream=config.camera.backend == "picamera2")
+        main_stream=config.camera.backend == "picamera2", device_id=config.device_id)

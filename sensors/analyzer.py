@@ -195,6 +195,12 @@ class AnalyzerConfig:
     # tracks born at the picture's edge (walking along the sill from there).
     through_span: float = 4.0
     view_jump: float = 0.15
+    # A floor point that moved more than this many box heights in one frame
+    # did not walk there (a person walks a twentieth of their height a frame
+    # at most): legs hidden behind a panel or a parked pram, blobs merging or
+    # parting. A crossing decided on such a jump must stay on its new side for
+    # ``band_settle_time`` rather than ``settle_time`` before it is reported.
+    jump: float = 0.2
     view_flat: float = 0.5
     view_steep: float = 1.0
     view_evidence: float = 0.3
@@ -244,6 +250,8 @@ class _Pending:
     margin: float = 0.0
     known: bool = True
     sizes: tuple[tuple[int, float, float, float], ...] = ()
+    # Decided on a jump of the floor point (``AnalyzerConfig.jump``), not a walk.
+    jumped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +620,10 @@ class DoorwayAnalyzer:
             state.sizes.append((frame.index, y, area, blob.w / sharing))
             while state.sizes and state.sizes[0][0] < keep:
                 state.sizes.pop(0)
+        # How far the floor point moved across the line per frame since the last
+        # measurement (frames may have been dropped in between).
+        step = (abs(d - state.last_d) / (frame.index - state.last_frame)
+                if state.last_d is not None and frame.index > state.last_frame else 0.0)
         if state.last_d is not None and (d > 0) != (state.last_d > 0):
             # Interpolate the zero crossing between the two measurements.
             k = state.last_d / (state.last_d - d)
@@ -696,7 +708,11 @@ class DoorwayAnalyzer:
             state.depth = max(state.depth, abs(d) / margin)
             if state.swap is not None and state.swap.band is not None:
                 return self._swapped(track, state, frame, along, abs(d) / margin)
-            if (pending is not None and frame.index - pending.decided >= cfg.settle_time * self.fps
+            # A crossing decided on a jump waits longer: the blob that lost its
+            # legs behind something gets them back within a few frames.
+            settle = cfg.band_settle_time if pending is not None and pending.jumped else (
+                cfg.settle_time)
+            if (pending is not None and frame.index - pending.decided >= settle * self.fps
                     and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
             return []
@@ -729,6 +745,7 @@ class DoorwayAnalyzer:
             margin=margin,
             known=person is not None,
             sizes=tuple(state.sizes),
+            jumped=step > cfg.jump * max(h, 1.0),
         )
         state.depth = abs(d) / margin
         state.person_score = None

@@ -8,6 +8,7 @@ frame is encoded instead, so an event never loses its evidence.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -16,9 +17,11 @@ import numpy as np
 import pytest
 
 from agent.camera import CameraPipeline, evidence_jpeg
+from agent.wiring import build_camera
 from sensors.analyzer import DoorwayAnalyzer
 from sensors.frames import Frame, FrameSource
 from sensors.source_synthetic import SCENARIOS, SyntheticSource
+from tests.agent.helpers import device_config
 
 MAIN_JPEG = b"\xff\xd8main-stream-1280x720\xff\xd9"
 
@@ -144,10 +147,24 @@ class _Frames:
 def test_frames_dropped_because_analysis_is_behind_are_logged(
         caplog: pytest.LogCaptureFixture) -> None:
     """Said at once, then not again for a while (one line, not one per frame)."""
-    pipeline = CameraPipeline(lambda: FakeSource(), None, fps=10.0)
+    pipeline = CameraPipeline(lambda: FakeSource(), None, fps=10.0, device_id="door-7")
     caplog.set_level(logging.WARNING, logger="agent.camera")
     pipeline._read_all(_Frames(pipeline, 100))  # type: ignore[arg-type]
     assert pipeline.dropped == 100 - 20  # the queue holds 2 s of frames
     [line] = [r for r in caplog.records if "frames dropped" in r.getMessage()]
     assert line.levelno == logging.WARNING
     assert line.__dict__["dropped"] == 1
+    # A fleet's logs are read by device: the line says which door's camera fell behind.
+    assert line.__dict__["device_id"] == "door-7"
+
+
+def test_the_wired_camera_names_its_device_in_its_logs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """build_camera hands the configured device id to the pipeline's log lines."""
+    config = device_config(tmp_path, None, "door-logs", "x", camera={"backend": "synthetic"})
+    pipeline = build_camera(config)
+    assert pipeline is not None
+    caplog.set_level(logging.WARNING, logger="agent.camera")
+    pipeline._read_all(_Frames(pipeline, 100))  # type: ignore[arg-type]
+    [line] = [r for r in caplog.records if "frames dropped" in r.getMessage()]
+    assert line.__dict__["device_id"] == "door-logs"
