@@ -306,3 +306,91 @@ def test_a_fast_walker_coming_out_of_the_door_is_counted(seed: int) -> None:
     scenario = Scenario(person("exit", 1.0, duration=2.0), 6.0)
     passages, expected = _run(scenario, seed)
     assert _matches(passages, expected), (passages, expected)
+
+
+# Class 5 of issue 14: what moves in the doorway without crossing it as a
+# person does: a house cat running out over the sill and back, someone walking
+# across the room behind the open door, someone who comes towards the door and
+# turns back before the sill. None is a passage; the residents' own exit and
+# entry in the same recording still are.
+
+def _cat(at: float, side: int = 1) -> tuple[DoorOpen, Walk]:
+    """The door opens and a cat runs out over the sill and straight back in (2.5 s)."""
+    cat = Walk("cat", at, duration=2.5, side=side, shade=45)
+    return DoorOpen(at - 0.8, cat.duration + 1.6), cat
+
+
+def test_the_class_5_walks_are_no_passages_in_the_script() -> None:
+    scenario = Scenario((*_cat(1.0), DoorOpen(5.0, 4.0), Walk("room", 5.5, duration=3.0),
+                         *person("turn", 10.0)), 15.0)
+    assert SyntheticSource(scenario).expected_passages() == []
+
+
+def _confident(passages: list[Passage]) -> list[Passage]:
+    """What the agent counts (``min_passage_confidence``, 0.5 by default)."""
+    return [p for p in passages if p.confidence >= 0.5]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_cat_once_one_persons_size_is_known_counts_nothing(seed: int) -> None:
+    """Three walks (the size model answers once three tracks walked alone),
+    then the cat: its blob, a quarter of a person's height and a third of
+    their area at the sill, is a fragment there and decides no side."""
+    scenario = Scenario((*person("exit", 1.0), *person("entry", 6.0, shade=70),
+                         *person("exit", 11.0, side=-1, shade=60), *_cat(16.0)), 20.0)
+    passages, expected = _run(scenario, seed)
+    assert _matches(passages, expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.xfail(strict=True, reason=(
+    "class 5 of issue 14: until three tracks have walked alone the scene has no "
+    "person size, the cat's blob is measured against its own height (the side "
+    "margin is 0.6 of it, 3 px) and its run out over the sill is reported as an "
+    "exit at confidence ~0.8, by two tracks (the cat and a sliver of the door "
+    "leaf beside it); its way back in is usually lost in the door leaf"))
+def test_a_cat_before_one_persons_size_is_known_is_not_counted(first: bool, seed: int) -> None:
+    """``first``: the cat before anyone was seen; else after one resident went
+    out and came back (one person seen, not yet enough for the size model).
+    The residents' crossings are counted; the cat's are not counted by the
+    agent (below ``min_passage_confidence``): reported with low confidence
+    at most, since before any person size is known only the door's width on
+    the picture says how big a person at the sill must be."""
+    if first:
+        actions = (*_cat(1.0), *person("exit", 5.0), *person("entry", 10.0, shade=70))
+    else:
+        actions = (*person("exit", 1.0), *person("entry", 6.0, shade=70), *_cat(11.0))
+    passages, expected = _run(Scenario(actions, 15.0), seed)
+    assert _matches(_confident(passages), expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("first", [True, False])
+def test_someone_walking_across_the_room_behind_the_door_counts_nothing(
+    first: bool, seed: int
+) -> None:
+    """Seen through the open door, someone crosses the room beyond it
+    sideways, feet well inside (a person height of 0.16 of the picture there,
+    less than half of one at the sill); before and after the resident's exit
+    and entry."""
+    room = (DoorOpen(0.5 if first else 11.0, 5.0), Walk("room", 1.0 if first else 11.5,
+                                                         duration=3.0))
+    at = 6.0 if first else 1.0
+    actions = (*room, *person("exit", at), *person("entry", at + 5.0, shade=70))
+    passages, expected = _run(Scenario(actions, 17.0), seed)
+    assert _matches(passages, expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("first", [True, False])
+def test_someone_who_turns_back_before_the_sill_counts_nothing(first: bool, seed: int) -> None:
+    """Someone walks up towards the open door from inside and turns back, without
+    stopping, 0.06 of the picture short of the sill: inside the line's band
+    (a side margin there is ~0.07) but never over it; before and after the
+    resident's exit and entry."""
+    at = 6.0 if first else 1.0
+    actions = (*person("turn", 1.0 if first else 11.5), *person("exit", at),
+               *person("entry", at + 5.0, shade=70))
+    passages, expected = _run(Scenario(actions, 17.0), seed)
+    assert _matches(passages, expected), (passages, expected)
