@@ -12,7 +12,8 @@ replaying :meth:`SyntheticSource.door_events` into its mock reed switch.
 Geometry (normalized): the back wall holds the door (x 0.40-0.60, y 0.12-0.55);
 the corridor floor runs left-right in front of it. The threshold is the door's
 bottom edge, y = 0.55; people inside are seen through the doorway only.
-Person height follows a simple perspective, ``h = (y_feet - 0.2) * H``.
+Person height follows a simple perspective, ``h = (y_feet - 0.2) * H``; a
+house cat is a low, long blob a quarter of that height.
 """
 
 from __future__ import annotations
@@ -51,15 +52,25 @@ DOOR_X0, DOOR_X1, DOOR_Y0, SILL_Y = 0.40, 0.60, 0.12, 0.55
 _HORIZON = 0.20
 _INSIDE_Y = 0.42
 _CORRIDOR_Y = 0.78
-WalkKind = Literal["exit", "entry", "handover", "pass"]
+_ROOM_Y = 0.36
+WalkKind = Literal["exit", "entry", "handover", "call", "pass", "cat", "room", "turn"]
+# Height of a house cat (back and raised head) over a person's at the same place.
+CAT_HEIGHT = 0.25
 
 
 @dataclass(frozen=True, slots=True)
 class Walk:
     """A person: ``exit`` (out of the door, then along the corridor), ``entry``
-    (the reverse), ``handover`` (steps up to the sill, waits, goes back in)
-    or ``pass`` (walks across the picture along the corridor, never through
-    the door).
+    (the reverse), ``handover`` (steps up to the sill, waits, goes back in),
+    ``call`` (a visitor who comes up to the sill from the corridor, waits
+    and goes back the way they came), ``pass`` (walks across the picture
+    along the corridor, never through the door), ``room`` (walks sideways
+    across the room behind the doorway, seen through the open door, feet
+    well inside: ``row``, default 0.36) or ``turn`` (walks towards the door
+    and turns back before the sill, without stopping); or ``cat``: a house
+    cat that runs out over the sill into the corridor and straight back in
+    (give it a short ``duration``, 2-3 s). Only ``exit`` and ``entry`` are
+    passages.
 
     ``lane`` shifts the path sideways (normalized); ``side`` is the corridor
     direction (-1 left, +1 right); ``shade`` is the clothing gray level;
@@ -161,10 +172,45 @@ def _path(w: Walk) -> list[tuple[float, float, float]]:
         row = w.row or _CORRIDOR_Y
         ends = (-0.2, 1.2) if w.side > 0 else (1.2, -0.2)
         return [(0.0, ends[0], row), (1.0, ends[1], row)]
+    if w.kind == "room":
+        # Across the room beyond the doorway, only the part in the opening is seen.
+        row = w.row or _ROOM_Y
+        ends = (DOOR_X0 - 0.15, DOOR_X1 + 0.15)
+        if w.side < 0:
+            ends = ends[::-1]
+        return [(0.0, ends[0] + w.lane, row), (1.0, ends[1] + w.lane, row)]
+    if w.kind == "cat":
+        return [
+            (0.0, hidden, _INSIDE_Y - 0.02),
+            (0.25, cx, _INSIDE_Y),
+            (0.4, cx, SILL_Y),
+            (0.5, cx + 0.04 * w.side, 0.68),
+            (0.6, cx, SILL_Y),
+            (0.75, cx, _INSIDE_Y),
+            (1.0, hidden, _INSIDE_Y - 0.02),
+        ]
+    if w.kind == "turn":
+        return [
+            (0.0, hidden, _INSIDE_Y - 0.02),
+            (0.3, cx, _INSIDE_Y),
+            (0.5, cx, SILL_Y - 0.06),
+            (0.7, cx, _INSIDE_Y),
+            (1.0, hidden, _INSIDE_Y - 0.02),
+        ]
     if w.kind == "exit":
         return out_path
     if w.kind == "entry":
         return [(1.0 - f, x, y) for f, x, y in reversed(out_path)]
+    if w.kind == "call":
+        near = cx + 0.05 * w.side
+        return [
+            (0.0, off, _CORRIDOR_Y),
+            (0.3, near, _CORRIDOR_Y),
+            (0.4, cx, SILL_Y + 0.03),
+            (0.6, cx, SILL_Y + 0.03),
+            (0.7, near, _CORRIDOR_Y),
+            (1.0, off, _CORRIDOR_Y),
+        ]
     return [
         (0.0, hidden, _INSIDE_Y - 0.02),
         (0.2, cx, _INSIDE_Y),
@@ -376,13 +422,13 @@ class SyntheticSource:
         if behind:
             layer = img.copy()
             for w, (x, y) in behind:
-                _draw_person(layer, x, y, w.shade)
+                _draw_walker(layer, w, x, y)
             x0, x1 = int(DOOR_X0 * width), int(DOOR_X1 * width)
             y0, y1 = int(DOOR_Y0 * height), int(SILL_Y * height)
             img[y0:y1, x0:x1] = layer[y0:y1, x0:x1]
         _draw_door(img, _door_open_fraction(actions, t))
         for w, (x, y) in sorted(front, key=lambda wp: wp[1][1]):
-            _draw_person(img, x, y, w.shade, shadow=True)
+            _draw_walker(img, w, x, y, shadow=True)
         img = self._camera_effects(img, actions, t)
         rng = np.random.default_rng([self._seed, self._index])
         img += rng.normal(0.0, self._noise, img.shape).astype(np.float32)
@@ -408,6 +454,25 @@ def _delayed(action: Action, start: float) -> Action:
     if isinstance(action, Freeze):
         return replace(action, start=start, end=start + (action.end - action.start))
     return replace(action, start=start)
+
+
+def _draw_walker(img: np.ndarray, w: Walk, x: float, y: float, *, shadow: bool = False) -> None:
+    if w.kind == "cat":
+        _draw_cat(img, x, y, w.shade, w.side)
+    else:
+        _draw_person(img, x, y, w.shade, shadow=shadow)
+
+
+def _draw_cat(img: np.ndarray, x: float, y: float, shade: int, side: int) -> None:
+    """A cat seen from the side: a low, long body and a raised head, a quarter
+    of a person's height there (it casts no shadow worth drawing)."""
+    height, width = img.shape
+    h = CAT_HEIGHT * max(4.0, (y - _HORIZON) * height)
+    px, py = x * width, y * height
+    cv2.ellipse(img, (int(px), int(py - 0.4 * h)), (max(3, int(0.6 * h)), max(2, int(0.4 * h))),
+                0, 0, 360, float(shade), -1)
+    cv2.circle(img, (int(px + 0.6 * h * (1 if side > 0 else -1)), int(py - 0.75 * h)),
+               max(2, int(0.25 * h)), float(shade), -1)
 
 
 def _draw_person(img: np.ndarray, x: float, y: float, shade: int, *, shadow: bool = False) -> None:
