@@ -6,7 +6,8 @@ runs, under ``valgrind --tool=callgrind``, a child that decodes the same
 frames as the benchmark, feeds ``WARM`` of them to one side and then either
 stops or feeds ``COUNT`` more; the difference of the two totals over
 ``COUNT`` is that side's instructions per frame, with decoding, imports and
-start-up taken out. OpenCV runs on one thread, as in the benchmark.
+start-up taken out (after one unmeasured run that fills numba's cache for the
+CPU valgrind presents). OpenCV runs on one thread, as in the benchmark.
 
 Run: ``DOORWATCH_FRIGATE_SRC=/path/to/frigate .venv/bin/python bench/frigate_instructions.py``
 (about ten minutes; ``--only 320`` runs one input). Figures go to
@@ -84,6 +85,10 @@ def main() -> None:
         return
     from bench import bench_frigate as bf
 
+    # One throwaway doorwatch run first: numba's cache is per CPU, and valgrind shows
+    # the program another CPU than the host's, so the first run under it compiles the
+    # analyzer's kernels (minutes of instructions); measured runs must load them.
+    _instructions("doorwatch", 0, 1)
     rows: list[dict[str, Any]] = []
     for index, (label, name, _) in enumerate(bf.INPUTS):
         if args.only and args.only not in label:
