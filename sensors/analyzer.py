@@ -216,6 +216,11 @@ class AnalyzerConfig:
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     people: PersonSizeConfig = field(default_factory=PersonSizeConfig)
+    # The tallest connected pieces of foreground at each row (a high quantile of
+    # every piece the mask gives, before pieces are joined): their height caps
+    # joins until one person's size is known (``DoorwayAnalyzer._person_height``).
+    pieces: PersonSizeConfig = field(
+        default_factory=lambda: PersonSizeConfig(min_samples=20, quantile=0.9))
 
 
 @dataclass(slots=True)
@@ -367,6 +372,7 @@ class DoorwayAnalyzer:
         self._recent: list[tuple[int, str, float, int, int, float]] = []
         self._sharing: dict[int, int] = {}
         self._people: PersonSizeModel | None = None
+        self._pieces: PersonSizeModel | None = None
         # The camera's view from how people move (see ``_view_sample``):
         # regression sums of the blob top's motion on the bottom's, and the
         # vertical travel seen, in person heights.
@@ -412,7 +418,7 @@ class DoorwayAnalyzer:
         self._last_mask = seg.mask
         self._gray = gray
         self.blobs = [] if seg.relearned else find_blobs(
-            seg.mask, self.config.blobs, self._person_height)
+            seg.mask, self.config.blobs, self._person_height, self._piece_sample)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
         passages: list[Passage] = []
         self._sharing = {}
@@ -505,6 +511,7 @@ class DoorwayAnalyzer:
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
             self._people = PersonSizeModel(gray.shape[0], self.config.people)
+            self._pieces = PersonSizeModel(gray.shape[0], self.config.pieces)
             self._size = (gray.shape[1], gray.shape[0])
         return gray
 
@@ -1139,9 +1146,45 @@ class DoorwayAnalyzer:
         return found
 
     def _person_height(self, row: float) -> float | None:
+        """How tall a join ending at ``row`` may grow (in units of ``BlobConfig.join_height``):
+        one person's height there, or while that is unknown, the tallest pieces'.
+
+        One person's size is learned only from a track that walked alone
+        (:mod:`sensors.people`); until then nothing capped joins, so people
+        walking one behind the other in a lane (seen from above, or up an
+        escalator) were joined into one column, a column is never a lone
+        person, and the size stayed unknown for good (one sample in a whole
+        clip of a wet crossing). The pieces the mask gives before joining are
+        whole people as often as parts of one, and a lane is one piece only
+        where its people touch (it is made by joining), so a high quantile of
+        the pieces' heights at a row is about one person there, or one and a
+        half (escalator_landing: 44-80 px where one person is learned later as
+        34-56): enough to stop columns, not to cut a person split at the
+        waist. It caps joins only; people are counted by area against one
+        person's size alone.
+        """
         assert self._people is not None
+        assert self._pieces is not None
         person = self._people.at(row)
+        if person is None:
+            person = self._pieces.at(row)
         return None if person is None else person.h
+
+    def _piece_sample(self, pieces: list[Blob]) -> None:
+        """Learn the pieces' size (see :meth:`_person_height`) until one person's is known."""
+        assert self._people is not None
+        assert self._pieces is not None
+        if self._people.known:
+            # No longer asked where one person's size is known; where it is not
+            # (a band nobody walks alone in), what was learned stands.
+            return
+        w, h = self._size
+        least = self.config.blobs.min_area * w * h
+        tall = self.config.sample_height * h
+        for piece in pieces:
+            if piece.area >= least and piece.h >= tall and not self._at_border(piece):
+                # One opinion per frame (``min_people`` different frames).
+                self._pieces.add(piece.bottom, piece.area, piece.h, self.frames, piece.w)
 
     def _at_border(self, blob: Blob) -> bool:
         """Touches the image edge: part of it may be outside the picture."""
