@@ -62,7 +62,15 @@ same person and is dropped; so is one
 by a piece that broke off a person (smaller than one person) whose family
 already reported that direction. A track carried
 inside another's blob that never walked on its own (a door leaf) decides
-nothing.
+nothing. People meeting at the line from both sides merge into one blob
+(:mod:`sensors.opposite`): a track lost into the blob of a track from the
+other side is noted; when the blob's floor point then comes into the band
+and goes back out deep on the host's side, nearer where the lost track was
+along the line than where the host came from, both crossed (a resident
+leaving as a visitor comes in); when it goes over to the lost track's side
+instead, the host's track is on that person from then on and takes their
+line state: a jump onto someone else's feet is no crossing (a visitor
+calling at the door while the resident stands in the doorway).
 
 One person's size at each place of the picture is learned from every track
 that walked alone (:mod:`sensors.people`). Against it a blob's area and
@@ -103,8 +111,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
+from sensors.opposite import Swap, lanes_swapped, other_side, walked_towards
 from sensors.people import PersonSizeConfig, PersonSizeModel
 from sensors.personnet import PersonNet
+from sensors.pixelpass import AreaReducer
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
 
 __all__ = ["AnalyzerConfig", "DoorwayAnalyzer", "Passage", "Side", "TrackSummary", "Verifier"]
@@ -227,6 +237,12 @@ class AnalyzerConfig:
     provisional_fraction: float = 0.5
     small_confidence: float = 0.3
     person_every: float = 0.2
+    # A track from the other side lost into a track's blob near the line
+    # (:mod:`sensors.opposite`): it must have walked this many of its person
+    # heights towards the line in the last ``view_window``, and the host's
+    # floor point must come into the band and go back out within ``swap_time``.
+    swap_approach: float = 0.1
+    swap_time: float = 3.0
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -339,6 +355,14 @@ class _LineState:
     # Whether it stands on a ghost (``DoorwayAnalyzer._ghost``), and when that was looked at.
     ghost: bool = False
     ghost_frame: int = -(10**9)
+    # Where along the line the floor point was on the measurement before the last,
+    # and its signed distances to the line over the last ``view_window`` (``Swap``).
+    prev_along: float = 0.5
+    d_hist: list[tuple[int, float]] = field(default_factory=list)
+    # A track from the other side lost into this one's blob near the line
+    # (:mod:`sensors.opposite`), and that track's line state.
+    swap: Swap | None = None
+    swap_member: _LineState | None = None
 
 
 def _net_verifier(net: PersonNet) -> Verifier:
@@ -379,6 +403,9 @@ class DoorwayAnalyzer:
         self._line: PixelLine | None = None
         self._size = (0, 0)
         self._scale = 1.0
+        # The frame size the reduction was prepared for, and the compiled one
+        # (None: OpenCV's resize, already fast for whole factors).
+        self._reducer: tuple[tuple[int, int], AreaReducer | None] | None = None
         self._states: dict[int, _LineState] = {}
         self.summaries: list[TrackSummary] = []
         self.frames = 0
@@ -443,6 +470,7 @@ class DoorwayAnalyzer:
                 self._sharing[id(track.blob)] = self._sharing.get(id(track.blob), 0) + 1
         for track in self._tracker.tracks:
             passages += self._observe(track, frame)
+        self._absorb(frame.index)
         for track in dropped:
             passages += self._close(track)
         if self._recounts:
@@ -523,7 +551,15 @@ class DoorwayAnalyzer:
             self._scale = min(1.0, self.config.working_width / w)
         if self._scale < 1.0:
             size = (round(w * self._scale), round(h * self._scale))
-            gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
+            if self._reducer is None or self._reducer[0] != (w, h):
+                # OpenCV's INTER_AREA, compiled where OpenCV runs it as a scalar
+                # loop (factors that are not whole, 384 -> 320 px).
+                self._reducer = ((w, h), AreaReducer((w, h), size)
+                                 if AreaReducer.applies((w, h), size) else None)
+            if self._reducer[1] is not None:
+                gray = self._reducer[1](gray)
+            else:
+                gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.uint8)
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
             self._people = PersonSizeModel(gray.shape[0], self.config.people)
@@ -638,7 +674,11 @@ class DoorwayAnalyzer:
             state.cross_t = state.last_t + k * (frame.t - state.last_t)
             state.cross_along = along
         state.last_d, state.last_frame, state.last_t = d, frame.index, frame.t
+        state.prev_along = state.last_along
         state.last_along, state.last_h = along, person.h if person is not None else h
+        state.d_hist.append((frame.index, d))
+        while state.d_hist and frame.index - state.d_hist[0][0] > cfg.view_window * self.fps:
+            state.d_hist.pop(0)
         state.last_box = (cx, cy, track.w, h)
         # The margin scales with one person at this place, not with the blob:
         # a merged blob is too tall, a fragment too short.
@@ -661,6 +701,14 @@ class DoorwayAnalyzer:
         if abs(d) <= margin or fragment:
             # A fragment (someone half out of the picture, a head alone) has
             # no reliable floor point: it decides no side.
+            if state.swap is not None and not fragment:
+                if state.swap.band is None and state.clear_frame is not None:
+                    state.swap.band = frame.index
+                    state.swap.left = (state.clear_frame, state.clear_t)
+                elif state.swap.band is None and state.swap.left is not None:
+                    # Handed on by a host lost in turn: it was clearly out until then.
+                    state.swap.band = frame.index
+                state.swap.back = None
             if (state.inherited and not state.decided_own
                     and frame.index - track.first_frame > cfg.inherit_time * self.fps
                     and not self._walked_itself(track, state)):
@@ -701,6 +749,8 @@ class DoorwayAnalyzer:
         previous, state.side = state.side, side
         if previous == "unknown" or previous == side:
             state.depth = max(state.depth, abs(d) / margin)
+            if state.swap is not None and state.swap.band is not None:
+                return self._swapped(track, state, frame, along, abs(d) / margin)
             # A crossing decided on a jump waits longer: the blob that lost its
             # legs behind something gets them back within a few frames.
             settle = cfg.band_settle_time if pending is not None and pending.jumped else (
@@ -708,6 +758,12 @@ class DoorwayAnalyzer:
             if (pending is not None and frame.index - pending.decided >= settle * self.fps
                     and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
+            return []
+        if state.swap is not None and state.swap_member is not None:
+            # Over to the member's side while it is in the blob: the track is
+            # now on the member (its blob's bottom is the member's feet, or the
+            # blob parted and the track took the member's part), not a walk.
+            self._take_member(track, state, frame, d, along)
             return []
         # A track continuing another's history (``_born``) is that person's,
         # already confirmed; it must only be confirmed itself by the report.
@@ -1142,6 +1198,137 @@ class DoorwayAnalyzer:
                 state.vouched = True
                 return True
         return False
+
+    def _absorb(self, index: int) -> None:
+        """Note tracks just lost into the blob of a track on the other side of
+        the line, both near it (:mod:`sensors.opposite`); hand a host's note on
+        to the track that took its blob over when the host itself is lost;
+        forget the notes whose member came back or whose host took too long."""
+        cfg = self.config
+        tracks = self._tracker.tracks
+        back = {t.id for t in tracks if t.missed == 0}
+        for state in self._states.values():
+            swap = state.swap
+            if swap is not None and (swap.member in back
+                                     or index - swap.recorded > cfg.swap_time * self.fps):
+                state.swap = state.swap_member = None
+        lost = [t for t in tracks if t.missed == 1 and self._tracker.is_confirmed(t)]
+        if not lost:
+            return
+        hosts = [t for t in tracks if t.missed == 0 and not t.shared and t.blob is not None
+                 and self._tracker.is_confirmed(t)]
+        window = round(cfg.view_window * self.fps)
+        for track in lost:
+            member = self._states.get(track.id)
+            if member is None or member.last_d is None:
+                continue
+            swap = member.swap
+            if swap is not None:
+                # A host lost in turn (another track took the merged blob over,
+                # a door leaf's ghost that was part of it): the blob is the same.
+                carrier = self._carrier(member.last_box, hosts, (swap.side,))
+                if carrier is not None:
+                    if swap.left is None and member.clear_frame is not None:
+                        swap.left = (member.clear_frame, member.clear_t)
+                    carrier.swap, carrier.swap_member = swap, member.swap_member
+                member.swap = member.swap_member = None
+                continue
+            if (member.side == "unknown" or member.pending is not None
+                    or member.depth < cfg.origin_depth
+                    or not walked_towards(member.d_hist, member.last_frame, window,
+                                          cfg.swap_approach * member.last_h)):
+                continue
+            host = self._carrier(member.last_box, hosts, ("unknown", member.side))
+            if host is not None:
+                host.swap = Swap(member=track.id, side=member.side,
+                                 member_along=member.last_along,
+                                 approach_along=host.prev_along, recorded=index)
+                host.swap_member = member
+
+    def _carrier(self, box: tuple[float, float, float, float], hosts: list[Track],
+                 sides: tuple[str, ...]) -> _LineState | None:
+        """The line state of the first of ``hosts`` whose blob holds most of
+        ``box`` (centre x, centre y, w, h), not on one of ``sides`` and with
+        no crossing or swap of its own under way."""
+        cx, cy, w, h = box
+        for host in hosts:
+            state = self._states.get(host.id)
+            blob = host.blob
+            if (state is None or blob is None or state.side in sides
+                    or state.pending is not None or state.swap is not None):
+                continue
+            ix = min(cx + w / 2, blob.x + blob.w) - max(cx - w / 2, blob.x)
+            iy = min(cy + h / 2, blob.bottom) - max(cy - h / 2, blob.y)
+            if ix > 0 and iy > 0 and ix * iy >= min(w * h, blob.w * blob.h) / 3.0:
+                return state
+        return None
+
+    def _take_member(self, track: Track, state: _LineState, frame: Frame, d: float,
+                     along: float) -> None:
+        """The host's floor point went over to its member's side: the track
+        follows the member from here on, with the member's line state, and the
+        host's own person is now the one merged into its blob (the same note,
+        the other way round: :mod:`sensors.opposite`)."""
+        swap, member = state.swap, state.swap_member
+        assert swap is not None
+        assert member is not None
+        state.swap = state.swap_member = None
+        member.vouched = True
+        # A copy: the member's own track may still be coasting, and come back.
+        member = replace(member, counts=list(member.counts), sizes=list(member.sizes))
+        member.last_d, member.last_frame, member.last_t = d, frame.index, frame.t
+        member.prev_along = member.last_along = along
+        member.last_box = state.last_box
+        member.d_hist = [(frame.index, d)]
+        member.clear_frame, member.clear_t = frame.index, frame.t
+        member.pending, member.against = None, 0
+        # (No track of its own: the member id is the host's, negated, so that
+        # the track's coming back does not cancel the note.)
+        member.swap = Swap(member=-track.id, side=other_side(swap.side),
+                           member_along=swap.approach_along, approach_along=swap.member_along,
+                           recorded=frame.index)
+        member.swap_member = state
+        self._states[track.id] = member
+
+    def _swapped(self, track: Track, state: _LineState, frame: Frame, along: float,
+                 depth: float) -> list[Passage]:
+        """The host's floor point (``depth`` margins from the line) is back out of
+        the band on its own side: once it has stayed there ``settle_time`` and gone
+        ``origin_depth`` deep (not someone standing at the band's edge), report
+        both crossings if what went back out is the member
+        (:func:`sensors.opposite.lanes_swapped`)."""
+        assert self._line is not None
+        swap, member = state.swap, state.swap_member
+        assert swap is not None
+        if swap.back is None:
+            swap.back = (frame.index, frame.t)
+        if (frame.index - swap.back[0] < self.config.settle_time * self.fps
+                or depth < self.config.origin_depth):
+            return []
+        state.swap = state.swap_member = None
+        if member is None or swap.left is None or not lanes_swapped(swap, along):
+            return []
+        cross_frame = round((swap.left[0] + swap.back[0]) / 2.0)
+        cross_t = (swap.left[1] + swap.back[1]) / 2.0
+        box = self._box_at(track, cross_frame)
+        reach = 0.5 * max(track.w, 1.0) / self._line.length
+        window = self.config.duplicate_time * self.fps
+        over: Literal["out", "in"] = "out" if swap.side == "inside" else "in"
+        back: Literal["out", "in"] = "in" if over == "out" else "out"
+        found: list[Passage] = []
+        for direction, tid, at in ((over, abs(swap.member), swap.member_along),
+                                   (back, track.id, swap.approach_along)):
+            if any(kind == direction and abs(f - cross_frame) <= window
+                   and abs(a - at) <= max(reach, half)
+                   for f, kind, a, _, _, half in self._recent):
+                continue
+            self._recent.append((cross_frame, direction, at, tid, state.family, reach))
+            found.append(Passage(frame=cross_frame, t=round(cross_t, 3), direction=direction,
+                                 track=tid, confidence=0.6, box=box))
+        member.vouched = True
+        member.passages += 1
+        state.passages += 1
+        return found
 
     def _recount(self, index: int) -> list[Passage]:
         """Count the people of crossings seen before one person's size was known.

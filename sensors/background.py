@@ -1,6 +1,7 @@
 """Foreground segmentation that survives shaking cameras and lighting changes.
 
-Per frame, all vectorised in OpenCV (no Python loop over pixels):
+Per frame (registration in OpenCV; the per-pixel steps 2-4 as two compiled
+passes over the pixels, :mod:`sensors.pixelpass`):
 
 1. **Global motion**: the frame's translation against the background is
    measured by phase correlation on a half-size image, only when the picture
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sensors import pixelpass
 from sensors.frames import GrayImage
 
 __all__ = ["BackgroundConfig", "BackgroundModel", "Segmentation"]
@@ -135,25 +137,18 @@ class BackgroundModel:
         self._prev: np.ndarray | None = None
         self._still: GrayImage | None = None
         self._absorb_frames = max(2, min(250, round(self._cfg.absorb_time * fps)))
-        self._ones: GrayImage | None = None
-        # Two frame-sized float32 scratch arrays, reused on every frame (the
-        # difference, then the frame-to-frame change; the threshold, then its
-        # still fraction): five 300 kB temporaries per frame at 320 x 240 came
-        # and went through the allocator, with page faults whenever the heap
-        # was trimmed.
-        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
         self._edges: np.ndarray | None = None
         # The frame's float32 copies: the current one and the previous (kept
         # for absorption) or the background (after a relearn) hold one each,
-        # so a third is free on every frame; and 8-bit scratch for the
-        # background mask, the absorption candidates and the half-size frame.
-        # Fresh arrays of these sizes on every frame went through the
-        # allocator (and page faults whenever the heap was trimmed).
+        # so a third is free on every frame; and the half-size frame. Fresh
+        # arrays of these sizes on every frame went through the allocator
+        # (and page faults whenever the heap was trimmed).
         self._floats: list[np.ndarray] = []
-        self._bytes: tuple[np.ndarray, np.ndarray] | None = None
         self._small: np.ndarray | None = None
         self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
         self._since_shake = self._shake_frames
+        # Compiling the per-pixel passes takes seconds: here, not on a frame.
+        pixelpass.warm_up()
 
     @property
     def background(self) -> GrayImage | None:
@@ -224,32 +219,29 @@ class BackgroundModel:
             # must be learned afresh (tamper.py reports the condition itself).
             self._bg = None
             return Segmentation(np.zeros_like(gray), (0.0, 0.0), 1.0, True)
-        frame = self._float(gray)
-        picture: np.ndarray = gray
-        shift = self._register(frame) if self._cfg.register else (0.0, 0.0)
-        valid: tuple[int, int, int, int] | None = None
+        cfg = self._cfg
+        shift = self._register(gray) if cfg.register else (0.0, 0.0)
+        h, w = gray.shape
+        source, moved = gray, (0, 0)
+        valid = (0, 0, w, h)
         if shift != (0.0, 0.0):
-            h, w = frame.shape
             # Whole pixels: a bilinear warp cost a quarter of the frame time on a
             # shaking camera, and the half pixel it would add is within what the
-            # edge term of the threshold forgives anyway.
-            # The float copy is moved, not the 8-bit frame converted again:
-            # moving whole pixels (border replicated) commutes with the
-            # conversion, and a copy costs less than a second conversion.
-            frame = self._translated(frame, -round(shift[0]), -round(shift[1]))
-            picture = frame
+            # edge term of the threshold forgives anyway. The frame is moved into
+            # the background's coordinates, border replicated.
+            moved = (round(shift[0]), round(shift[1]))
+            if abs(moved[0]) >= w or abs(moved[1]) >= h:
+                source, moved = np.zeros_like(gray), (0, 0)
+            # Outside the rectangle (x0, y0)-(x1, y1) the shift brought pixels in
+            # from outside the picture: never foreground. (Python's slice rules
+            # for the bounds, as the masks were cut before.)
             x0, y0 = math.ceil(max(0.0, -shift[0])), math.ceil(max(0.0, -shift[1]))
             x1, y1 = w - math.ceil(max(0.0, shift[0])), h - math.ceil(max(0.0, shift[1]))
-            valid = (x0, y0, x1, y1)
-        gain = self._gain(picture)
-        if gain != 1.0:
-            frame *= 1.0 / gain
-        if self._scratch is None or self._scratch[0].shape != frame.shape:
-            self._scratch = (np.empty_like(frame), np.empty_like(frame))
-        diff = cv2.absdiff(frame, self._bg, dst=self._scratch[0])
-        thr = cv2.addWeighted(self._dev, self._cfg.deviation_factor, self._dev, 0.0,
-                              self._cfg.base_threshold, dst=self._scratch[1])
+            (x0, x1, _), (y0, y1, _) = slice(x0, x1).indices(w), slice(y0, y1).indices(h)
+            valid = (x0, y0, max(x0, x1), max(y0, y1))
+        gain = self._gain(source, moved)
         self._since_shake = 0 if shift != (0.0, 0.0) else self._since_shake + 1
+        edges: np.ndarray | None = None
         if self._since_shake < self._shake_frames:
             # A shaking camera is never registered exactly (rotation, sub-pixel
             # error): strong edges of the background then flicker by about
@@ -257,40 +249,43 @@ class BackgroundModel:
             if self._edges is None:
                 gx = cv2.Sobel(self._bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
                 gy = cv2.Sobel(self._bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-                k = self._cfg.edge_factor
+                k = cfg.edge_factor
                 self._edges = cv2.addWeighted(np.abs(gx), k, np.abs(gy), k, 0.0)
-            thr = cv2.add(thr, self._edges, dst=thr)
-        mask: GrayImage = np.asarray(cv2.compare(diff, thr, cv2.CMP_GT), np.uint8)
-        if valid is not None:
-            # Outside the rectangle (x0, y0)-(x1, y1) the shift brought pixels in
-            # from outside the picture. Clearing those strips in place gives the
-            # same mask as AND with a 0/255 rectangle image, without building one
-            # (``mask`` is a fresh array from ``compare``).
-            x0, y0, x1, y1 = valid
-            if x1 > 0 and y1 > 0:
-                mask[:y0] = 0
-                mask[y1:] = 0
-                mask[:, :x0] = 0
-                mask[:, x1:] = 0
-            else:
-                # A shift beyond the picture's height or width (only possible
-                # for a picture over five times wider than tall): the rectangle
-                # image as before, with numpy's negative-index slicing.
-                rect = np.zeros_like(mask)
-                rect[y0:y1, x0:x1] = 255
-                mask = np.asarray(cv2.bitwise_and(mask, rect), np.uint8)
-        if cv2.countNonZero(mask) > self._cfg.relearn_fraction * mask.size:
+            edges = self._edges
+        frame = self._free_float(gray.shape)
+        mask: GrayImage = np.empty(gray.shape, np.uint8)
+        # The mask in the frame's own coordinates (moved back), for the caller.
+        out = mask
+        back = None
+        if shift != (0.0, 0.0):
+            out = np.empty(gray.shape, np.uint8)
+            back = (out, (round(shift[0]), round(shift[1])))
+        found = pixelpass.foreground(source, moved, 1.0 / gain, self._bg, self._dev, edges,
+                                     cfg.deviation_factor, cfg.base_threshold, valid,
+                                     frame, mask, back)
+        if found > cfg.relearn_fraction * mask.size:
             self._bg = frame
             self._edges = None
             self._small_bg = None
             self._tiny_bg = None
             self._prev_mask = np.zeros_like(mask)
             return Segmentation(np.zeros_like(mask), shift, gain, True)
-        self._update(frame, diff, mask)
-        self._absorb(frame, mask, thr, protect)
-        out = mask
-        if shift != (0.0, 0.0):
-            out = np.asarray(_translate(mask, round(shift[0]), round(shift[1]), False), np.uint8)
+        assert self._still is not None
+        prev, self._prev = self._prev, frame
+        # Background and deviation follow the frame; still foreground is
+        # absorbed (see the note above ``_gain``).
+        pixelpass.update(frame, prev, self._bg, self._dev, edges, cfg.deviation_factor,
+                         cfg.base_threshold, mask, protect, self._still,
+                         (self._a_bg, self._a_fg, self._a_dev), cfg.still_fraction,
+                         self._absorb_frames)
+        self._prev_mask = mask
+        # The background drifts slowly; its half-size copy for registration
+        # need not be rebuilt on every frame (that was a tenth of the frame time).
+        self._updates += 1
+        if self._updates % 8 == 0:
+            self._small_bg = None
+            self._tiny_bg = None
+            self._edges = None
         return Segmentation(out, shift, gain, False)
 
     def _free_float(self, shape: tuple[int, ...], busy: np.ndarray | None = None) -> np.ndarray:
@@ -304,28 +299,6 @@ class BackgroundModel:
         buf = np.empty(shape, np.float32)
         self._floats.append(buf)
         return buf
-
-    def _float(self, gray: GrayImage) -> np.ndarray:
-        """``gray.astype(np.float32)`` into a free buffer."""
-        buf = self._free_float(gray.shape)
-        np.copyto(buf, gray, casting="unsafe")
-        return buf
-
-    def _translated(self, frame: np.ndarray, tx: int, ty: int) -> np.ndarray:
-        """``_translate(frame, tx, ty, True)`` into a free buffer other than ``frame``."""
-        h, w = frame.shape[:2]
-        if abs(tx) >= w or abs(ty) >= h:
-            return _translate(frame, tx, ty, True)
-        buf = self._free_float(frame.shape, busy=frame)
-        crop = frame[max(0, -ty):h - max(0, ty), max(0, -tx):w - max(0, tx)]
-        cv2.copyMakeBorder(crop, max(0, ty), max(0, -ty), max(0, tx), max(0, -tx),
-                           cv2.BORDER_REPLICATE, dst=buf)
-        return buf
-
-    def _scratch_bytes(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if self._bytes is None or self._bytes[0].shape != shape:
-            self._bytes = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
-        return self._bytes
 
     def _unusable(self, gray: GrayImage) -> bool:
         """Whether the picture is too dark, too bright or too uniform to use:
@@ -341,12 +314,9 @@ class BackgroundModel:
             # that of the 32 strip means (the spread of group means never
             # exceeds the spread of the members) minus 0.5. When those bounds,
             # with a margin for float error, already clear every limit, the
-            # answer is "usable" exactly as the copy would say.
-            strips = cv2.reduce(gray, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
-            sums = strips.reshape(32, w // 32).sum(axis=1, dtype=np.float64)
-            mean, std = cv2.meanStdDev(sums)
-            pixels = float(h * (w // 32))
-            m, s = float(mean.ravel()[0]) / pixels, float(std.ravel()[0]) / pixels
+            # answer is "usable" exactly as the copy would say. (That margin
+            # also makes the way the strip statistics are rounded irrelevant.)
+            m, s = pixelpass.strip_stats(gray, 32)
             slack = 0.6
             if (cfg.dark_level + slack <= m <= cfg.bright_level - slack
                     and s >= cfg.uniform_std + slack):
@@ -356,84 +326,28 @@ class BackgroundModel:
         m, s = float(mean.ravel()[0]), float(std.ravel()[0])
         return m < cfg.dark_level or m > cfg.bright_level or s < cfg.uniform_std
 
-    def _update(self, frame: np.ndarray, diff: np.ndarray, mask: GrayImage) -> None:
-        assert self._bg is not None
-        assert self._dev is not None
-        background = cv2.bitwise_not(mask, dst=self._scratch_bytes(mask.shape)[0])
-        cv2.accumulateWeighted(frame, self._bg, self._a_bg, background)
-        cv2.accumulateWeighted(frame, self._bg, self._a_fg, mask)
-        cv2.accumulateWeighted(diff, self._dev, self._a_dev, background)
-        self._prev_mask = mask
-        # The background drifts slowly; its half-size copy for registration
-        # need not be rebuilt on every frame (that was a tenth of the frame time).
-        self._updates += 1
-        if self._updates % 8 == 0:
-            self._small_bg = None
-            self._tiny_bg = None
-            self._edges = None
+    # Static foreground absorption (in ``pixelpass.update``): foreground that has
+    # not changed for ``absorb_time`` becomes background at once. A door leaf
+    # that swung open, a bag put down or a curtain that moved differ from the
+    # background but stand perfectly still; a person never does for long, and
+    # people already seen walking are protected anyway. Without this the opened
+    # door stays foreground for tens of seconds and merges with everyone who
+    # walks past it.
 
-    def _absorb(
-        self, frame: np.ndarray, mask: GrayImage, thr: np.ndarray, protect: GrayImage | None
-    ) -> None:
-        """Static foreground absorption: foreground that has not changed for
-        ``absorb_time`` becomes background at once.
-
-        A door leaf that swung open, a bag put down or a curtain that moved
-        differ from the background but stand perfectly still; a person never
-        does for long, and people already seen walking are protected anyway.
-        Without this the opened door stays foreground for tens of seconds and
-        merges with everyone who walks past it.
-        """
-        assert self._bg is not None
-        assert self._still is not None
-        prev, self._prev = self._prev, frame
-        if prev is None:
-            return
-        # In the scratch arrays: the difference to the background (first one)
-        # was spent by ``_update`` and the threshold is not needed after this.
-        assert self._scratch is not None
-        change = cv2.absdiff(frame, prev, dst=self._scratch[0])
-        half = np.multiply(thr, self._cfg.still_fraction, out=thr)
-        # (The background mask in the first 8-bit scratch was spent by ``_update``.)
-        candidates, ready = self._scratch_bytes(mask.shape)
-        cv2.compare(change, half, cv2.CMP_LT, dst=candidates)
-        cv2.bitwise_and(mask, candidates, dst=candidates)
-        if protect is not None:
-            # Both are 0/255: a saturating subtraction is AND NOT in one pass.
-            cv2.subtract(candidates, protect, dst=candidates)
-        if self._ones is None or self._ones.shape != mask.shape:
-            self._ones = np.ones(mask.shape, np.uint8)
-        # uint8 counters saturate at 255; absorb_frames is capped below that.
-        # In place: ``_still`` is this model's own array, handed to nobody.
-        cv2.add(self._still, self._ones, dst=self._still)
-        cv2.bitwise_and(self._still, candidates, dst=self._still)
-        cv2.threshold(self._still, self._absorb_frames - 0.5, 255, cv2.THRESH_BINARY, dst=ready)
-        if cv2.countNonZero(ready):
-            cv2.copyTo(frame, ready, self._bg)
-            # Restart the absorbed counters: the same pixels as ``ready``
-            # (8-bit thresholds compare with the floor of the level), in place
-            # instead of through a boolean index.
-            cv2.threshold(self._still, self._absorb_frames - 0.5, 0, cv2.THRESH_TOZERO_INV,
-                          dst=self._still)
-
-    def _gain(self, picture: np.ndarray) -> float:
-        """Lighting factor of ``picture`` (in background coordinates; 8-bit,
-        or its float32 copy) against the background, or 1.0 when it is within 2 %."""
+    def _gain(self, gray: GrayImage, moved: tuple[int, int]) -> float:
+        """Lighting factor of the picture (``gray`` moved by ``moved`` into the
+        background's coordinates) against the background, on pixels that were
+        background in the previous frame, or 1.0 when it is within 2 %."""
         assert self._bg is not None
         assert self._prev_mask is not None
         # Every 4th pixel of every 4th row is plenty for one global factor.
-        quiet = cv2.bitwise_not(self._prev_mask[::4, ::4])
-        # The 8-bit picture when there is one, not its float32 copy: cv2.mean
-        # sums 8-bit pixels exactly in integers and float32 ones exactly in
-        # double (whole values well below 2**53), so the mean is the same.
-        f = cv2.mean(np.ascontiguousarray(picture[::4, ::4]), quiet)[0]
-        b = cv2.mean(np.ascontiguousarray(self._bg[::4, ::4]), quiet)[0]
+        f, b = pixelpass.lighting(gray, moved, self._bg, self._prev_mask, 4)
         if b < 8.0 or f < 8.0:
             return 1.0
         gain = f / b
         return 1.0 if abs(gain - 1.0) < 0.02 else gain
 
-    def _register(self, frame: np.ndarray) -> tuple[float, float]:
+    def _register(self, gray: GrayImage) -> tuple[float, float]:
         """The camera's translation against the background, or (0, 0).
 
         Phase correlation follows whatever moves most coherently, and that is
@@ -450,10 +364,11 @@ class BackgroundModel:
         if self._small_bg is None or self._tiny_bg is None:
             self._small_bg = cv2.pyrDown(self._bg)
             self._tiny_bg = self._small_bg
-        size = ((frame.shape[1] + 1) // 2, (frame.shape[0] + 1) // 2)
-        if self._small is None or self._small.shape != (size[1], size[0]):
-            self._small = np.empty((size[1], size[0]), np.float32)
-        small = cv2.pyrDown(frame, dst=self._small, dstsize=size)
+        size = ((gray.shape[0] + 1) // 2, (gray.shape[1] + 1) // 2)
+        if self._small is None or self._small.shape != size:
+            self._small = np.empty(size, np.float32)
+        # cv2.pyrDown of the frame's float32 copy, computed from the 8-bit frame.
+        small = pixelpass.pyr_down(gray, self._small)
         tiny = small
         best = self._shift
         cells = self._residual(tiny, best)
@@ -479,7 +394,7 @@ class BackgroundModel:
                 self._windowed[1], cv2.multiply(self._window, small), None
             )
             dx, dy = 2.0 * dx, 2.0 * dy
-            limit = cfg.max_shift_fraction * frame.shape[1]
+            limit = cfg.max_shift_fraction * gray.shape[1]
             if response >= 0.05 and 0.5 <= math.hypot(dx, dy) <= limit:
                 moved = self._residual(tiny, (dx, dy))
                 # A shake moves every part of the picture; a door or a person only theirs.
@@ -501,13 +416,11 @@ class BackgroundModel:
         sx, sy = round(shift[0] / 2.0), round(shift[1] / 2.0)
         # The border is where a shift brings in pixels from outside the picture.
         b = max(1, w // 16)
-        h = tiny.shape[0]
-        if abs(sx) <= b and abs(sy) <= b:
-            # The translated image's interior is a view of the image itself
-            # (no replicated border pixel reaches it): take the view and skip
-            # the copy, which ran once or twice per frame on a shaking camera.
-            moved = tiny[b + sy:h - b + sy, b + sx:w - b + sx]
-        else:
-            moved = _translate(tiny, -sx, -sy, replicate=True)[b:-b, b:-b]
-        diff = cv2.absdiff(moved, self._tiny_bg[b:-b, b:-b])
+        if abs(sx) >= w or abs(sy) >= tiny.shape[0]:
+            # Moved wholly out of the picture (only a picture over five times
+            # wider than tall can be shifted that far): nothing of it is left.
+            tiny, sx, sy = np.zeros_like(tiny), 0, 0
+        # cv2.absdiff of the moved image (border replicated), compiled: no
+        # moved copy of the image.
+        diff = pixelpass.absdiff_moved(tiny, self._tiny_bg, (sx, sy), b)
         return np.asarray(cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), np.float32)

@@ -53,7 +53,7 @@ _HORIZON = 0.20
 _INSIDE_Y = 0.42
 _CORRIDOR_Y = 0.78
 _ROOM_Y = 0.36
-WalkKind = Literal["exit", "entry", "handover", "pass", "cat", "room", "turn"]
+WalkKind = Literal["exit", "entry", "handover", "call", "pass", "cat", "room", "turn"]
 # Height of a house cat (back and raised head) over a person's at the same place.
 CAT_HEIGHT = 0.25
 
@@ -62,13 +62,15 @@ CAT_HEIGHT = 0.25
 class Walk:
     """A person: ``exit`` (out of the door, then along the corridor), ``entry``
     (the reverse), ``handover`` (steps up to the sill, waits, goes back in),
-    ``pass`` (walks across the picture along the corridor, never through
-    the door), ``room`` (walks sideways across the room behind the doorway,
-    seen through the open door, feet well inside: ``row``, default 0.36) or
-    ``turn`` (walks towards the door and turns back before the sill, without
-    stopping); or ``cat``: a house cat that runs out over the sill into the
-    corridor and straight back in (give it a short ``duration``, 2-3 s).
-    Only ``exit`` and ``entry`` are passages.
+    ``call`` (a visitor who comes up to the sill from the corridor, waits
+    and goes back the way they came), ``pass`` (walks across the picture
+    along the corridor, never through the door), ``room`` (walks sideways
+    across the room behind the doorway, seen through the open door, feet
+    well inside: ``row``, default 0.36) or ``turn`` (walks towards the door
+    and turns back before the sill, without stopping); or ``cat``: a house
+    cat that runs out over the sill into the corridor and straight back in
+    (give it a short ``duration``, 2-3 s). Only ``exit`` and ``entry`` are
+    passages.
 
     ``lane`` shifts the path sideways (normalized); ``side`` is the corridor
     direction (-1 left, +1 right); ``shade`` is the clothing gray level;
@@ -199,6 +201,16 @@ def _path(w: Walk) -> list[tuple[float, float, float]]:
         return out_path
     if w.kind == "entry":
         return [(1.0 - f, x, y) for f, x, y in reversed(out_path)]
+    if w.kind == "call":
+        near = cx + 0.05 * w.side
+        return [
+            (0.0, off, _CORRIDOR_Y),
+            (0.3, near, _CORRIDOR_Y),
+            (0.4, cx, SILL_Y + 0.03),
+            (0.6, cx, SILL_Y + 0.03),
+            (0.7, near, _CORRIDOR_Y),
+            (1.0, off, _CORRIDOR_Y),
+        ]
     return [
         (0.0, hidden, _INSIDE_Y - 0.02),
         (0.2, cx, _INSIDE_Y),

@@ -12,8 +12,9 @@ import re
 import sys
 import tomllib
 
-# Debian packages the .deb depends on instead (python3-numpy, python3-opencv).
-FROM_DEBIAN = {"numpy", "opencv-python-headless", "opencv-python"}
+# Debian packages the .deb depends on instead (python3-numpy, python3-opencv,
+# python3-numba: numba's llvmlite is built against one numpy, Debian's).
+FROM_DEBIAN = {"numpy", "opencv-python-headless", "opencv-python", "numba", "llvmlite"}
 
 
 def requirements(extras: dict[str, list[str]], name: str, seen: set[str]) -> list[str]:

@@ -64,7 +64,8 @@ def test_control_depends_on_debians_opencv_and_numpy(deb: Path) -> None:
     assert _field(deb, "Architecture") == "arm64"  # it carries aarch64 wheels
     assert deb.name.endswith("_arm64.deb")
     depends = {d.split()[0] for d in _field(deb, "Depends").split(", ")}
-    assert {"python3-venv", "python3-opencv", "python3-numpy", "adduser"} <= depends
+    assert {"python3-venv", "python3-opencv", "python3-numpy", "python3-numba",
+            "adduser"} <= depends
 
 
 def test_ships_the_repositorys_units_wheel_and_requirements(deb: Path) -> None:

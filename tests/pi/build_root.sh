@@ -15,9 +15,9 @@ cache=${DOORWATCH_CACHE:-/var/cache/doorwatch}
 mirror=${DOORWATCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=trixie
 # What INSTALL.md's apt line needs on a Pi, minus the Raspberry Pi-only
-# python3-picamera2 (not in Debian), plus OpenCV/numpy from Debian (no wheel
+# python3-picamera2 (not in Debian), plus OpenCV/numpy/numba from Debian (no wheel
 # is needed on the device) and valgrind for instruction counts.
-packages=python3,python3-venv,python3-pip,python3-numpy,python3-opencv,ca-certificates,adduser,valgrind,procps
+packages=python3,python3-venv,python3-pip,python3-numpy,python3-opencv,python3-numba,ca-certificates,adduser,valgrind,procps
 key=$(printf '%s %s %s' "$suite" "$packages" v1 | sha256sum | cut -c1-12)
 tarball="$cache/$suite-arm64-root-$key.tar.gz"
 

@@ -44,24 +44,122 @@ def _opposite(offset: float) -> Scenario:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("offset", [0.0, 0.3])
-@pytest.mark.xfail(strict=True, reason=(
-    "class 2 of issue 14: seen from the corridor the visitor in front of the door "
-    "hides the resident in the doorway, so both are one blob from ~0.9 s before "
-    "the sill to ~1.2 s after. The resident's track is lost in the merge (first "
-    "with the door-leaf ghost, then with the visitor); the visitor's track keeps "
-    "the union and follows its bottom, which is the resident's feet once the two "
-    "pass at the sill, so it never crosses; the visitor, behind the resident from "
-    "then on, is never seen alone again. Result: neither crossing is reported "
-    "(keeping both identities through the merge was tried in session 8: it "
-    "recovers the exit, not the entry; BENCHMARKS.md)"))
 def test_opposite_crossings_at_the_same_moment_give_one_passage_each(
     offset: float, seed: int
 ) -> None:
-    passages, expected = _run(_opposite(offset), seed)
+    """Class 2 of issue 14. Seen from the corridor the visitor in front of the
+    door and the resident in the doorway are one blob from ~0.9 s before the
+    sill to ~1.2 s after; the resident's track is lost in the merge, and the
+    track that keeps the blob (the visitor's, or the door leaf's ghost's that
+    took it over) follows its bottom: the visitor's feet up to the sill, then
+    the resident's going away. That track's floor point came into the band and
+    went back out where the resident was along the line, not where the visitor
+    came from: both crossed (:mod:`sensors.opposite`). Each is reported within
+    1 s of its crossing."""
+    source = SyntheticSource(_opposite(offset), seed=seed)
+    expected = source.expected_passages()
+    found = _returned(_opposite(offset), seed)
+    passages = [p for p, _ in found]
+    for direction in ("out", "in"):
+        want = sorted(e.frame for e in expected if e.direction == direction)
+        got = sorted((p.frame, at) for p, at in found if p.direction == direction)
+        assert len(got) == len(want), (passages, expected)
+        for (frame, at), e in zip(got, want, strict=True):
+            assert abs(frame - e) <= 25, (passages, expected)
+            assert at - e <= source.fps, (found, expected)
+
+
+def _opposite_variant(offset: float, lanes: tuple[float, float], side: int) -> Scenario:
+    """:func:`_opposite` with other timings, lanes and the visitor's side of approach."""
+    return Scenario((
+        *person("exit", 1.0),
+        *person("exit", 7.0, lane=lanes[0]),
+        Walk("entry", 7.0 - 0.4 + offset, lane=lanes[1], side=side, shade=90),
+    ), 14.0)
+
+
+@pytest.mark.parametrize(("offset", "lanes", "side"), [
+    pytest.param(-0.3, (-0.05, 0.05), 1, marks=pytest.mark.xfail(strict=True, reason=(
+        "the resident is lost into the door leaf ghost's blob before meeting the "
+        "visitor; that track has no side, so nothing notes the resident as merged "
+        "into a blob from the other side, and the ghost's track carries both"))),
+    pytest.param(0.6, (-0.05, 0.05), 1, marks=pytest.mark.xfail(strict=True, reason=(
+        "the resident's feet go lower in the picture than the visitor's before the "
+        "visitor's reach the band: the merged blob's floor point turns back short "
+        "of the band, never in it (deciding on any such turn instead was "
+        "tried: it took a visitor calling at the door for an exit and an entry)"))),
+    pytest.param(0.0, (0.05, -0.05), 1, marks=pytest.mark.xfail(strict=True, reason=(
+        "the resident never has a track of their own: one blob with the door leaf's "
+        "ghost from the moment they appear in the doorway, carried out by the ghost's "
+        "track, which has no side to have crossed from (the entry is found)"))),
+    pytest.param(0.0, (-0.05, 0.05), -1, marks=pytest.mark.xfail(strict=True, reason=(
+        "the resident is lost into the door leaf ghost's blob (a track with no side) "
+        "before the visitor's track takes that blob over, so nothing notes the "
+        "resident as merged into a blob from the other side"))),
+])
+def test_opposite_crossings_in_other_arrangements(
+    offset: float, lanes: tuple[float, float], side: int
+) -> None:
+    """Class 2 in other arrangements (seed 0): the visitor 0.3 s early or 0.6 s
+    late at the sill, the resident in the right lane, the visitor from the
+    left. All four fail, before sensors.opposite and after; what it decides
+    from needs the resident's own track to be lost into the visitor's blob
+    close to the line, and the merged blob's floor point to pass through the
+    band."""
+    passages, expected = _run(_opposite_variant(offset, lanes, side), 0)
     assert len(passages) == len(expected), (passages, expected)
-    for p, e in zip(passages, sorted(expected, key=lambda e: e.frame), strict=True):
-        assert p.direction == e.direction, (passages, expected)
-        assert abs(p.frame - e.frame) <= 25, (passages, expected)
+    for direction in ("out", "in"):
+        got = sorted(p.frame for p in passages if p.direction == direction)
+        want = sorted(e.frame for e in expected if e.direction == direction)
+        assert len(got) == len(want), (passages, expected)
+        assert all(abs(g - w) <= 25 for g, w in zip(got, want, strict=True)), (passages, expected)
+
+
+def _doorstep(offset: float, lanes: tuple[float, float], wait: float) -> Scenario:
+    """One resident leaves alone first (the scene learns one person's size), then
+    a resident comes to the door and stands in the doorway for ``wait`` seconds
+    while a visitor (``offset`` seconds later) comes up to the sill from the
+    corridor, waits there a second and goes back: nobody crosses."""
+    return Scenario((
+        *person("exit", 1.0),
+        *person("handover", 7.0, duration=wait, lane=lanes[0]),
+        Walk("call", 7.0 + offset, duration=5.0, lane=lanes[1], shade=90),
+    ), 15.0)
+
+
+_UNCONFIRMED = pytest.mark.xfail(strict=True, reason=(
+    "the resident in the doorway was one blob with the door leaf's ghost until two "
+    "frames before merging with the visitor, so their own track was never confirmed "
+    "and nothing notes them as merged into the visitor's blob; when the blob parts "
+    "the visitor's track takes the resident's part inside and 'crosses in' by a jump"))
+
+
+@pytest.mark.parametrize(("offset", "lanes", "wait", "seed"), [
+    (0.0, (-0.05, 0.05), 5.0, 0), (0.0, (-0.05, 0.05), 5.0, 1), (0.0, (-0.05, 0.05), 5.0, 2),
+    (-0.5, (-0.05, 0.05), 5.0, 0), (-0.5, (-0.05, 0.05), 5.0, 1),
+    (0.5, (-0.05, 0.05), 5.0, 1), (0.5, (-0.05, 0.05), 5.0, 2),
+    (0.0, (0.05, -0.05), 5.0, 0), (-1.0, (-0.05, 0.05), 7.0, 0),
+    # Lanes closer than a person's width: the visitor standing at the band's
+    # edge must not be taken for someone walking away.
+    (0.0, (-0.03, 0.03), 5.0, 0), (0.0, (-0.03, 0.03), 5.0, 1),
+    pytest.param(-1.0, (0.0, 0.08), 7.0, 0, marks=_UNCONFIRMED),
+])
+def test_a_visitor_calling_while_the_resident_stands_in_the_doorway_is_no_crossing(
+    offset: float, lanes: tuple[float, float], wait: float, seed: int
+) -> None:
+    """The opposite of class 2: both come up to the line from either side, their
+    blobs merge, and each goes back where they came from. The floor point of
+    the track that keeps the blob comes into the band and goes back out, as
+    with two people passing; but it goes back in the visitor's own lane, and
+    only once the visitor walks away (standing at the band's edge is not
+    going back out). Before sensors.opposite, six of these eleven passing
+    cases gave a false passage: the track that kept the merged blob had its
+    floor point jump over the line to the other person's feet (the resident's
+    track onto the visitor's: three false exits, a breach) or took the other
+    person's part when the blob parted; that is now the track following the
+    other person, not a crossing."""
+    passages, expected = _run(_doorstep(offset, lanes, wait), seed)
+    assert _matches(passages, expected), (passages, expected)
 
 
 def test_the_first_resident_alone_is_counted_once() -> None:

@@ -1,0 +1,519 @@
+"""The background model's per-pixel work as compiled loops (numba).
+
+Why compiled: done with whole-frame OpenCV calls, one frame took about twenty
+of them (absolute difference, threshold, compare, three masked running
+averages, absorption counters ...), each reading and writing whole float
+frames with Python in between, and the reduction of a 384-px-wide frame to the
+320-px working width by ``INTER_AREA`` cost as much again. Here the same
+arithmetic runs as two passes over the pixels (:func:`foreground`, then
+:func:`update`), plus :func:`pyr_down` for registration and :class:`AreaReducer`
+for the reduction.
+
+The arithmetic is OpenCV's, operation for operation, so the decisions stay
+the same: ``addWeighted`` and ``accumulateWeighted`` round once through a
+fused multiply-add (what OpenCV's SIMD code does on x86 AVX2 and ARM NEON),
+``INTER_AREA`` sums its float32 weights in OpenCV's order and rounds half to
+even. ``tests/sensors/test_pixelpass.py`` holds each kernel to its OpenCV
+counterpart on real frames.
+
+Compiling takes seconds, so :func:`warm_up` compiles every kernel on tiny
+arrays (the analyzer calls it when it is built, never in the frame loop) and
+numba keeps the machine code on disk: in ``NUMBA_CACHE_DIR`` when set (the
+systemd unit points it at the agent's cache directory, since the package
+folder is read-only there), else beside this file or in the user's cache
+folder. Where none of these is writable the kernels compile afresh in every
+process instead (``cache`` falls back to off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+from sensors.frames import GrayImage
+
+__all__ = ["AreaReducer", "absdiff_moved", "foreground", "lighting", "pyr_down", "strip_stats",
+           "update", "warm_up"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Floats = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def _compiled(fn: F) -> F:
+    """``njit(cache=True)``, or without the on-disk cache where numba finds no
+    writable place for it (it refuses at decoration time)."""
+    try:
+        return cast(F, njit(cache=True)(fn))
+    except RuntimeError:
+        return cast(F, njit(fn))
+
+
+def _inline(fn: F) -> F:
+    """A helper the kernels inline (no call, no separate cache entry)."""
+    return cast(F, njit(inline="always")(fn))
+
+
+def _fma_typing(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a * b + c`` for float32 with one rounding (``llvm.fma.f32``)."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fma(args[0], args[1], args[2])
+
+    return sig, codegen
+
+
+# Callable from compiled code only.
+_fma = cast(Callable[[np.float32, np.float32, np.float32], np.float32],
+            intrinsic(_fma_typing))
+
+
+@_inline
+def _threshold(dev: np.float32, factor: np.float32, base: np.float32) -> np.float32:
+    # cv2.addWeighted(dev, factor, dev, 0, base) is fma(dev, factor, base) (the
+    # edge term, where there is one, is added after, as cv2.add does).
+    return _fma(dev, factor, base)
+
+
+@_compiled
+def _foreground(gray: GrayImage, sx: int, sy: int, inv_gain: np.float32,  # pragma: no cover
+                bg: Floats, dev: Floats, edges: Floats | None,
+                factor: np.float32, base: np.float32,
+                x0: int, y0: int, x1: int, y1: int,
+                frame: Floats, mask: GrayImage,
+                back: GrayImage | None, bx: int, by: int) -> int:
+    h, w = gray.shape
+    # Columns x with 0 <= x + sx < w read their own source pixel; those left of
+    # ``a`` and from ``b`` on read the replicated first or last one.
+    a = min(max(-sx, 0), w)
+    b = max(min(w - sx, w), a)
+    # ``back`` rows no mask row lands on, and the columns of the others, are 0.
+    lo = min(max(bx, 0), w)
+    hi = max(min(w + bx, w), lo)
+    if back is not None:
+        for y in range(h):
+            if not 0 <= y - by < h:
+                back[y, :] = 0
+    count = 0
+    for y in range(h):
+        src = gray[min(max(y + sy, 0), h - 1)]
+        out = frame[y]
+        # (Slices, not ``src[x + sx]``: numba checks a signed index for
+        # wrap-around on every pixel, and that loop does not vectorize.)
+        left, middle, right = out[:a], out[a:b], out[b:]
+        seg = src[a + sx:b + sx]
+        for x in range(left.shape[0]):
+            left[x] = np.float32(src[0]) * inv_gain
+        for x in range(middle.shape[0]):
+            middle[x] = np.float32(seg[x]) * inv_gain
+        for x in range(right.shape[0]):
+            right[x] = np.float32(src[w - 1]) * inv_gain
+        row_in = (y0 <= y) & (y < y1)
+        ref = bg[y]
+        d = dev[y]
+        m = mask[y]
+        if edges is None:
+            for x in range(w):
+                t = _threshold(d[x], factor, base)
+                hit = (abs(out[x] - ref[x]) > t) & row_in & (x0 <= x) & (x < x1)
+                m[x] = np.uint8(255) if hit else np.uint8(0)
+                count += hit
+        else:
+            e = edges[y]
+            for x in range(w):
+                t = _threshold(d[x], factor, base) + e[x]
+                hit = (abs(out[x] - ref[x]) > t) & row_in & (x0 <= x) & (x < x1)
+                m[x] = np.uint8(255) if hit else np.uint8(0)
+                count += hit
+        if back is not None and 0 <= y + by < h:
+            row = back[y + by]
+            row[:lo] = 0
+            row[hi:] = 0
+            row[lo:hi] = m[lo - bx:hi - bx]
+    return count
+
+
+def foreground(gray: GrayImage, shift: tuple[int, int], inv_gain: float,
+               bg: Floats, dev: Floats, edges: Floats | None,
+               factor: float, base: float, valid: tuple[int, int, int, int],
+               frame: Floats, mask: GrayImage,
+               back: tuple[GrayImage, tuple[int, int]] | None = None) -> int:
+    """The frame in background coordinates, and its foreground; one pass.
+
+    ``frame[y, x] = gray[y + sy, x + sx] * inv_gain`` (border replicated: the
+    camera's whole-pixel shift undone, then the lighting gain), and ``mask``
+    (0/255) is where ``|frame - bg|`` exceeds ``factor * dev + base`` (plus
+    ``edges`` if given), inside the ``valid`` rectangle ``(x0, y0, x1, y1)``
+    only (rows ``y0 <= y < y1``, columns ``x0 <= x < x1``). Returns the number of
+    foreground pixels. ``frame`` and ``mask`` are written, nothing else, but
+    ``back = (image, (dx, dy))``: the mask moved back, ``image[y + dy, x + dx] =
+    mask[y, x]`` and 0 where no mask pixel lands.
+    """
+    image, (bx, by) = (None, (0, 0)) if back is None else back
+    return int(_foreground(np.ascontiguousarray(gray), int(shift[0]), int(shift[1]),
+                           np.float32(inv_gain), bg, dev, edges,
+                           np.float32(factor), np.float32(base),
+                           valid[0], valid[1], valid[2], valid[3], frame, mask,
+                           image, int(bx), int(by)))
+
+
+@_compiled
+def _update(frame: Floats, prev: Floats | None,  # pragma: no cover
+            bg: Floats, dev: Floats, edges: Floats | None,
+            factor: np.float32, base: np.float32, mask: GrayImage,
+            protect: GrayImage | None, still: GrayImage,
+            a_bg: np.float32, a_fg: np.float32, a_dev: np.float32,
+            still_fraction: np.float32, absorb_frames: np.uint8) -> int:
+    # ``prev``, ``edges`` and ``protect`` given or None are separate compiled
+    # versions: numba drops the ``is None`` branches that cannot be taken.
+    h, w = frame.shape
+    absorbed = 0
+    for y in range(h):
+        for x in range(w):
+            f = frame[y, x]
+            b = bg[y, x]
+            d = dev[y, x]
+            fg = mask[y, x] != 0
+            # cv2.accumulateWeighted(src, dst, a, mask) is fma(src - dst, a, dst).
+            step = f - b
+            nb = _fma(step, a_fg if fg else a_bg, b)
+            nd = _fma(abs(step) - d, a_dev, d)
+            dev[y, x] = d if fg else nd
+            if prev is not None:
+                # Absorption: still_fraction of the foreground test's threshold
+                # (from the deviation before this update) against the change
+                # since the previous frame; counters saturate at 255.
+                t = _threshold(d, factor, base)
+                if edges is not None:
+                    t = t + edges[y, x]
+                candidate = fg & (abs(f - prev[y, x]) < t * still_fraction)
+                if protect is not None:
+                    candidate = candidate & (protect[y, x] == 0)
+                s = still[y, x]
+                n = s + np.uint8(s < 255) if candidate else np.uint8(0)
+                ready = n >= absorb_frames
+                nb = f if ready else nb
+                still[y, x] = np.uint8(0) if ready else n
+                absorbed += int(ready)
+            bg[y, x] = nb
+    return absorbed
+
+
+def update(frame: Floats, prev: Floats | None, bg: Floats, dev: Floats,
+           edges: Floats | None, factor: float, base: float, mask: GrayImage,
+           protect: GrayImage | None, still: GrayImage,
+           rates: tuple[float, float, float], still_fraction: float,
+           absorb_frames: int) -> int:
+    """Update the background and its deviation from ``frame`` and absorb still
+    foreground; one pass, in place on ``bg``, ``dev`` and ``still``.
+
+    Background pixels (``mask`` 0) follow ``frame`` at rate ``rates[0]`` and
+    their deviation follows ``|frame - bg|`` at ``rates[2]``; foreground pixels
+    follow at ``rates[1]``. If there is a ``prev`` frame, ``still`` counts the
+    frames each foreground pixel outside ``protect`` has changed by less than
+    ``still_fraction`` of its threshold (as in :func:`foreground`, from the
+    deviation before this update); at ``absorb_frames`` the pixel becomes
+    ``frame`` and its count restarts. Returns how many were absorbed.
+    """
+    a_bg, a_fg, a_dev = rates
+    if protect is not None:
+        protect = np.ascontiguousarray(protect)
+    return int(_update(frame, prev, bg, dev, edges, np.float32(factor), np.float32(base),
+                       mask, protect, still, np.float32(a_bg), np.float32(a_fg),
+                       np.float32(a_dev), np.float32(still_fraction), np.uint8(absorb_frames)))
+
+
+@_inline
+def _reflect(i: int, n: int) -> int:
+    # BORDER_REFLECT_101 (cv2.pyrDown's border): -1 -> 1, n -> n - 2.
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * n - 2 - i
+    return i
+
+
+@_compiled
+def _pyr_down(gray: GrayImage, out: Floats) -> None:  # pragma: no cover
+    h, w = gray.shape
+    oh, ow = out.shape
+    # Per output row: the 5 source rows weighed [1 4 6 4 1] down every column
+    # (``v[x + 2]`` is column x), the two reflected columns each side, then the
+    # same weights across every other column; in integers, so exact.
+    v = np.empty(w + 4, np.int32)
+    scale = np.float32(1.0 / 256.0)
+    for oy in range(oh):
+        c = 2 * oy
+        r0, r1, r2 = gray[_reflect(c - 2, h)], gray[_reflect(c - 1, h)], gray[c]
+        r3, r4 = gray[_reflect(c + 1, h)], gray[_reflect(c + 2, h)]
+        body = v[2:w + 2]
+        for x in range(w):
+            body[x] = (np.int32(r0[x]) + np.int32(r4[x])
+                       + 4 * (np.int32(r1[x]) + np.int32(r3[x])) + 6 * np.int32(r2[x]))
+        # BORDER_REFLECT_101: columns -1, -2 are 1, 2; w, w + 1 are w - 2, w - 3.
+        v[1], v[0] = v[3], v[4]
+        v[w + 2] = v[w]
+        v[w + 3] = v[w - 1] if w >= 3 else v[w + 1]
+        o = out[oy]
+        for ox in range(ow):
+            # Unsigned: numba checks a signed index for wrap-around on every use.
+            u = np.uintp(2 * ox)
+            o[ox] = np.float32(v[u] + v[u + 4] + 4 * (v[u + 1] + v[u + 3]) + 6 * v[u + 2]) * scale
+
+
+def pyr_down(gray: GrayImage, out: Floats) -> Floats:
+    """``cv2.pyrDown(gray.astype(np.float32))`` into ``out`` (shape
+    ``((h + 1) // 2, (w + 1) // 2)``), without the float copy: the 5 x 5
+    Gaussian of whole gray values is an integer sum over 256, exact in any order."""
+    _pyr_down(np.ascontiguousarray(gray), out)
+    return out
+
+
+@_inline
+def _round_u8(v: np.float32) -> np.uint8:
+    # saturate_cast<uchar>(float): round half to even, then clamp.
+    return np.uint8(min(max(np.rint(v), np.float32(0.0)), np.float32(255.0)))
+
+
+@_compiled
+def _area(src: GrayImage, xi: np.ndarray, xa: Floats,  # pragma: no cover
+          yd: np.ndarray, ys: np.ndarray, ya: Floats, dst: GrayImage) -> None:
+    # OpenCV's ResizeArea_Invoker: per source row, buf[dx] = sum of its weighted
+    # source pixels (taps in table order); per destination row, the sum of
+    # beta * buf over its source rows, in table order; then rounded.
+    ow = xi.shape[1]
+    taps = xi.shape[0]
+    rowf = np.empty(src.shape[1], np.float32)
+    buf = np.empty(ow, np.float32)
+    acc = np.zeros(ow, np.float32)
+    last = -1
+    row = yd[0]
+    for j in range(yd.shape[0]):
+        if yd[j] != row:
+            _store(acc, dst, row)
+            row = yd[j]
+        if ys[j] != last:
+            s = src[ys[j]]
+            for x in range(s.shape[0]):
+                rowf[x] = np.float32(s[x])
+            i0, a0 = xi[0], xa[0]
+            for x in range(ow):
+                buf[x] = rowf[i0[x]] * a0[x]
+            for k in range(1, taps):
+                ik, ak = xi[k], xa[k]
+                for x in range(ow):
+                    buf[x] = buf[x] + rowf[ik[x]] * ak[x]
+            last = ys[j]
+        beta = ya[j]
+        for x in range(ow):
+            acc[x] = acc[x] + beta * buf[x]
+    _store(acc, dst, row)
+
+
+@_inline
+def _store(acc: Floats, dst: GrayImage, row: int) -> None:
+    out = dst[row]
+    for x in range(acc.shape[0]):
+        out[x] = _round_u8(acc[x])
+        acc[x] = 0.0
+
+
+def _area_table(ssize: int, dsize: int, scale: float) -> list[tuple[int, int, float]]:
+    """OpenCV's ``computeResizeAreaTab``: (destination, source, weight) in its order."""
+    tab: list[tuple[int, int, float]] = []
+    for dx in range(dsize):
+        fsx1 = dx * scale
+        fsx2 = fsx1 + scale
+        cell = min(scale, ssize - fsx1)
+        sx1, sx2 = math.ceil(fsx1), math.floor(fsx2)
+        sx2 = min(sx2, ssize - 1)
+        sx1 = min(sx1, sx2)
+        if sx1 - fsx1 > 1e-3:
+            tab.append((dx, sx1 - 1, float(np.float32((sx1 - fsx1) / cell))))
+        for sx in range(sx1, sx2):
+            tab.append((dx, sx, float(np.float32(1.0 / cell))))
+        if fsx2 - sx2 > 1e-3:
+            tab.append((dx, sx2, float(np.float32(min(min(fsx2 - sx2, 1.0), cell) / cell))))
+    return tab
+
+
+class AreaReducer:
+    """``cv2.resize(gray, size, interpolation=cv2.INTER_AREA)`` for a reduction by a
+    factor that is not a whole number (384 -> 320 px), pixel for pixel.
+
+    OpenCV runs that case as a scalar loop over its weight tables (a quarter of the
+    frame time at 384 x 288); this runs the same float32 sums in the same order,
+    compiled. Whole factors (640 -> 320) take OpenCV's own integer fast path, so
+    :meth:`applies` says no to them.
+    """
+
+    def __init__(self, src_size: tuple[int, int], dst_size: tuple[int, int]) -> None:
+        """Tables for ``(width, height)`` -> ``(width, height)``, as OpenCV builds them."""
+        (sw, sh), (dw, dh) = src_size, dst_size
+        self.src_size, self.dst_size = src_size, dst_size
+        # As cv2.resize: the scale is the inverse of the size ratio, in double.
+        scale_x, scale_y = 1.0 / (dw / sw), 1.0 / (dh / sh)
+        self.scale = (scale_x, scale_y)
+        xtab = _area_table(sw, dw, scale_x)
+        taps = max(sum(1 for d, _, _ in xtab if d == dx) for dx in range(dw))
+        # Every destination column gets ``taps`` terms (tap-major, so each tap
+        # is one loop over the columns); missing ones weigh 0 on the column's
+        # last source pixel (adding 0.0 changes no float sum).
+        # (Unsigned indices: numba checks a signed one for wrap-around on every use.)
+        self._xi = np.zeros((taps, dw), np.uintp)
+        self._xa = np.zeros((taps, dw), np.float32)
+        fill = [0] * dw
+        for d, s, a in xtab:
+            self._xi[fill[d]:, d] = s
+            self._xa[fill[d], d] = a
+            fill[d] += 1
+        ytab = _area_table(sh, dh, scale_y)
+        self._yd = np.array([d for d, _, _ in ytab], np.intp)
+        self._ys = np.array([s for _, s, _ in ytab], np.uintp)
+        self._ya = np.array([a for _, _, a in ytab], np.float32)
+
+    @staticmethod
+    def applies(src_size: tuple[int, int], dst_size: tuple[int, int]) -> bool:
+        """Whether OpenCV would take this path (a reduction, not by whole factors)."""
+        (sw, sh), (dw, dh) = src_size, dst_size
+        scale_x, scale_y = 1.0 / (dw / sw), 1.0 / (dh / sh)
+        whole = (abs(scale_x - round(scale_x)) < 2.2e-16
+                 and abs(scale_y - round(scale_y)) < 2.2e-16)
+        return scale_x >= 1.0 and scale_y >= 1.0 and not whole and src_size != dst_size
+
+    def __call__(self, gray: GrayImage) -> GrayImage:
+        """The reduced image (a new array)."""
+        dst = np.empty((self.dst_size[1], self.dst_size[0]), np.uint8)
+        _area(np.ascontiguousarray(gray), self._xi, self._xa, self._yd, self._ys, self._ya,
+              dst)
+        return dst
+
+
+@_compiled
+def _absdiff_moved(image: Floats, bg: Floats, sx: int, sy: int, border: int,  # pragma: no cover
+                   out: Floats) -> None:
+    h, w = image.shape
+    oh, ow = out.shape
+    # Output columns x read source column x + border + sx: from ``a`` to ``b``
+    # inside the image, the first or last one replicated outside.
+    shift = border + sx
+    a = min(max(-shift, 0), ow)
+    b = max(min(w - shift, ow), a)
+    for y in range(oh):
+        src = image[min(max(y + border + sy, 0), h - 1)]
+        ref = bg[y + border, border:border + ow]
+        o = out[y]
+        for x in range(a):
+            o[x] = abs(src[0] - ref[x])
+        # (Slices: numba checks a signed index for wrap-around on every use.)
+        seg, ref_in, o_in = src[a + shift:b + shift], ref[a:b], o[a:b]
+        for x in range(b - a):
+            o_in[x] = abs(seg[x] - ref_in[x])
+        for x in range(b, ow):
+            o[x] = abs(src[w - 1] - ref[x])
+
+
+def absdiff_moved(image: Floats, bg: Floats, shift: tuple[int, int], border: int) -> Floats:
+    """``|image moved - bg|`` inside a ``border``-pixel frame: ``[y, x]`` is
+    ``|image[y + b + sy, x + b + sx] - bg[y + b, x + b]|``, the image's border
+    replicated where that falls outside it."""
+    h, w = image.shape
+    out = np.empty((h - 2 * border, w - 2 * border), np.float32)
+    _absdiff_moved(np.ascontiguousarray(image), bg, int(shift[0]), int(shift[1]),
+                   int(border), out)
+    return out
+
+
+@_compiled
+def _lighting(gray: GrayImage, sx: int, sy: int, bg: Floats,  # pragma: no cover
+              prev_mask: GrayImage, step: int) -> tuple[float, float]:
+    h, w = gray.shape
+    picture = np.int64(0)
+    background = 0.0
+    quiet = 0
+    for y in range(0, h, step):
+        src = gray[min(max(y + sy, 0), h - 1)]
+        back = bg[y]
+        was = prev_mask[y]
+        for x in range(0, w, step):
+            if was[x] != 255:
+                picture += np.int64(src[min(max(x + sx, 0), w - 1)])
+                background += np.float64(back[x])
+                quiet += 1
+    if quiet == 0:
+        return 0.0, 0.0
+    scale = 1.0 / quiet
+    return picture * scale, background * scale
+
+
+def lighting(gray: GrayImage, shift: tuple[int, int], bg: Floats, prev_mask: GrayImage,
+             step: int) -> tuple[float, float]:
+    """Mean of the picture and of ``bg`` over every ``step``-th pixel of every
+    ``step``-th row where ``prev_mask`` is not 255 (0.0 if there is none), the
+    picture read in background coordinates as in :func:`foreground`.
+
+    As ``cv2.mean(image, mask)``: the pixels summed in row order in double (in
+    integers for 8 bits), times the reciprocal of their count.
+    """
+    picture, background = _lighting(np.ascontiguousarray(gray), int(shift[0]), int(shift[1]),
+                                    bg, prev_mask, int(step))
+    return float(picture), float(background)
+
+
+@_compiled
+def _strips(gray: GrayImage, count: int) -> tuple[float, float]:  # pragma: no cover
+    h, w = gray.shape
+    width = w // count
+    # Column sums first (whole rows at a time), then the strips' sums.
+    columns = np.zeros(w, np.int32)
+    for y in range(h):
+        row = gray[y]
+        for x in range(w):
+            columns[x] += np.int32(row[x])
+    sums = np.zeros(count, np.int64)
+    for k in range(count):
+        part = columns[k * width:(k + 1) * width]
+        for x in range(width):
+            sums[k] += part[x]
+    mean = 0.0
+    for k in range(count):
+        mean += sums[k]
+    mean /= count
+    var = 0.0
+    for k in range(count):
+        var += (sums[k] - mean) ** 2
+    pixels = float(h * width)
+    return mean / pixels, math.sqrt(var / count) / pixels
+
+
+def strip_stats(gray: GrayImage, count: int) -> tuple[float, float]:
+    """Mean and standard deviation of the mean gray levels of ``count`` vertical
+    strips of ``gray`` (``w // count`` whole columns each, from the left)."""
+    mean, std = _strips(np.ascontiguousarray(gray), count)
+    return float(mean), float(std)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel with the argument types
+    the background model uses, on tiny arrays: a first call in the frame loop
+    would otherwise stall it for seconds."""
+    gray = np.zeros((6, 8), np.uint8)
+    floats = np.zeros(gray.shape, np.float32)
+    for edges in (None, floats):
+        for back in (None, (np.empty_like(gray), (1, -1))):
+            foreground(gray, (0, 0), 1.0, floats, floats.copy(), edges, 3.0, 14.0,
+                       (0, 0, 8, 6), floats.copy(), np.empty_like(gray), back)
+        for prev in (None, floats):
+            for protect in (None, gray):
+                update(floats.copy(), prev, floats.copy(), floats.copy(), edges, 3.0, 14.0,
+                       gray, protect, gray.copy(), (0.1, 0.01, 0.1), 0.5, 25)
+    pyr_down(gray, np.empty((3, 4), np.float32))
+    strip_stats(gray, 4)
+    lighting(gray, (0, 0), floats, gray, 4)
+    AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
+    absdiff_moved(floats, floats, (1, 0), 1)

@@ -1,0 +1,235 @@
+"""The compiled per-pixel passes against the OpenCV calls they replaced, on real frames.
+
+The background model's decisions were tuned with OpenCV's arithmetic; the
+kernels in ``sensors.pixelpass`` must give the same bits. The reference below
+is the model's former per-pixel code (kept here only as the test's oracle):
+it runs beside the kernels on the very inputs the model hands them while it
+analyses the shared clips, and every output array must be equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from sensors import pixelpass
+from sensors.analyzer import DoorwayAnalyzer
+from sensors.background import _translate
+from sensors.evaluate import load_labels
+from sensors.source_opencv import OpenCVSource
+from tests.paths import SHARED_DATA
+from tests.requirements import need
+
+LABELS = SHARED_DATA / "labels.json"
+
+
+def _reference_foreground(gray: np.ndarray, shift: tuple[int, int], inv_gain: float,
+                          bg: np.ndarray, dev: np.ndarray, edges: np.ndarray | None,
+                          factor: float, base: float, valid: tuple[int, int, int, int]
+                          ) -> tuple[np.ndarray, np.ndarray, int]:
+    frame = gray.astype(np.float32)
+    sx, sy = shift
+    if shift != (0, 0):
+        h, w = frame.shape
+        crop = frame[max(0, sy):h - max(0, -sy), max(0, sx):w - max(0, -sx)]
+        frame = cv2.copyMakeBorder(crop, max(0, -sy), max(0, sy), max(0, -sx), max(0, sx),
+                                   cv2.BORDER_REPLICATE)
+    if inv_gain != 1.0:
+        frame *= inv_gain
+    diff = cv2.absdiff(frame, bg)
+    thr = cv2.addWeighted(dev, factor, dev, 0.0, base)
+    if edges is not None:
+        thr = cv2.add(thr, edges)
+    mask = cv2.compare(diff, thr, cv2.CMP_GT)
+    x0, y0, x1, y1 = valid
+    rect = np.zeros_like(mask)
+    rect[y0:y1, x0:x1] = 255
+    mask = cv2.bitwise_and(mask, rect)
+    return frame, mask, cv2.countNonZero(mask)
+
+
+def _reference_update(frame: np.ndarray, prev: np.ndarray | None, bg: np.ndarray,
+                      dev: np.ndarray, edges: np.ndarray | None, factor: float, base: float,
+                      mask: np.ndarray, protect: np.ndarray | None, still: np.ndarray,
+                      rates: tuple[float, float, float], still_fraction: float,
+                      absorb_frames: int) -> int:
+    thr = cv2.addWeighted(dev, factor, dev, 0.0, base)
+    if edges is not None:
+        thr = cv2.add(thr, edges)
+    diff = cv2.absdiff(frame, bg)
+    background = cv2.bitwise_not(mask)
+    cv2.accumulateWeighted(frame, bg, rates[0], background)
+    cv2.accumulateWeighted(frame, bg, rates[1], mask)
+    cv2.accumulateWeighted(diff, dev, rates[2], background)
+    if prev is None:
+        return 0
+    change = cv2.absdiff(frame, prev)
+    candidates = cv2.compare(change, thr * still_fraction, cv2.CMP_LT)
+    candidates = cv2.bitwise_and(mask, candidates)
+    if protect is not None:
+        candidates = cv2.subtract(candidates, protect)
+    cv2.add(still, np.ones_like(still), dst=still)
+    cv2.bitwise_and(still, candidates, dst=still)
+    _, ready = cv2.threshold(still, absorb_frames - 0.5, 255, cv2.THRESH_BINARY)
+    cv2.copyTo(frame, ready, bg)
+    cv2.threshold(still, absorb_frames - 0.5, 0, cv2.THRESH_TOZERO_INV, dst=still)
+    return cv2.countNonZero(ready)
+
+
+class _Checked:
+    """Wraps the kernels the background model calls: each call is first run by
+    the reference on copies, then by the kernel, and the results compared."""
+
+    warm_up = staticmethod(pixelpass.warm_up)
+    strip_stats = staticmethod(pixelpass.strip_stats)
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def _note(self, what: str, happened: bool = True) -> None:
+        if happened:
+            self.seen[what] = self.seen.get(what, 0) + 1
+
+    def foreground(self, gray: Any, shift: Any, inv_gain: float, bg: Any, dev: Any,
+                   edges: Any, factor: float, base: float, valid: Any, frame: Any,
+                   mask: Any, back: Any = None) -> int:
+        want_frame, want_mask, want_count = _reference_foreground(
+            gray, shift, inv_gain, bg, dev, edges, factor, base, valid)
+        count = pixelpass.foreground(gray, shift, inv_gain, bg, dev, edges, factor, base,
+                                     valid, frame, mask, back)
+        np.testing.assert_array_equal(frame, want_frame)
+        np.testing.assert_array_equal(mask, want_mask)
+        assert count == want_count
+        if back is not None:
+            # The mask moved back into the frame's coordinates, as cv2.copyMakeBorder did.
+            np.testing.assert_array_equal(back[0], _translate(mask, *back[1], False))
+        self._note("frames")
+        self._note("shifted", shift != (0, 0))
+        self._note("gain", inv_gain != 1.0)
+        self._note("edges", edges is not None)
+        return count
+
+    def update(self, frame: Any, prev: Any, bg: Any, dev: Any, edges: Any, factor: float,
+               base: float, mask: Any, protect: Any, still: Any, rates: Any,
+               still_fraction: float, absorb_frames: int) -> int:
+        bg2, dev2, still2 = bg.copy(), dev.copy(), still.copy()
+        want = _reference_update(frame, prev, bg2, dev2, edges, factor, base, mask, protect,
+                                 still2, rates, still_fraction, absorb_frames)
+        absorbed = pixelpass.update(frame, prev, bg, dev, edges, factor, base, mask, protect,
+                                    still, rates, still_fraction, absorb_frames)
+        np.testing.assert_array_equal(bg, bg2)
+        np.testing.assert_array_equal(dev, dev2)
+        np.testing.assert_array_equal(still, still2)
+        assert absorbed == want
+        self._note("protected", protect is not None)
+        self._note("absorbed", absorbed > 0)
+        return absorbed
+
+    def lighting(self, gray: Any, shift: Any, bg: Any, prev_mask: Any, step: int) -> Any:
+        h, w = gray.shape
+        rows = np.clip(np.arange(0, h, step) + shift[1], 0, h - 1)
+        cols = np.clip(np.arange(0, w, step) + shift[0], 0, w - 1)
+        quiet = cv2.bitwise_not(prev_mask[::step, ::step])
+        want = (cv2.mean(np.ascontiguousarray(gray[np.ix_(rows, cols)]), quiet)[0],
+                cv2.mean(np.ascontiguousarray(bg[::step, ::step]), quiet)[0])
+        got = pixelpass.lighting(gray, shift, bg, prev_mask, step)
+        assert got == want
+        return got
+
+    def absdiff_moved(self, image: Any, bg: Any, shift: Any, border: int) -> Any:
+        sx, sy = shift
+        h, w = image.shape
+        b = border
+        if abs(sx) <= b and abs(sy) <= b:
+            moved = image[b + sy:h - b + sy, b + sx:w - b + sx]
+        else:
+            moved = _translate(image, -sx, -sy, replicate=True)[b:-b, b:-b]
+        want = cv2.absdiff(moved, bg[b:-b, b:-b])
+        got = pixelpass.absdiff_moved(image, bg, shift, border)
+        np.testing.assert_array_equal(got, want)
+        self._note("residual")
+        return got
+
+    def pyr_down(self, gray: Any, out: Any) -> Any:
+        want = cv2.pyrDown(gray.astype(np.float32))
+        got = pixelpass.pyr_down(gray, out)
+        np.testing.assert_array_equal(got, want)
+        return got
+
+
+@pytest.mark.parametrize(("name", "frames", "expected"), [
+    # A shaking camera: shifts, the edge term, people protected, still parts absorbed.
+    ("kiwan_old-building.mp4", 900,
+     {"shifted", "edges", "protected", "absorbed", "gain", "residual"}),
+    # 384 x 288, reduced to the 320-px working width by the compiled INTER_AREA.
+    ("caviar_OneLeaveShopReenter1front.mpg", 390, {"protected", "absorbed"}),
+])
+def test_the_kernels_give_opencvs_bits_on_real_frames(
+        monkeypatch: pytest.MonkeyPatch, name: str, frames: int, expected: set[str]) -> None:
+    need("data", LABELS.exists(), f"labelled clips not found at {SHARED_DATA}")
+    clip = load_labels(LABELS).clips[name]
+    checked = _Checked()
+    monkeypatch.setattr("sensors.background.pixelpass", checked)
+    analyzer = DoorwayAnalyzer(clip.scene, clip.fps)
+    with OpenCVSource(SHARED_DATA / "videos" / name, keep_color=False) as source:
+        while (frame := source.read()) is not None and frame.index < frames:
+            if frame.size[0] > 320:
+                size = (320, round(frame.size[1] * 320 / frame.size[0]))
+                want = cv2.resize(frame.gray, size, interpolation=cv2.INTER_AREA)
+                np.testing.assert_array_equal(analyzer._prepare(frame.gray), want)
+            analyzer.feed(frame)
+    assert checked.seen["frames"] >= frames - 5
+    assert expected <= set(checked.seen), checked.seen
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    ((384, 288), (320, 240)), ((352, 288), (320, 262)), ((400, 300), (320, 240)),
+    ((720, 576), (320, 256)), ((13, 7), (10, 5))])
+def test_area_reduction_is_opencvs_inter_area(src: tuple[int, int],
+                                              dst: tuple[int, int]) -> None:
+    rng = np.random.default_rng(7)
+    gray = rng.integers(0, 256, (src[1], src[0]), dtype=np.uint8)
+    # Smooth areas too, where sums land on .5 and rounding half to even shows.
+    gray[: src[1] // 2] = (np.arange(src[0]) % 7 * 30).astype(np.uint8)
+    assert pixelpass.AreaReducer.applies(src, dst)
+    np.testing.assert_array_equal(pixelpass.AreaReducer(src, dst)(gray),
+                                  cv2.resize(gray, dst, interpolation=cv2.INTER_AREA))
+
+
+def test_whole_factors_are_left_to_opencv() -> None:
+    assert not pixelpass.AreaReducer.applies((640, 480), (320, 240))
+    assert not pixelpass.AreaReducer.applies((320, 240), (320, 240))
+    assert not pixelpass.AreaReducer.applies((300, 200), (320, 240))
+
+
+@pytest.mark.parametrize("size", [(320, 240), (321, 241), (9, 7), (5, 5)])
+def test_pyr_down_is_opencvs_on_the_float_frame(size: tuple[int, int]) -> None:
+    gray = np.random.default_rng(3).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+    out = np.empty(((size[1] + 1) // 2, (size[0] + 1) // 2), np.float32)
+    np.testing.assert_array_equal(pixelpass.pyr_down(gray, out),
+                                  cv2.pyrDown(gray.astype(np.float32)))
+
+
+def test_strip_stats_are_the_strip_means_spread() -> None:
+    gray = np.random.default_rng(5).integers(0, 256, (240, 320), dtype=np.uint8)
+    gray[:, :100] //= 4
+    strips = cv2.reduce(gray, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    sums = strips.reshape(32, 10).sum(axis=1, dtype=np.float64)
+    mean, std = cv2.meanStdDev(sums)
+    pixels = 240.0 * 10
+    got = pixelpass.strip_stats(gray, 32)
+    assert got == pytest.approx((mean.item() / pixels, std.item() / pixels), abs=1e-9)
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (3, -2), (-12, 5), (14, 13), (-30, -9)])
+def test_absdiff_moved_replicates_the_border_as_cv2(shift: tuple[int, int]) -> None:
+    rng = np.random.default_rng(13)
+    image = (rng.random((60, 80)) * 200).astype(np.float32)
+    bg = (rng.random((60, 80)) * 200).astype(np.float32)
+    b = 5
+    moved = _translate(image, -shift[0], -shift[1], replicate=True)[b:-b, b:-b]
+    np.testing.assert_array_equal(pixelpass.absdiff_moved(image, bg, shift, b),
+                                  cv2.absdiff(moved, bg[b:-b, b:-b]))
