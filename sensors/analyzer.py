@@ -83,7 +83,11 @@ merged with the other while still in the band is counted there; a crossing seen 
 the size was known is recounted once it is: ``_recount``); a blob much
 smaller than a person there is a fragment (someone half out of the
 picture) and decides no side; and the side margin scales with one person
-there, not with a merged or truncated blob.
+there, not with a merged or truncated blob. Until several people taught that
+size, a provisional one from whoever walked alone so far weighs crossings by
+height only: a blob under half that person's height there (a house cat) is
+reported with a confidence the agent does not count; before anyone walked,
+nothing tells a cat from a person.
 
 Static foreground absorption (:mod:`sensors.background`) turns an opened
 door leaf into background within a second; boxes of tracks that have walked
@@ -221,6 +225,17 @@ class AnalyzerConfig:
     ghost_evidence: float = 0.5
     person_model: str | None = None
     person_gate: float = 0.5
+    # While the size model waits for several people (``people.min_people``), a
+    # provisional one learned from whoever walked alone so far (one resident
+    # going out is enough) weighs crossings: a blob lower than
+    # ``provisional_fraction`` of that person's height there is reported with
+    # confidence at most ``small_confidence``, below the agent's 0.5; not
+    # dropped. Height, not area or width: the first "person" is often two
+    # abreast, or the first one out with the door leaf they opened in their
+    # blob (twice a person's width on the synthetic door), but not taller
+    # than one. A house cat is a quarter of a person's height.
+    provisional_fraction: float = 0.5
+    small_confidence: float = 0.3
     person_every: float = 0.2
     # A track from the other side lost into a track's blob near the line
     # (:mod:`sensors.opposite`): it must have walked this many of its person
@@ -232,6 +247,11 @@ class AnalyzerConfig:
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     people: PersonSizeConfig = field(default_factory=PersonSizeConfig)
+    # The tallest connected pieces of foreground at each row (a high quantile of
+    # every piece the mask gives, before pieces are joined): their height caps
+    # joins until one person's size is known (``DoorwayAnalyzer._person_height``).
+    pieces: PersonSizeConfig = field(
+        default_factory=lambda: PersonSizeConfig(min_samples=20, quantile=0.9))
 
 
 @dataclass(slots=True)
@@ -253,6 +273,9 @@ class _Pending:
     sizes: tuple[tuple[int, float, float, float], ...] = ()
     # Decided on a jump of the floor point (``AnalyzerConfig.jump``), not a walk.
     jumped: bool = False
+    # Decided before one person's size was known, by a blob much smaller than
+    # the provisional person there (``AnalyzerConfig.small_confidence``).
+    small: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +319,9 @@ class _LineState:
     count: int = 1
     counts: list[tuple[int, int]] = field(default_factory=list)
     sizes: list[tuple[int, float, float, float]] = field(default_factory=list)
+    # (frame, the blob's height over the provisional person's there, if any)
+    # over the crossing window, while no person size is known.
+    lows: list[tuple[int, float | None]] = field(default_factory=list)
     solo_since: int = 0
     # The end of the last window ``_view_sample`` looked at.
     view_end: int = -1
@@ -394,6 +420,8 @@ class DoorwayAnalyzer:
         self._recent: list[tuple[int, str, float, int, int, float]] = []
         self._sharing: dict[int, int] = {}
         self._people: PersonSizeModel | None = None
+        self._pieces: PersonSizeModel | None = None
+        self._provisional: PersonSizeModel | None = None
         # The camera's view from how people move (see ``_view_sample``):
         # regression sums of the blob top's motion on the bottom's, and the
         # vertical travel seen, in person heights.
@@ -439,7 +467,7 @@ class DoorwayAnalyzer:
         self._last_mask = seg.mask
         self._gray = gray
         self.blobs = [] if seg.relearned else find_blobs(
-            seg.mask, self.config.blobs, self._person_height)
+            seg.mask, self.config.blobs, self._person_height, self._piece_sample)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
         passages: list[Passage] = []
         self._sharing = {}
@@ -541,6 +569,9 @@ class DoorwayAnalyzer:
         if self._line is None:
             self._line = self.scene.in_pixels(gray.shape[1], gray.shape[0])
             self._people = PersonSizeModel(gray.shape[0], self.config.people)
+            self._pieces = PersonSizeModel(gray.shape[0], self.config.pieces)
+            self._provisional = PersonSizeModel(
+                gray.shape[0], replace(self.config.people, min_people=1))
             self._size = (gray.shape[1], gray.shape[0])
         return gray
 
@@ -607,6 +638,8 @@ class DoorwayAnalyzer:
         if (blob is not None and not track.shared and sharing == 1 and walked and tall
                 and self._tracker.is_confirmed(track) and not self._at_border(blob)):
             self._people.add(y, blob.area, blob.h, track.id, blob.w)
+            if self._provisional is not None:
+                self._provisional.add(y, blob.area, blob.h, track.id, blob.w)
         person = self._people.at(y)
         # Area per track on its blob: tracks carried through a merge count themselves.
         area = blob.area / sharing if blob is not None else 0.0
@@ -632,6 +665,11 @@ class DoorwayAnalyzer:
             state.sizes.append((frame.index, y, area, blob.w / sharing))
             while state.sizes and state.sizes[0][0] < keep:
                 state.sizes.pop(0)
+            assert self._provisional is not None
+            guess = self._provisional.at(y)
+            state.lows.append((frame.index, None if guess is None else blob.h / max(guess.h, 1.0)))
+            while state.lows and state.lows[0][0] < keep:
+                state.lows.pop(0)
         # How far the floor point moved across the line per frame since the last
         # measurement (frames may have been dropped in between).
         step = (abs(d - state.last_d) / (frame.index - state.last_frame)
@@ -758,11 +796,20 @@ class DoorwayAnalyzer:
             known=person is not None,
             sizes=tuple(state.sizes),
             jumped=step > cfg.jump * max(h, 1.0),
+            small=person is None and self._small(state),
         )
         state.depth = abs(d) / margin
         state.person_score = None
         self._check_person(track, state, cross_frame, self.frames)
         return []
+
+    def _small(self, state: _LineState) -> bool:
+        """Whether the blob over the crossing window was much lower than the
+        provisional person there (``AnalyzerConfig.provisional_fraction``)."""
+        if not state.lows or any(r is None for _, r in state.lows):
+            return False
+        ratios = sorted(r for _, r in state.lows if r is not None)
+        return ratios[len(ratios) // 2] < self.config.provisional_fraction
 
     def _approach(self, track: Track, state: _LineState, d: float) -> None:
         """Update how far the track walked up to the line from the inside (``approach``).
@@ -1049,6 +1096,9 @@ class DoorwayAnalyzer:
             # reported already, a shadow, a door leaf.
             return []
         confidence = min(1.0, 0.5 + 0.1 * pending.depth + 0.02 * track.hits)
+        if pending.small:
+            # Perhaps a pet: reported, but not counted by the agent.
+            confidence = min(confidence, self.config.small_confidence)
         box = self._box_at(track, pending.frame)
         state.passages += 1
         found: list[Passage] = []
@@ -1326,9 +1376,45 @@ class DoorwayAnalyzer:
         return found
 
     def _person_height(self, row: float) -> float | None:
+        """How tall a join ending at ``row`` may grow (in units of ``BlobConfig.join_height``):
+        one person's height there, or while that is unknown, the tallest pieces'.
+
+        One person's size is learned only from a track that walked alone
+        (:mod:`sensors.people`); until then nothing capped joins, so people
+        walking one behind the other in a lane (seen from above, or up an
+        escalator) were joined into one column, a column is never a lone
+        person, and the size stayed unknown for good (one sample in a whole
+        clip of a wet crossing). The pieces the mask gives before joining are
+        whole people as often as parts of one, and a lane is one piece only
+        where its people touch (it is made by joining), so a high quantile of
+        the pieces' heights at a row is about one person there, or one and a
+        half (escalator_landing: 44-80 px where one person is learned later as
+        34-56): enough to stop columns, not to cut a person split at the
+        waist. It caps joins only; people are counted by area against one
+        person's size alone.
+        """
         assert self._people is not None
+        assert self._pieces is not None
         person = self._people.at(row)
+        if person is None:
+            person = self._pieces.at(row)
         return None if person is None else person.h
+
+    def _piece_sample(self, pieces: list[Blob]) -> None:
+        """Learn the pieces' size (see :meth:`_person_height`) until one person's is known."""
+        assert self._people is not None
+        assert self._pieces is not None
+        if self._people.known:
+            # No longer asked where one person's size is known; where it is not
+            # (a band nobody walks alone in), what was learned stands.
+            return
+        w, h = self._size
+        least = self.config.blobs.min_area * w * h
+        tall = self.config.sample_height * h
+        for piece in pieces:
+            if piece.area >= least and piece.h >= tall and not self._at_border(piece):
+                # One opinion per frame (``min_people`` different frames).
+                self._pieces.add(piece.bottom, piece.area, piece.h, self.frames, piece.w)
 
     def _at_border(self, blob: Blob) -> bool:
         """Touches the image edge: part of it may be outside the picture."""

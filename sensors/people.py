@@ -23,8 +23,10 @@ answers ``None`` and callers fall back to the blob's own size.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = ["PersonSize", "PersonSizeConfig", "PersonSizeModel"]
 
@@ -64,9 +66,10 @@ class PersonSizeModel:
         self._cfg = config or PersonSizeConfig()
         self._height = max(1, height)
         n = self._cfg.bands
-        self._samples: list[deque[tuple[float, float, float]]] = [
-            deque(maxlen=self._cfg.memory) for _ in range(n)
-        ]
+        # Each band's last ``memory`` samples (area, h, w), a ring: the oldest is
+        # overwritten (only order statistics are taken, so the order is free).
+        self._samples = np.zeros((n, self._cfg.memory, 3), np.float64)
+        self._filled = [0] * n
         self._cache: list[PersonSize | None] = [None] * n
         self._added = 0
         self._sources: set[int] = set()
@@ -80,31 +83,44 @@ class PersonSizeModel:
         point is at row ``y``, with a blob of ``area``, height ``h`` and
         width ``w``. The model answers only once it has seen several
         different tracks: one person's many frames are one opinion."""
-        self._samples[self._band(y)].append((area, h, w))
+        band = self._band(y)
+        self._samples[band, self._filled[band] % self._cfg.memory] = (area, h, w)
+        self._filled[band] += 1
         self._added += 1
         if len(self._sources) < self._cfg.min_people:
             self._sources.add(source)
         if self._added % self._cfg.refresh == 0 and len(self._sources) >= self._cfg.min_people:
-            every = sorted(a for band in self._samples for a, _, _ in band)
-            floor = self._cfg.floor * every[len(every) // 2]
-            self._cache = [self._estimate(b, floor) for b in range(self._cfg.bands)]
+            # Order statistics by partial sorts of arrays (the same values as
+            # ``sorted(...)[k]``): refreshed on every ``refresh``-th sample, this
+            # runs on every few frames for the pieces the analyzer learns from.
+            memory = self._cfg.memory
+            bands = [self._samples[b, :min(f, memory)] for b, f in enumerate(self._filled)]
+            every = np.concatenate([b[:, 0] for b in bands])
+            middle = len(every) // 2
+            floor = self._cfg.floor * float(np.partition(every, middle)[middle])
+            self._cache = [self._estimate(bands, b, floor) for b in range(self._cfg.bands)]
+
+    @property
+    def known(self) -> bool:
+        """Whether the model answers for some row."""
+        return any(c is not None for c in self._cache)
 
     def at(self, y: float) -> PersonSize | None:
         """One person's size at row ``y``, or ``None`` while the model knows too little."""
         return self._cache[self._band(y)]
 
-    def _estimate(self, band: int, floor: float) -> PersonSize | None:
-        picked = [s for s in self._samples[band] if s[0] >= floor]
+    def _estimate(self, bands: list[npt.NDArray[np.float64]], band: int, floor: float
+                  ) -> PersonSize | None:
+        picked = bands[band][bands[band][:, 0] >= floor]
         n = self._cfg.bands
         for reach in range(1, self._cfg.borrow + 1):
             if len(picked) >= self._cfg.min_samples:
                 break
             lo, hi = max(0, band - reach), min(n - 1, band + reach)
-            picked = [s for b in range(lo, hi + 1) for s in self._samples[b] if s[0] >= floor]
+            near = np.concatenate(bands[lo:hi + 1])
+            picked = near[near[:, 0] >= floor]
         if len(picked) < self._cfg.min_samples:
             return None
-        areas = sorted(a for a, _, _ in picked)
-        heights = sorted(h for _, h, _ in picked)
-        widths = sorted(w for _, _, w in picked)
         k = int(self._cfg.quantile * (len(picked) - 1))
-        return PersonSize(area=areas[k], h=heights[k], w=widths[k])
+        area, h, w = (float(v) for v in np.partition(picked, k, axis=0)[k])
+        return PersonSize(area=area, h=h, w=w)

@@ -162,12 +162,14 @@ def find_blobs(
     mask: GrayImage,
     config: BlobConfig | None = None,
     person_height: PersonHeight | None = None,
+    pieces: Callable[[list[Blob]], None] | None = None,
 ) -> list[Blob]:
     """Person-sized foreground regions of a 0/255 mask.
 
     ``person_height(bottom_row)``, when given, is one person's height in
     pixels with the feet at that row (``None`` if unknown): fragments are not
-    joined into something taller than a person.
+    joined into something taller than a person. ``pieces``, when given, is
+    shown the connected pieces of foreground before they are joined.
 
     Clean-up and connected components run on the mask reduced by
     ``cfg.reduce`` (a cell is foreground when ``cfg.reduce_fill`` of it is):
@@ -207,6 +209,8 @@ def find_blobs(
     keep = (stats[:, 4] >= min_fragment) & (np.minimum(stats[:, 2], stats[:, 3]) >= min_side)
     # tolist() gives Python floats directly (the same values as float() of each).
     blobs = [Blob(*s) for s in stats[keep].tolist()]
+    if pieces is not None:
+        pieces(blobs)
     blobs = _join(blobs, cfg.join_gap * h, person_height, cfg.join_height)
     blobs = [b for b in blobs if b.area >= cfg.min_area * w * h]
     if not any(b.w >= cfg.split_aspect * b.h for b in blobs):

@@ -343,24 +343,34 @@ def test_a_cat_once_one_persons_size_is_known_counts_nothing(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("first", [True, False])
+def test_a_cat_after_one_resident_is_not_counted(seed: int) -> None:
+    """One resident goes out and comes back (not yet the three walkers the size
+    model waits for), then the cat runs out over the sill and back. Its run
+    used to be an exit at confidence ~0.8 (by two tracks: the cat and a sliver
+    of the door leaf beside it; its side margin 0.6 of its own height, 3 px).
+    Measured against the provisional person learned from the resident alone
+    it is under half their height there: reported at low confidence at most,
+    which the agent does not count (``min_passage_confidence`` 0.5); the
+    resident's crossings are counted."""
+    actions = (*person("exit", 1.0), *person("entry", 6.0, shade=70), *_cat(11.0))
+    passages, expected = _run(Scenario(actions, 15.0), seed)
+    assert _matches(_confident(passages), expected), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.xfail(strict=True, reason=(
-    "class 5 of issue 14: until three tracks have walked alone the scene has no "
-    "person size, the cat's blob is measured against its own height (the side "
-    "margin is 0.6 of it, 3 px) and its run out over the sill is reported as an "
-    "exit at confidence ~0.8, by two tracks (the cat and a sliver of the door "
-    "leaf beside it); its way back in is usually lost in the door leaf"))
-def test_a_cat_before_one_persons_size_is_known_is_not_counted(first: bool, seed: int) -> None:
-    """``first``: the cat before anyone was seen; else after one resident went
-    out and came back (one person seen, not yet enough for the size model).
-    The residents' crossings are counted; the cat's are not counted by the
-    agent (below ``min_passage_confidence``): reported with low confidence
-    at most, since before any person size is known only the door's width on
-    the picture says how big a person at the sill must be."""
-    if first:
-        actions = (*_cat(1.0), *person("exit", 5.0), *person("entry", 10.0, shade=70))
-    else:
-        actions = (*person("exit", 1.0), *person("entry", 6.0, shade=70), *_cat(11.0))
+    "class 5 of issue 14: a cat before anyone has walked through the picture. "
+    "Nothing known yet gives a person's size: the threshold line is no door width "
+    "on the corpus (shop entrances, lobbies: people at the line are 0.15-0.6 of "
+    "its length), so capping the confidence of blobs under half the line lost 17 "
+    "of 50 confident true passages on the tuning split; a low, long shape "
+    "(height/width under 1.2) lost 3 and missed the door-leaf sliver reported "
+    "beside the cat (tall, narrow). The cat's run out is an exit at ~0.8 "
+    "(session 9, bench/NOTES.md)"))
+def test_a_cat_before_anyone_was_seen_is_not_counted(seed: int) -> None:
+    """The cat first, then a resident goes out and comes back: the residents'
+    crossings are counted, the cat's are not counted by the agent."""
+    actions = (*_cat(1.0), *person("exit", 5.0), *person("entry", 10.0, shade=70))
     passages, expected = _run(Scenario(actions, 15.0), seed)
     assert _matches(_confident(passages), expected), (passages, expected)
 
