@@ -20,6 +20,7 @@ from broker.mosquitto.directory import BrokerDir
 from broker.mosquitto.passwords import new_secret
 from broker.mosquitto.runner import find_mosquitto, start_mosquitto
 from ground.ports import free_ports
+from tests.hang_report import start_hang_report
 from tests.requirements import need
 from tests.waiting import wait_until
 
@@ -53,6 +54,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return path if path in WHOLE_FILES else nodeid
 
     return WholeFiles(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Report a hung test's asyncio tasks before pytest-timeout stops it (tests/hang_report.py)."""
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(
+        item.config.getini("timeout") or 0)
+    timer = start_hang_report(item.nodeid, timeout)
+    try:
+        return (yield)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
