@@ -8,7 +8,7 @@ suite fail as soon as they start passing, so the mark gets removed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import cv2
@@ -262,6 +262,17 @@ def _noisy_frames(seed: int, count: int, draw: Callable[[Canvas, int], None]
     return frames
 
 
+
+def _passages_over(frames: Iterable[GrayImage], line: tuple[int, int] = (60, 260)) -> list[Passage]:
+    """The analyzer's passages over drawn 320-px frames at 25 fps, the threshold a
+    horizontal line at mid-height from x = ``line[0]`` to ``line[1]``, inside above it."""
+    scene = Scene(threshold=((line[0] / 320, 0.5), (line[1] / 320, 0.5)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(frames):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    return passages + analyzer.finish()
+
 def _parting_pair(seed: int) -> list[GrayImage]:
     """Two people (20 x 60 px, abreast, one blob) walk down from the inside
     and step apart 8 px before the line (y = 120), each then crossing it."""
@@ -282,12 +293,7 @@ def test_people_parting_near_the_line_are_each_counted(seed: int) -> None:
     """The one who parts from the group's blob near the line keeps the
     group's history (it came from deep inside), so both crossings count,
     at the moment the pair's reference point passed the line (frame 70)."""
-    scene = Scene(threshold=((100 / 320, 0.5), (220 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_parting_pair(seed)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_parting_pair(seed), line=(100, 220))
     assert [p.direction for p in passages] == ["out", "out"], passages
     assert len({p.track for p in passages}) == 2
     assert all(abs(p.frame - 70) <= 3 for p in passages), passages
@@ -316,13 +322,8 @@ def test_a_pair_seen_before_anyone_alone_is_recounted_once_one_person_is_known(
     it with, one passage. After three people alone have walked out, the
     scene knows one person's size there and the pair's second passage is
     reported, dated at the pair's crossing (frame 80)."""
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
     walkers = [(25, (149.0, 171.0)), (160, (160.0,)), (290, (130.0,)), (420, (190.0,))]
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_rectangles(seed, walkers, 560)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_rectangles(seed, walkers, 560))
     frames = sorted(p.frame for p in passages)
     assert {p.direction for p in passages} == {"out"}
     assert len(frames) == 5, passages
@@ -352,12 +353,7 @@ def test_a_track_that_picks_someone_up_near_the_line_is_vouched_for(
     """The track that crosses was born near the line (never clearly inside);
     it counts only because the track that followed that person from deep
     inside was lost right there, just before."""
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_lost_near_the_line(seed, followed=followed)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_lost_near_the_line(seed, followed=followed))
     if followed:
         assert [p.direction for p in passages] == ["out"], passages
         assert abs(passages[0].frame - 127) <= 3, passages
@@ -380,12 +376,7 @@ def test_a_blob_with_area_of_two_but_width_of_one_is_one_person(seed: int) -> No
                 cv2.rectangle(image, (int(x - 10), int(cy - 30)),
                               (int(x + 10), int(cy + 30 + tail)), 60.0, -1)
 
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_noisy_frames(seed, 520, draw)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_noisy_frames(seed, 520, draw))
     assert [p.direction for p in passages] == ["out"] * 4, passages
     assert len({p.track for p in passages}) == 4
     assert passages[-1].frame > 380
@@ -410,12 +401,7 @@ def _lost_and_found(seed: int) -> list[GrayImage]:
 def test_a_track_starting_where_one_was_just_lost_continues_it(seed: int) -> None:
     """The new track starts on the far side of the line, so on its own it
     never crossed; as the lost track's continuation it crossed (frame 127)."""
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_lost_and_found(seed)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_lost_and_found(seed))
     assert [p.direction for p in passages] == ["out"], passages
     assert abs(passages[0].frame - 127) <= 3, passages
 
@@ -511,12 +497,7 @@ def test_legs_hidden_for_a_moment_are_no_crossing(seed: int) -> None:
     decides waits ``band_settle_time`` (not ``settle_time``) on the new
     side, and the legs are back before that: no passage (the CAVIAR woman
     behind the 'promod' panel, reported 27 frames before her real crossing)."""
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_legs_hidden(seed, range(70, 80))):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_legs_hidden(seed, range(70, 80)))
     assert passages == []
 
 
@@ -537,11 +518,6 @@ def test_a_crossing_on_a_jump_is_still_reported(seed: int) -> None:
             x = 60 + (i - 20)
             cv2.rectangle(image, (x, 62), (x + 20, int(bottom)), 60.0, -1)
 
-    scene = Scene(threshold=((60 / 320, 0.5), (260 / 320, 0.5)), inside_point=(0.5, 0.25))
-    analyzer = DoorwayAnalyzer(scene, 25.0)
-    passages: list[Passage] = []
-    for i, gray in enumerate(_noisy_frames(seed, 200, draw)):
-        passages += analyzer.feed(Frame(i, i / 25.0, gray))
-    passages += analyzer.finish()
+    passages = _passages_over(_noisy_frames(seed, 200, draw))
     assert [p.direction for p in passages] == ["in"], passages
     assert abs(passages[0].frame - 104) <= 3, passages
