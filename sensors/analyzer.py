@@ -213,6 +213,9 @@ class AnalyzerConfig:
     # A crossing is recounted (``_recount``) only when its blob was measured on
     # at least this share of the ``count_window`` frames before it was decided.
     recount_watched: float = 0.75
+    # A blob taller than this many of one person's heights there is not
+    # counted as several people by its area and width (``_observe``).
+    count_height: float = 1.75
     inherit_time: float = 0.5
     # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
     # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
@@ -655,7 +658,12 @@ class DoorwayAnalyzer:
             if person.w > 0.0:
                 ratio = min(ratio, blob.w / sharing / person.w)
             fragment = ratio < cfg.fragment_fraction and not track.shared
-            if ratio >= state.count + 1 - cfg.count_up:
+            # People abreast are about one person tall: a blob much taller than
+            # one person there is someone merged with something in depth (the
+            # door leaf, sunlight on the step, the crush queueing behind them
+            # at a bus door), whose area and width count no heads.
+            deep = blob.h > cfg.count_height * max(person.h, 1.0)
+            if ratio >= state.count + 1 - cfg.count_up and not deep:
                 state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
             elif ratio < state.count - cfg.count_down:
                 state.count = max(1, state.count - 1)
