@@ -159,13 +159,45 @@ class _Checked:
         np.testing.assert_array_equal(got, want)
         return got
 
+    # The blob finder's (sensors.tracking) clean-up and labelling.
+    def halve_close(self, mask: Any, level: float) -> Any:
+        want, want_count = _reference_halve_close(mask, level)
+        got, count = pixelpass.halve_close(mask, level)
+        np.testing.assert_array_equal(got, want)
+        assert count == want_count
+        self._note("blob masks")
+        return got, count
+
+    def components(self, image: Any) -> Any:
+        got = pixelpass.components(image)
+        np.testing.assert_array_equal(got, _reference_components(image))
+        self._note("several components", len(got) > 1)
+        return got
+
+
+def _reference_halve_close(mask: np.ndarray, level: float) -> tuple[np.ndarray, int]:
+    h, w = mask.shape
+    small = cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    _, clean = cv2.threshold(small, level, 255, cv2.THRESH_BINARY)
+    clean = cv2.morphologyEx(clean, cv2.MORPH_CLOSE,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return clean, cv2.countNonZero(clean)
+
+
+def _reference_components(image: np.ndarray) -> np.ndarray:
+    count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        image, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    return np.asarray(stats[1:count])
+
 
 @pytest.mark.parametrize(("name", "frames", "expected"), [
     # A shaking camera: shifts, the edge term, people protected, still parts absorbed.
     ("kiwan_old-building.mp4", 900,
-     {"shifted", "edges", "protected", "absorbed", "gain", "residual"}),
+     {"shifted", "edges", "protected", "absorbed", "gain", "residual", "blob masks",
+      "several components"}),
     # 384 x 288, reduced to the 320-px working width by the compiled INTER_AREA.
-    ("caviar_OneLeaveShopReenter1front.mpg", 390, {"protected", "absorbed"}),
+    ("caviar_OneLeaveShopReenter1front.mpg", 390,
+     {"protected", "absorbed", "blob masks", "several components"}),
 ])
 def test_the_kernels_give_opencvs_bits_on_real_frames(
         monkeypatch: pytest.MonkeyPatch, name: str, frames: int, expected: set[str]) -> None:
@@ -173,6 +205,7 @@ def test_the_kernels_give_opencvs_bits_on_real_frames(
     clip = load_labels(LABELS).clips[name]
     checked = _Checked()
     monkeypatch.setattr("sensors.background.pixelpass", checked)
+    monkeypatch.setattr("sensors.tracking.pixelpass", checked)
     analyzer = DoorwayAnalyzer(clip.scene, clip.fps)
     with OpenCVSource(SHARED_DATA / "videos" / name, keep_color=False) as source:
         while (frame := source.read()) is not None and frame.index < frames:
@@ -197,6 +230,46 @@ def test_area_reduction_is_opencvs_inter_area(src: tuple[int, int],
     assert pixelpass.AreaReducer.applies(src, dst)
     np.testing.assert_array_equal(pixelpass.AreaReducer(src, dst)(gray),
                                   cv2.resize(gray, dst, interpolation=cv2.INTER_AREA))
+
+
+def test_six_to_five_takes_the_block_path_and_gives_the_same_pixels() -> None:
+    # 384 -> 320 (the CAVIAR clips) and 768 -> 640 run the 6:5 block loop; a
+    # table of another shape runs the general one. Both are OpenCV's pixels.
+    rng = np.random.default_rng(11)
+    for src, dst, block in [((384, 288), (320, 240), True), ((768, 576), (640, 480), True),
+                            ((385, 288), (320, 240), False), ((400, 300), (320, 240), False)]:
+        reducer = pixelpass.AreaReducer(src, dst)
+        assert reducer._six_five is block, src
+        gray = rng.integers(0, 256, (src[1], src[0]), dtype=np.uint8)
+        np.testing.assert_array_equal(reducer(gray),
+                                      cv2.resize(gray, dst, interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (180, 320), (6, 8), (2, 2), (120, 10)])
+def test_halve_close_is_opencvs_resize_threshold_and_close(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(17)
+    for share in (0.05, 0.3, 0.6, 0.9):
+        # 0/255 masks as the background model makes them, and any gray levels.
+        for mask in (((rng.random(shape) < share) * 255).astype(np.uint8),
+                     rng.integers(0, 256, shape, dtype=np.uint8)):
+            got, count = pixelpass.halve_close(mask, 140.25)
+            want, want_count = _reference_halve_close(mask, 140.25)
+            np.testing.assert_array_equal(got, want)
+            assert count == want_count
+
+
+def test_components_are_opencvs_in_opencvs_order() -> None:
+    # BBDT numbers components by the first 2 x 2 block it meets, not the first
+    # pixel: random masks of every small shape and density catch any other order.
+    rng = np.random.default_rng(19)
+    several = 0
+    for _ in range(2000):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+        image = ((rng.random(shape) < rng.random()) * 255).astype(np.uint8)
+        got = pixelpass.components(image)
+        np.testing.assert_array_equal(got, _reference_components(image))
+        several += len(got) > 1
+    assert several > 500
 
 
 def test_whole_factors_are_left_to_opencv() -> None:
