@@ -244,9 +244,11 @@ class AnalyzerConfig:
     swap_approach: float = 0.1
     swap_time: float = 3.0
     # A lost track whose crossing has settled on its new side is reported once
-    # it has coasted this long (seconds), not when it is dropped (``coast_time``
-    # later); None: at the drop.
-    coast_report: float | None = 0.0
+    # it has coasted this long (seconds), not when it is dropped (the tracker's
+    # ``coast_time``, 0.6 s); None: at the drop. Not at once: a blob lost for a
+    # frame or three in a crowd is often found again, on its old side (0.1-0.15:
+    # citybus_door_b +3 false passages; 0.3: umbrella_crossing's gain gone).
+    coast_report: float | None = 0.2
     coast_alone: bool = True
     coast_host_side: bool = True
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
