@@ -366,29 +366,61 @@ class Tracker:
 
     def _associate(self, blobs: list[Blob]) -> list[tuple[int, int]]:
         """Greedy assignment on a gated cost matrix (distance relative to the
-        track's size, plus a penalty for a change of height), computed with
-        numpy: speckle on a shaking picture can mean dozens of both."""
+        track's size, plus a penalty for a change of height).
+
+        Only pairs within the gate along both axes can be within it by
+        distance (``hypot`` is never below either leg), so most pairs are
+        dropped in Python with a subtraction; numpy's ``hypot`` and ``log``
+        then run once each on the few left (the same functions on the same
+        values as over the whole matrix, so the same bits: a dozen numpy
+        calls on the whole small matrix cost more than the matrix).
+        """
         if not self.tracks or not blobs:
             return []
         cfg = self._cfg
-        t = np.array([(*tr.predicted(), tr.w, tr.h) for tr in self.tracks], np.float64)
-        b = np.array([(bl.cx, bl.cy, bl.h) for bl in blobs], np.float64)
-        gate = np.maximum(cfg.min_gate_px, cfg.gate * np.maximum(t[:, 2], t[:, 3]))[:, None]
-        dist = np.hypot(b[None, :, 0] - t[:, None, 0], b[None, :, 1] - t[:, None, 1])
-        # A blob of a very different height is another object or a merge;
-        # taking it would teleport the track's feet across the line.
-        size = np.abs(np.log(np.maximum(b[None, :, 2], 1.0) / np.maximum(t[:, None, 3], 1.0)))
-        ok = (dist < gate) & (size < cfg.max_size_change)
-        if not ok.any():
+        min_gate, gate_k = cfg.min_gate_px, cfg.gate
+        ends = [(bl.x + bl.w / 2.0, bl.y + bl.h / 2.0, bl.h) for bl in blobs]
+        pairs_t: list[int] = []
+        pairs_b: list[int] = []
+        legs_x: list[float] = []
+        legs_y: list[float] = []
+        gates: list[float] = []
+        ratios: list[float] = []
+        for a, tr in enumerate(self.tracks):
+            px, py, th = tr.cx + tr.vx, tr.cy + tr.vy, tr.h
+            side = tr.w if tr.w > th else th
+            g = gate_k * side
+            if g < min_gate:
+                g = min_gate
+            hh = th if th > 1.0 else 1.0
+            for c, (bx, by, bh) in enumerate(ends):
+                dx, dy = bx - px, by - py
+                if -g < dx < g and -g < dy < g:
+                    pairs_t.append(a)
+                    pairs_b.append(c)
+                    legs_x.append(dx)
+                    legs_y.append(dy)
+                    gates.append(g)
+                    # A blob of a very different height is another object or a
+                    # merge; taking it would teleport the track's feet across the line.
+                    ratios.append((bh if bh > 1.0 else 1.0) / hh)
+        if not pairs_t:
             return []
-        cost = dist / gate + 0.5 * size
-        ti, bi = np.nonzero(ok)
-        order = np.argsort(cost[ti, bi], kind="stable")
+        gate = np.array(gates)
+        dist = np.hypot(np.array(legs_x), np.array(legs_y))
+        size = np.abs(np.log(np.array(ratios)))
+        ok = (dist < gate) & (size < cfg.max_size_change)
+        cost = (dist / gate + 0.5 * size)[ok].tolist()
+        kept = np.flatnonzero(ok).tolist()
+        # Stable, in row-major order of (track, blob), as argsort(kind="stable")
+        # over the matrix's nonzero entries was.
+        order = sorted(range(len(cost)), key=cost.__getitem__)
         pairs: list[tuple[int, int]] = []
         seen_t: set[int] = set()
         seen_b: set[int] = set()
         for k in order:
-            a, c = int(ti[k]), int(bi[k])
+            i = kept[k]
+            a, c = pairs_t[i], pairs_b[i]
             if a not in seen_t and c not in seen_b:
                 pairs.append((a, c))
                 seen_t.add(a)
