@@ -213,6 +213,9 @@ class AnalyzerConfig:
     # A crossing is recounted (``_recount``) only when its blob was measured on
     # at least this share of the ``count_window`` frames before it was decided.
     recount_watched: float = 0.75
+    # A blob taller than this many of one person's heights there is not
+    # counted as several people by its area and width (``_observe``).
+    count_height: float = 1.75
     inherit_time: float = 0.5
     # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
     # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
@@ -246,6 +249,14 @@ class AnalyzerConfig:
     # floor point must come into the band and go back out within ``swap_time``.
     swap_approach: float = 0.1
     swap_time: float = 3.0
+    # A lost track whose crossing has settled on its new side is reported once
+    # it has coasted this long (seconds), not when it is dropped (the tracker's
+    # ``coast_time``, 0.6 s); None: at the drop. Not at once: a blob lost for a
+    # frame or three in a crowd is often found again, on its old side (0.1-0.15:
+    # citybus_door_b +3 false passages; 0.3: umbrella_crossing's gain gone).
+    coast_report: float | None = 0.2
+    coast_alone: bool = True
+    coast_host_side: bool = True
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -598,7 +609,7 @@ class DoorwayAnalyzer:
         assert self._people is not None
         cfg = self.config
         if not track.history or track.history[-1][0] != frame.index:
-            return []
+            return self._coasting(track, frame)
         state = self._states.get(track.id)
         if state is None:
             state = self._states[track.id] = self._born(track)
@@ -662,7 +673,12 @@ class DoorwayAnalyzer:
             if person.w > 0.0:
                 ratio = min(ratio, blob.w / sharing / person.w)
             fragment = ratio < cfg.fragment_fraction and not track.shared
-            if ratio >= state.count + 1 - cfg.count_up:
+            # People abreast are about one person tall: a blob much taller than
+            # one person there is someone merged with something in depth (the
+            # door leaf, sunlight on the step, the crush queueing behind them
+            # at a bus door), whose area and width count no heads.
+            deep = blob.h > cfg.count_height * max(person.h, 1.0)
+            if ratio >= state.count + 1 - cfg.count_up and not deep:
                 state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
             elif ratio < state.count - cfg.count_down:
                 state.count = max(1, state.count - 1)
@@ -812,6 +828,53 @@ class DoorwayAnalyzer:
         state.person_score = None
         self._check_person(track, state, cross_frame, self.frames)
         return []
+
+    def _coasting(self, track: Track, frame: Frame) -> list[Passage]:
+        """A lost track (coasting on its prediction) whose crossing has settled:
+        report it now rather than when the track is dropped.
+
+        The track was last seen on its new side and nothing has brought it
+        back to the old one; waiting for it to be dropped (``coast_time``)
+        only made the report that much later. A crossing whose origin is
+        still in doubt (:meth:`_shallow`) waits for the track's end as before:
+        what vouches for it is decided there.
+        """
+        cfg = self.config
+        state = self._states.get(track.id)
+        if (cfg.coast_report is None or state is None or track.missed <= 0
+                or track.missed < cfg.coast_report * self.fps):
+            return []
+        pending = state.pending
+        if pending is None or state.side != pending.side or state.against:
+            return []
+        settle = cfg.band_settle_time if pending.jumped else cfg.settle_time
+        if (frame.index - pending.decided < settle * self.fps
+                or not self._tracker.is_confirmed(track) or self._shallow(state, pending)):
+            return []
+        if self.config.coast_alone and self._merged(state.last_box, track.id, pending.side):
+            return []
+        return self._emit(track, state, ending=True)
+
+    def _merged(self, box: tuple[float, float, float, float], own: int, side: Side) -> bool:
+        """Whether a live track's box (other than ``own``'s) holds a third of
+        ``box`` (centre x, centre y, w, h) and that track may yet report a
+        crossing to ``side``: the lost track's person walked into its blob, and
+        it may report them with its group."""
+        cx, cy, w, h = box
+        for other in self._tracker.tracks:
+            if other.id == own or other.missed or not self._tracker.is_confirmed(other):
+                continue
+            state = self._states.get(other.id)
+            if (self.config.coast_host_side and state is not None and state.side == side
+                    and state.pending is None):
+                # Settled on that side already: it will report nobody there.
+                continue
+            x, y, ow, oh = other.box
+            ix = min(cx + w / 2, x + ow) - max(cx - w / 2, x)
+            iy = min(cy + h / 2, y + oh) - max(cy - h / 2, y)
+            if ix > 0 and iy > 0 and ix * iy >= min(w * h, ow * oh) / 3.0:
+                return True
+        return False
 
     def _small(self, state: _LineState) -> bool:
         """Whether the blob over the crossing window was much lower than the
