@@ -392,6 +392,10 @@ def _net_verifier(net: PersonNet) -> Verifier:
     return verify
 
 
+def _frame_of(entry: tuple[int, float, float, float, float]) -> int:
+    return entry[0]
+
+
 def _typical(counts: Iterable[int]) -> int:
     """The median head count over the crossing window (one odd frame is not a pair)."""
     ordered = sorted(counts)
@@ -548,7 +552,10 @@ class DoorwayAnalyzer:
         # frames when analysis falls behind (as in ``_view_sample``); demanding k
         # consecutive frames never let a ghost go under CPU load.
         last = history[-1][0] if history else 0
-        before = next((entry for entry in reversed(history) if last - entry[0] >= k), None)
+        # The latest entry at least k frames before the last (entries are in frame
+        # order): found by bisection, not by walking back k entries on every frame.
+        i = bisect.bisect_right(history, last - k, key=_frame_of)
+        before = history[i - 1] if i else None
         if before is None or last - before[0] > 2 * k or track.shared:
             state.ghost = False
             return False
