@@ -213,6 +213,9 @@ class AnalyzerConfig:
     # A crossing is recounted (``_recount``) only when its blob was measured on
     # at least this share of the ``count_window`` frames before it was decided.
     recount_watched: float = 0.75
+    # A blob taller than this many of one person's heights there is not
+    # counted as several people by its area and width (``_observe``).
+    count_height: float = 1.75
     inherit_time: float = 0.5
     # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
     # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
@@ -389,6 +392,10 @@ def _net_verifier(net: PersonNet) -> Verifier:
     return verify
 
 
+def _frame_of(entry: tuple[int, float, float, float, float]) -> int:
+    return entry[0]
+
+
 def _typical(counts: Iterable[int]) -> int:
     """The median head count over the crossing window (one odd frame is not a pair)."""
     ordered = sorted(counts)
@@ -545,7 +552,10 @@ class DoorwayAnalyzer:
         # frames when analysis falls behind (as in ``_view_sample``); demanding k
         # consecutive frames never let a ghost go under CPU load.
         last = history[-1][0] if history else 0
-        before = next((entry for entry in reversed(history) if last - entry[0] >= k), None)
+        # The latest entry at least k frames before the last (entries are in frame
+        # order): found by bisection, not by walking back k entries on every frame.
+        i = bisect.bisect_right(history, last - k, key=_frame_of)
+        before = history[i - 1] if i else None
         if before is None or last - before[0] > 2 * k or track.shared:
             state.ghost = False
             return False
@@ -663,7 +673,12 @@ class DoorwayAnalyzer:
             if person.w > 0.0:
                 ratio = min(ratio, blob.w / sharing / person.w)
             fragment = ratio < cfg.fragment_fraction and not track.shared
-            if ratio >= state.count + 1 - cfg.count_up:
+            # People abreast are about one person tall: a blob much taller than
+            # one person there is someone merged with something in depth (the
+            # door leaf, sunlight on the step, the crush queueing behind them
+            # at a bus door), whose area and width count no heads.
+            deep = blob.h > cfg.count_height * max(person.h, 1.0)
+            if ratio >= state.count + 1 - cfg.count_up and not deep:
                 state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
             elif ratio < state.count - cfg.count_down:
                 state.count = max(1, state.count - 1)
