@@ -255,7 +255,13 @@ class AnalyzerConfig:
     # frame or three in a crowd is often found again, on its old side (0.1-0.15:
     # citybus_door_b +3 false passages; 0.3: umbrella_crossing's gain gone).
     coast_report: float | None = 0.2
+    # ... unless a live track that may yet cross holds its last box (its person
+    # walked into that track's blob and may be counted with its group: kiwan's
+    # arm-in-arm pair); then at the drop, as before (``DoorwayAnalyzer._merged``).
     coast_alone: bool = True
+    # A holding track already settled on the crossing's new side, with no
+    # crossing of its own pending, reports nobody there: it does not hold the
+    # report back (without: 2 more passages late on the tuning split, same score).
     coast_host_side: bool = True
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
@@ -836,8 +842,9 @@ class DoorwayAnalyzer:
         The track was last seen on its new side and nothing has brought it
         back to the old one; waiting for it to be dropped (``coast_time``)
         only made the report that much later. A crossing whose origin is
-        still in doubt (:meth:`_shallow`) waits for the track's end as before:
-        what vouches for it is decided there.
+        still in doubt (:meth:`_shallow`) waits for the track's end as before
+        (what vouches for it is decided there), and so does one whose person
+        walked into the blob of a track that may yet cross (:meth:`_merged`).
         """
         cfg = self.config
         state = self._states.get(track.id)
