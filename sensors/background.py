@@ -67,6 +67,20 @@ class BackgroundConfig:
     still_fraction: float = 0.5
     edge_factor: float = 1.0
     shake_memory: float = 5.0
+    # Ghosts of what stood still when the background was learned (see
+    # ``BackgroundModel._release_ghosts``): a pixel stays *pristine* until a
+    # foreground run of ``pristine_run`` frames or more ends on it; foreground
+    # on pristine pixels that has been still ``ghost_still`` seconds is looked
+    # at every ``ghost_every`` seconds, by connected region.
+    ghost_regions: bool = True
+    pristine_run: int = 4
+    ghost_still: float = 0.3
+    ghost_every: float = 0.2
+    ghost_evidence: float = 0.4
+    ghost_min_pixels: int = 30
+    ghost_outline: float = 0.3
+    ghost_onset: int = 2
+    ghost_min_side: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +161,21 @@ class BackgroundModel:
         self._small: np.ndarray | None = None
         self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
         self._since_shake = self._shake_frames
+        # Per pixel: whether the background still holds what was learned (no real
+        # foreground has passed over it since), the length of the current
+        # foreground run, and how long the pixel has been still while foreground
+        # on a pristine background (``_release_ghosts``).
+        self._pristine: np.ndarray | None = None
+        self._run: np.ndarray | None = None
+        self._gstill: np.ndarray | None = None
+        self._ghost_still = max(2, round(self._cfg.ghost_still * fps))
+        self._ghost_every = max(1, round(self._cfg.ghost_every * fps))
+        self._ghost_frames = 0
+        self.ghosts_released = 0
+        # Flat indices of the last frame's foreground and of its pixels on a
+        # pristine background (``_release_ghosts``).
+        self._fg_index: np.ndarray | None = None
+        self._ghost_index: np.ndarray | None = None
         # Compiling the per-pixel passes takes seconds: here, not on a frame.
         pixelpass.warm_up()
 
@@ -200,6 +229,15 @@ class BackgroundModel:
         self._prev = None
         self._still = np.zeros(gray.shape, np.uint8)
         self._quiet = None
+        self._forget_pristine(gray.shape)
+
+    def _forget_pristine(self, shape: tuple[int, ...]) -> None:
+        """The whole background was just learned from one frame: every pixel is pristine."""
+        self._pristine = np.ones(shape, bool)
+        self._run = np.zeros(shape, np.uint8)
+        self._gstill = np.zeros(shape, np.uint8)
+        self._fg_index = None
+        self._ghost_index = None
 
     def apply(self, gray: GrayImage, protect: GrayImage | None = None) -> Segmentation:
         """Segment one frame and update the model.
@@ -269,6 +307,7 @@ class BackgroundModel:
             self._small_bg = None
             self._tiny_bg = None
             self._prev_mask = np.zeros_like(mask)
+            self._forget_pristine(mask.shape)
             return Segmentation(np.zeros_like(mask), shift, gain, True)
         assert self._still is not None
         prev, self._prev = self._prev, frame
@@ -278,6 +317,8 @@ class BackgroundModel:
                          cfg.base_threshold, mask, protect, self._still,
                          (self._a_bg, self._a_fg, self._a_dev), cfg.still_fraction,
                          self._absorb_frames)
+        if cfg.ghost_regions:
+            self._release_ghosts(frame, prev, mask)
         self._prev_mask = mask
         # The background drifts slowly; its half-size copy for registration
         # need not be rebuilt on every frame (that was a tenth of the frame time).
@@ -287,6 +328,108 @@ class BackgroundModel:
             self._tiny_bg = None
             self._edges = None
         return Segmentation(out, shift, gain, False)
+
+    def _release_ghosts(self, frame: np.ndarray, prev: np.ndarray | None,
+                        mask: GrayImage) -> None:
+        """Absorb still regions of foreground on a pristine background whose
+        outline is an edge of the background and not of the frame.
+
+        Someone standing still when the picture was learned is learned with
+        it; when they walk away, the place where they stood differs from the
+        background (a ghost), is still, and is merged with them and with
+        whoever comes by. Static absorption leaves it alone under the boxes of
+        people who walked (a walker's box holds the ghost it walked out of).
+        Only pixels whose background was never seen covered and uncovered
+        since it was learned can hold such an imprint; their still foreground
+        is taken region by region, and a region whose outline against the
+        rest of the picture is an edge of the background rather than of the
+        frame (the floor continues across it: what differs is what the
+        background remembers) becomes background, protected or not.
+        """
+        assert self._pristine is not None
+        assert self._run is not None
+        assert self._gstill is not None
+        assert self._bg is not None
+        assert self._dev is not None
+        cfg = self._cfg
+        run, gstill = self._run.reshape(-1), self._gstill.reshape(-1)
+        pristine = self._pristine.reshape(-1)
+        # On index arrays of this and the last frame's foreground (a small part
+        # of the picture): whole-picture arrays cost a third of the frame time.
+        fg = np.flatnonzero(mask)
+        flat = mask.reshape(-1)
+        was = self._fg_index
+        if was is not None and was.size:
+            gone = was[flat[was] == 0]
+            # A real foreground run that ended: the background showed through
+            # again (or was absorbed); what it holds there is no longer an
+            # untested imprint.
+            pristine[gone[run[gone] >= cfg.pristine_run]] = False
+            run[gone] = 0
+        self._fg_index = fg
+        run[fg] = np.minimum(run[fg], 254) + 1
+        ghostable = fg[pristine[fg]]
+        if prev is None or not ghostable.size:
+            if self._ghost_index is not None:
+                gstill[self._ghost_index] = 0
+            self._ghost_index = None
+            return
+        dev = self._dev.reshape(-1)[ghostable]
+        limit = (cfg.base_threshold + cfg.deviation_factor * dev) * cfg.still_fraction
+        still = np.abs(frame.reshape(-1)[ghostable] - prev.reshape(-1)[ghostable]) < limit
+        counts = np.where(still, np.minimum(gstill[ghostable], 254) + 1, 0).astype(np.uint8)
+        if self._ghost_index is not None:
+            gstill[self._ghost_index] = 0
+        gstill[ghostable] = counts
+        self._ghost_index = ghostable
+        self._ghost_frames += 1
+        if self._ghost_frames % self._ghost_every:
+            return
+        settled = self._gstill >= self._ghost_still
+        if cfg.ghost_onset >= 0:
+            # Still since the run began: a place uncovered stays as it was
+            # uncovered; someone arriving moved over it first.
+            settled &= self._gstill.astype(np.int16) + cfg.ghost_onset >= self._run
+        ready = settled.astype(np.uint8)
+        if cv2.countNonZero(ready) < cfg.ghost_min_pixels:
+            return
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(ready, connectivity=8)
+        grads: list[np.ndarray] = []
+        kernel = np.ones((3, 3), np.uint8)
+        fg8 = (mask != 0).astype(np.uint8)
+        for i in range(1, count):
+            if (stats[i, cv2.CC_STAT_AREA] < cfg.ghost_min_pixels
+                    or min(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT])
+                    < cfg.ghost_min_side):
+                # A thin strip is all outline (shake residue along an edge):
+                # its outline says nothing.
+                continue
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            rows, cols = mask.shape
+            x0, y0 = max(0, x - 3), max(0, y - 3)
+            x1, y1 = min(cols, x + w + 3), min(rows, y + h + 3)
+            region = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+            outline = cv2.morphologyEx(region, cv2.MORPH_GRADIENT, kernel)
+            # Only where the region meets background: between a still part and a
+            # moving part of the same foreground there is no edge either way.
+            other = cv2.dilate(np.asarray(fg8[y0:y1, x0:x1] & (1 - region), np.uint8), kernel)
+            judged = np.asarray(outline, np.uint8) & (1 - np.asarray(other, np.uint8))
+            total = cv2.countNonZero(outline)
+            n = cv2.countNonZero(judged)
+            if total == 0 or n < cfg.ghost_outline * total:
+                continue
+            if not grads:
+                for image in (frame, self._bg):
+                    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+                    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+                    grads.append(cv2.add(np.abs(gx), np.abs(gy)))
+            now = cv2.mean(grads[0][y0:y1, x0:x1], judged)[0]
+            was = cv2.mean(grads[1][y0:y1, x0:x1], judged)[0]
+            if now / max(was, 1.0) < cfg.ghost_evidence:
+                inside = region.astype(bool)
+                self._bg[y0:y1, x0:x1][inside] = frame[y0:y1, x0:x1][inside]
+                self._gstill[y0:y1, x0:x1][inside] = 0
+                self.ghosts_released += 1
 
     def _free_float(self, shape: tuple[int, ...], busy: np.ndarray | None = None) -> np.ndarray:
         """A float32 buffer of ``shape`` that is neither the background, the

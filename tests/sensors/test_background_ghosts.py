@@ -1,0 +1,88 @@
+"""Ghosts of what stood still when the background was learned (issue 14, class 3).
+
+Someone standing in the first frame is learned into the background; when they
+walk away, the place where they stood differs from the background and is
+still. Static absorption takes such still foreground only outside the boxes
+the caller protects, and a walker's box holds the ghost it walked out of, so
+the ghost stayed foreground for good (umbrella_crossing, tuning split: blobs
+the picture's height). ``BackgroundModel`` now releases still regions on a
+*pristine* background (never seen covered and uncovered since it was learned)
+whose outline is an edge of the background and not of the frame, protected
+or not; someone who walks in and stands still keeps their outline in the
+frame and stays foreground.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sensors.background import BackgroundConfig, BackgroundModel
+
+FPS = 25.0
+
+
+def _floor() -> np.ndarray:
+    """A textured floor, 320 x 180."""
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:180, 0:320]
+    tiles = 110.0 + 25.0 * (((x // 24) + (y // 24)) % 2)
+    return np.clip(tiles + rng.normal(0.0, 4.0, (180, 320)), 0, 255).astype(np.float32)
+
+
+def _with_person(floor: np.ndarray, cx: int, cy: int) -> np.ndarray:
+    """A dark standing figure (an ellipse 16 x 50 px) centred at (cx, cy)."""
+    y, x = np.mgrid[0:180, 0:320]
+    frame = floor.copy()
+    frame[((x - cx) / 8.0) ** 2 + ((y - cy) / 25.0) ** 2 <= 1.0] = 40.0
+    return frame
+
+
+def _frame(image: np.ndarray, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, 1.5, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def _protect_all() -> np.ndarray:
+    """The caller's protection over the whole picture (a walker's box holding the ghost)."""
+    return np.full((180, 320), 255, np.uint8)
+
+
+def _ghost_pixels(config: BackgroundConfig) -> int:
+    """Foreground left where the first frame's person stood, 3 s after they walked away."""
+    floor = _floor()
+    model = BackgroundModel(FPS, config)
+    index = 0
+    for _ in range(10):
+        model.apply(_frame(_with_person(floor, 100, 90), index), _protect_all())
+        index += 1
+    # They walk to the right, 3 px a frame, and out of the picture.
+    for step in range(1, 80):
+        cx = 100 + 3 * step
+        image = _with_person(floor, cx, 90) if cx < 340 else floor
+        seg = model.apply(_frame(image, index), _protect_all())
+        index += 1
+    return int(np.count_nonzero(seg.mask[60:121, 88:113]))
+
+
+def test_the_ghost_of_someone_standing_in_the_first_frame_is_released_under_protection() -> None:
+    assert _ghost_pixels(BackgroundConfig()) < 30
+
+
+def test_without_the_release_the_protected_ghost_stays() -> None:
+    """The same scene with the release off: the condition the test above guards."""
+    assert _ghost_pixels(BackgroundConfig(ghost_regions=False)) > 500
+
+
+def test_someone_who_walks_in_and_stands_still_under_protection_stays_foreground() -> None:
+    floor = _floor()
+    model = BackgroundModel(FPS)
+    index = 0
+    for _ in range(10):
+        model.apply(_frame(floor, index), _protect_all())
+        index += 1
+    # They walk in from the left and stop at x = 160 for 4 s.
+    for step in range(0, 140):
+        cx = min(160, 20 + 3 * step)
+        seg = model.apply(_frame(_with_person(floor, cx, 90), index), _protect_all())
+        index += 1
+    assert np.count_nonzero(seg.mask[66:115, 153:168]) > 0.8 * 49 * 15
