@@ -210,6 +210,9 @@ class AnalyzerConfig:
     view_steep: float = 1.0
     view_evidence: float = 0.3
     recount_horizon: float = 120.0
+    # A crossing is recounted (``_recount``) only when its blob was measured on
+    # at least this share of the ``count_window`` frames before it was decided.
+    recount_watched: float = 0.75
     inherit_time: float = 0.5
     # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
     # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
@@ -1162,7 +1165,15 @@ class DoorwayAnalyzer:
             ))
         horizon = pending.frame - 4 * window
         self._recent = [r for r in self._recent if r[0] >= horizon]
-        if not pending.known and pending.sizes:
+        # Recounted only when the blob was measured over most of the crossing
+        # window: a blob seen on a few frames there (a track born at the line or
+        # re-associated across the picture, a door leaf opening into sunlight,
+        # the exposure swinging with it; citybus_door_b) is no steady measure
+        # of how many people it holds, and against one person's size learned
+        # later it counted as two to four (15 false passages on that clip).
+        watched = len(pending.sizes) >= self.config.recount_watched * (
+            self.config.count_window * self.fps)
+        if not pending.known and pending.sizes and watched:
             self._recounts.append(_Recount(
                 frame=pending.frame, t=pending.t, direction=direction, track=track.id,
                 confidence=confidence, reported=count + len(near), sizes=pending.sizes,

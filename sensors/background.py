@@ -143,8 +143,9 @@ class BackgroundModel:
         self._tiny_bg: np.ndarray | None = None
         self._quiet: float | None = None
         self._window: np.ndarray | None = None
-        # The half-size background and its windowed copy for phase correlation.
-        self._windowed: tuple[np.ndarray, np.ndarray] | None = None
+        # The half-size background, its windowed copy and that copy's spectrum
+        # (None where pixelpass.phase_correlate does not apply) for phase correlation.
+        self._windowed: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._prev_mask: GrayImage | None = None
         self._shift = (0.0, 0.0)
         self._updates = 0
@@ -532,10 +533,16 @@ class BackgroundModel:
             # is rebuilt. The same products, so the same result (checked bit
             # for bit on 458 pairs of kiwan frames).
             if self._windowed is None or self._windowed[0] is not self._small_bg:
-                self._windowed = (self._small_bg, cv2.multiply(self._window, self._small_bg))
-            (dx, dy), response = cv2.phaseCorrelate(
-                self._windowed[1], cv2.multiply(self._window, small), None
-            )
+                windowed = np.asarray(cv2.multiply(self._window, self._small_bg), np.float32)
+                self._windowed = (self._small_bg, windowed, pixelpass.spectrum(windowed))
+            _, windowed, spectrum = self._windowed
+            frame = np.asarray(cv2.multiply(self._window, small), np.float32)
+            if spectrum is not None:
+                # cv2.phaseCorrelate's result, bit for bit, with the background's
+                # transform kept until the background is rebuilt (every 8th frame).
+                (dx, dy), response = pixelpass.phase_correlate(spectrum, frame)
+            else:
+                (dx, dy), response = cv2.phaseCorrelate(windowed, frame, None)
             dx, dy = 2.0 * dx, 2.0 * dy
             limit = cfg.max_shift_fraction * gray.shape[1]
             if response >= 0.05 and 0.5 <= math.hypot(dx, dy) <= limit:
