@@ -4,12 +4,12 @@ Someone standing in the first frame is learned into the background; when they
 walk away, the place where they stood differs from the background and is
 still. Static absorption takes such still foreground only outside the boxes
 the caller protects, and a walker's box holds the ghost it walked out of, so
-the ghost stayed foreground for good (umbrella_crossing, tuning split: blobs
-the picture's height). ``BackgroundModel`` now releases still regions on a
-*pristine* background (never seen covered and uncovered since it was learned)
-whose outline is an edge of the background and not of the frame, protected
-or not; someone who walks in and stands still keeps their outline in the
-frame and stays foreground.
+the ghost stayed foreground for good (umbrella_crossing_2, tuning split:
+blobs the picture's height). ``BackgroundModel`` now releases protected still
+regions on a *pristine* background (never seen covered and uncovered since
+the first picture) whose outline is an edge of the background and not of the
+frame; someone who walks in and stands still keeps their outline in the frame
+and stays foreground.
 """
 
 from __future__ import annotations
