@@ -23,6 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import write_block  # noqa: E402
 from sensors.corpus import collect, evaluate_corpus, load_meta, report  # noqa: E402
 
 SHARED = REPO / ".." / "shared" / "data"
@@ -130,14 +131,7 @@ def section(data: dict[str, Any]) -> list[str]:
 
 def write_section(path: Path, lines: list[str]) -> None:
     """Replace the marked section of ``path`` (or append it)."""
-    text = path.read_text() if path.exists() else ""
-    block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    write_block(path, lines, BEGIN, END)
 
 
 def main() -> None:

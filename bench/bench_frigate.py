@@ -20,7 +20,11 @@ Frigate alternate over ``ROUNDS`` rounds; the best round of each counts, by the 
 clock (``ratio``) and by the thread's CPU time (``cpu_ratio``, which leaves out
 time spent waiting for the core on a shared machine).
 Frigate sees what it sees in production, the luminance plane (the gray frame).
-Results go to ``bench/results/frigate.json``.
+Results go to ``bench/results/frigate.json``, and the block between this
+benchmark's markers in BENCHMARKS.md is rewritten from them (nothing else in
+that file: ``python -m bench frigate`` used to rewrite all of it with only
+these rows). Callgrind's instructions per frame
+(``bench/frigate_instructions.py``) are shown there too when its results exist.
 
 Run: ``DOORWATCH_FRIGATE_SRC=/path/to/frigate .venv/bin/python bench/bench_frigate.py``
 """
@@ -46,6 +50,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import write_block  # noqa: E402
 from firmware_config.scene import Scene  # noqa: E402
 from sensors.analyzer import DoorwayAnalyzer  # noqa: E402 - after the path fix-up above
 from sensors.evaluate import load_labels  # noqa: E402
@@ -53,6 +58,9 @@ from sensors.frames import Frame  # noqa: E402
 
 SHARED = REPO / ".." / "shared" / "data"
 RESULT = REPO / "bench" / "results" / "frigate.json"
+INSTRUCTIONS = REPO / "bench" / "results" / "frigate_instructions.json"
+BEGIN = "<!-- bench_frigate: begin -->"
+END = "<!-- bench_frigate: end -->"
 ROUNDS = 3
 MAX_FRAMES = 1500
 # (label, clip in ../shared/data/videos, size or None for the clip's own size)
@@ -194,6 +202,34 @@ def run(src: Path) -> dict[str, Any]:
         "machine": platform.machine(), "python": platform.python_version(), "rows": rows}
 
 
+def section(data: dict[str, Any], instructions: dict[str, Any] | None = None) -> list[str]:
+    """The BENCHMARKS.md block for these figures (and callgrind's, if given)."""
+    lines = [BEGIN, "", "Speed beside Frigate's motion stage (`python -m bench frigate` rewrites "
+             "this block only; raw figures in `bench/results/frigate.json`):", "",
+             "| measure | figure | target |", "|---|---|---|"]
+    if data.get("skipped"):
+        lines.append(f"| analysis frames/s against Frigate's motion stage | not measured: "
+                     f"{data['skipped']} | >= 1.0x |")
+    for r in data.get("rows", []):
+        lines.append(f"| analysis frames/s, doorwatch (whole analyzer) / Frigate "
+                     f"ImprovedMotionDetector (defaults), same frames, one core: {r['input']} | "
+                     f"{r['doorwatch_fps']:.0f} / {r['frigate_fps']:.0f} = {r['ratio']:.2f}x "
+                     f"| >= 1.0x |")
+        if "cpu_ratio" in r:
+            lines.append(f"| the same by thread CPU time (waits for the core left out): "
+                         f"{r['input']} | {r['doorwatch_cpu_fps']:.0f} / "
+                         f"{r['frigate_cpu_fps']:.0f} = {r['cpu_ratio']:.2f}x | >= 1.0x |")
+    if instructions and instructions.get("rows"):
+        rows = instructions["rows"]
+        figures = ", ".join(f"{r['doorwatch_instr'] / 1e6:.2f} / {r['frigate_instr'] / 1e6:.2f} M"
+                            for r in rows)
+        lines.append(f"| instructions per frame (callgrind, frames {rows[0]['frames']}), "
+                     f"doorwatch / Frigate: {', '.join(r['input'] for r in rows)} "
+                     f"(`bench/frigate_instructions.py`) | {figures} | doorwatch <= Frigate |")
+    lines += ["", END]
+    return lines
+
+
 def main() -> None:
     """Run if a Frigate checkout is given; otherwise say why not."""
     src = os.environ.get("DOORWATCH_FRIGATE_SRC", "")
@@ -211,12 +247,14 @@ def main() -> None:
         return
     data = run(Path(src))
     RESULT.write_text(json.dumps(data, indent=2))
+    instructions = json.loads(INSTRUCTIONS.read_text()) if INSTRUCTIONS.exists() else None
+    write_block(REPO / "BENCHMARKS.md", section(data, instructions), BEGIN, END)
     print(f"{'input':24} {'frames':>6} {'doorwatch/s':>11} {'frigate/s':>10} {'ratio':>6} "
           f"{'cpu ratio':>9}")
     for r in data["rows"]:
         print(f"{r['input']:24} {r['frames']:6d} {r['doorwatch_fps']:11.0f} "
               f"{r['frigate_fps']:10.0f} {r['ratio']:6.2f} {r['cpu_ratio']:9.2f}")
-    print(f"written to {RESULT}")
+    print(f"written to {RESULT} and BENCHMARKS.md (its bench_frigate block)")
 
 
 if __name__ == "__main__":

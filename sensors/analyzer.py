@@ -213,6 +213,9 @@ class AnalyzerConfig:
     # A crossing is recounted (``_recount``) only when its blob was measured on
     # at least this share of the ``count_window`` frames before it was decided.
     recount_watched: float = 0.75
+    # A blob taller than this many of one person's heights there is not
+    # counted as several people by its area and width (``_observe``).
+    count_height: float = 1.75
     inherit_time: float = 0.5
     # The learned check on crossings (:mod:`sensors.personnet`): an ONNX file
     # (``sensors.personnet.DEFAULT_MODEL`` is the shipped one), or None for
@@ -246,6 +249,20 @@ class AnalyzerConfig:
     # floor point must come into the band and go back out within ``swap_time``.
     swap_approach: float = 0.1
     swap_time: float = 3.0
+    # A lost track whose crossing has settled on its new side is reported once
+    # it has coasted this long (seconds), not when it is dropped (the tracker's
+    # ``coast_time``, 0.6 s); None: at the drop. Not at once: a blob lost for a
+    # frame or three in a crowd is often found again, on its old side (0.1-0.15:
+    # citybus_door_b +3 false passages; 0.3: umbrella_crossing's gain gone).
+    coast_report: float | None = 0.2
+    # ... unless a live track that may yet cross holds its last box (its person
+    # walked into that track's blob and may be counted with its group: kiwan's
+    # arm-in-arm pair); then at the drop, as before (``DoorwayAnalyzer._merged``).
+    coast_alone: bool = True
+    # A holding track already settled on the crossing's new side, with no
+    # crossing of its own pending, reports nobody there: it does not hold the
+    # report back (without: 2 more passages late on the tuning split, same score).
+    coast_host_side: bool = True
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -379,6 +396,10 @@ def _net_verifier(net: PersonNet) -> Verifier:
                track: int, frame: int) -> float:
         return net.score(gray, mask, box)
     return verify
+
+
+def _frame_of(entry: tuple[int, float, float, float, float]) -> int:
+    return entry[0]
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -537,7 +558,10 @@ class DoorwayAnalyzer:
         # frames when analysis falls behind (as in ``_view_sample``); demanding k
         # consecutive frames never let a ghost go under CPU load.
         last = history[-1][0] if history else 0
-        before = next((entry for entry in reversed(history) if last - entry[0] >= k), None)
+        # The latest entry at least k frames before the last (entries are in frame
+        # order): found by bisection, not by walking back k entries on every frame.
+        i = bisect.bisect_right(history, last - k, key=_frame_of)
+        before = history[i - 1] if i else None
         if before is None or last - before[0] > 2 * k or track.shared:
             state.ghost = False
             return False
@@ -591,7 +615,7 @@ class DoorwayAnalyzer:
         assert self._people is not None
         cfg = self.config
         if not track.history or track.history[-1][0] != frame.index:
-            return []
+            return self._coasting(track, frame)
         state = self._states.get(track.id)
         if state is None:
             state = self._states[track.id] = self._born(track)
@@ -656,7 +680,12 @@ class DoorwayAnalyzer:
             if person.w > 0.0:
                 ratio = min(ratio, blob.w / sharing / person.w)
             fragment = ratio < cfg.fragment_fraction and not track.shared
-            if ratio >= state.count + 1 - cfg.count_up:
+            # People abreast are about one person tall: a blob much taller than
+            # one person there is someone merged with something in depth (the
+            # door leaf, sunlight on the step, the crush queueing behind them
+            # at a bus door), whose area and width count no heads.
+            deep = blob.h > cfg.count_height * max(person.h, 1.0)
+            if ratio >= state.count + 1 - cfg.count_up and not deep:
                 state.count = min(cfg.max_count, max(state.count + 1, int(ratio + cfg.count_up)))
             elif ratio < state.count - cfg.count_down:
                 state.count = max(1, state.count - 1)
@@ -834,6 +863,54 @@ class DoorwayAnalyzer:
         _, ocx, ocy, _, oh = old
         od = self._line.signed_distance(ocx, ocy + oh / 2.0 - up * oh)
         return (od > 0) == (d > 0) and abs(od) > margin
+
+    def _coasting(self, track: Track, frame: Frame) -> list[Passage]:
+        """A lost track (coasting on its prediction) whose crossing has settled:
+        report it now rather than when the track is dropped.
+
+        The track was last seen on its new side and nothing has brought it
+        back to the old one; waiting for it to be dropped (``coast_time``)
+        only made the report that much later. A crossing whose origin is
+        still in doubt (:meth:`_shallow`) waits for the track's end as before
+        (what vouches for it is decided there), and so does one whose person
+        walked into the blob of a track that may yet cross (:meth:`_merged`).
+        """
+        cfg = self.config
+        state = self._states.get(track.id)
+        if (cfg.coast_report is None or state is None or track.missed <= 0
+                or track.missed < cfg.coast_report * self.fps):
+            return []
+        pending = state.pending
+        if pending is None or state.side != pending.side or state.against:
+            return []
+        settle = cfg.band_settle_time if pending.jumped else cfg.settle_time
+        if (frame.index - pending.decided < settle * self.fps
+                or not self._tracker.is_confirmed(track) or self._shallow(state, pending)):
+            return []
+        if self.config.coast_alone and self._merged(state.last_box, track.id, pending.side):
+            return []
+        return self._emit(track, state, ending=True)
+
+    def _merged(self, box: tuple[float, float, float, float], own: int, side: Side) -> bool:
+        """Whether a live track's box (other than ``own``'s) holds a third of
+        ``box`` (centre x, centre y, w, h) and that track may yet report a
+        crossing to ``side``: the lost track's person walked into its blob, and
+        it may report them with its group."""
+        cx, cy, w, h = box
+        for other in self._tracker.tracks:
+            if other.id == own or other.missed or not self._tracker.is_confirmed(other):
+                continue
+            state = self._states.get(other.id)
+            if (self.config.coast_host_side and state is not None and state.side == side
+                    and state.pending is None):
+                # Settled on that side already: it will report nobody there.
+                continue
+            x, y, ow, oh = other.box
+            ix = min(cx + w / 2, x + ow) - max(cx - w / 2, x)
+            iy = min(cy + h / 2, y + oh) - max(cy - h / 2, y)
+            if ix > 0 and iy > 0 and ix * iy >= min(w * h, ow * oh) / 3.0:
+                return True
+        return False
 
     def _small(self, state: _LineState) -> bool:
         """Whether the blob over the crossing window was much lower than the

@@ -382,6 +382,35 @@ def test_a_blob_with_area_of_two_but_width_of_one_is_one_person(seed: int) -> No
     assert passages[-1].frame > 380
 
 
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_blob_two_people_wide_and_twice_as_tall_is_one_person(seed: int) -> None:
+    """Three people alone teach the scene one person's size (20 x 60 px); then
+    a blob twice as wide and twice as tall, whole in the picture from its first
+    frame, walks out (someone merged with what stands behind them in depth: a
+    door leaf, sunlight on the step, the crush queueing at a bus door seen from
+    the ceiling): people abreast are one person tall, so its area and width
+    count no second person. (Rigid rectangles: the view is learned as from
+    above, the floor point is the centre; the line is at y = 144.)"""
+    walkers = [(25, 160.0, 10, 0, 10.0), (140, 130.0, 10, 0, 10.0), (255, 190.0, 10, 0, 10.0),
+               (370, 160.0, 20, 60, 92.0)]
+
+    def draw(image: Canvas, i: int) -> None:
+        for start, x, half, tail, top in walkers:
+            if i >= start:
+                cy = top + 2.0 * (i - start)
+                cv2.rectangle(image, (int(x - half), int(cy - 30 - tail)),
+                              (int(x + half), int(cy + 30)), 60.0, -1)
+
+    scene = Scene(threshold=((60 / 320, 0.6), (260 / 320, 0.6)), inside_point=(0.5, 0.25))
+    analyzer = DoorwayAnalyzer(scene, 25.0)
+    passages: list[Passage] = []
+    for i, gray in enumerate(_noisy_frames(seed, 520, draw)):
+        passages += analyzer.feed(Frame(i, i / 25.0, gray))
+    passages += analyzer.finish()
+    assert [p.direction for p in passages] == ["out"] * 4, passages
+    assert passages[-1].frame > 370
+
 def _lost_and_found(seed: int) -> list[GrayImage]:
     """A person (20 x 60 px) walks down 1 px a frame, sidesteps 5 px a frame
     (frames 105-120), is hidden for 12 frames just before the line (their
