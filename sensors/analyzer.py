@@ -621,8 +621,7 @@ class DoorwayAnalyzer:
             state = self._states[track.id] = self._born(track)
         _, cx, cy, _, h = track.history[-1]
         self._view_sample(track, state, frame.index)
-        up = self._anchor(track)
-        y = cy + h / 2.0 - up * h
+        y = cy + h / 2.0 - self._anchor(track) * h
         d = self._line.signed_distance(cx, y)
         along = self._line.along(cx, y)
         if state.split and len(track.history) == 1 and state.side != "unknown":
@@ -799,12 +798,6 @@ class DoorwayAnalyzer:
                     and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
             return []
-        if self._reanchored(track, left_frame, up, d, margin):
-            # Its box stands where it stood on the old side: what moved is the
-            # reference point within the box (the view or the blob's shape
-            # learned since), not a person over the line.
-            state.depth = abs(d) / margin
-            return []
         if state.swap is not None and state.swap_member is not None:
             # Over to the member's side while it is in the blob: the track is
             # now on the member (its blob's bottom is the member's feet, or the
@@ -841,28 +834,6 @@ class DoorwayAnalyzer:
         state.person_score = None
         self._check_person(track, state, cross_frame, self.frames)
         return []
-
-    def _reanchored(self, track: Track, left_frame: int | None, up: float, d: float,
-                    margin: float) -> bool:
-        """Whether the track's box on ``left_frame`` (its last frame clearly on
-        the old side), with its reference point placed as it is now (``up``
-        box heights above the bottom), was already clearly on the new side.
-
-        The reference point moves within the box as the view is learned and as
-        a track's shape settles (``_anchor``): a box that stands still (a ghost
-        of someone who stood there when the picture was learned, its
-        elongation settling over a second) then drifts over the line without
-        anything having crossed it.
-        """
-        assert self._line is not None
-        if left_frame is None:
-            return False
-        old = next((m for m in reversed(track.history) if m[0] <= left_frame), None)
-        if old is None:
-            return False
-        _, ocx, ocy, _, oh = old
-        od = self._line.signed_distance(ocx, ocy + oh / 2.0 - up * oh)
-        return (od > 0) == (d > 0) and abs(od) > margin
 
     def _coasting(self, track: Track, frame: Frame) -> list[Passage]:
         """A lost track (coasting on its prediction) whose crossing has settled:

@@ -67,24 +67,6 @@ class BackgroundConfig:
     still_fraction: float = 0.5
     edge_factor: float = 1.0
     shake_memory: float = 5.0
-    # Ghosts of what stood still in the first picture (see
-    # ``BackgroundModel._release_ghosts``): a pixel stays *pristine* until a
-    # foreground run of ``pristine_run`` frames or more ends on it; foreground
-    # on pristine pixels still for ``ghost_still`` seconds (and since it
-    # appeared, give or take ``ghost_onset`` frames) is looked at every
-    # ``ghost_every`` seconds by connected region: one at least
-    # ``ghost_min_side`` px across, half under protection, with at least
-    # ``ghost_outline`` of its outline against background, where the frame's
-    # gradient is under ``ghost_evidence`` of the background's, is absorbed.
-    ghost_regions: bool = True
-    pristine_run: int = 4
-    ghost_still: float = 0.3
-    ghost_every: float = 0.2
-    ghost_evidence: float = 0.4
-    ghost_min_pixels: int = 30
-    ghost_outline: float = 0.3
-    ghost_onset: int = 2
-    ghost_min_side: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,19 +148,6 @@ class BackgroundModel:
         self._small: np.ndarray | None = None
         self._shake_frames = max(1, round(self._cfg.shake_memory * fps))
         self._since_shake = self._shake_frames
-        # Per pixel: whether the background still holds what was learned (no real
-        # foreground has passed over it since), the length of the current
-        # foreground run, and how long the pixel has been still while foreground
-        # on a pristine background (``_release_ghosts``).
-        self._pristine: np.ndarray | None = None
-        self._run: np.ndarray | None = None
-        self._gstill: np.ndarray | None = None
-        self._ghost_still = max(2, round(self._cfg.ghost_still * fps))
-        self._ghost_every = max(1, round(self._cfg.ghost_every * fps))
-        self._ghost_frames = 0
-        self._learned_once = False
-        self.ghosts_released = 0
-        self._ready: np.ndarray | None = None
         # Compiling the per-pixel passes takes seconds: here, not on a frame.
         pixelpass.warm_up()
 
@@ -232,24 +201,6 @@ class BackgroundModel:
         self._prev = None
         self._still = np.zeros(gray.shape, np.uint8)
         self._quiet = None
-        self._forget_pristine(gray.shape)
-
-    def _forget_pristine(self, shape: tuple[int, ...]) -> None:
-        """The whole background was just learned from one frame.
-
-        Only the stream's first picture makes its pixels pristine: whoever
-        stood in it (issue 14, class 3) is imprinted with no history to tell.
-        A later re-learn (a lamp, a crowd over ``relearn_fraction``, a covered
-        lens) leaves every pixel untested rather than pristine: releasing its
-        ghosts the same way cost the bus door scenes of the tuning split
-        passages (citybus_door_a +3 false, c2 -2 found) where the doors and
-        the sun make the picture re-learned again and again.
-        """
-        self._pristine = np.full(shape, 0 if self._learned_once else 1, np.uint8)
-        self._learned_once = True
-        self._run = np.zeros(shape, np.uint8)
-        self._gstill = np.zeros(shape, np.uint8)
-        self._ready = np.zeros(shape, np.uint8)
 
     def apply(self, gray: GrayImage, protect: GrayImage | None = None) -> Segmentation:
         """Segment one frame and update the model.
@@ -319,7 +270,6 @@ class BackgroundModel:
             self._small_bg = None
             self._tiny_bg = None
             self._prev_mask = np.zeros_like(mask)
-            self._forget_pristine(mask.shape)
             return Segmentation(np.zeros_like(mask), shift, gain, True)
         assert self._still is not None
         prev, self._prev = self._prev, frame
@@ -329,11 +279,6 @@ class BackgroundModel:
                          cfg.base_threshold, mask, protect, self._still,
                          (self._a_bg, self._a_fg, self._a_dev), cfg.still_fraction,
                          self._absorb_frames)
-        if cfg.ghost_regions:
-            guarded = protect
-            if protect is not None and moved != (0, 0):
-                guarded = _translate(protect, -moved[0], -moved[1], replicate=False)
-            self._release_ghosts(frame, prev, mask, guarded)
         self._prev_mask = mask
         # The background drifts slowly; its half-size copy for registration
         # need not be rebuilt on every frame (that was a tenth of the frame time).
@@ -343,88 +288,6 @@ class BackgroundModel:
             self._tiny_bg = None
             self._edges = None
         return Segmentation(out, shift, gain, False)
-
-    def _release_ghosts(self, frame: np.ndarray, prev: np.ndarray | None,
-                        mask: GrayImage, protect: GrayImage | None = None) -> None:
-        """Absorb still regions of foreground on a pristine background, under
-        ``protect``, whose outline is an edge of the background and not of the
-        frame.
-
-        Someone standing still in the stream's first picture is learned with
-        it; when they walk away, the place where they stood differs from the
-        background (a ghost), is still, and is merged with them and with
-        whoever comes by. Static absorption leaves it alone under the boxes of
-        people who walked (a walker's box holds the ghost it walked out of),
-        and the ghost stays for good (umbrella_crossing_2: blobs the picture's
-        height for the whole clip). Only pixels whose background was never
-        seen covered and uncovered since that picture can hold such an
-        imprint (``_forget_pristine``); their foreground that has been still
-        since it appeared is taken region by region, and a protected region
-        whose outline against the rest of the picture is an edge of the
-        background rather than of the frame (the floor continues across it:
-        what differs is what the background remembers) becomes background.
-        Someone who walks in and stands still has their outline in the frame.
-        The bookkeeping is one compiled pass (:func:`sensors.pixelpass.ghost_pass`);
-        the regions are looked at every ``ghost_every`` seconds.
-        """
-        assert self._pristine is not None
-        assert self._run is not None
-        assert self._gstill is not None
-        assert self._bg is not None
-        assert self._dev is not None
-        cfg = self._cfg
-        assert self._ready is not None
-        ready = self._ready
-        found = pixelpass.ghost_pass(
-            mask, frame, prev, self._dev, self._run, self._gstill, self._pristine, ready,
-            (cfg.base_threshold, cfg.deviation_factor, cfg.still_fraction), cfg.pristine_run,
-            self._ghost_still, cfg.ghost_onset)
-        self._ghost_frames += 1
-        if (self._ghost_frames % self._ghost_every or protect is None
-                or found < cfg.ghost_min_pixels):
-            return
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(ready, connectivity=8)
-        grads: list[np.ndarray] = []
-        kernel = np.ones((3, 3), np.uint8)
-        fg8 = (mask != 0).astype(np.uint8)
-        for i in range(1, count):
-            if (stats[i, cv2.CC_STAT_AREA] < cfg.ghost_min_pixels
-                    or min(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT])
-                    < cfg.ghost_min_side):
-                # A thin strip is all outline (shake residue along an edge):
-                # its outline says nothing.
-                continue
-            x, y, w, h = (int(v) for v in stats[i, :4])
-            rows, cols = mask.shape
-            x0, y0 = max(0, x - 3), max(0, y - 3)
-            x1, y1 = min(cols, x + w + 3), min(rows, y + h + 3)
-            region = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
-            # Outside the caller's protection static absorption takes a ghost
-            # anyway, within ``absorb_time``.
-            held = cv2.countNonZero(np.asarray(protect[y0:y1, x0:x1], np.uint8) & region)
-            if held < 0.5 * stats[i, cv2.CC_STAT_AREA]:
-                continue
-            outline = cv2.morphologyEx(region, cv2.MORPH_GRADIENT, kernel)
-            # Only where the region meets background: between a still part and a
-            # moving part of the same foreground there is no edge either way.
-            other = cv2.dilate(np.asarray(fg8[y0:y1, x0:x1] & (1 - region), np.uint8), kernel)
-            judged = np.asarray(outline, np.uint8) & (1 - np.asarray(other, np.uint8))
-            total = cv2.countNonZero(outline)
-            n = cv2.countNonZero(judged)
-            if total == 0 or n < cfg.ghost_outline * total:
-                continue
-            if not grads:
-                for image in (frame, self._bg):
-                    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
-                    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
-                    grads.append(cv2.add(np.abs(gx), np.abs(gy)))
-            now = cv2.mean(grads[0][y0:y1, x0:x1], judged)[0]
-            then = cv2.mean(grads[1][y0:y1, x0:x1], judged)[0]
-            if now / max(then, 1.0) < cfg.ghost_evidence:
-                inside = region.astype(bool)
-                self._bg[y0:y1, x0:x1][inside] = frame[y0:y1, x0:x1][inside]
-                self._gstill[y0:y1, x0:x1][inside] = 0
-                self.ghosts_released += 1
 
     def _free_float(self, shape: tuple[int, ...], busy: np.ndarray | None = None) -> np.ndarray:
         """A float32 buffer of ``shape`` that is neither the background, the

@@ -38,9 +38,8 @@ from numba.extending import intrinsic
 
 from sensors.frames import GrayImage
 
-__all__ = ["AreaReducer", "absdiff_moved", "components", "foreground", "ghost_pass",
-           "halve_close", "lighting", "phase_correlate", "pyr_down", "spectrum", "strip_stats",
-           "update", "warm_up"]
+__all__ = ["AreaReducer", "absdiff_moved", "components", "foreground", "halve_close", "lighting",
+           "phase_correlate", "pyr_down", "spectrum", "strip_stats", "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -824,62 +823,6 @@ def phase_correlate(reference: Floats, image: Floats) -> tuple[tuple[float, floa
     return (w / 2.0 - cx / total, h / 2.0 - cy / total), response
 
 
-@_compiled
-def _ghost_pass(mask: GrayImage, frame: Floats, prev: Floats | None,  # pragma: no cover
-                dev: Floats, run: GrayImage, gstill: GrayImage, pristine: GrayImage,
-                ready: GrayImage, base: np.float32, factor: np.float32, fraction: np.float32,
-                pristine_run: int, still_frames: int, onset: int) -> int:
-    h, w = mask.shape
-    count = 0
-    for y in range(h):
-        m = mask[y]
-        rr = run[y]
-        for x in range(w):
-            r = int(rr[x])
-            if m[x] == 0:
-                # Background (most pixels): only a run that just ended is written;
-                # ``gstill`` and ``ready`` are nonzero only on a run.
-                if r:
-                    if r >= pristine_run:
-                        pristine[y, x] = 0
-                    rr[x] = 0
-                    gstill[y, x] = 0
-                    ready[y, x] = 0
-                continue
-            r = min(r, 254) + 1
-            rr[x] = r
-            g = 0
-            if pristine[y, x] != 0 and prev is not None:
-                limit = (base + factor * dev[y, x]) * fraction
-                if abs(frame[y, x] - prev[y, x]) < limit:
-                    g = min(int(gstill[y, x]), 254) + 1
-            gstill[y, x] = g
-            hit = g >= still_frames and g + onset >= r
-            ready[y, x] = 1 if hit else 0
-            count += hit
-    return count
-
-
-def ghost_pass(mask: GrayImage, frame: Floats, prev: Floats | None, dev: Floats,
-               run: GrayImage, gstill: GrayImage, pristine: GrayImage, ready: GrayImage,
-               threshold: tuple[float, float, float], pristine_run: int, still_frames: int,
-               onset: int) -> int:
-    """The background model's ghost bookkeeping in one pass, in place.
-
-    Per pixel: ``run`` counts the frames it has been foreground in a row (0 on
-    background); a run of ``pristine_run`` or more ending clears ``pristine``
-    (0/1). On a pristine foreground pixel ``gstill`` counts the frames the
-    frame has changed by less than ``fraction * (base + factor * dev)`` since
-    ``prev`` (``threshold = (base, factor, fraction)``), 0 elsewhere and without
-    ``prev``; ``ready`` (0/1) marks those still for ``still_frames`` and since
-    their run began, within ``onset`` frames. Returns how many are ready.
-    """
-    base, factor, fraction = threshold
-    return int(_ghost_pass(mask, frame, prev, dev, run, gstill, pristine, ready,
-                           np.float32(base), np.float32(factor), np.float32(fraction),
-                           pristine_run, still_frames, onset))
-
-
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel with the argument types
     the background model uses, on tiny arrays: a first call in the frame loop
@@ -894,9 +837,6 @@ def warm_up() -> None:
             for protect in (None, gray):
                 update(floats.copy(), prev, floats.copy(), floats.copy(), edges, 3.0, 14.0,
                        gray, protect, gray.copy(), (0.1, 0.01, 0.1), 0.5, 25)
-    for prev in (None, floats):
-        ghost_pass(gray, floats, prev, floats, gray.copy(), gray.copy(), gray.copy(),
-                   gray.copy(), (14.0, 3.0, 0.5), 4, 8, 2)
     pyr_down(gray, np.empty((3, 4), np.float32))
     strip_stats(gray, 4)
     lighting(gray, (0, 0), floats, gray, 4)

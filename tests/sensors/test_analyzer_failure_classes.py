@@ -236,50 +236,36 @@ def _standing_at_start(kind: str, start: float, duration: float, door: bool) -> 
     return Scenario((*actions, *person("exit", 7.0)), 13.0)
 
 
-@pytest.mark.parametrize("seed", [
-    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
-        "the walker's own blob with its wide shadow is compact, anchored near its middle "
-        "inside the line before any view is learned: a false exit with or without the "
-        "imprint (session 10, bench/NOTES.md)"))),
-    1, 2,
-])
+_CLASS_3 = pytest.mark.xfail(strict=True, reason=(
+    "issue 14 class 3: the first frame's person is learned into the background; "
+    "their imprint (a ghost) and they are one blob as they walk away, and protection "
+    "keeps the imprint foreground. A release of such imprints (session 10, not landed: "
+    "it cost umbrella_crossing crossings) fixed seeds 1 and 2 of both tests; seed 0 "
+    "of the visitor stays: their own blob with its wide shadow is compact, anchored "
+    "mid-height inside the line before any view is learned (bench/NOTES.md, ghosts)"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@_CLASS_3
 def test_a_visitor_standing_at_the_sill_at_the_start_adds_no_passage(seed: int) -> None:
     """Class 3 of issue 14: the first frame has a visitor standing just outside
     the sill (the door shut), who walks away towards the camera 0.8 s later.
-    The background holds them; their imprint (a ghost) and they were one
-    blob, anchored at its middle inside the line, that then "walked out":
-    a false exit at 1.6 s (seeds 1, 2). The imprint under the walker's box is
-    released (its outline is an edge of the background, not of the frame:
-    ``BackgroundModel._release_ghosts``), and a floor point moving only because
-    the box's shape settled decides no crossing (``DoorwayAnalyzer._reanchored``).
-    The resident leaving later is counted."""
+    The background holds them; their imprint and they are one blob, anchored
+    at its middle inside the line, that then "walks out": a false exit at
+    1.6 s. The resident leaving later must be the only passage."""
     passages, expected = _run(_standing_at_start("call", -4.0, 8.0, door=False), seed)
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+@_CLASS_3
 def test_a_resident_in_the_doorway_at_the_start_does_not_hide_a_later_exit(seed: int) -> None:
     """Class 3 of issue 14, the other way: a resident stands just inside the open
-    door in the first frame and goes back in 1 s later. Their imprint stayed
-    foreground under the boxes of the tracks that walked out of it, merged
-    with the resident leaving 6 s later, and that exit was lost (the analyzer
-    blinded). The imprint is now released."""
+    door in the first frame and goes back in 1 s later. Their imprint stays
+    foreground under the boxes of the tracks that walked out of it and merges
+    with the resident leaving 6 s later: that exit is lost (the analyzer
+    blinded)."""
     passages, expected = _run(_standing_at_start("handover", -5.0, 10.0, door=True), seed)
-    assert _matches(passages, _expected_in_video(expected)), (passages, expected)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.xfail(strict=True, reason=(
-    "a regression of the ghost release (session 10, bench/NOTES.md): the visitor stands "
-    "2 s in front of the open door and walks straight at the camera; their blob with "
-    "the wide shadow is compact, anchored near its middle inside the line before any "
-    "view is learned, and with the imprint's crescents released its first clear side "
-    "is inside: a false exit. The three passed before"))
-def test_a_visitor_standing_longer_at_the_open_door_at_the_start_adds_no_passage(
-    seed: int,
-) -> None:
-    """As above with the door open and the visitor standing 2 s (from 1 s before the start)."""
-    passages, expected = _run(_standing_at_start("call", -5.0, 10.0, door=True), seed)
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
 

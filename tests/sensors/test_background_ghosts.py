@@ -4,19 +4,19 @@ Someone standing in the first frame is learned into the background; when they
 walk away, the place where they stood differs from the background and is
 still. Static absorption takes such still foreground only outside the boxes
 the caller protects, and a walker's box holds the ghost it walked out of, so
-the ghost stayed foreground for good (umbrella_crossing_2, tuning split:
-blobs the picture's height). ``BackgroundModel`` now releases protected still
-regions on a *pristine* background (never seen covered and uncovered since
-the first picture) whose outline is an edge of the background and not of the
-frame; someone who walks in and stands still keeps their outline in the frame
-and stays foreground.
+the ghost stays foreground for good (umbrella_crossing_2, tuning split: blobs
+the picture's height for the whole clip; session 9's class B). A release of
+such ghosts was measured in session 10 and not landed (bench/NOTES.md,
+ghosts, session 10); the second test guards the other side of any such rule:
+someone who walks in and stands still must stay foreground.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from sensors.background import BackgroundConfig, BackgroundModel
+from sensors.background import BackgroundModel
 
 FPS = 25.0
 
@@ -47,10 +47,10 @@ def _protect_all() -> np.ndarray:
     return np.full((180, 320), 255, np.uint8)
 
 
-def _ghost_pixels(config: BackgroundConfig) -> int:
+def _ghost_pixels() -> int:
     """Foreground left where the first frame's person stood, 3 s after they walked away."""
     floor = _floor()
-    model = BackgroundModel(FPS, config)
+    model = BackgroundModel(FPS)
     index = 0
     for _ in range(10):
         model.apply(_frame(_with_person(floor, 100, 90), index), _protect_all())
@@ -64,13 +64,13 @@ def _ghost_pixels(config: BackgroundConfig) -> int:
     return int(np.count_nonzero(seg.mask[60:121, 88:113]))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 14 class B: protection keeps a first-frame ghost foreground for good "
+    "(>500 px here); a release of still pristine regions whose outline is the "
+    "background's was measured and not landed: it cost umbrella_crossing crossings "
+    "against main 1d5933b (bench/NOTES.md, ghosts, session 10)"))
 def test_the_ghost_of_someone_standing_in_the_first_frame_is_released_under_protection() -> None:
-    assert _ghost_pixels(BackgroundConfig()) < 30
-
-
-def test_without_the_release_the_protected_ghost_stays() -> None:
-    """The same scene with the release off: the condition the test above guards."""
-    assert _ghost_pixels(BackgroundConfig(ghost_regions=False)) > 500
+    assert _ghost_pixels() < 30
 
 
 def test_someone_who_walks_in_and_stands_still_under_protection_stays_foreground() -> None:
