@@ -64,11 +64,15 @@ def _ghost_pixels() -> int:
     return int(np.count_nonzero(seg.mask[60:121, 88:113]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 14 class B: protection keeps a first-frame ghost foreground for good "
-    "(>500 px here); a release of still pristine regions whose outline is the "
-    "background's was measured and not landed: it cost umbrella_crossing crossings "
-    "against main 1d5933b (bench/NOTES.md, ghosts, session 10)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 14 class B: protection keeps a first-frame ghost foreground for good "
+        "(>500 px here); a release of still pristine regions whose outline is the "
+        "background's was measured and not landed: it cost umbrella_crossing crossings "
+        "against main 13f9fa5 (bench/NOTES.md, ghosts, session 10)"
+    ),
+)
 def test_the_ghost_of_someone_standing_in_the_first_frame_is_released_under_protection() -> None:
     assert _ghost_pixels() < 30
 
