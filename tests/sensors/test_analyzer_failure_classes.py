@@ -225,6 +225,50 @@ def test_someone_crossing_in_as_the_recording_starts_then_a_resident_leaves(
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
 
+def _standing_at_start(kind: str, start: float, duration: float, door: bool) -> Scenario:
+    """Someone already standing at the sill when the recording starts (a visitor
+    ``call``ing just outside, a resident at the ``handover`` just inside), who
+    then walks back the way they came; a resident leaves at 7 s."""
+    walk = Walk(kind, start, duration=duration, shade=90 if kind == "call" else 50)  # type: ignore[arg-type]
+    actions: tuple[DoorOpen | Walk, ...] = (walk,)
+    if door:
+        actions = (DoorOpen(start - 0.5, duration + 1.0), walk)
+    return Scenario((*actions, *person("exit", 7.0)), 13.0)
+
+
+_CLASS_3 = pytest.mark.xfail(strict=True, reason=(
+    "issue 14 class 3: the first frame's person is learned into the background; "
+    "their imprint (a ghost) and they are one blob as they walk away, and protection "
+    "keeps the imprint foreground. A release of such imprints (session 10, not landed: "
+    "it cost umbrella_crossing crossings) fixed seeds 1 and 2 of both tests; seed 0 "
+    "of the visitor stays: their own blob with its wide shadow is compact, anchored "
+    "mid-height inside the line before any view is learned (bench/NOTES.md, ghosts)"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@_CLASS_3
+def test_a_visitor_standing_at_the_sill_at_the_start_adds_no_passage(seed: int) -> None:
+    """Class 3 of issue 14: the first frame has a visitor standing just outside
+    the sill (the door shut), who walks away towards the camera 0.8 s later.
+    The background holds them; their imprint and they are one blob, anchored
+    at its middle inside the line, that then "walks out": a false exit at
+    1.6 s. The resident leaving later must be the only passage."""
+    passages, expected = _run(_standing_at_start("call", -4.0, 8.0, door=False), seed)
+    assert _matches(passages, _expected_in_video(expected)), (passages, expected)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@_CLASS_3
+def test_a_resident_in_the_doorway_at_the_start_does_not_hide_a_later_exit(seed: int) -> None:
+    """Class 3 of issue 14, the other way: a resident stands just inside the open
+    door in the first frame and goes back in 1 s later. Their imprint stays
+    foreground under the boxes of the tracks that walked out of it and merges
+    with the resident leaving 6 s later: that exit is lost (the analyzer
+    blinded)."""
+    passages, expected = _run(_standing_at_start("handover", -5.0, 10.0, door=True), seed)
+    assert _matches(passages, _expected_in_video(expected)), (passages, expected)
+
+
 @pytest.mark.parametrize(("seed", "every"), [(0, 4), (1, 4), (0, 3), (1, 3)])
 def test_a_ghost_is_let_go_when_frames_are_dropped(seed: int, every: int) -> None:
     """The same scene on a device that drops every ``every``-th frame because
