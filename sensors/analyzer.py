@@ -254,15 +254,10 @@ class AnalyzerConfig:
     # ``coast_time``, 0.6 s); None: at the drop. Not at once: a blob lost for a
     # frame or three in a crowd is often found again, on its old side (0.1-0.15:
     # citybus_door_b +3 false passages; 0.3: umbrella_crossing's gain gone).
-    coast_report: float | None = 0.2
     # ... unless a live track that may yet cross holds its last box (its person
     # walked into that track's blob and may be counted with its group: kiwan's
     # arm-in-arm pair); then at the drop, as before (``DoorwayAnalyzer._merged``).
-    coast_alone: bool = True
-    # A holding track already settled on the crossing's new side, with no
-    # crossing of its own pending, reports nobody there: it does not hold the
-    # report back (without: 2 more passages late on the tuning split, same score).
-    coast_host_side: bool = True
+    coast_report: float | None = 0.2
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -400,6 +395,16 @@ def _net_verifier(net: PersonNet) -> Verifier:
 
 def _frame_of(entry: tuple[int, float, float, float, float]) -> int:
     return entry[0]
+
+
+def _holds_third(box: tuple[float, float, float, float],
+                 x: float, y: float, w: float, h: float) -> bool:
+    """Whether the box at ``x, y`` (top left), ``w`` by ``h``, and ``box``
+    (centre x, centre y, w, h) share a third of the smaller one's area."""
+    cx, cy, bw, bh = box
+    ix = min(cx + bw / 2, x + w) - max(cx - bw / 2, x)
+    iy = min(cy + bh / 2, y + h) - max(cy - bh / 2, y)
+    return ix > 0 and iy > 0 and ix * iy >= min(bw * bh, w * h) / 3.0
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -858,7 +863,7 @@ class DoorwayAnalyzer:
         if (frame.index - pending.decided < settle * self.fps
                 or not self._tracker.is_confirmed(track) or self._shallow(state, pending)):
             return []
-        if self.config.coast_alone and self._merged(state.last_box, track.id, pending.side):
+        if self._merged(state.last_box, track.id, pending.side):
             return []
         return self._emit(track, state, ending=True)
 
@@ -867,19 +872,16 @@ class DoorwayAnalyzer:
         ``box`` (centre x, centre y, w, h) and that track may yet report a
         crossing to ``side``: the lost track's person walked into its blob, and
         it may report them with its group."""
-        cx, cy, w, h = box
         for other in self._tracker.tracks:
             if other.id == own or other.missed or not self._tracker.is_confirmed(other):
                 continue
             state = self._states.get(other.id)
-            if (self.config.coast_host_side and state is not None and state.side == side
-                    and state.pending is None):
-                # Settled on that side already: it will report nobody there.
+            if state is not None and state.side == side and state.pending is None:
+                # Settled on that side already, with no crossing of its own
+                # pending: it will report nobody there, so it holds nothing back
+                # (counting it: 2 more passages late on the tuning split, same score).
                 continue
-            x, y, ow, oh = other.box
-            ix = min(cx + w / 2, x + ow) - max(cx - w / 2, x)
-            iy = min(cy + h / 2, y + oh) - max(cy - h / 2, y)
-            if ix > 0 and iy > 0 and ix * iy >= min(w * h, ow * oh) / 3.0:
+            if _holds_third(box, *other.box):
                 return True
         return False
 
@@ -1345,16 +1347,13 @@ class DoorwayAnalyzer:
         """The line state of the first of ``hosts`` whose blob holds most of
         ``box`` (centre x, centre y, w, h), not on one of ``sides`` and with
         no crossing or swap of its own under way."""
-        cx, cy, w, h = box
         for host in hosts:
             state = self._states.get(host.id)
             blob = host.blob
             if (state is None or blob is None or state.side in sides
                     or state.pending is not None or state.swap is not None):
                 continue
-            ix = min(cx + w / 2, blob.x + blob.w) - max(cx - w / 2, blob.x)
-            iy = min(cy + h / 2, blob.bottom) - max(cy - h / 2, blob.y)
-            if ix > 0 and iy > 0 and ix * iy >= min(w * h, blob.w * blob.h) / 3.0:
+            if _holds_third(box, blob.x, blob.y, blob.w, blob.h):
                 return state
         return None
 
