@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -111,6 +112,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from firmware_config.scene import PixelLine, Scene
 from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
+from sensors.lineslice import LineSlice, SliceConfig
 from sensors.opposite import Swap, lanes_swapped, other_side, walked_towards
 from sensors.people import PersonSizeConfig, PersonSizeModel
 from sensors.personnet import PersonNet
@@ -258,10 +260,14 @@ class AnalyzerConfig:
     # walked into that track's blob and may be counted with its group: kiwan's
     # arm-in-arm pair); then at the drop, as before (``DoorwayAnalyzer._merged``).
     coast_report: float | None = 0.2
+    # Passages added by the line counter (sensors.lineslice): counted by the agent,
+    # below a tracked crossing's usual 0.6-1.0.
+    line_slice_confidence: float = 0.55
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     blobs: BlobConfig = field(default_factory=BlobConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     people: PersonSizeConfig = field(default_factory=PersonSizeConfig)
+    line_slice: SliceConfig = field(default_factory=SliceConfig)
     # The tallest connected pieces of foreground at each row (a high quantile of
     # every piece the mask gives, before pieces are joined): their height caps
     # joins until one person's size is known (``DoorwayAnalyzer._person_height``).
@@ -462,6 +468,11 @@ class DoorwayAnalyzer:
         self._vanished: list[_LineState] = []
         # The last foreground mask, kept for drawing and for looking at failures.
         self._last_mask: GrayImage | None = None
+        # Crowds crossing as one blob, counted by the mask moving over the line
+        # (:mod:`sensors.lineslice`), and the recent frames' times to date them.
+        self._slice: LineSlice | None = None
+        self._times: deque[tuple[int, float]] = deque(
+            maxlen=round(3 * self.config.line_slice.wait * fps) + 2)
 
     @property
     def tracks(self) -> list[Track]:
@@ -510,6 +521,8 @@ class DoorwayAnalyzer:
             passages += self._close(track)
         if self._recounts:
             passages += self._recount(frame.index)
+        if self.config.line_slice.enabled:
+            passages += self._line_slice(frame, seg.mask, seg.relearned, passages)
         self.frames += 1
         return passages
 
@@ -1461,6 +1474,97 @@ class DoorwayAnalyzer:
                     box=r.box))
         self._recounts = waiting
         return found
+
+    def _line_slice(self, frame: Frame, mask: GrayImage, relearned: bool,
+                    passages: list[Passage]) -> list[Passage]:
+        """Passages of people the tracker missed in a crowd lying through the line,
+        counted by the foreground moving over it (:mod:`sensors.lineslice`)."""
+        assert self._line is not None
+        assert self._people is not None
+        assert self._pieces is not None
+        line = self._line
+        if self._slice is None:
+            self._slice = LineSlice(line, self._size, self.fps, self.config.line_slice)
+        counter = self._slice
+        self._times.append((frame.index, frame.t))
+        window = self.config.line_slice.window * self.fps
+        learn_all = self.config.line_slice.learn_all
+        near = [t for t in self.tracks if self._on_band(t.box)] if passages else []
+        for p in passages:
+            clean = (p.track > 0 and len(passages) == 1 and len(near) <= 1 and p.box is not None
+                     and not any(d == p.direction and abs(f - p.frame) <= window
+                                 for f, d in counter._reports))
+            counter.reported(p.frame, p.direction)
+            people = 1 + sum(1 for q in passages if q.track == -p.track * 10 - 1
+                             or -p.track * 10 - q.track in (2, 3, 4))
+            if (clean or (learn_all and p.track > 0)) and p.box is not None:
+                width, height = self._size
+                x1, y1, x2, y2 = p.box
+                corners = [line.along(x * width, y * height) for x in (x1, x2) for y in (y1, y2)]
+                counter.clean_report(p.frame, p.direction, (min(corners), max(corners)),
+                                     people)
+        row = (line.a[1] + line.b[1]) / 2.0
+        person = self._people.at(row)
+        if person is None and self.config.line_slice.pieces:
+            person = self._pieces.at(row)
+        found: list[Passage] = []
+        crossings = counter.feed(frame.index, mask, relearned,
+                                 None if person is None else person.area, self._gray)
+        if crossings and not passages:
+            near = [t for t in self.tracks if self._on_band(t.box)]
+        for crossing in crossings:
+            lo, hi = counter.lane_span(crossing.lanes)
+            host = max(near, key=lambda t: self._along_overlap(t.box, lo, hi), default=None)
+            if host is not None and self._along_overlap(host.box, lo, hi) <= 0.0:
+                host = None
+            box = None if host is None else self._box_at(host, crossing.frame)
+            if box is None:
+                box = self._slice_box(lo, hi, person.h if person is not None else 0.0)
+            found.append(Passage(
+                frame=crossing.frame,
+                t=round(next((t for f, t in self._times if f == crossing.frame),
+                             crossing.frame / self.fps), 3),
+                direction=crossing.direction,
+                track=-(host.id * 10 + 9) if host is not None else -9,
+                confidence=self.config.line_slice_confidence,
+                box=box,
+            ))
+        return found
+
+    def _on_band(self, box: tuple[float, float, float, float]) -> bool:
+        """Whether a box (x, y, w, h, working pixels) touches the line counter's strip."""
+        assert self._line is not None
+        cfg = self.config.line_slice
+        x, y, w, h = box
+        ds = [self._line.signed_distance(cx, cy) for cx in (x, x + w) for cy in (y, y + h)]
+        al = [self._line.along(cx, cy) for cx in (x, x + w) for cy in (y, y + h)]
+        reach = cfg.half + cfg.reach
+        return (min(ds) <= reach and max(ds) >= -reach and max(al) >= 0.0 and min(al) <= 1.0)
+
+    def _along_overlap(self, box: tuple[float, float, float, float], lo: float, hi: float) -> float:
+        assert self._line is not None
+        x, y, w, h = box
+        al = [self._line.along(cx, cy) for cx in (x, x + w) for cy in (y, y + h)]
+        return min(hi, max(al)) - max(lo, min(al))
+
+    def _slice_box(self, lo: float, hi: float, tall: float
+                   ) -> tuple[float, float, float, float] | None:
+        """The part of the line at ``lo``..``hi`` and a person's height either side, normalized."""
+        assert self._line is not None
+        line = self._line
+        width, height = self._size
+        xs, ys = [], []
+        for f in (lo, hi):
+            px = line.a[0] + f * (line.b[0] - line.a[0])
+            py = line.a[1] + f * (line.b[1] - line.a[1])
+            for side in (-1.0, 1.0):
+                xs.append(px + side * 0.5 * tall * line.normal[0])
+                ys.append(py + side * 0.5 * tall * line.normal[1])
+        x1, x2 = max(0.0, min(xs) / width), min(1.0, max(xs) / width)
+        y1, y2 = max(0.0, min(ys) / height), min(1.0, max(ys) / height)
+        if x2 <= x1 or y2 <= y1:
+            return None
+        return (round(x1, 4), round(y1, 4), round(x2, 4), round(y2, 4))
 
     def _person_height(self, row: float) -> float | None:
         """How tall a join ending at ``row`` may grow (in units of ``BlobConfig.join_height``):
