@@ -246,13 +246,16 @@ _CLASS_3 = pytest.mark.xfail(strict=True, reason=(
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@_CLASS_3
 def test_a_visitor_standing_at_the_sill_at_the_start_adds_no_passage(seed: int) -> None:
     """Class 3 of issue 14: the first frame has a visitor standing just outside
     the sill (the door shut), who walks away towards the camera 0.8 s later.
     The background holds them; their imprint and they are one blob, anchored
     at its middle inside the line, that then "walks out": a false exit at
-    1.6 s. The resident leaving later must be the only passage."""
+    1.6 s. The resident leaving later must be the only passage. Fixed by
+    ``AnalyzerConfig.cross_inset`` (session 11): that blob's floor point passes
+    the line beyond its end as the visitor walks off along the corridor (the
+    crossing tolerance let it count up to a tenth of the line past the end);
+    the imprint itself is still there (the resident's test below)."""
     passages, expected = _run(_standing_at_start("call", -4.0, 8.0, door=False), seed)
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 
