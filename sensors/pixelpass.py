@@ -145,7 +145,13 @@ def _foreground(gray: GrayImage, sx: int, sy: int, inv_gain: np.float32,  # prag
             row = back[y + by]
             row[:lo] = 0
             row[hi:] = 0
-            row[lo:hi] = m[lo - bx:hi - bx]
+            # An element loop, not ``row[lo:hi] = m[...]``: numba's slice
+            # assignment between two arrays checks them for overlap and copies
+            # the source first (an allocation per row: half the pass's time).
+            dst = row[lo:hi]
+            src_m = m[lo - bx:hi - bx]
+            for x in range(dst.shape[0]):
+                dst[x] = src_m[x]
     return count
 
 
