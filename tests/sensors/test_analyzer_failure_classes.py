@@ -240,9 +240,9 @@ _CLASS_3 = pytest.mark.xfail(strict=True, reason=(
     "issue 14 class 3: the first frame's person is learned into the background; "
     "their imprint (a ghost) and they are one blob as they walk away, and protection "
     "keeps the imprint foreground. A release of such imprints (session 10, not landed: "
-    "it cost umbrella_crossing crossings) fixed seeds 1 and 2 of both tests; seed 0 "
-    "of the visitor stays: their own blob with its wide shadow is compact, anchored "
-    "mid-height inside the line before any view is learned (bench/NOTES.md, ghosts)"))
+    "it cost umbrella_crossing crossings) fixed seeds 1 and 2 (bench/NOTES.md, "
+    "ghosts). The visitor's test that shared this mark passes since session 11's "
+    "cross_inset: their false exit crossed beyond the line's end"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
