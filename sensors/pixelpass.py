@@ -39,8 +39,8 @@ from numba.extending import intrinsic
 from sensors.frames import GrayImage
 
 __all__ = ["AreaReducer", "absdiff_moved", "area_floats", "components", "edges", "foreground",
-           "halve_close", "lighting", "phase_correlate", "pyr_down", "spectrum", "strip_stats",
-           "update", "warm_up"]
+           "halve_close", "lighting", "phase_correlate", "pyr_down", "spectrum", "split_parts",
+           "strip_stats", "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -828,6 +828,80 @@ def components(image: GrayImage) -> np.ndarray:
     return np.asarray(_components(np.ascontiguousarray(image)))
 
 
+@_compiled
+def _split_parts(mask: GrayImage, x: float, y: float, w: float, h: float,  # pragma: no cover
+                 area: float, aspect: float, scale: int) -> np.ndarray:
+    # The column sums of the box (of ``mask`` enlarged ``scale`` times, as
+    # cv2.reduce summed them), then the recursive cuts of tracking's former
+    # ``_split_columns``: each part at least ``aspect`` times wider than tall
+    # (and 8 px) is cut at the first emptiest column of its middle half; leaves
+    # left to right. Float arithmetic as Python's: one IEEE double op at a time.
+    x0, y0, wi, hi = int(x), int(y), int(w), int(h)
+    if scale == 1:
+        region = mask[y0:y0 + hi, x0:x0 + wi]
+        columns = np.zeros(region.shape[1], np.int64)
+        for r in range(region.shape[0]):
+            row = region[r]
+            for c in range(row.shape[0]):
+                columns[c] += np.int64(row[c])
+    else:
+        region = mask[y0 // scale:(y0 + hi) // scale, x0 // scale:(x0 + wi) // scale]
+        cells = np.zeros(region.shape[1], np.int64)
+        for r in range(region.shape[0]):
+            row = region[r]
+            for c in range(row.shape[0]):
+                cells[c] += np.int64(row[c])
+        columns = np.empty(cells.shape[0] * scale, np.int64)
+        for c in range(columns.shape[0]):
+            columns[c] = cells[c // scale] * scale
+    parts = np.empty((2 * wi + 2, 3), np.float64)
+    made = 0
+    # A stack of (x, w, area, first column, columns): the right part pushed
+    # before the left, so the left one's leaves come out first.
+    stack = np.empty((2 * wi + 2, 3), np.float64)
+    spans = np.empty((2 * wi + 2, 2), np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2] = x, w, area
+    spans[0, 0], spans[0, 1] = 0, columns.shape[0]
+    depth = 1
+    while depth > 0:
+        depth -= 1
+        px, pw, pa = stack[depth, 0], stack[depth, 1], stack[depth, 2]
+        c0, n = spans[depth, 0], spans[depth, 1]
+        if pw < aspect * h or pw < 8:
+            parts[made, 0], parts[made, 1], parts[made, 2] = px, pw, pa
+            made += 1
+            continue
+        iw = int(pw)
+        lo, hi_ = iw // 4, iw - iw // 4
+        hi_ = min(hi_, n)
+        if lo >= hi_:
+            raise ValueError("attempt to get argmin of an empty sequence")
+        best = lo
+        for c in range(lo + 1, hi_):
+            if columns[c0 + c] < columns[c0 + best]:
+                best = c
+        cut = best
+        # right, then left on top
+        stack[depth, 0], stack[depth, 1] = px + cut, pw - cut
+        stack[depth, 2] = pa * (iw - cut) / iw
+        spans[depth, 0], spans[depth, 1] = c0 + cut, max(n - cut, 0)
+        depth += 1
+        stack[depth, 0], stack[depth, 1], stack[depth, 2] = px, float(cut), pa * cut / iw
+        spans[depth, 0], spans[depth, 1] = c0, min(cut, n)
+        depth += 1
+    return parts[:made]
+
+
+def split_parts(mask: GrayImage, box: tuple[float, float, float, float], area: float,
+                aspect: float, scale: int) -> list[tuple[float, float, float]]:
+    """``(x, w, area)`` of the parts a wide blob is cut into (see
+    :func:`sensors.tracking.find_blobs`); each keeps the box's rows."""
+    x, y, w, h = box
+    parts = _split_parts(np.ascontiguousarray(mask), float(x), float(y), float(w), float(h),
+                         float(area), float(aspect), int(scale))
+    return [(float(px), float(pw), float(pa)) for px, pw, pa in parts.tolist()]
+
+
 @_compiled_quiet
 def _cross_power(ref: Floats, spec: Floats, out: Floats) -> None:  # pragma: no cover
     # OpenCV 5.1's phaseCorrelate after its two DFTs, on CCS-packed spectra:
@@ -973,6 +1047,8 @@ def warm_up() -> None:
     AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
     area_floats(floats, (3, 4))
     edges(floats, 1.0)
+    for scale in (1, 2):
+        split_parts(np.zeros((6, 24), np.uint8), (0.0, 0.0, 24.0, 6.0), 10.0, 1.25, scale)
     absdiff_moved(floats, floats, (1, 0), 1)
     components(halve_close(np.zeros((6, 8), np.uint8), 140.25)[0])
     ref = spectrum(np.ones((6, 8), np.float32))

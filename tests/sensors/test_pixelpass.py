@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from sensors import pixelpass
+from sensors import pixelpass, tracking
 from sensors.analyzer import DoorwayAnalyzer
 from sensors.background import _translate
 from sensors.evaluate import load_labels
 from sensors.source_opencv import OpenCVSource
+from sensors.tracking import Blob
 from tests.paths import SHARED_DATA
 from tests.requirements import need
 
@@ -390,3 +391,54 @@ def test_edges_are_opencvs_sobel_sum(shape: tuple[int, int]) -> None:
             bg = np.round(bg).astype(np.float32)
         for factor in (1.0, 0.7):
             np.testing.assert_array_equal(pixelpass.edges(bg, factor), _reference_edges(bg, factor))
+
+
+def _reference_split(mask: np.ndarray, blob: Blob, aspect: float, scale: int = 1) -> list[Blob]:
+    # tracking._split before it was compiled (cv2.reduce, np.repeat, argmin per cut).
+    if blob.w < aspect * blob.h or blob.w < 8:
+        return [blob]
+    x0, y0, w, h = int(blob.x), int(blob.y), int(blob.w), int(blob.h)
+    if scale == 1:
+        columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+    else:
+        x0, y0, x1, y1 = x0 // scale, y0 // scale, (x0 + w) // scale, (y0 + h) // scale
+        cells = cv2.reduce(mask[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+        columns = np.repeat(cells * scale, scale)
+    return _reference_split_columns(columns, blob, aspect)
+
+
+def _reference_split_columns(columns: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
+    if blob.w < aspect * blob.h or blob.w < 8:
+        return [blob]
+    w = int(blob.w)
+    lo, hi = w // 4, w - w // 4
+    cut = lo + int(columns[lo:hi].argmin())
+    left = Blob(blob.x, blob.y, float(cut), blob.h, blob.area * cut / w)
+    right = Blob(blob.x + cut, blob.y, blob.w - cut, blob.h, blob.area * (w - cut) / w)
+    return (_reference_split_columns(columns[:cut], left, aspect)
+            + _reference_split_columns(columns[cut:], right, aspect))
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_split_parts_cut_where_the_python_splitter_did(scale: int) -> None:
+    rng = np.random.default_rng(17 + scale)
+    h, w = 120, 160
+    cuts = 0
+    for trial in range(400):
+        mask = np.where(rng.random((h, w)) < [0.1, 0.5, 0.9][trial % 3], 255, 0).astype(np.uint8)
+        if trial % 4 == 0:
+            # Whole empty columns: ties, where the first minimum must win.
+            mask[:, rng.integers(0, w, 20)] = 0
+        bw = int(rng.integers(1, w * scale // scale)) // scale * scale
+        bh = int(rng.integers(1, 60)) // scale * scale + scale
+        bx = int(rng.integers(0, w * scale - bw + 1)) // scale * scale
+        by = int(rng.integers(0, h * scale - bh + 1)) // scale * scale
+        if scale == 1:
+            bx, by = min(bx, w - bw), min(by, h - bh)
+        blob = Blob(float(bx), float(by), float(bw), float(bh), float(rng.integers(1, 5000)))
+        aspect = [1.25, 0.5, 2.0][trial % 3]
+        want = _reference_split(mask, blob, aspect, scale)
+        got = tracking._split(mask, blob, aspect, scale)
+        assert got == want, (trial, blob, aspect)
+        cuts += len(got) > 1
+    assert cuts > 100
