@@ -117,7 +117,7 @@ from sensors.background import BackgroundConfig, BackgroundModel
 from sensors.frames import Frame, GrayImage
 from sensors.lineslice import LineSlice, SliceConfig
 from sensors.opposite import Swap, lanes_swapped, other_side, walked_towards
-from sensors.people import PersonSizeConfig, PersonSizeModel
+from sensors.people import PersonSize, PersonSizeConfig, PersonSizeModel
 from sensors.personnet import PersonNet
 from sensors.pixelpass import AreaReducer
 from sensors.tracking import Blob, BlobConfig, Track, Tracker, TrackerConfig, find_blobs
@@ -1518,12 +1518,22 @@ class DoorwayAnalyzer:
                 counter.clean_report(p.frame, p.direction, (min(corners), max(corners)),
                                      people)
         row = (line.a[1] + line.b[1]) / 2.0
-        person = self._people.at(row)
-        if person is None and self.config.line_slice.pieces:
-            person = self._pieces.at(row)
+        sizes, pieces = self._people, self._pieces
+
+        def at_line() -> PersonSize | None:
+            # One person at the line (asked only when needed: a quiet door costs nothing).
+            person = sizes.at(row)
+            if person is None and self.config.line_slice.pieces:
+                person = pieces.at(row)
+            return person
+
+        def area() -> float | None:
+            person = at_line()
+            return None if person is None else person.area
+
         found: list[Passage] = []
-        crossings = counter.feed(frame.index, mask, relearned,
-                                 None if person is None else person.area, self._gray)
+        crossings = counter.feed(frame.index, mask, relearned, area, self._gray)
+        person = at_line() if crossings else None
         if crossings and not passages:
             near = [t for t in self.tracks if self._on_band(t.box)]
         for crossing in crossings:

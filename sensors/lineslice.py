@@ -41,7 +41,10 @@ there). Each time the episode's netted area one way passes another
 ``share`` of a unit beyond what was counted, a crossing is dated (that
 frame: when the middle of the person went over), and ``wait`` seconds
 later it is reported unless the tracker has reported as many passages that
-way in the episode.
+way in the episode, or unless it comes within ``gap`` seconds of a passage
+that way (the tracker's or one added): people go through one after the other,
+while a crush shuffling on a step moves a person's area back and forth over
+the line several times a second.
 
 Only the strip is touched, and only while foreground lies on it: a quiet
 door costs one gather and one test per frame.
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,13 +77,13 @@ class SliceConfig:
     # Rows matched either side of the line, and the largest shift looked for.
     half: int = 4
     reach: int = 8
-    lane: int = 8
+    lane: int = 10
     lag: float = 0.08
     # A lane's match counts only when the best shift beats the average one by
     # this many lane widths of mismatch (an edge moving inside the strip) ...
     edge: float = 1.0
     # ... and its mismatch is at most this share of the average.
-    sharp: float = 0.5
+    sharp: float = 0.375
     hold: float = 0.3
     # Speeds below this (pixels per frame) are jitter.
     dead: float = 0.1
@@ -111,6 +115,17 @@ class SliceConfig:
     # have one (the same body, moving as a whole: the middle of a column has no edge).
     spread: bool = False
     gray_step: float = 16.0
+    # People go through a door one after the other, not faster than about one a
+    # second: a crossing dated within ``gap`` seconds of another one that way (one
+    # the tracker reported, or one the counter added) is not added. A crush shuffling
+    # on a bus step moves a person's area over the line every 0.3-0.8 s without
+    # anyone going through (bench/NOTES.md, slice2, session 11); 0: no cap.
+    gap: float = 1.0
+    # Lanes are matched on every ``every``-th frame only (their speeds held between):
+    # the counter costs 5-11 % of the rest of the analyzer's time instead of 10-16 %
+    # (kiwan, umbrella_crossing, citybus; tuning 88/28/45 -> 86/28/47; bench/NOTES.md,
+    # slice2, session 11).
+    every: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +154,8 @@ class _Episode:
     added: dict[str, int] = field(default_factory=lambda: {"out": 0, "in": 0})
     # Crossings dated, waiting ``wait`` to see whether the tracker reported them.
     waiting: list[tuple[int, int, Direction, tuple[int, int]]] = field(default_factory=list)
+    # Frames of the crossings added each way.
+    kept: dict[str, list[int]] = field(default_factory=lambda: {"out": [], "in": []})
 
 
 @_compiled
@@ -257,6 +274,25 @@ def _lane_flux(cur: npt.NDArray[np.int16], speed: npt.NDArray[np.float64],
     return flux, occupied, fresh
 
 
+@_compiled
+def _net_add(net: npt.NDArray[np.float64], flux: npt.NDArray[np.float64]
+             ) -> tuple[bool, float, float]:
+    """Add a frame's ``flux`` into ``net`` (per lane); whether anything moved, and the
+    net's sums over the lanes ahead (out) and back (in)."""
+    moved = False
+    ahead = 0.0
+    back = 0.0
+    for k in range(net.shape[0]):
+        if flux[k] != 0.0:
+            moved = True
+            net[k] += flux[k]
+        if net[k] > 0.0:
+            ahead += net[k]
+        else:
+            back -= net[k]
+    return moved, ahead, back
+
+
 class LineSlice:
     """Feed the foreground mask every frame (:meth:`feed`), the tracker's passages
     (:meth:`reported`); :meth:`feed` returns the crossings to add."""
@@ -334,9 +370,11 @@ class LineSlice:
 
     # ---- every frame
     def feed(self, frame: int, mask: npt.NDArray[np.uint8], relearned: bool,
-             blob_area: float | None, gray: npt.NDArray[np.uint8] | None = None
-             ) -> list[Crossing]:
-        """One frame's foreground mask (0/255, working pixels); returns crossings to add."""
+             blob_area: float | Callable[[], float | None] | None,
+             gray: npt.NDArray[np.uint8] | None = None) -> list[Crossing]:
+        """One frame's foreground mask (0/255, working pixels); returns crossings to add.
+        ``blob_area``: one person's blob area at the line, or a function giving it (asked
+        only on frames where area moved)."""
         cfg = self.config
         with_gray = cfg.gray > 0 and gray is not None
         if relearned:
@@ -348,12 +386,14 @@ class LineSlice:
             if with_gray:
                 self._grays.append(None)
         else:
+            # The gray strip only of frames matched now or ``lag`` later.
+            matched = frame % cfg.every == 0 or (frame + self._gap) % cfg.every == 0
             strip, g, count = _sample(mask, mask if gray is None else gray, self._index,
-                                      self._inside, cfg.gray_step, with_gray)
+                                      self._inside, cfg.gray_step, with_gray and matched)
             if count == 0:
                 strip = None
             if with_gray:
-                self._grays.append(None if strip is None else g)
+                self._grays.append(None if strip is None or not matched else g)
         self._strips.append(strip)
         flux = self._flux_of(frame)
         if flux is not None:
@@ -375,7 +415,7 @@ class LineSlice:
         self.frames_busy += 1
         half, reach, lane = cfg.half, cfg.reach, cfg.lane
         prev = self._strips[0] if len(self._strips) > self._gap else None
-        if prev is not None:
+        if prev is not None and frame % cfg.every == 0:
             g_cur = self._grays[-1] if len(self._grays) > self._gap else None
             g_prev = self._grays[0] if len(self._grays) > self._gap else None
             if g_cur is None or g_prev is None:
@@ -430,7 +470,7 @@ class LineSlice:
                 self._median = None
 
     def _count(self, frame: int, flux: npt.NDArray[np.float64] | None,
-               blob_area: float | None) -> list[Crossing]:
+               blob_area: float | Callable[[], float | None] | None) -> list[Crossing]:
         cfg = self.config
         busy = self._strips[-1] is not None
         ep = self._episode
@@ -441,9 +481,8 @@ class LineSlice:
             if self._reports and frame - self._reports[0][0] > 10 * self.fps:
                 self._reports = [r for r in self._reports if frame - r[0] <= 10 * self.fps]
             return []
-        changed = flux is not None
-        if flux is not None:
-            ep.net += flux
+        # A frame where nothing moved changes no total (unless a block ends).
+        changed, ahead, back = _net_add(ep.net, flux) if flux is not None else (False, 0.0, 0.0)
         if busy:
             ep.last_busy = frame
         if cfg.block > 0 and frame - ep.block_start >= cfg.block * self.fps:
@@ -451,11 +490,12 @@ class LineSlice:
             ep.moved["in"] += float(np.maximum(-ep.net, 0.0).sum())
             ep.net[:] = 0.0
             ep.block_start = frame
-            changed = True
-        unit = self.unit(blob_area) if changed else None
-        for direction, sign in (("out", 1.0), ("in", -1.0)) if changed else ():
-            moved = np.maximum(sign * ep.net, 0.0)
-            total = ep.moved[direction] + float(moved.sum())
+            changed, ahead, back = True, 0.0, 0.0
+        unit = None
+        if changed:
+            unit = self.unit(blob_area() if callable(blob_area) else blob_area)
+        for direction, sign, part in (("out", 1.0, ahead), ("in", -1.0, back)) if changed else ():
+            total = ep.moved[direction] + part
             if unit is not None and unit > 0:
                 # (While no unit is known, what moves is not counted later either.)
                 ep.people[direction] += (total - ep.seen[direction]) / unit
@@ -463,6 +503,7 @@ class LineSlice:
             if unit is not None and unit > 0:
                 while ep.people[direction] >= ep.counted[direction] + cfg.share:
                     ep.counted[direction] += 1
+                    moved = np.maximum(sign * ep.net, 0.0)
                     where = np.flatnonzero(moved >= 0.25 * moved.max()) if moved.any() else [0, 0]
                     ep.waiting.append((frame, ep.counted[direction], direction,  # type: ignore[arg-type]
                                        (int(where[0]), int(where[-1]))))
@@ -475,6 +516,14 @@ class LineSlice:
             tracker = sum(1 for f, d in self._reports
                           if d == direction and f >= ep.start - self.fps)
             if tracker + ep.added[direction] < number:
+                span = cfg.gap * self.fps
+                if cfg.gap > 0 and (
+                        any(d == direction and abs(f - at) <= span for f, d in self._reports)
+                        or any(abs(at - f) <= span for f in ep.kept[direction])):
+                    # Too soon after someone else that way: the same person's area
+                    # moving again (a crush shuffling), not one more person.
+                    continue
+                ep.kept[direction].append(at)
                 ep.added[direction] += 1
                 found.append(Crossing(frame=at, direction=direction, lanes=lanes))
         ep.waiting = waiting
