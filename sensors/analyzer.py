@@ -34,7 +34,9 @@ it is reported once the track has stayed on the new side for
 blob losing its legs and cancels nothing). Jitter
 on the sill, someone who steps over and straight back, and a blob wobbling
 as people merge and part therefore report nothing. The crossing must lie
-within the segment (with a tolerance), so people walking past are ignored,
+within the segment, a little inside its ends (``cross_inset``: the door
+leaf at its hinge and someone walking away past the door's end cross
+there), so people walking past are ignored,
 and the track must have been clearly on the side it came from
 (``origin_depth`` margins): someone entering the picture at its edge next
 to the line, or walking along the sill, never was; unless a track that
@@ -189,6 +191,15 @@ class AnalyzerConfig:
     margin_fraction: float = 0.2
     min_margin_px: float = 3.0
     along_tolerance: float = 0.1
+    # A crossing counts only where the floor point passes the line at least this
+    # share of its length inside either end (``along_tolerance`` still widens
+    # where a track counts as near the line). The line is the doorway, drawn on
+    # the sill between the jambs: a body's centre passes half a shoulder width
+    # (a fifth of a door) from a jamb at least, so what crosses at the line's
+    # very end, or beyond it, did not walk through the door: a door leaf at its
+    # hinge, a second track on the edge of someone already reported, a blob
+    # coasting along the frame, someone walking away past the door's end.
+    cross_inset: float = 0.05
     handover_reach: float = 0.6
     upright_elongation: float = 2.6
     compact_elongation: float = 1.6
@@ -873,7 +884,8 @@ class DoorwayAnalyzer:
             return []
         # A track continuing another's history (``_born``) is that person's,
         # already confirmed; it must only be confirmed itself by the report.
-        confident = -tol <= state.cross_along <= 1 + tol and (
+        inset = cfg.cross_inset
+        confident = inset <= state.cross_along <= 1 - inset and (
             self._tracker.is_confirmed(track) or state.inherited)
         cross_frame, cross_t = state.cross_frame, state.cross_t
         if cfg.band_dating and left_frame is not None and left_frame < frame.index:

@@ -273,10 +273,9 @@ class BackgroundModel:
             # error): strong edges of the background then flicker by about
             # their gradient times the residual, which is not a person.
             if self._edges is None:
-                gx = cv2.Sobel(self._bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-                gy = cv2.Sobel(self._bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-                k = cfg.edge_factor
-                self._edges = cv2.addWeighted(np.abs(gx), k, np.abs(gy), k, 0.0)
+                # |Sobel x| + |Sobel y| of the background, scaled by 1/8 and by
+                # edge_factor (compiled, OpenCV's bits).
+                self._edges = pixelpass.edges(self._bg, cfg.edge_factor)
             edges = self._edges
         frame = self._free_float(gray.shape)
         mask: GrayImage = np.empty(gray.shape, np.uint8)
@@ -455,4 +454,6 @@ class BackgroundModel:
         # cv2.absdiff of the moved image (border replicated), compiled: no
         # moved copy of the image.
         diff = pixelpass.absdiff_moved(tiny, self._tiny_bg, (sx, sy), b)
-        return np.asarray(cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), np.float32)
+        # cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), compiled where
+        # OpenCV takes its slow path (a half height of 89 or 90 rows).
+        return pixelpass.area_floats(diff, (4, 4))

@@ -38,8 +38,9 @@ from numba.extending import intrinsic
 
 from sensors.frames import GrayImage
 
-__all__ = ["AreaReducer", "absdiff_moved", "components", "foreground", "halve_close", "lighting",
-           "phase_correlate", "pyr_down", "spectrum", "strip_stats", "update", "warm_up"]
+__all__ = ["AreaReducer", "absdiff_moved", "area_floats", "components", "edges", "foreground",
+           "halve_close", "lighting", "phase_correlate", "pyr_down", "spectrum", "strip_stats",
+           "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -145,7 +146,13 @@ def _foreground(gray: GrayImage, sx: int, sy: int, inv_gain: np.float32,  # prag
             row = back[y + by]
             row[:lo] = 0
             row[hi:] = 0
-            row[lo:hi] = m[lo - bx:hi - bx]
+            # An element loop, not ``row[lo:hi] = m[...]``: numba's slice
+            # assignment between two arrays checks them for overlap and copies
+            # the source first (an allocation per row: half the pass's time).
+            dst = row[lo:hi]
+            src_m = m[lo - bx:hi - bx]
+            for x in range(dst.shape[0]):
+                dst[x] = src_m[x]
     return count
 
 
@@ -285,6 +292,67 @@ def pyr_down(gray: GrayImage, out: Floats) -> Floats:
 
 
 @_inline
+def _reflect1(i: int, n: int) -> int:
+    # BORDER_REFLECT_101 one pixel out (cv2.Sobel's default border); a single
+    # row or column reflects onto itself.
+    if n == 1:
+        return 0
+    return _reflect(i, n)
+
+
+@_compiled
+def _edges(bg: Floats, out: Floats) -> None:  # pragma: no cover
+    # cv2.Sobel(bg, CV_32F, 1, 0, ksize=3, scale=0.125) and (0, 1): OpenCV's
+    # separable filter, the row pass first. The derivative taps [-1 0 1] are one
+    # subtraction; the smoothing taps [1 2 1] / 8 (the scale goes to the smoothing
+    # kernel) are (outer + outer) * 0.125 + centre * 0.25, rounded as written.
+    # Then addWeighted(|gx|, 1, |gy|, 1, 0), one rounded sum.
+    h, w = bg.shape
+    diff = np.empty((h, w), np.float32)
+    smooth = np.empty((h, w), np.float32)
+    eighth, quarter = np.float32(0.125), np.float32(0.25)
+    xm, xp = _reflect1(-1, w), _reflect1(w, w)
+    for y in range(h):
+        src, d, s = bg[y], diff[y], smooth[y]
+        d[0] = src[_reflect1(1, w)] - src[xm]
+        s[0] = (src[xm] + src[_reflect1(1, w)]) * eighth + src[0] * quarter
+        if w > 1:
+            d[w - 1] = src[xp] - src[w - 2]
+            s[w - 1] = (src[w - 2] + src[xp]) * eighth + src[w - 1] * quarter
+        if w > 2:
+            left, mid, right = src[:w - 2], src[1:w - 1], src[2:]
+            dd, ss = d[1:w - 1], s[1:w - 1]
+            for x in range(w - 2):
+                dd[x] = right[x] - left[x]
+                ss[x] = (left[x] + right[x]) * eighth + mid[x] * quarter
+    for y in range(h):
+        up, down = _reflect1(y - 1, h), _reflect1(y + 1, h)
+        d0, d1, d2 = diff[up], diff[y], diff[down]
+        s0, s2 = smooth[up], smooth[down]
+        o = out[y]
+        for x in range(w):
+            gx = (d0[x] + d2[x]) * eighth + d1[x] * quarter
+            gy = s2[x] - s0[x]
+            o[x] = abs(gx) + abs(gy)
+
+
+def edges(bg: Floats, factor: float) -> Floats:
+    """The background's edge strength for the shaking-camera threshold term:
+    ``cv2.addWeighted(|gx|, factor, |gy|, factor, 0)`` of the 3 x 3 Sobel
+    derivatives scaled by 1/8 (a new array). Compiled for ``factor`` 1 (the
+    default: OpenCV's two Sobel passes, two absolute values and the sum took
+    ~100 us at 320 x 240, each a frame-sized array); other factors run OpenCV."""
+    if factor != 1.0:
+        gx = cv2.Sobel(bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        gy = cv2.Sobel(bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        return np.asarray(cv2.addWeighted(np.abs(gx), factor, np.abs(gy), factor, 0.0),
+                          np.float32)
+    out = np.empty(bg.shape, np.float32)
+    _edges(np.ascontiguousarray(bg), out)
+    return out
+
+
+@_inline
 def _round_u8(v: np.float32) -> np.uint8:
     # saturate_cast<uchar>(float): round half to even, then clamp.
     return np.uint8(min(max(np.rint(v), np.float32(0.0)), np.float32(255.0)))
@@ -353,6 +421,41 @@ def _store(acc: Floats, dst: GrayImage, row: int) -> None:
     for x in range(acc.shape[0]):
         out[x] = _round_u8(acc[x])
         acc[x] = 0.0
+
+
+@_compiled
+def _area_float(src: Floats, xi: np.ndarray, xa: Floats,  # pragma: no cover
+                yd: np.ndarray, ys: np.ndarray, ya: Floats, dst: Floats) -> None:
+    # :func:`_area` for a float32 image (OpenCV's ResizeArea_Invoker<float, float>):
+    # the same sums in the same order, each column's taps summed in table order,
+    # and no rounding at the end.
+    ow = xi.shape[1]
+    taps = xi.shape[0]
+    buf = np.empty(ow, np.float32)
+    acc = np.zeros(ow, np.float32)
+    last = -1
+    row = yd[0]
+    for j in range(yd.shape[0]):
+        if yd[j] != row:
+            out = dst[row]
+            for x in range(ow):
+                out[x] = acc[x]
+                acc[x] = 0.0
+            row = yd[j]
+        if ys[j] != last:
+            s = src[ys[j]]
+            for x in range(ow):
+                v = s[xi[0, x]] * xa[0, x]
+                for k in range(1, taps):
+                    v = v + s[xi[k, x]] * xa[k, x]
+                buf[x] = v
+            last = ys[j]
+        beta = ya[j]
+        for x in range(ow):
+            acc[x] = acc[x] + beta * buf[x]
+    out = dst[row]
+    for x in range(ow):
+        out[x] = acc[x]
 
 
 def _area_table(ssize: int, dsize: int, scale: float) -> list[tuple[int, int, float]]:
@@ -435,6 +538,33 @@ class AreaReducer:
         _area(np.ascontiguousarray(gray), self._xi, self._xa, self._yd, self._ys, self._ya,
               dst, self._six_five)
         return dst
+
+    def floats(self, image: Floats) -> Floats:
+        """The reduced float32 image (a new array): OpenCV's float path, the
+        same table loop without the rounding."""
+        dst = np.empty((self.dst_size[1], self.dst_size[0]), np.float32)
+        _area_float(np.ascontiguousarray(image), self._xi, self._xa, self._yd, self._ys,
+                    self._ya, dst)
+        return dst
+
+
+_float_reducers: dict[tuple[tuple[int, int], tuple[int, int]], AreaReducer | None] = {}
+
+
+def area_floats(image: Floats, size: tuple[int, int]) -> Floats:
+    """``cv2.resize(image, size, interpolation=cv2.INTER_AREA)`` of a float32 image.
+
+    Where the factor is not whole OpenCV runs its scalar table loop (30 us for
+    the registration's 4 x 4 grid of a 140 x 70 difference, at a 320 x 180
+    working size), and this runs the same sums compiled (9 us); whole factors
+    keep OpenCV's own fast path. The reducer's tables are kept per size."""
+    key = ((image.shape[1], image.shape[0]), size)
+    if key not in _float_reducers:
+        _float_reducers[key] = AreaReducer(*key) if AreaReducer.applies(*key) else None
+    reducer = _float_reducers[key]
+    if reducer is None:
+        return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    return reducer.floats(image)
 
 
 @_compiled
@@ -829,18 +959,20 @@ def warm_up() -> None:
     would otherwise stall it for seconds."""
     gray = np.zeros((6, 8), np.uint8)
     floats = np.zeros(gray.shape, np.float32)
-    for edges in (None, floats):
+    for edge_term in (None, floats):
         for back in (None, (np.empty_like(gray), (1, -1))):
-            foreground(gray, (0, 0), 1.0, floats, floats.copy(), edges, 3.0, 14.0,
+            foreground(gray, (0, 0), 1.0, floats, floats.copy(), edge_term, 3.0, 14.0,
                        (0, 0, 8, 6), floats.copy(), np.empty_like(gray), back)
         for prev in (None, floats):
             for protect in (None, gray):
-                update(floats.copy(), prev, floats.copy(), floats.copy(), edges, 3.0, 14.0,
+                update(floats.copy(), prev, floats.copy(), floats.copy(), edge_term, 3.0, 14.0,
                        gray, protect, gray.copy(), (0.1, 0.01, 0.1), 0.5, 25)
     pyr_down(gray, np.empty((3, 4), np.float32))
     strip_stats(gray, 4)
     lighting(gray, (0, 0), floats, gray, 4)
     AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
+    area_floats(floats, (3, 4))
+    edges(floats, 1.0)
     absdiff_moved(floats, floats, (1, 0), 1)
     components(halve_close(np.zeros((6, 8), np.uint8), 140.25)[0])
     ref = spectrum(np.ones((6, 8), np.float32))

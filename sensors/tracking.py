@@ -406,21 +406,28 @@ class Tracker:
                     ratios.append((bh if bh > 1.0 else 1.0) / hh)
         if not pairs_t:
             return []
-        gate = np.array(gates)
-        dist = np.hypot(np.array(legs_x), np.array(legs_y))
-        size = np.abs(np.log(np.array(ratios)))
-        ok = (dist < gate) & (size < cfg.max_size_change)
-        cost = (dist / gate + 0.5 * size)[ok].tolist()
-        kept = np.flatnonzero(ok).tolist()
-        # Stable, in row-major order of (track, blob), as argsort(kind="stable")
+        # numpy's hypot and log, each called once on the candidates (contiguous
+        # float64, as over the whole matrix before: the same bits); everything
+        # after them is one IEEE operation at a time, the same in Python floats
+        # as in numpy's, without a dozen numpy calls on a handful of values.
+        legs = np.array((legs_x, legs_y, ratios))
+        dist = np.hypot(legs[0], legs[1]).tolist()
+        logs = np.log(legs[2]).tolist()
+        limit = cfg.max_size_change
+        ranked: list[tuple[float, int]] = []
+        for k, g in enumerate(gates):
+            d = dist[k]
+            size = abs(logs[k])
+            if d < g and size < limit:
+                ranked.append((d / g + 0.5 * size, k))
+        # By cost, ties in row-major order of (track, blob), as argsort(kind="stable")
         # over the matrix's nonzero entries was.
-        order = sorted(range(len(cost)), key=cost.__getitem__)
+        ranked.sort()
         pairs: list[tuple[int, int]] = []
         seen_t: set[int] = set()
         seen_b: set[int] = set()
-        for k in order:
-            i = kept[k]
-            a, c = pairs_t[i], pairs_b[i]
+        for _, k in ranked:
+            a, c = pairs_t[k], pairs_b[k]
             if a not in seen_t and c not in seen_b:
                 pairs.append((a, c))
                 seen_t.add(a)

@@ -243,12 +243,14 @@ def test_a_visitor_standing_at_the_sill_at_the_start_adds_no_passage(seed: int) 
     The background holds them; their imprint and they are one wide blob,
     anchored by its shape (no view learned yet) at its middle, inside the
     line; once the view is learned the anchor drops to the blob's feet,
-    outside: that used to be a false exit at 1.6 s. The track began in place
-    where nothing had moved since the first picture (a *stander*), and its box
-    on its last frame clearly inside, anchored as now, was no longer clearly
-    inside: the reference point moved, nobody crossed
-    (``DoorwayAnalyzer._reanchored``). The resident leaving later is the only
-    passage."""
+    outside: that used to be a false exit at 1.6 s. Two rules now hold it
+    back, each alone: the track began in place where nothing had moved since
+    the first picture (a *stander*), and its box on its last frame clearly
+    inside, anchored as now, was no longer clearly inside: the reference point
+    moved, nobody crossed (``DoorwayAnalyzer._reanchored``); and the floor
+    point passes the line beyond its end as the visitor walks off along the
+    corridor (``AnalyzerConfig.cross_inset``, session 11). The resident leaving
+    later is the only passage."""
     passages, expected = _run(_standing_at_start("call", -4.0, 8.0, door=False), seed)
     assert _matches(passages, _expected_in_video(expected)), (passages, expected)
 

@@ -152,6 +152,19 @@ class _Checked:
         self._note("residual")
         return got
 
+    def edges(self, bg: Any, factor: float) -> Any:
+        got = pixelpass.edges(bg, factor)
+        np.testing.assert_array_equal(got, _reference_edges(bg, factor))
+        self._note("edge maps")
+        return got
+
+    def area_floats(self, image: Any, size: Any) -> Any:
+        want = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        got = pixelpass.area_floats(image, size)
+        np.testing.assert_array_equal(got, want)
+        self._note("residual grid", pixelpass.AreaReducer.applies(image.shape[::-1], size))
+        return got
+
     def pyr_down(self, gray: Any, out: Any) -> Any:
         want = cv2.pyrDown(gray.astype(np.float32))
         got = pixelpass.pyr_down(gray, out)
@@ -190,6 +203,12 @@ class _Checked:
         return got
 
 
+def _reference_edges(bg: np.ndarray, factor: float) -> np.ndarray:
+    gx = cv2.Sobel(bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    return np.asarray(cv2.addWeighted(np.abs(gx), factor, np.abs(gy), factor, 0.0))
+
+
 def _reference_halve_close(mask: np.ndarray, level: float) -> tuple[np.ndarray, int]:
     h, w = mask.shape
     small = cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
@@ -209,8 +228,8 @@ def _reference_components(image: np.ndarray) -> np.ndarray:
     # A shaking camera: shifts, the edge term, people protected, still parts absorbed.
     # (Its working size, 320 x 178, has an odd half height: cv2.phaseCorrelate runs.)
     ("kiwan_old-building.mp4", 900,
-     {"shifted", "edges", "protected", "absorbed", "gain", "residual", "blob masks",
-      "several components"}),
+     {"shifted", "edges", "edge maps", "protected", "absorbed", "gain", "residual",
+      "residual grid", "blob masks", "several components"}),
     # 384 x 288, reduced to the 320-px working width by the compiled INTER_AREA.
     ("caviar_OneLeaveShopReenter1front.mpg", 390,
      {"protected", "absorbed", "blob masks", "several components", "phase correlation"}),
@@ -343,3 +362,31 @@ def test_absdiff_moved_replicates_the_border_as_cv2(shift: tuple[int, int]) -> N
     moved = _translate(image, -shift[0], -shift[1], replicate=True)[b:-b, b:-b]
     np.testing.assert_array_equal(pixelpass.absdiff_moved(image, bg, shift, b),
                                   cv2.absdiff(moved, bg[b:-b, b:-b]))
+
+
+@pytest.mark.parametrize("shape", [(70, 140), (69, 140), (37, 53), (70, 141), (100, 140),
+                                   (64, 60), (7, 13)])
+def test_area_floats_is_opencvs_inter_area_on_float_images(shape: tuple[int, int]) -> None:
+    # Non-whole factors run compiled (OpenCV's table loop), whole ones (100 x 140,
+    # 64 x 60 to 4 x 4) stay OpenCV's: both must give cv2.resize's bits.
+    rng = np.random.default_rng(11)
+    for trial in range(100):
+        image = (rng.random(shape) * [1.0, 50.0, 255.0][trial % 3]).astype(np.float32)
+        want = cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(pixelpass.area_floats(image, (4, 4)), want)
+    image = (rng.random(shape) * 255).astype(np.float32)
+    size = (max(1, shape[1] // 3), max(1, shape[0] // 5))
+    np.testing.assert_array_equal(pixelpass.area_floats(image, size),
+                                  cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (178, 320), (288, 384), (5, 7), (2, 3), (1, 4),
+                                   (3, 1), (1, 1)])
+def test_edges_are_opencvs_sobel_sum(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(13)
+    for trial in range(20):
+        bg = (rng.random(shape) * [255.0, 1.0, 40.0, 1e-3][trial % 4]).astype(np.float32)
+        if trial % 5 == 4:
+            bg = np.round(bg).astype(np.float32)
+        for factor in (1.0, 0.7):
+            np.testing.assert_array_equal(pixelpass.edges(bg, factor), _reference_edges(bg, factor))
