@@ -100,16 +100,6 @@ def _translate(image: np.ndarray, tx: int, ty: int, replicate: bool) -> np.ndarr
                                          max(0, -tx), border, value=0), image.dtype)
 
 
-def _mean(cells: np.ndarray) -> float:
-    """``float(cells.mean())`` of a float32 array, without ``mean``'s Python-level
-    overhead (microseconds, several times per frame on 16 cells).
-
-    ``ndarray.mean`` is exactly this: the float32 ``add.reduce`` over all
-    elements, divided by the count in float32.
-    """
-    return float(np.add.reduce(cells, axis=None) / cells.size)
-
-
 def _alpha(seconds: float, fps: float) -> float:
     return 1.0 - math.exp(-1.0 / max(1e-3, seconds * fps))
 
@@ -396,11 +386,9 @@ class BackgroundModel:
         small = pixelpass.pyr_down(gray, self._small)
         tiny = small
         best = self._shift
-        cells = self._residual(tiny, best)
-        score = _mean(cells)
+        cells, score = self._residual(tiny, best)
         if best != (0.0, 0.0):
-            still = self._residual(tiny, (0.0, 0.0))
-            still_score = _mean(still)
+            still, still_score = self._residual(tiny, (0.0, 0.0))
             if still_score <= score:
                 best, cells, score = (0.0, 0.0), still, still_score
         quiet = self._quiet if self._quiet is not None else score
@@ -427,19 +415,21 @@ class BackgroundModel:
             dx, dy = 2.0 * dx, 2.0 * dy
             limit = cfg.max_shift_fraction * gray.shape[1]
             if response >= 0.05 and 0.5 <= math.hypot(dx, dy) <= limit:
-                moved = self._residual(tiny, (dx, dy))
+                moved, moved_score = self._residual(tiny, (dx, dy))
                 # A shake moves every part of the picture; a door or a person only theirs.
                 better = int(np.count_nonzero(moved < cfg.shake_gain * cells))
-                if better >= cfg.shake_cells * moved.size and _mean(moved) < score:
+                if better >= cfg.shake_cells * moved.size and moved_score < score:
                     best = (dx, dy)
         if math.hypot(*best) < 0.5:
             best = (0.0, 0.0)
         self._shift = best
         return best
 
-    def _residual(self, tiny: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    def _residual(self, tiny: np.ndarray, shift: tuple[float, float]
+                  ) -> tuple[np.ndarray, float]:
         """Mean absolute difference to the background at half size after
-        ``shift``, in each cell of a 4 x 4 grid."""
+        ``shift``, in each cell of a 4 x 4 grid, and the cells' mean
+        (``float(cells.mean())``)."""
         assert self._tiny_bg is not None
         w = tiny.shape[1]
         # Whole pixels only: interpolating would smooth the noise away and make
@@ -451,9 +441,8 @@ class BackgroundModel:
             # Moved wholly out of the picture (only a picture over five times
             # wider than tall can be shifted that far): nothing of it is left.
             tiny, sx, sy = np.zeros_like(tiny), 0, 0
-        # cv2.absdiff of the moved image (border replicated), compiled: no
-        # moved copy of the image.
-        diff = pixelpass.absdiff_moved(tiny, self._tiny_bg, (sx, sy), b)
-        # cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), compiled where
-        # OpenCV takes its slow path (a half height of 89 or 90 rows).
-        return pixelpass.area_floats(diff, (4, 4))
+        # cv2.absdiff of the moved image (border replicated) reduced by
+        # cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA), compiled: no
+        # moved copy of the image, and where OpenCV reduces by whole factors no
+        # difference image either.
+        return pixelpass.residual_grid(tiny, self._tiny_bg, (sx, sy), b, (4, 4))

@@ -39,8 +39,8 @@ from numba.extending import intrinsic
 from sensors.frames import GrayImage
 
 __all__ = ["AreaReducer", "absdiff_moved", "area_floats", "components", "edges", "foreground",
-           "halve_close", "lighting", "phase_correlate", "pyr_down", "spectrum", "strip_stats",
-           "update", "warm_up"]
+           "halve_close", "lighting", "phase_correlate", "pyr_down", "residual_grid",
+           "spectrum", "split_parts", "strip_stats", "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -591,6 +591,91 @@ def _absdiff_moved(image: Floats, bg: Floats, sx: int, sy: int, border: int,  # 
             o[x] = abs(src[w - 1] - ref[x])
 
 
+@_compiled
+def _residual_grid(image: Floats, bg: Floats, sx: int, sy: int, border: int,  # pragma: no cover
+                   out: Floats) -> float:
+    # cv2.resize(absdiff_moved(...), (4, 4), INTER_AREA) where the factors are
+    # whole (OpenCV's resizeAreaFast, float: each cell's pixels in row order,
+    # summed four at a time as sum += ((a + b) + c) + d, the last area % 4 one
+    # by one, times 1.f / area), without the difference image. Per row of cells,
+    # each cell's differences are copied out in its row order (``vals[c * area
+    # + k]``: the k-th pixel of cell c), and the four cells' sums run side by
+    # side (independent sums, the same bits). Returns the float32
+    # mean of the 16 cells as ndarray.mean gives it (numpy's pairwise sum:
+    # eight running sums, then a tree).
+    h, w = image.shape
+    oh, ow = h - 2 * border, w - 2 * border
+    cw, ch = ow // 4, oh // 4
+    area = cw * ch
+    limit = area - area % 4
+    scale = np.float32(1.0) / np.float32(area)
+    a = min(max(-(border + sx), 0), ow)
+    b = max(min(w - (border + sx), ow), a)
+    row_v = np.empty(ow, np.float32)
+    vals = np.empty(4 * area, np.float32)
+    for cy in range(4):
+        for r in range(ch):
+            y = cy * ch + r
+            src = image[min(max(y + border + sy, 0), h - 1)]
+            ref = bg[y + border, border:border + ow]
+            # absdiff_moved's row: columns left of ``a`` / from ``b`` on read the
+            # replicated first / last source pixel.
+            for x in range(a):
+                row_v[x] = abs(src[0] - ref[x])
+            seg, ref_in, v_in = src[a + border + sx:b + border + sx], ref[a:b], row_v[a:b]
+            for x in range(b - a):
+                v_in[x] = abs(seg[x] - ref_in[x])
+            for x in range(b, ow):
+                row_v[x] = abs(src[w - 1] - ref[x])
+            for c in range(4):
+                part = row_v[c * cw:(c + 1) * cw]
+                cell = vals[c * area + r * cw:c * area + (r + 1) * cw]
+                for j in range(cw):
+                    cell[j] = part[j]
+        v0, v1, v2, v3 = vals[:area], vals[area:2 * area], vals[2 * area:3 * area], vals[3 * area:]
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        for k in range(limit // 4):
+            # (Unsigned indices: numba checks a signed one for wrap-around on every use.)
+            q = np.uintp(4 * k)
+            s0 = s0 + (((v0[q] + v0[q + 1]) + v0[q + 2]) + v0[q + 3])
+            s1 = s1 + (((v1[q] + v1[q + 1]) + v1[q + 2]) + v1[q + 3])
+            s2 = s2 + (((v2[q] + v2[q + 1]) + v2[q + 2]) + v2[q + 3])
+            s3 = s3 + (((v3[q] + v3[q + 1]) + v3[q + 2]) + v3[q + 3])
+        for k in range(limit, area):
+            s0 = s0 + v0[k]
+            s1 = s1 + v1[k]
+            s2 = s2 + v2[k]
+            s3 = s3 + v3[k]
+        o = out[cy]
+        o[0], o[1], o[2], o[3] = s0 * scale, s1 * scale, s2 * scale, s3 * scale
+    flat = out.ravel()
+    p = np.empty(8, np.float32)
+    for j in range(8):
+        p[j] = flat[j] + flat[8 + j]
+    total = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+    return float(total / np.float32(16))
+
+
+def residual_grid(image: Floats, bg: Floats, shift: tuple[int, int], border: int,
+                  size: tuple[int, int]) -> tuple[Floats, float]:
+    """``cells = cv2.resize(absdiff_moved(image, bg, shift, border), size,
+    interpolation=cv2.INTER_AREA)`` and ``float(cells.mean())``.
+
+    Where OpenCV reduces by whole factors (its fast area path: a 160 x 120
+    half-size picture, border 10, to 4 x 4) this is one compiled pass with
+    OpenCV's sums, without the difference image; elsewhere the difference
+    and :func:`area_floats`."""
+    h, w = image.shape
+    oh, ow = h - 2 * border, w - 2 * border
+    if (size == (4, 4) and oh > 0 and ow > 0 and ow % 4 == 0 and oh % 4 == 0
+            and (ow // 4, oh // 4) != (2, 2)):
+        out = np.empty((4, 4), np.float32)
+        mean = _residual_grid(image, bg, int(shift[0]), int(shift[1]), int(border), out)
+        return out, float(mean)
+    cells = area_floats(absdiff_moved(image, bg, shift, border), size)
+    return cells, float(np.add.reduce(cells, axis=None) / cells.size)
+
+
 def absdiff_moved(image: Floats, bg: Floats, shift: tuple[int, int], border: int) -> Floats:
     """``|image moved - bg|`` inside a ``border``-pixel frame: ``[y, x]`` is
     ``|image[y + b + sy, x + b + sx] - bg[y + b, x + b]|``, the image's border
@@ -828,6 +913,80 @@ def components(image: GrayImage) -> np.ndarray:
     return np.asarray(_components(np.ascontiguousarray(image)))
 
 
+@_compiled
+def _split_parts(mask: GrayImage, x: float, y: float, w: float, h: float,  # pragma: no cover
+                 area: float, aspect: float, scale: int) -> np.ndarray:
+    # The column sums of the box (of ``mask`` enlarged ``scale`` times, as
+    # cv2.reduce summed them), then the recursive cuts of tracking's former
+    # ``_split_columns``: each part at least ``aspect`` times wider than tall
+    # (and 8 px) is cut at the first emptiest column of its middle half; leaves
+    # left to right. Float arithmetic as Python's: one IEEE double op at a time.
+    x0, y0, wi, hi = int(x), int(y), int(w), int(h)
+    if scale == 1:
+        region = mask[y0:y0 + hi, x0:x0 + wi]
+        columns = np.zeros(region.shape[1], np.int64)
+        for r in range(region.shape[0]):
+            row = region[r]
+            for c in range(row.shape[0]):
+                columns[c] += np.int64(row[c])
+    else:
+        region = mask[y0 // scale:(y0 + hi) // scale, x0 // scale:(x0 + wi) // scale]
+        cells = np.zeros(region.shape[1], np.int64)
+        for r in range(region.shape[0]):
+            row = region[r]
+            for c in range(row.shape[0]):
+                cells[c] += np.int64(row[c])
+        columns = np.empty(cells.shape[0] * scale, np.int64)
+        for c in range(columns.shape[0]):
+            columns[c] = cells[c // scale] * scale
+    parts = np.empty((2 * wi + 2, 3), np.float64)
+    made = 0
+    # A stack of (x, w, area, first column, columns): the right part pushed
+    # before the left, so the left one's leaves come out first.
+    stack = np.empty((2 * wi + 2, 3), np.float64)
+    spans = np.empty((2 * wi + 2, 2), np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2] = x, w, area
+    spans[0, 0], spans[0, 1] = 0, columns.shape[0]
+    depth = 1
+    while depth > 0:
+        depth -= 1
+        px, pw, pa = stack[depth, 0], stack[depth, 1], stack[depth, 2]
+        c0, n = spans[depth, 0], spans[depth, 1]
+        if pw < aspect * h or pw < 8:
+            parts[made, 0], parts[made, 1], parts[made, 2] = px, pw, pa
+            made += 1
+            continue
+        iw = int(pw)
+        lo, hi_ = iw // 4, iw - iw // 4
+        hi_ = min(hi_, n)
+        if lo >= hi_:
+            raise ValueError("attempt to get argmin of an empty sequence")
+        best = lo
+        for c in range(lo + 1, hi_):
+            if columns[c0 + c] < columns[c0 + best]:
+                best = c
+        cut = best
+        # right, then left on top
+        stack[depth, 0], stack[depth, 1] = px + cut, pw - cut
+        stack[depth, 2] = pa * (iw - cut) / iw
+        spans[depth, 0], spans[depth, 1] = c0 + cut, max(n - cut, 0)
+        depth += 1
+        stack[depth, 0], stack[depth, 1], stack[depth, 2] = px, float(cut), pa * cut / iw
+        spans[depth, 0], spans[depth, 1] = c0, min(cut, n)
+        depth += 1
+    return parts[:made]
+
+
+def split_parts(mask: GrayImage, box: tuple[float, float, float, float], area: float,
+                aspect: float, scale: int) -> list[tuple[float, float, float]]:
+    """``(x, w, area)`` of the parts a wide blob is cut into (see
+    :func:`sensors.tracking.find_blobs`); each keeps the box's rows."""
+    x, y, w, h = box
+    parts = _split_parts(np.ascontiguousarray(mask), float(x), float(y), float(w), float(h),
+                         float(area), float(aspect), int(scale))
+    return [(float(px), float(pw), float(pa)) for px, pw, pa in parts.tolist()]
+
+
 @_compiled_quiet
 def _cross_power(ref: Floats, spec: Floats, out: Floats) -> None:  # pragma: no cover
     # OpenCV 5.1's phaseCorrelate after its two DFTs, on CCS-packed spectra:
@@ -973,6 +1132,10 @@ def warm_up() -> None:
     AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
     area_floats(floats, (3, 4))
     edges(floats, 1.0)
+    residual_grid(np.zeros((20, 20), np.float32), np.zeros((20, 20), np.float32), (1, 0), 2,
+                  (4, 4))
+    for scale in (1, 2):
+        split_parts(np.zeros((6, 24), np.uint8), (0.0, 0.0, 24.0, 6.0), 10.0, 1.25, scale)
     absdiff_moved(floats, floats, (1, 0), 1)
     components(halve_close(np.zeros((6, 8), np.uint8), 140.25)[0])
     ref = spectrum(np.ones((6, 8), np.float32))

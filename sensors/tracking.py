@@ -127,36 +127,16 @@ def _split(mask: np.ndarray, blob: Blob, aspect: float, scale: int = 1) -> list[
 
     ``mask`` is the foreground enlarged ``scale`` times by nearest neighbour
     (``scale`` a power of two, the blob's edges multiples of it): the column
-    sums are those of the enlarged mask, without building it.
+    sums are those of the enlarged mask, without building it. Each part wider
+    than ``aspect`` times its height is split again (the parts keep the box's
+    rows, and take a run of its columns). Compiled (``pixelpass.split_parts``):
+    the column sums and every cut in one call.
     """
     if blob.w < aspect * blob.h or blob.w < 8:
         return [blob]
-    x0, y0, w, h = int(blob.x), int(blob.y), int(blob.w), int(blob.h)
-    if scale == 1:
-        columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
-    else:
-        x0, y0, x1, y1 = x0 // scale, y0 // scale, (x0 + w) // scale, (y0 + h) // scale
-        cells = cv2.reduce(mask[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
-        columns = np.repeat(cells * scale, scale)
-    return _split_columns(columns, blob, aspect)
-
-
-def _split_columns(columns: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
-    """:func:`_split` given the column sums of the blob's box.
-
-    The parts keep the box's rows and take a run of its columns (boxes have
-    whole-pixel edges), so their column sums are slices of these: one
-    ``reduce`` per blob instead of one per part, same cuts.
-    """
-    if blob.w < aspect * blob.h or blob.w < 8:
-        return [blob]
-    w = int(blob.w)
-    lo, hi = w // 4, w - w // 4
-    cut = lo + int(columns[lo:hi].argmin())
-    left = Blob(blob.x, blob.y, float(cut), blob.h, blob.area * cut / w)
-    right = Blob(blob.x + cut, blob.y, blob.w - cut, blob.h, blob.area * (w - cut) / w)
-    return (_split_columns(columns[:cut], left, aspect)
-            + _split_columns(columns[cut:], right, aspect))
+    y, h = blob.y, blob.h
+    return [Blob(x, y, w, h, area) for x, w, area in pixelpass.split_parts(
+        mask, (blob.x, y, blob.w, h), blob.area, aspect, scale)]
 
 
 def find_blobs(

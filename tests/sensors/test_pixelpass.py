@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from sensors import pixelpass
+from sensors import pixelpass, tracking
 from sensors.analyzer import DoorwayAnalyzer
 from sensors.background import _translate
 from sensors.evaluate import load_labels
 from sensors.source_opencv import OpenCVSource
+from sensors.tracking import Blob
 from tests.paths import SHARED_DATA
 from tests.requirements import need
 
@@ -138,31 +139,31 @@ class _Checked:
         assert got == want
         return got
 
-    def absdiff_moved(self, image: Any, bg: Any, shift: Any, border: int) -> Any:
-        sx, sy = shift
-        h, w = image.shape
-        b = border
-        if abs(sx) <= b and abs(sy) <= b:
-            moved = image[b + sy:h - b + sy, b + sx:w - b + sx]
-        else:
-            moved = _translate(image, -sx, -sy, replicate=True)[b:-b, b:-b]
-        want = cv2.absdiff(moved, bg[b:-b, b:-b])
-        got = pixelpass.absdiff_moved(image, bg, shift, border)
-        np.testing.assert_array_equal(got, want)
+    def residual_grid(self, image: Any, bg: Any, shift: Any, border: int, size: Any) -> Any:
+        # The moved difference as cv2.absdiff of the moved image, its grid by cv2.resize,
+        # the mean by ndarray.mean.
+        diff = _reference_absdiff_moved(image, bg, shift, border)
+        np.testing.assert_array_equal(pixelpass.absdiff_moved(image, bg, shift, border), diff)
+        want = cv2.resize(diff, size, interpolation=cv2.INTER_AREA)
+        cells, mean = pixelpass.residual_grid(image, bg, shift, border, size)
+        np.testing.assert_array_equal(cells, want)
+        assert mean == float(want.mean())
         self._note("residual")
+        self._note("residual grid", pixelpass.AreaReducer.applies(diff.shape[::-1], size))
+        self._note("fused residual", not pixelpass.AreaReducer.applies(diff.shape[::-1], size))
+        return cells, mean
+
+    def split_parts(self, mask: Any, box: Any, area: float, aspect: float, scale: int) -> Any:
+        got = pixelpass.split_parts(mask, box, area, aspect, scale)
+        want = _reference_split(mask, Blob(*box, area), aspect, scale)
+        assert got == [(b.x, b.w, b.area) for b in want]
+        self._note("splits", len(got) > 1)
         return got
 
     def edges(self, bg: Any, factor: float) -> Any:
         got = pixelpass.edges(bg, factor)
         np.testing.assert_array_equal(got, _reference_edges(bg, factor))
         self._note("edge maps")
-        return got
-
-    def area_floats(self, image: Any, size: Any) -> Any:
-        want = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        got = pixelpass.area_floats(image, size)
-        np.testing.assert_array_equal(got, want)
-        self._note("residual grid", pixelpass.AreaReducer.applies(image.shape[::-1], size))
         return got
 
     def pyr_down(self, gray: Any, out: Any) -> Any:
@@ -203,6 +204,18 @@ class _Checked:
         return got
 
 
+def _reference_absdiff_moved(image: np.ndarray, bg: np.ndarray, shift: tuple[int, int],
+                             border: int) -> np.ndarray:
+    sx, sy = shift
+    h, w = image.shape
+    b = border
+    if abs(sx) <= b and abs(sy) <= b:
+        moved = image[b + sy:h - b + sy, b + sx:w - b + sx]
+    else:
+        moved = _translate(image, -sx, -sy, replicate=True)[b:-b, b:-b]
+    return np.asarray(cv2.absdiff(moved, bg[b:-b, b:-b]))
+
+
 def _reference_edges(bg: np.ndarray, factor: float) -> np.ndarray:
     gx = cv2.Sobel(bg, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(bg, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
@@ -229,10 +242,11 @@ def _reference_components(image: np.ndarray) -> np.ndarray:
     # (Its working size, 320 x 178, has an odd half height: cv2.phaseCorrelate runs.)
     ("kiwan_old-building.mp4", 900,
      {"shifted", "edges", "edge maps", "protected", "absorbed", "gain", "residual",
-      "residual grid", "blob masks", "several components"}),
+      "residual grid", "blob masks", "several components", "splits"}),
     # 384 x 288, reduced to the 320-px working width by the compiled INTER_AREA.
     ("caviar_OneLeaveShopReenter1front.mpg", 390,
-     {"protected", "absorbed", "blob masks", "several components", "phase correlation"}),
+     {"protected", "absorbed", "blob masks", "several components", "phase correlation",
+      "fused residual"}),
 ])
 def test_the_kernels_give_opencvs_bits_on_real_frames(
         monkeypatch: pytest.MonkeyPatch, name: str, frames: int, expected: set[str]) -> None:
@@ -390,3 +404,75 @@ def test_edges_are_opencvs_sobel_sum(shape: tuple[int, int]) -> None:
             bg = np.round(bg).astype(np.float32)
         for factor in (1.0, 0.7):
             np.testing.assert_array_equal(pixelpass.edges(bg, factor), _reference_edges(bg, factor))
+
+
+def _reference_split(mask: np.ndarray, blob: Blob, aspect: float, scale: int = 1) -> list[Blob]:
+    # tracking._split before it was compiled (cv2.reduce, np.repeat, argmin per cut).
+    if blob.w < aspect * blob.h or blob.w < 8:
+        return [blob]
+    x0, y0, w, h = int(blob.x), int(blob.y), int(blob.w), int(blob.h)
+    if scale == 1:
+        columns = cv2.reduce(mask[y0:y0 + h, x0:x0 + w], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+    else:
+        x0, y0, x1, y1 = x0 // scale, y0 // scale, (x0 + w) // scale, (y0 + h) // scale
+        cells = cv2.reduce(mask[y0:y1, x0:x1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
+        columns = np.repeat(cells * scale, scale)
+    return _reference_split_columns(columns, blob, aspect)
+
+
+def _reference_split_columns(columns: np.ndarray, blob: Blob, aspect: float) -> list[Blob]:
+    if blob.w < aspect * blob.h or blob.w < 8:
+        return [blob]
+    w = int(blob.w)
+    lo, hi = w // 4, w - w // 4
+    cut = lo + int(columns[lo:hi].argmin())
+    left = Blob(blob.x, blob.y, float(cut), blob.h, blob.area * cut / w)
+    right = Blob(blob.x + cut, blob.y, blob.w - cut, blob.h, blob.area * (w - cut) / w)
+    return (_reference_split_columns(columns[:cut], left, aspect)
+            + _reference_split_columns(columns[cut:], right, aspect))
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_split_parts_cut_where_the_python_splitter_did(scale: int) -> None:
+    rng = np.random.default_rng(17 + scale)
+    h, w = 120, 160
+    cuts = 0
+    for trial in range(400):
+        mask = np.where(rng.random((h, w)) < [0.1, 0.5, 0.9][trial % 3], 255, 0).astype(np.uint8)
+        if trial % 4 == 0:
+            # Whole empty columns: ties, where the first minimum must win.
+            mask[:, rng.integers(0, w, 20)] = 0
+        bw = int(rng.integers(1, w * scale // scale)) // scale * scale
+        bh = int(rng.integers(1, 60)) // scale * scale + scale
+        bx = int(rng.integers(0, w * scale - bw + 1)) // scale * scale
+        by = int(rng.integers(0, h * scale - bh + 1)) // scale * scale
+        if scale == 1:
+            bx, by = min(bx, w - bw), min(by, h - bh)
+        blob = Blob(float(bx), float(by), float(bw), float(bh), float(rng.integers(1, 5000)))
+        aspect = [1.25, 0.5, 2.0][trial % 3]
+        want = _reference_split(mask, blob, aspect, scale)
+        got = tracking._split(mask, blob, aspect, scale)
+        assert got == want, (trial, blob, aspect)
+        cuts += len(got) > 1
+    assert cuts > 100
+
+
+@pytest.mark.parametrize(("shape", "border"), [((120, 160), 10), ((90, 160), 10), ((89, 160), 10),
+                                               ((144, 192), 12), ((28, 36), 2), ((20, 20), 2),
+                                               ((16, 16), 4)])
+def test_residual_grid_is_opencvs_moved_difference_grid_and_mean(
+        shape: tuple[int, int], border: int) -> None:
+    # Whole factors (120 x 160 less a 10-px border: 4 x 4 cells of 25 x 35) run fused;
+    # the others (70 or 69 rows) by area_floats; 2 x 2 cells (16 x 16 less 4) by OpenCV.
+    rng = np.random.default_rng(19)
+    for trial in range(60):
+        scale = [255.0, 3.0, 1e-3][trial % 3]
+        image = (rng.random(shape) * scale).astype(np.float32)
+        bg = (rng.random(shape) * scale).astype(np.float32)
+        shift = (int(rng.integers(-2 * border, 2 * border + 1)),
+                 int(rng.integers(-2 * border, 2 * border + 1))) if trial % 4 else (0, 0)
+        diff = _reference_absdiff_moved(image, bg, shift, border)
+        want = cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA)
+        cells, mean = pixelpass.residual_grid(image, bg, shift, border, (4, 4))
+        np.testing.assert_array_equal(cells, want)
+        assert mean == float(want.mean())
