@@ -95,7 +95,25 @@ Static foreground absorption (:mod:`sensors.background`) turns an opened
 door leaf into background within a second; boxes of tracks that have walked
 towards or away from the line are protected from it, unless the track stands
 still on a ghost (its outline an edge of the background, not of the picture:
-someone on the sill when the picture was first learned; ``_ghost``).
+someone on the sill when the picture was first learned; ``_ghost``). A track
+standing on a ghost decides no side change (the imprint breaking up, its
+shadow parting from its body, moves its box, nobody walks).
+
+Someone already standing at the door when the stream starts is part of the
+first picture (issue 14, class 3): when they set off, they and their imprint
+are one blob, shaped by both. A track that begins in place, where no track
+had been since the picture was first learned, after the stream has run
+``ghost_still``, is such a *stander* (``_stander``; its family inherits it).
+Two things follow. Its side, decided by the blob's shape before the view was
+known (``_anchor``), is not trusted over the view's: a change of side that
+only the view's anchor made (its old box, anchored as now, was not clearly on
+the old side) is no crossing (``_reanchored``). And once a stander's track
+stands still on a ghost with no other track's box touching its own, the
+imprint is released into the background at once
+(``BackgroundModel.release``), rather than waiting to be absorbed unprotected
+while the door leaf or the next resident merges with it. Only tracks of the
+first picture: released after every re-learn, such releases cost the bus
+door scenes (bench/NOTES.md, ghosts, session 10).
 """
 
 from __future__ import annotations
@@ -369,6 +387,10 @@ class _LineState:
     # The last frame (and time) the track was clearly on a side.
     clear_frame: int | None = None
     clear_t: float = 0.0
+    # The side margin (pixels) on that frame, and whether the camera's view was
+    # still unknown then (the reference point placed by the blob's shape alone).
+    clear_margin: float = 0.0
+    clear_viewless: bool = False
     last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     # Where this track itself first stood and how far it has walked since
     # (``start``/``travel`` may be inherited from the group it parted from).
@@ -378,6 +400,10 @@ class _LineState:
     decided_own: bool = False
     # Born touching the picture's edge (part of the person may be outside it).
     edge_born: bool = False
+    # Its family began in place, where nothing had moved since the picture was
+    # first learned, after the stream had run a while: someone standing in the
+    # first picture who set off (``DoorwayAnalyzer._stander``).
+    stander: bool = False
     # The learned check's latest score of the track while a crossing was
     # pending, and the frame it was taken on (a track that ends coasting
     # reports without a region of its own to score).
@@ -424,6 +450,11 @@ def _holds_third(box: tuple[float, float, float, float],
     ix = min(cx + bw / 2, x + w) - max(cx - bw / 2, x)
     iy = min(cy + bh / 2, y + h) - max(cy - bh / 2, y)
     return ix > 0 and iy > 0 and ix * iy >= min(bw * bh, w * h) / 3.0
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two boxes (x, y, w, h) overlap."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _typical(counts: Iterable[int]) -> int:
@@ -486,6 +517,10 @@ class DoorwayAnalyzer:
         self._slice: LineSlice | None = None
         self._times: deque[tuple[int, float]] = deque(
             maxlen=round(3 * self.config.line_slice.wait * fps) + 2)
+        # Where tracks have been since the picture was first learned (a quarter
+        # size map of their boxes), and how often the background was learned.
+        self._visited: np.ndarray | None = None
+        self._learned = 0
 
     @property
     def tracks(self) -> list[Track]:
@@ -519,6 +554,8 @@ class DoorwayAnalyzer:
         seg = self._background.apply(gray, self._protected(gray))
         self._last_mask = seg.mask
         self._gray = gray
+        if seg.relearned:
+            self._learned += 1
         self.blobs = [] if seg.relearned else find_blobs(
             seg.mask, self.config.blobs, self._person_height, self._piece_sample)
         dropped = self._tracker.update(frame.index, self.blobs, allow_new=not seg.relearned)
@@ -529,6 +566,7 @@ class DoorwayAnalyzer:
                 self._sharing[id(track.blob)] = self._sharing.get(id(track.blob), 0) + 1
         for track in self._tracker.tracks:
             passages += self._observe(track, frame)
+        self._visit()
         self._absorb(frame.index)
         for track in dropped:
             passages += self._close(track)
@@ -558,6 +596,15 @@ class DoorwayAnalyzer:
                   and (s := self._states.get(t.id)) is not None
                   and s.d_max - s.d_min >= self.config.protect_travel * t.h
                   and not self._ghost(t, s, gray)]
+        for t in self._tracker.tracks if self._learned == 1 else ():
+            s = self._states.get(t.id)
+            if s is not None and s.ghost and s.stander and not t.missed and not any(
+                    o is not t and _overlap(o.box, t.box) for o in self._tracker.tracks):
+                # The imprint of someone who stood there in the first picture
+                # (``_stander``), with nobody else near: let it go now. Waiting
+                # for static absorption, a second unprotected, let the door leaf
+                # or the next resident merge with it first (issue 14, class 3).
+                self._background.release(t.box)
         if not moving:
             return None
         protect = np.zeros(shape[:2], np.uint8)
@@ -652,7 +699,8 @@ class DoorwayAnalyzer:
             state = self._states[track.id] = self._born(track)
         _, cx, cy, _, h = track.history[-1]
         self._view_sample(track, state, frame.index)
-        y = cy + h / 2.0 - self._anchor(track) * h
+        up = self._anchor(track)
+        y = cy + h / 2.0 - up * h
         d = self._line.signed_distance(cx, y)
         along = self._line.along(cx, y)
         if state.split and len(track.history) == 1 and state.side != "unknown":
@@ -802,8 +850,9 @@ class DoorwayAnalyzer:
         state.decided_own = True
         side: Side = "outside" if d > 0 else "inside"
         # The last frame the track was clearly on a side, before this one.
-        left_frame, left_t = state.clear_frame, state.clear_t
-        state.clear_frame, state.clear_t = frame.index, frame.t
+        left_frame, left_t, left_margin = state.clear_frame, state.clear_t, state.clear_margin
+        viewless, state.clear_viewless = state.clear_viewless, self._view_bb <= 0.0
+        state.clear_frame, state.clear_t, state.clear_margin = frame.index, frame.t, margin
         if state.origin == "unknown":
             state.origin = side
         if pending is not None and side != pending.side:
@@ -828,6 +877,19 @@ class DoorwayAnalyzer:
             if (pending is not None and frame.index - pending.decided >= settle * self.fps
                     and self._walked_itself(track, state) and not self._shallow(state, pending)):
                 return self._emit(track, state)
+            return []
+        if state.ghost:
+            # It stood still on a ghost up to the last frame (``_ghost``): the
+            # imprint breaking up moves its box, nobody walks over the line.
+            state.depth = abs(d) / margin
+            return []
+        if state.stander and viewless and self._view_bb > 0.0 and self._reanchored(
+                track, left_frame, up, d, left_margin):
+            # Someone who stood in the first picture, placed on the old side by
+            # their blob's shape (one blob with their imprint) before the view
+            # was known: with the reference point placed as the view now says,
+            # they were never clearly there. The point moved, nobody crossed.
+            state.depth = abs(d) / margin
             return []
         if state.swap is not None and state.swap_member is not None:
             # Over to the member's side while it is in the blob: the track is
@@ -912,6 +974,63 @@ class DoorwayAnalyzer:
                 return True
         return False
 
+    def _reanchored(self, track: Track, left_frame: int | None, up: float, d: float,
+                    margin: float) -> bool:
+        """Whether the track's box on ``left_frame`` (its last frame clearly on
+        the old side), with its reference point placed as it is now (``up``
+        box heights above the bottom), was no longer clearly on the old side
+        (``margin``: the margin on that frame).
+
+        The reference point moves within the box as the view is learned
+        (``_anchor``): someone standing just outside the sill in the first
+        picture, one wide blob with their imprint and shadow, is anchored at
+        its middle, inside, until the view is learned, and then at its feet,
+        outside, without anything having crossed the line. With the same
+        anchor the old box is where it was measured, clearly on the old side,
+        so only a moved reference point makes this true.
+        """
+        assert self._line is not None
+        if left_frame is None:
+            return False
+        old = next((m for m in reversed(track.history) if m[0] <= left_frame), None)
+        if old is None:
+            return False
+        _, ocx, ocy, _, oh = old
+        od = self._line.signed_distance(ocx, ocy + oh / 2.0 - up * oh)
+        # Towards the new side, in pixels: no longer clearly on the old side.
+        return (od if d > 0 else -od) > -margin
+
+    def _visit(self) -> None:
+        """Mark the boxes of the tracks seen on this frame as visited (until the
+        background is learned afresh, after which nothing is a first picture's)."""
+        if self._learned > 1:
+            self._visited = None
+            return
+        if self.frames % 4:
+            # Every 4th frame is enough: a walker's box moves a fraction of itself a frame.
+            return
+        if self._visited is None:
+            self._visited = np.zeros(((self._size[1] + 3) // 4, (self._size[0] + 3) // 4), np.uint8)
+        for t in self._tracker.tracks:
+            if t.blob is not None:
+                x, y, w, h = t.box
+                cv2.rectangle(self._visited, (int(x) // 4, int(y) // 4),
+                              (int(x + w) // 4, int(y + h) // 4), 1, -1)
+
+    def _stander(self, track: Track) -> bool:
+        """Whether a new track (of no other's family) began in place on the
+        stream's first picture where no track had been, after the stream ran
+        ``ghost_still``: someone who stood there in the first picture (part of
+        the background) and set off; their blob is one with their imprint.
+        """
+        if self._learned != 1 or self._visited is None:
+            return False
+        if self.frames < self.config.ghost_still * self.fps:
+            return False
+        x, y, w, h = track.box
+        cell = self._visited[int(y) // 4:int(y + h) // 4 + 1, int(x) // 4:int(x + w) // 4 + 1]
+        return cell.size > 0 and cv2.countNonZero(cell) <= 0.1 * cell.size
+
     def _small(self, state: _LineState) -> bool:
         """Whether the blob over the crossing window was much lower than the
         provisional person there (``AnalyzerConfig.provisional_fraction``)."""
@@ -968,10 +1087,11 @@ class DoorwayAnalyzer:
         if parent is None:
             parent = self._lost_here(track)
         if parent is None:
-            return _LineState(family=track.id, edge_born=track.blob is not None
-                              and self._at_border(track.blob))
+            edge = track.blob is not None and self._at_border(track.blob)
+            return _LineState(family=track.id, edge_born=edge,
+                              stander=not edge and self._stander(track))
         return _LineState(
-            family=parent.family, edge_born=parent.edge_born,
+            family=parent.family, edge_born=parent.edge_born, stander=parent.stander,
             fragment_born=self._fragment(track), inherited=True,
             split=track.parent is not None and parent is self._states.get(track.parent),
             side=parent.side, origin=parent.origin, last_d=parent.last_d,
@@ -979,6 +1099,7 @@ class DoorwayAnalyzer:
             cross_frame=parent.cross_frame, cross_t=parent.cross_t,
             cross_along=parent.cross_along, depth=parent.depth, closest=parent.closest,
             clear_frame=parent.clear_frame, clear_t=parent.clear_t,
+            clear_margin=parent.clear_margin, clear_viewless=parent.clear_viewless,
             farthest=parent.farthest, start=parent.start, travel=parent.travel,
             start_size=parent.start_size,
             d_min=parent.d_min, d_max=parent.d_max, elongation=parent.elongation,

@@ -179,6 +179,31 @@ class BackgroundModel:
             sums.append(cv2.mean(cv2.add(np.abs(gx), np.abs(gy)), outline)[0])
         return sums[0] / max(sums[1], 1.0)
 
+    def release(self, box: tuple[float, float, float, float]) -> int:
+        """Take the last frame's foreground inside ``box`` (x, y, w, h, frame
+        coordinates) into the background at once; returns how many pixels.
+
+        For a ghost the caller has recognised (``contour_evidence``): what the
+        background holds there has gone, and the frame shows what is really
+        behind it; absorbing it only after ``absorb_time`` of stillness lets
+        whoever comes by merge with it first.
+        """
+        if self._bg is None or self._prev is None or self._prev_mask is None:
+            return 0
+        rows, cols = self._bg.shape[:2]
+        tx, ty = round(self._shift[0]), round(self._shift[1])
+        x, y, w, h = box
+        x0, y0 = max(0, int(x) + tx), max(0, int(y) + ty)
+        x1, y1 = min(cols, int(x + w) + 1 + tx), min(rows, int(y + h) + 1 + ty)
+        if x1 <= x0 or y1 <= y0:
+            return 0
+        fg = self._prev_mask[y0:y1, x0:x1] > 0
+        self._bg[y0:y1, x0:x1][fg] = self._prev[y0:y1, x0:x1][fg]
+        if self._still is not None:
+            self._still[y0:y1, x0:x1][fg] = 0
+        self._edges = None
+        return int(np.count_nonzero(fg))
+
     def reset(self, gray: GrayImage) -> None:
         """Forget everything and take ``gray`` as the new background."""
         self._bg = gray.astype(np.float32)

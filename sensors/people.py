@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+
+from sensors.pixelpass import person_sizes
 
 __all__ = ["PersonSize", "PersonSizeConfig", "PersonSizeModel"]
 
@@ -90,15 +91,14 @@ class PersonSizeModel:
         if len(self._sources) < self._cfg.min_people:
             self._sources.add(source)
         if self._added % self._cfg.refresh == 0 and len(self._sources) >= self._cfg.min_people:
-            # Order statistics by partial sorts of arrays (the same values as
-            # ``sorted(...)[k]``): refreshed on every ``refresh``-th sample, this
-            # runs on every few frames for the pieces the analyzer learns from.
-            memory = self._cfg.memory
-            bands = [self._samples[b, :min(f, memory)] for b, f in enumerate(self._filled)]
-            every = np.concatenate([b[:, 0] for b in bands])
-            middle = len(every) // 2
-            floor = self._cfg.floor * float(np.partition(every, middle)[middle])
-            self._cache = [self._estimate(bands, b, floor) for b in range(self._cfg.bands)]
+            # Refreshed on every ``refresh``-th sample: this runs on every few
+            # frames for the pieces the analyzer learns from, so it is compiled
+            # (sensors.pixelpass.person_sizes: every band in one call, the same
+            # order statistics as the partial sorts of numpy arrays it replaced).
+            cfg = self._cfg
+            self._cache = [None if size is None else PersonSize(*size)
+                           for size in person_sizes(self._samples, self._filled, cfg.floor,
+                                                    cfg.min_samples, cfg.borrow, cfg.quantile)]
 
     @property
     def known(self) -> bool:
@@ -108,19 +108,3 @@ class PersonSizeModel:
     def at(self, y: float) -> PersonSize | None:
         """One person's size at row ``y``, or ``None`` while the model knows too little."""
         return self._cache[self._band(y)]
-
-    def _estimate(self, bands: list[npt.NDArray[np.float64]], band: int, floor: float
-                  ) -> PersonSize | None:
-        picked = bands[band][bands[band][:, 0] >= floor]
-        n = self._cfg.bands
-        for reach in range(1, self._cfg.borrow + 1):
-            if len(picked) >= self._cfg.min_samples:
-                break
-            lo, hi = max(0, band - reach), min(n - 1, band + reach)
-            near = np.concatenate(bands[lo:hi + 1])
-            picked = near[near[:, 0] >= floor]
-        if len(picked) < self._cfg.min_samples:
-            return None
-        k = int(self._cfg.quantile * (len(picked) - 1))
-        area, h, w = (float(v) for v in np.partition(picked, k, axis=0)[k])
-        return PersonSize(area=area, h=h, w=w)

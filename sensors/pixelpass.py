@@ -39,8 +39,8 @@ from numba.extending import intrinsic
 from sensors.frames import GrayImage
 
 __all__ = ["AreaReducer", "absdiff_moved", "area_floats", "components", "edges", "foreground",
-           "halve_close", "lighting", "phase_correlate", "pyr_down", "residual_grid",
-           "spectrum", "split_parts", "strip_stats", "update", "warm_up"]
+           "halve_close", "lighting", "person_sizes", "phase_correlate", "pyr_down",
+           "residual_grid", "spectrum", "split_parts", "strip_stats", "update", "warm_up"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -987,6 +987,68 @@ def split_parts(mask: GrayImage, box: tuple[float, float, float, float], area: f
     return [(float(px), float(pw), float(pa)) for px, pw, pa in parts.tolist()]
 
 
+@_compiled
+def _person_sizes(samples: np.ndarray, counts: np.ndarray,  # pragma: no cover
+                  floor_fraction: float, min_samples: int, borrow: int, quantile: float,
+                  out: np.ndarray) -> None:
+    # sensors.people's estimates for every band at once: the floor is
+    # ``floor_fraction`` times the median area over all bands (the middle order
+    # statistic); per band, the rows at or above the floor (borrowing from the
+    # bands ``reach`` either side while there are fewer than ``min_samples``),
+    # and each column's k-th smallest, k = int(quantile * (rows - 1)). Order
+    # statistics are values, not positions: the same ones np.partition gives.
+    n = samples.shape[0]
+    total = 0
+    for b in range(n):
+        total += counts[b]
+    every = np.empty(total, np.float64)
+    i = 0
+    for b in range(n):
+        for j in range(counts[b]):
+            every[i] = samples[b, j, 0]
+            i += 1
+    floor = floor_fraction * np.partition(every, total // 2)[total // 2]
+    picked = np.empty((total, 3), np.float64)
+    for band in range(n):
+        rows = 0
+        lo, hi = band, band
+        reach = 0
+        while True:
+            rows = 0
+            for b in range(lo, hi + 1):
+                for j in range(counts[b]):
+                    if samples[b, j, 0] >= floor:
+                        picked[rows, 0] = samples[b, j, 0]
+                        picked[rows, 1] = samples[b, j, 1]
+                        picked[rows, 2] = samples[b, j, 2]
+                        rows += 1
+            reach += 1
+            if rows >= min_samples or reach > borrow:
+                break
+            lo, hi = max(0, band - reach), min(n - 1, band + reach)
+        if rows < min_samples:
+            out[band, 0] = 0.0
+            continue
+        k = int(quantile * (rows - 1))
+        out[band, 0] = 1.0
+        for c in range(3):
+            out[band, 1 + c] = np.partition(picked[:rows, c], k)[k]
+
+
+def person_sizes(samples: np.ndarray, filled: list[int], floor_fraction: float,
+                 min_samples: int, borrow: int, quantile: float
+                 ) -> list[tuple[float, float, float] | None]:
+    """Per band, ``(area, h, w)`` of one person, or ``None`` (see
+    :class:`sensors.people.PersonSizeModel`): ``samples[band, :filled[band]]``
+    (capped at the memory) are the band's ``(area, h, w)`` samples."""
+    memory = samples.shape[1]
+    counts = np.array([min(f, memory) for f in filled], np.int64)
+    out = np.empty((samples.shape[0], 4), np.float64)
+    _person_sizes(samples, counts, float(floor_fraction), int(min_samples), int(borrow),
+                  float(quantile), out)
+    return [(area, h, w) if ok else None for ok, area, h, w in out.tolist()]
+
+
 @_compiled_quiet
 def _cross_power(ref: Floats, spec: Floats, out: Floats) -> None:  # pragma: no cover
     # OpenCV 5.1's phaseCorrelate after its two DFTs, on CCS-packed spectra:
@@ -1132,6 +1194,7 @@ def warm_up() -> None:
     AreaReducer((12, 6), (10, 5))(np.zeros((6, 12), np.uint8))
     area_floats(floats, (3, 4))
     edges(floats, 1.0)
+    person_sizes(np.ones((2, 3, 3)), [2, 5], 0.3, 1, 1, 0.5)
     residual_grid(np.zeros((20, 20), np.float32), np.zeros((20, 20), np.float32), (1, 0), 2,
                   (4, 4))
     for scale in (1, 2):

@@ -476,3 +476,53 @@ def test_residual_grid_is_opencvs_moved_difference_grid_and_mean(
         cells, mean = pixelpass.residual_grid(image, bg, shift, border, (4, 4))
         np.testing.assert_array_equal(cells, want)
         assert mean == float(want.mean())
+
+
+def _reference_person_sizes(samples: np.ndarray, filled: list[int], floor_fraction: float,
+                            min_samples: int, borrow: int, quantile: float
+                            ) -> list[tuple[float, float, float] | None]:
+    # sensors.people's refresh before it was compiled (np.partition per band).
+    memory = samples.shape[1]
+    bands = [samples[b, :min(f, memory)] for b, f in enumerate(filled)]
+    every = np.concatenate([b[:, 0] for b in bands])
+    middle = len(every) // 2
+    floor = floor_fraction * float(np.partition(every, middle)[middle])
+    n = len(bands)
+    found: list[tuple[float, float, float] | None] = []
+    for band in range(n):
+        picked = bands[band][bands[band][:, 0] >= floor]
+        for reach in range(1, borrow + 1):
+            if len(picked) >= min_samples:
+                break
+            lo, hi = max(0, band - reach), min(n - 1, band + reach)
+            near = np.concatenate(bands[lo:hi + 1])
+            picked = near[near[:, 0] >= floor]
+        if len(picked) < min_samples:
+            found.append(None)
+            continue
+        k = int(quantile * (len(picked) - 1))
+        area, h, w = (float(v) for v in np.partition(picked, k, axis=0)[k])
+        found.append((area, h, w))
+    return found
+
+
+def test_person_sizes_are_the_partial_sorts_order_statistics() -> None:
+    rng = np.random.default_rng(23)
+    known = 0
+    for trial in range(400):
+        bands, memory = int(rng.integers(1, 8)), int(rng.integers(1, 60))
+        samples = np.zeros((bands, memory, 3), np.float64)
+        filled = [int(rng.integers(0, 2 * memory)) for _ in range(bands)]
+        if sum(filled) == 0:
+            filled[0] = 1
+        for b in range(bands):
+            n = min(filled[b], memory)
+            samples[b, :n] = rng.random((n, 3)) * [3000.0, 150.0, 80.0]
+            if trial % 3 == 0:
+                samples[b, :n] = np.round(samples[b, :n] / 50.0) * 50.0  # ties
+        args = (samples, filled, [0.3, 0.0, 1.5][trial % 3], int(rng.integers(1, 30)),
+                int(rng.integers(0, 3)), [0.35, 0.9, 0.0, 1.0][trial % 4])
+        got = pixelpass.person_sizes(*args)
+        assert got == _reference_person_sizes(*args), trial
+        known += sum(g is not None for g in got)
+    assert known > 200
