@@ -1627,8 +1627,7 @@ class DoorwayAnalyzer:
         near = [t for t in self.tracks if self._on_band(t.box)] if passages else []
         for p in passages:
             clean = (p.track > 0 and len(passages) == 1 and len(near) <= 1 and p.box is not None
-                     and not any(d == p.direction and abs(f - p.frame) <= window
-                                 for f, d in counter._reports))
+                     and not counter.reported_near(p.frame, p.direction, window))
             counter.reported(p.frame, p.direction)
             people = 1 + sum(1 for q in passages if q.track == -p.track * 10 - 1
                              or -p.track * 10 - q.track in (2, 3, 4))

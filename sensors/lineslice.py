@@ -345,6 +345,10 @@ class LineSlice:
         """The tracker reported a passage dated ``frame``."""
         self._reports.append((frame, direction))
 
+    def reported_near(self, frame: int, direction: Direction, span: float) -> bool:
+        """Whether the tracker reported a passage that way within ``span`` frames of ``frame``."""
+        return any(d == direction and abs(f - frame) <= span for f, d in self._reports)
+
     def clean_report(self, frame: int, direction: Direction, along: tuple[float, float],
                      people: int = 1) -> None:
         """A passage of one person alone at the line, dated ``frame``, whose box spans
